@@ -1,0 +1,188 @@
+"""The fast model: TF-IDF word and character n-grams + logistic regression.
+
+Trains on 10k short texts in seconds on a laptop CPU. Used for quick ablations, the
+label-noise cross-validation and the augmentation guard; it has the same outputs as the
+fine-tune loop (class probabilities in `classes_` order).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from assay.errors import InputError, require
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "word_ngrams": (1, 2),
+    "char_ngrams": (3, 5),
+    "min_df": 1,
+    "max_features": 200_000,
+    "sublinear_tf": True,
+    "C": 4.0,
+    "class_weight": None,  # or "balanced"
+    "max_iter": 1000,
+    "threshold": 0.5,  # multi-label decision threshold
+}
+
+
+class FastModel:
+    """TF-IDF (word + char n-grams) and logistic regression, with sample weights.
+
+    `labels` are strings (single-label) or lists of strings (multi-label: one binary
+    classifier per label, `predict` returns lists). Options override `DEFAULTS`.
+    """
+
+    def __init__(self, seed: int = 0, **options: Any) -> None:
+        unknown = sorted(set(options) - set(DEFAULTS))
+        if unknown:
+            raise InputError(
+                f"FastModel got unknown options {unknown}; expected some of {sorted(DEFAULTS)}"
+            )
+        self.seed = int(seed)
+        self.options = {**DEFAULTS, **options}
+        self.classes_: list[str] = []
+        self.multilabel = False
+        self._vectorizer = None
+        self._model = None
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self.options.items() if DEFAULTS[k] != v}
+        return f"FastModel(seed={self.seed}, {changed})"
+
+    # -- fitting ----------------------------------------------------------------------------
+
+    def _make_vectorizer(self):
+        require("sklearn", "train", "the fast model")
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import FeatureUnion
+
+        o = self.options
+        common = {
+            "min_df": o["min_df"],
+            "sublinear_tf": o["sublinear_tf"],
+            "dtype": np.float32,
+            "lowercase": True,
+        }
+        parts = []
+        if o["word_ngrams"]:
+            parts.append(
+                (
+                    "word",
+                    TfidfVectorizer(
+                        analyzer="word",
+                        ngram_range=tuple(o["word_ngrams"]),
+                        token_pattern=r"(?u)\b\w+\b|[!?]",
+                        max_features=o["max_features"],
+                        **common,
+                    ),
+                )
+            )
+        if o["char_ngrams"]:
+            parts.append(
+                (
+                    "char",
+                    TfidfVectorizer(
+                        analyzer="char_wb",
+                        ngram_range=tuple(o["char_ngrams"]),
+                        max_features=o["max_features"],
+                        **common,
+                    ),
+                )
+            )
+        if not parts:
+            raise InputError("FastModel needs word_ngrams or char_ngrams; both are disabled")
+        return FeatureUnion(parts)
+
+    def _make_classifier(self):
+        from sklearn.linear_model import LogisticRegression
+
+        o = self.options
+        return LogisticRegression(
+            C=o["C"],
+            class_weight=o["class_weight"],
+            max_iter=o["max_iter"],
+            random_state=self.seed,
+        )
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[Any],
+        weights: Sequence[float] | np.ndarray | None = None,
+    ) -> FastModel:
+        texts = list(texts)
+        labels = list(labels)
+        if len(texts) != len(labels):
+            raise InputError(f"FastModel.fit got {len(texts)} texts but {len(labels)} labels")
+        if not texts:
+            raise InputError("FastModel.fit got no training examples")
+        if any(lab is None for lab in labels):
+            raise InputError("FastModel.fit got null labels; drop unlabelled rows first")
+        sample_weight = None
+        if weights is not None:
+            sample_weight = np.asarray(weights, dtype=np.float64)
+            if sample_weight.shape != (len(texts),):
+                raise InputError(
+                    f"FastModel.fit got {sample_weight.shape[0]} weights for {len(texts)} texts"
+                )
+        self.multilabel = isinstance(labels[0], (list, tuple))
+        self._vectorizer = self._make_vectorizer()
+        features = self._vectorizer.fit_transform(texts)
+        if self.multilabel:
+            self._fit_multilabel(features, labels, sample_weight)
+        else:
+            self.classes_ = sorted({str(lab) for lab in labels})
+            if len(self.classes_) < 2:
+                raise InputError(
+                    f"FastModel needs at least two classes to train; found only {self.classes_}"
+                )
+            y = np.searchsorted(self.classes_, [str(lab) for lab in labels])
+            self._model = self._make_classifier().fit(features, y, sample_weight=sample_weight)
+        log.debug("fast model fitted on %d texts, %d features", len(texts), features.shape[1])
+        return self
+
+    def _fit_multilabel(self, features, labels, sample_weight) -> None:
+        self.classes_ = sorted({str(x) for lab in labels for x in lab})
+        index = {c: i for i, c in enumerate(self.classes_)}
+        y = np.zeros((len(labels), len(self.classes_)), dtype=np.int8)
+        for row, lab in enumerate(labels):
+            for x in lab:
+                y[row, index[str(x)]] = 1
+        models: list[Any] = []
+        for j in range(len(self.classes_)):
+            column = y[:, j]
+            if column.min() == column.max():
+                models.append(float(column[0]))  # constant: always or never this label
+            else:
+                clf = self._make_classifier()
+                models.append(clf.fit(features, column, sample_weight=sample_weight))
+        self._model = models
+
+    # -- prediction -------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if self._model is None:
+            raise InputError("this FastModel is not fitted yet: call fit(texts, labels) first")
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities, shape (n, n_classes), columns in `classes_` order."""
+        self._check_fitted()
+        features = self._vectorizer.transform(list(texts))
+        if not self.multilabel:
+            return self._model.predict_proba(features)
+        out = np.empty((features.shape[0], len(self.classes_)))
+        for j, model in enumerate(self._model):
+            out[:, j] = model if isinstance(model, float) else model.predict_proba(features)[:, 1]
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[Any]:
+        proba = self.predict_proba(texts)
+        if not self.multilabel:
+            return [self.classes_[i] for i in proba.argmax(axis=1)]
+        hits = proba >= self.options["threshold"]
+        return [[c for c, h in zip(self.classes_, row, strict=True) if h] for row in hits]
