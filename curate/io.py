@@ -1,0 +1,464 @@
+"""Data in and out: CSV/TSV, JSONL, Parquet, Hugging Face datasets, Label Studio exports.
+
+`read(ReadOptions)` returns a corpus plus the rows it could not take (null or empty text),
+each with a reason, so every input row is accounted for. Column and label mapping, multi-
+label columns and given splits are handled here; making splits is the `split` step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io as _io
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from assay import corpus as corpus_mod
+from assay.atomic import atomic_path, write_parquet
+from assay.errors import InputError
+from assay.hashing import file_hash, json_hash
+from assay.ids import content_ids
+from assay.step import dropped_rows
+
+log = logging.getLogger(__name__)
+
+Format = Literal["auto", "csv", "tsv", "jsonl", "parquet", "hf", "labelstudio"]
+WRITE_FORMATS = ("csv", "tsv", "jsonl", "parquet", "hf")
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "dev": "dev",
+    "val": "dev",
+    "valid": "dev",
+    "validation": "dev",
+    "development": "dev",
+    "test": "test",
+    "testing": "test",
+    "unlabeled": "unlabeled",
+    "unlabelled": "unlabeled",
+}
+LOAD_STEP = "load"
+
+
+class ReadOptions(BaseModel):
+    """Where the data is and how its columns map onto the corpus."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(
+        description="a file or directory path, a dataset name from `assay data list`, or a Hugging Face id"
+    )
+    format: Format = Field("auto", description="input format; auto guesses from the path")
+    text_column: str = Field("text", description="column holding the text")
+    label_column: str | None = Field(
+        "label", description="column holding the label(s); null for unlabelled data"
+    )
+    id_column: str | None = Field(
+        None, description="column with unique example keys; content hashes if unset"
+    )
+    split_column: str | None = Field(
+        None, description="column with train/dev/test; splits are kept as given"
+    )
+    group_column: str | None = Field(
+        None, description="column naming the source document/author; splits keep groups together"
+    )
+    lang_column: str | None = Field(None, description="column with a BCP-47 language code per row")
+    lang: str = Field("en", description="language of every row when lang_column is unset")
+    split: str | None = Field(None, description="put every row in this split")
+    labels: list[str] | None = Field(
+        None, description="the declared label set; other labels are an error"
+    )
+    label_map: dict[str, str] | None = Field(
+        None, description="rename raw label values, e.g. {'0': 'negative'}"
+    )
+    multilabel: bool = Field(
+        False, description="labels are lists (or delimited strings with label_separator)"
+    )
+    label_separator: str | None = Field(
+        None, description="split string labels on this separator (implies multilabel)"
+    )
+    encoding: str = Field("utf-8", description="text encoding of CSV/TSV/JSONL files, e.g. latin-1")
+    strict: bool = Field(
+        False, description="null or empty text is an error instead of a recorded drop"
+    )
+    limit: int | None = Field(None, ge=1, description="read only the first N rows")
+
+
+@dataclasses.dataclass
+class Loaded:
+    corpus: pl.DataFrame
+    dropped: pl.DataFrame
+    rows_read: int
+    input_hash: str
+    source: str
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def read(options: ReadOptions) -> Loaded:
+    """Read a source into a corpus; rows without text are dropped with a reason."""
+    from assay.curate import datasets
+
+    path = Path(options.source).expanduser()
+    if not path.exists() and datasets.is_known(options.source):
+        path = datasets.cached_path(options.source)
+        if options.id_column is None:  # the datasets carry their source keys as ids
+            options = options.model_copy(update={"id_column": "id"})
+    fmt = options.format if options.format != "auto" else guess_format(path, options.source)
+    raw = read_raw(path if path.exists() else Path(options.source), fmt, options)
+    if options.limit is not None:
+        raw = raw.head(options.limit)
+    if path.is_file():
+        input_hash = json_hash(
+            {"file": file_hash(path), "options": options.model_dump(mode="json")}
+        )
+    else:
+        from assay.hashing import frame_hash
+
+        input_hash = json_hash(
+            {"frame": frame_hash(raw), "options": options.model_dump(mode="json")}
+        )
+    corpus, dropped = to_corpus(raw, options)
+    return Loaded(
+        corpus, dropped, raw.height, input_hash, str(path if path.exists() else options.source)
+    )
+
+
+def guess_format(path: Path, source: str) -> str:
+    if path.is_dir():
+        return "hf"
+    suffix = (
+        "".join(path.suffixes[-2:]).lower()
+        if path.suffix in (".gz", ".zst")
+        else path.suffix.lower()
+    )
+    by_suffix = {
+        ".csv": "csv",
+        ".tsv": "tsv",
+        ".tab": "tsv",
+        ".jsonl": "jsonl",
+        ".ndjson": "jsonl",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+        ".json": "labelstudio",
+    }
+    if suffix in by_suffix:
+        return by_suffix[suffix]
+    if not path.exists() and "/" in source and not source.startswith((".", "/", "~")):
+        return "hf"  # looks like a Hugging Face hub id
+    if not path.exists():
+        raise InputError(
+            f"input {source!r} does not exist (and is not a dataset from `assay data list`)"
+        )
+    raise InputError(
+        f"cannot tell the format of {source!r} from its name; set format to one of "
+        "csv, tsv, jsonl, parquet, hf, labelstudio"
+    )
+
+
+def read_raw(path: Path, fmt: str, options: ReadOptions) -> pl.DataFrame:
+    """Read a file into a plain table of its own columns."""
+    if fmt in ("csv", "tsv", "jsonl", "labelstudio"):
+        if not path.exists():
+            raise InputError(f"input file {str(path)!r} does not exist")
+        text = _decode(path, options.encoding)
+        if not text.strip():
+            raise InputError(f"input file {str(path)!r} is empty")
+        data = text.encode("utf-8")
+        try:
+            if fmt in ("csv", "tsv"):
+                frame = pl.read_csv(
+                    _io.BytesIO(data),
+                    separator="\t" if fmt == "tsv" else ",",
+                    infer_schema=False,
+                    quote_char=None if fmt == "tsv" else '"',
+                    truncate_ragged_lines=False,
+                )
+            elif fmt == "jsonl":
+                frame = pl.read_ndjson(_io.BytesIO(data), infer_schema_length=None)
+            else:
+                frame = labelstudio_to_table(json.loads(text), options.text_column)
+        except (pl.exceptions.PolarsError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot parse {str(path)!r} as {fmt}: {_first_line(exc)}") from None
+    elif fmt == "parquet":
+        if not path.exists():
+            raise InputError(f"input file {str(path)!r} does not exist")
+        if path.stat().st_size == 0:
+            raise InputError(f"input file {str(path)!r} is empty")
+        try:
+            frame = pl.read_parquet(path)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise InputError(f"cannot read {str(path)!r} as parquet: {_first_line(exc)}") from None
+    elif fmt == "hf":
+        frame = _read_hf(path, options)
+    else:
+        raise InputError(f"unknown input format {fmt!r}")
+    if frame.height == 0:
+        raise InputError(f"input {str(path)!r} has no rows")
+    return frame
+
+
+def _decode(path: Path, encoding: str) -> str:
+    raw = path.read_bytes()
+    if not raw:
+        raise InputError(f"input file {str(path)!r} is empty")
+    try:
+        return raw.decode(encoding).removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{str(path)!r} is not valid {encoding}: byte {raw[exc.start]:#04x} on line {line}; "
+            "set encoding (e.g. encoding: latin-1 in the recipe's input, or --encoding latin-1)"
+        ) from None
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _read_hf(path: Path, options: ReadOptions) -> pl.DataFrame:
+    from assay.errors import require
+
+    datasets = require("datasets", "hf", "Hugging Face datasets")
+    try:
+        if path.exists():
+            ds = datasets.load_from_disk(str(path))
+        else:
+            ds = datasets.load_dataset(options.source)
+    except (FileNotFoundError, ValueError, OSError, ConnectionError) as exc:
+        raise InputError(
+            f"cannot load Hugging Face dataset {options.source!r}: {_first_line(exc)}"
+        ) from None
+    parts = ds.items() if isinstance(ds, (datasets.DatasetDict, dict)) else [(options.split, ds)]
+    frames = []
+    for split_name, part in parts:
+        frame = pl.from_arrow(part.data.table)
+        assert isinstance(frame, pl.DataFrame)
+        label_feature = part.features.get(options.label_column or "")
+        names = getattr(label_feature, "names", None)
+        if names and options.label_column in frame.columns:
+            frame = frame.with_columns(
+                pl.col(options.label_column).replace_strict(
+                    list(range(len(names))), names, default=None
+                )
+            )
+        if split_name is not None and options.split_column is None:
+            frame = frame.with_columns(pl.lit(split_name).alias("__split"))
+        frames.append(frame)
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def labelstudio_to_table(tasks: Any, text_key: str = "text") -> pl.DataFrame:
+    """Flatten a Label Studio JSON export: one row per task, its latest accepted choice(s).
+
+    Cancelled (skipped) annotations are not labels; a task without an accepted annotation
+    has a null label. Every `data` field becomes a column.
+    """
+    if not isinstance(tasks, list) or (tasks and not isinstance(tasks[0], dict)):
+        raise InputError("a Label Studio export is a JSON list of tasks")
+    rows = []
+    for task in tasks:
+        data = dict(task.get("data") or {})
+        accepted = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+        accepted.sort(
+            key=lambda a: (a.get("updated_at") or a.get("created_at") or "", a.get("id") or 0)
+        )
+        choices = None
+        if accepted:
+            for result in accepted[-1].get("result") or []:
+                value = result.get("value") or {}
+                if "choices" in value:
+                    choices = value["choices"]
+                    break
+        data["label"] = choices
+        data.setdefault("ls_task_id", task.get("id"))
+        rows.append(data)
+    if rows and not any(text_key in r for r in rows):
+        raise InputError(
+            f"the Label Studio tasks have no data field {text_key!r}; found {sorted(rows[0])}"
+        )
+    return pl.DataFrame(rows, infer_schema_length=None, strict=False)
+
+
+def to_corpus(raw: pl.DataFrame, options: ReadOptions) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Map a raw table onto the corpus schema; returns (corpus, dropped rows)."""
+    wanted = {
+        "text_column": options.text_column,
+        "label_column": options.label_column,
+        "id_column": options.id_column,
+        "split_column": options.split_column,
+        "group_column": options.group_column,
+        "lang_column": options.lang_column,
+    }
+    missing = {k: v for k, v in wanted.items() if v is not None and v not in raw.columns}
+    if missing:
+        what = ", ".join(f"{k}={v!r}" for k, v in missing.items())
+        raise InputError(
+            f"expected the column(s) {what}, but found only {raw.columns}; "
+            "set text_column / label_column to the right names"
+        )
+    renames = {
+        options.text_column: "text",
+        options.label_column: "label",
+        options.id_column: "id",
+        options.split_column: "split",
+        options.group_column: "group",
+        options.lang_column: "lang",
+    }
+    renames = {src: dst for src, dst in renames.items() if src is not None}
+    # Source columns that collide with schema names but are not mapped are kept, prefixed.
+    collisions = {
+        c: f"source__{c}" for c in raw.columns if c in corpus_mod.SCHEMA and c not in renames
+    }
+    frame = raw.rename(collisions).rename(renames)
+    if "__split" in frame.columns:
+        frame = frame.rename({"__split": "split"})
+    frame = frame.with_columns(pl.col("text").cast(pl.String))
+    if "label" not in frame.columns:
+        frame = frame.with_columns(label=pl.lit(None, dtype=pl.String))
+    frame = _labels(frame, options)
+    if options.split is not None:
+        frame = frame.with_columns(split=pl.lit(options.split))
+    if "split" in frame.columns:
+        frame = _splits(frame)
+    if "lang" not in frame.columns:
+        frame = frame.with_columns(lang=pl.lit(options.lang))
+    for col in ("group", "id"):
+        if col in frame.columns:
+            frame = frame.with_columns(pl.col(col).cast(pl.String))
+    if "id" in frame.columns:
+        dup = frame.filter(pl.col("id").is_duplicated() | pl.col("id").is_null())
+        if dup.height:
+            raise InputError(
+                f"id column {options.id_column!r} has {dup.height} null or repeated values, "
+                f"e.g. {dup['id'].head(3).to_list()}; ids must be unique"
+            )
+    else:
+        frame = frame.with_columns(
+            id=pl.Series(content_ids(frame["text"].fill_null(""), frame["label"]))
+        )
+    corpus = corpus_mod.conform(frame)
+    empty = pl.col("text").is_null() | (pl.col("text").str.strip_chars() == "")
+    bad = corpus.filter(empty)
+    if bad.height and options.strict:
+        raise InputError(
+            f"{bad.height} rows have null or empty text (first at row "
+            f"{corpus.with_row_index().filter(empty)['index'][0] + 1}); drop strict to record them as dropped"
+        )
+    reasons = (
+        pl.when(pl.col("text").is_null()).then(pl.lit("null_text")).otherwise(pl.lit("empty_text"))
+    )
+    dropped = dropped_rows(bad, LOAD_STEP, bad.select(reasons.alias("reason")).to_series())
+    return corpus.filter(~empty), dropped
+
+
+def _labels(frame: pl.DataFrame, options: ReadOptions) -> pl.DataFrame:
+    label = frame["label"]
+    multilabel = (
+        options.multilabel
+        or options.label_separator is not None
+        or isinstance(label.dtype, pl.List)
+    )
+    if multilabel:
+        if isinstance(label.dtype, pl.List):
+            expr = pl.col("label").cast(pl.List(pl.String))
+        else:
+            sep = options.label_separator or "|"
+            expr = (
+                pl.col("label")
+                .cast(pl.String)
+                .str.split(sep)
+                .list.eval(pl.element().str.strip_chars())
+            )
+        frame = frame.with_columns(expr.alias("label"))
+        if options.label_map:
+            frame = frame.with_columns(
+                pl.col("label").list.eval(pl.element().replace(options.label_map))
+            )
+    else:
+        frame = frame.with_columns(pl.col("label").cast(pl.String).str.strip_chars())
+        if options.label_map:
+            frame = frame.with_columns(pl.col("label").replace(options.label_map))
+    if options.labels is not None:
+        unknown = corpus_mod.unknown_labels(frame, options.labels)
+        if unknown:
+            raise InputError(
+                f"labels {unknown[:10]} are not in the declared label set {options.labels}; "
+                "fix the data, extend labels, or map them with label_map"
+            )
+    return frame
+
+
+def _splits(frame: pl.DataFrame) -> pl.DataFrame:
+    raw = pl.col("split").cast(pl.String).str.strip_chars().str.to_lowercase()
+    frame = frame.with_columns(
+        split=raw.replace_strict(SPLIT_ALIASES, default=None, return_dtype=pl.String),
+        __raw_split=raw,
+    )
+    unknown = frame.filter(pl.col("split").is_null() & pl.col("__raw_split").is_not_null())
+    if unknown.height:
+        raise InputError(
+            f"split values {unknown['__raw_split'].unique().sort().to_list()[:5]} are not known; "
+            f"expected one of {sorted(SPLIT_ALIASES)}"
+        )
+    return frame.drop("__raw_split")
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def write(corpus: pl.DataFrame, target: str | os.PathLike[str], fmt: str | None = None) -> Path:
+    """Write a corpus as csv, tsv, jsonl, parquet or a Hugging Face DatasetDict (atomically)."""
+    target = Path(target)
+    fmt = fmt or {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}.get(
+        target.suffix, "hf"
+    )
+    if fmt not in WRITE_FORMATS:
+        raise InputError(f"cannot write format {fmt!r}; choose one of {list(WRITE_FORMATS)}")
+    if fmt == "parquet":
+        write_parquet(target, corpus)
+    elif fmt in ("csv", "tsv"):
+        flat = corpus.with_columns(
+            [pl.col(c).list.join("|") for c, t in corpus.schema.items() if isinstance(t, pl.List)]
+        )
+        with atomic_path(target) as tmp:
+            flat.write_csv(tmp, separator="\t" if fmt == "tsv" else ",")
+    elif fmt == "jsonl":
+        with atomic_path(target) as tmp:
+            corpus.write_ndjson(tmp)
+    else:
+        _write_hf(corpus, target)
+    return target
+
+
+def _write_hf(corpus: pl.DataFrame, target: Path) -> None:
+    from assay.errors import require
+
+    datasets = require("datasets", "hf", "writing a Hugging Face DatasetDict")
+    parts = {}
+    for split in corpus["split"].fill_null("train").unique().sort().to_list():
+        part = corpus.filter(pl.col("split").fill_null("train") == split)
+        parts[split] = datasets.Dataset(part.to_arrow())
+    tmp = Path(
+        tempfile.mkdtemp(
+            prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None
+        )
+    )
+    try:
+        datasets.DatasetDict(parts).save_to_disk(str(tmp))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,225 @@
+"""The `assay` command line: a thin layer over the library.
+
+Every command body calls library functions; an `AssayError` becomes one line on stderr and
+a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from assay.errors import AssayError
+
+
+class AssayGroup(click.Group):
+    """A click group that turns assay errors into one clear line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AssayError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _console(quiet: bool):
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet)
+
+
+@click.group(cls=AssayGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="assay")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """assay: curate, augment and audit labelled text, and measure every data change."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default runs/<name>).",
+)
+@click.option("--seed", type=int, help="Override the recipe's seed.")
+@click.option("--no-cache", is_flag=True, help="Recompute every step.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
+def run(recipe: Path, out: Path | None, seed: int | None, no_cache: bool, quiet: bool) -> None:
+    """Run a recipe and write its run directory."""
+    from assay.recipes.runner import run_recipe
+    from assay.recipes.schema import load_recipe
+
+    from assay.cache import StepCache
+    from assay.progress import RichProgress, SilentProgress
+
+    console = _console(quiet)
+    parsed = load_recipe(recipe)
+    progress = SilentProgress() if quiet else RichProgress(console)
+    cache = StepCache(enabled=parsed.cache and not no_cache)
+    with console.status(f"running {parsed.name}", spinner="dots") if not quiet else _nullcontext():
+        result = run_recipe(parsed, out, seed=seed, progress=progress, cache=cache)
+    if not quiet:
+        _print_run_summary(console, result.manifest, result.run_dir.path)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _print_run_summary(console, manifest: dict[str, Any], path: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{manifest['name']} (seed {manifest['seed']})")
+    for col in ("step", "in", "out", "dropped", "added", "modified", "s", "cached"):
+        table.add_column(col, justify="right" if col not in ("step", "cached") else "left")
+    for r in manifest["steps"]:
+        table.add_row(
+            r["step"], f"{r['n_in']:,}", f"{r['n_out']:,}", f"{r['n_dropped']:,}", f"{r['n_added']:,}",
+            f"{r['n_modified']:,}", f"{r['seconds']:.2f}", "yes" if r["cached"] else "",
+        )  # fmt: skip
+    console.print(table)
+    acc = manifest["accounting"]
+    console.print(
+        f"{acc['rows_read']:,} read, {acc['dropped_at_load'] + acc['dropped_by_steps']:,} dropped, "
+        f"{acc['added']:,} added -> {acc['rows_out']:,} rows in {path}"
+    )
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+def validate(recipe: Path) -> None:
+    """Check a recipe without running it."""
+    from assay.recipes.schema import load_recipe
+
+    parsed = load_recipe(recipe)
+    click.echo(
+        f"ok: {recipe} ({len(parsed.steps)} steps: {', '.join(s.name for s in parsed.steps) or 'none'})"
+    )
+
+
+@main.group()
+def steps() -> None:
+    """List registered steps and show their parameters."""
+
+
+@steps.command("list")
+def steps_list() -> None:
+    """List every registered step with its kind and summary."""
+    from assay.recipes.catalog import load_steps
+
+    from assay import registry
+
+    load_steps()
+    width = max((len(n) for n in registry.names()), default=0)
+    for name in registry.names():
+        cls = registry.get(name)
+        click.echo(f"{name:<{width}}  {cls.kind:<9}  {registry.summary(cls)}")
+
+
+@steps.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the full description as JSON.")
+def steps_show(name: str, as_json: bool) -> None:
+    """Show a step's documentation and the JSON schema of its Config."""
+    from assay.recipes.catalog import load_steps
+
+    from assay import registry
+
+    load_steps()
+    info = registry.describe(name)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"{info['name']} ({info['kind']}, version {info['version']})\n")
+    click.echo(info["doc"] + "\n")
+    click.echo("parameters:")
+    props = info["config_schema"].get("properties", {})
+    for key, prop in props.items():
+        kind = prop.get("type") or " | ".join(p.get("type", "?") for p in prop.get("anyOf", []))
+        default = json.dumps(prop.get("default")) if "default" in prop else "required"
+        click.echo(f"  {key} ({kind}, default {default}): {prop.get('description', '')}")
+
+
+@main.group()
+def data() -> None:
+    """Real labelled datasets that assay can fetch."""
+
+
+@data.command("list")
+def data_list() -> None:
+    """List the datasets `assay data get` can fetch."""
+    from assay.curate.datasets import list_datasets
+
+    for d in list_datasets():
+        mark = "cached" if d["cached"] else "-"
+        click.echo(f"{d['name']:<14} {d['rows']:>6,} rows  {mark:<6}  {d['description']}")
+
+
+@data.command("get")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Download again even if cached.")
+def data_get(name: str, force: bool) -> None:
+    """Fetch and cache a dataset; prints the path of its parquet file."""
+    from assay.curate.datasets import get
+
+    click.echo(str(get(name, force=force)))
+
+
+@main.group()
+def recipe() -> None:
+    """Recipe tools."""
+
+
+@recipe.command("schema")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to a file instead of stdout.",
+)
+def recipe_schema(out: Path | None) -> None:
+    """Print the JSON Schema of recipes (for editor completion)."""
+    from assay.recipes.schema import json_schema
+
+    from assay import atomic
+
+    text = json.dumps(json_schema(), indent=2)
+    if out:
+        atomic.write_text(out, text + "\n")
+        click.echo(str(out))
+    else:
+        click.echo(text)
+
+
+@main.command()
+def doctor() -> None:
+    """Show which optional resources are installed, with the command to add each."""
+    from assay.resources import doctor as run_doctor
+
+    missing = 0
+    for check in run_doctor():
+        mark = click.style("ok  ", fg="green") if check.ok else click.style("miss", fg="yellow")
+        line = f"{mark} {check.name:<22} {check.detail}"
+        if not check.ok:
+            missing += 1
+            line += f"\n     {'':<22} add with: {check.fix}"
+        click.echo(line)
+    click.echo(f"{missing} optional resource(s) missing" if missing else "everything is installed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""The runner: load the input, run the steps with caching and checks, write the run directory.
+
+After every step it checks the books (`n_out = n_in - dropped + added`, no row lost without a
+record), the corpus schema, and that dev/test rows were not touched by steps that must not
+touch them. Step outputs are cached by (input key, step, config, version, seed, position).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import platform
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from assay.curate import io
+from assay.recipes.schema import Recipe, StepSpec, dump_recipe, load_recipe
+
+from assay import __version__
+from assay import corpus as corpus_mod
+from assay.cache import StepCache, step_key
+from assay.context import RunContext
+from assay.errors import StepError
+from assay.hashing import frame_hash
+from assay.progress import Progress, SilentProgress
+from assay.rundir import CORPUS, DROPPED, LINEAGE, MANIFEST, REPORT, RunDirectory
+from assay.step import DROP_COLUMNS, Step, StepReport, check_accounting, check_eval_protected
+
+log = logging.getLogger(__name__)
+
+VERSIONED_PACKAGES = (
+    "polars", "pyarrow", "numpy", "pydantic", "torch", "transformers", "peft",
+    "sentence-transformers", "scikit-learn", "cleanlab", "nlpaug", "nltk", "ray",
+    "label-studio-sdk", "datasets", "numba",
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class PipelineResult:
+    corpus: pl.DataFrame
+    dropped: pl.DataFrame
+    lineage: pl.DataFrame
+    reports: list[StepReport]
+    findings: dict[str, pl.DataFrame]
+    key: str
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: RunDirectory
+    manifest: dict[str, Any]
+    pipeline: PipelineResult
+
+
+def build_steps(specs: list[StepSpec] | list[Any]) -> list[Step]:
+    """Instantiate steps from specs (StepSpec objects or raw `{name: params}` items)."""
+    from assay.recipes.schema import parse_step
+
+    return [
+        (s if isinstance(s, StepSpec) else parse_step(s, f"steps[{i}]")).build()
+        for i, s in enumerate(specs)
+    ]
+
+
+def load_input(recipe: Recipe) -> tuple[pl.DataFrame, pl.DataFrame, str, int]:
+    """Read the recipe's input: (corpus, rows dropped at load, input key, rows read)."""
+    loaded = io.read(recipe.input)
+    return loaded.corpus, loaded.dropped, loaded.input_hash, loaded.rows_read
+
+
+def run_steps(
+    corpus: pl.DataFrame,
+    steps: list[Step],
+    ctx: RunContext,
+    *,
+    cache: StepCache | None = None,
+    input_key: str | None = None,
+    protect_eval: bool = True,
+) -> PipelineResult:
+    """Run steps in order with caching and the bookkeeping checks."""
+    key = input_key or frame_hash(corpus)
+    dropped: list[pl.DataFrame] = []
+    lineage: list[pl.DataFrame] = []
+    findings: dict[str, pl.DataFrame] = {}
+    reports: list[StepReport] = []
+    for index, step in enumerate(steps):
+        sctx = ctx.for_step(index, step.name)
+        key = step_key(key, step.name, step.version, step.params, ctx.seed, index)
+        result = cache.get(key) if cache is not None else None
+        if result is None:
+            started = time.perf_counter()
+            result = step.apply(corpus, sctx)
+            check_accounting(corpus, result)
+            check_eval_protected(corpus, result, step, protect_eval)
+            try:
+                corpus_mod.validate(result.corpus)
+            except corpus_mod.SchemaError as exc:
+                raise StepError(f"step {step.name!r} produced an invalid corpus: {exc}") from None
+            result.report.seconds = round(time.perf_counter() - started, 4)
+            if cache is not None:
+                cache.put(key, result)
+        log.info(
+            "%s: %d -> %d rows (%d dropped, %d added)%s",
+            step.name,
+            result.report.n_in,
+            result.report.n_out,
+            result.report.n_dropped,
+            result.report.n_added,
+            " [cached]" if result.report.cached else "",
+        )
+        corpus = result.corpus
+        reports.append(result.report)
+        if result.dropped is not None and result.dropped.height:
+            dropped.append(result.dropped)
+        if result.lineage is not None and result.lineage.height:
+            lineage.append(result.lineage)
+        if result.findings is not None:
+            findings[f"{index:02d}_{step.name}"] = result.findings
+    return PipelineResult(
+        corpus=corpus,
+        dropped=_concat(dropped, corpus_mod.empty(corpus_mod.is_multilabel(corpus))),
+        lineage=_concat(
+            lineage,
+            pl.DataFrame(
+                schema={"id": pl.String, "step": pl.String, "before": pl.String, "after": pl.String}
+            ),
+        ),
+        reports=reports,
+        findings=findings,
+        key=key,
+    )
+
+
+def _concat(frames: list[pl.DataFrame], empty: pl.DataFrame) -> pl.DataFrame:
+    if frames:
+        return pl.concat(frames, how="diagonal_relaxed")
+    if "id" in empty.columns and "before" not in empty.columns:
+        return empty.with_columns(
+            step=pl.lit(None, dtype=pl.String),
+            reason=pl.lit(None, dtype=pl.String),
+            generated=pl.lit(None, dtype=pl.Boolean),
+        )
+    return empty
+
+
+def run_recipe(
+    recipe: Recipe | str | Path,
+    out: str | Path | None = None,
+    *,
+    seed: int | None = None,
+    progress: Progress | None = None,
+    cache: StepCache | None = None,
+) -> RunResult:
+    """Run a recipe end to end and write its run directory."""
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    if seed is not None:
+        recipe = recipe.model_copy(update={"seed": seed})
+    run_dir = RunDirectory(out or Path("runs") / recipe.name).prepare()
+    ctx = RunContext(
+        seed=recipe.seed,
+        run_dir=run_dir.path,
+        engine=recipe.engine,
+        progress=progress or SilentProgress(),
+    )
+    started = time.perf_counter()
+    corpus, load_dropped, input_key, rows_read = load_input(recipe)
+    steps = build_steps(recipe.steps)
+    if cache is None:
+        cache = StepCache(enabled=recipe.cache)
+    result = run_steps(
+        corpus, steps, ctx, cache=cache, input_key=input_key, protect_eval=recipe.protect_eval
+    )
+    dropped = (
+        pl.concat([load_dropped, result.dropped], how="diagonal_relaxed")
+        if load_dropped.height
+        else result.dropped
+    )
+    dropped = dropped.select(
+        [
+            *corpus_mod.REQUIRED,
+            *DROP_COLUMNS,
+            *[c for c in dropped.columns if c not in corpus_mod.REQUIRED and c not in DROP_COLUMNS],
+        ]
+    )
+    result.dropped = dropped
+    run_dir.write_table(CORPUS, result.corpus)
+    run_dir.write_table(DROPPED, dropped)
+    run_dir.write_table(LINEAGE, result.lineage)
+    for name, frame in result.findings.items():
+        run_dir.write_table(f"findings/{name}.parquet", frame)
+    outputs = [CORPUS, DROPPED, LINEAGE]
+    for fmt in recipe.output.formats:
+        name = f"corpus.{fmt}" if fmt != "hf" else "corpus_hf"
+        io.write(result.corpus, run_dir / name, fmt)
+        outputs.append(name)
+    manifest = _manifest(
+        recipe, input_key, rows_read, load_dropped, result, time.perf_counter() - started
+    )
+    manifest["outputs"] = run_dir.hashes(outputs)
+    if recipe.output.report:
+        from assay.audits.report import render_run_report
+
+        render_run_report(run_dir, manifest, result.corpus, dropped)
+        manifest["outputs"][REPORT] = "report.html"
+    run_dir.write_manifest(manifest)
+    return RunResult(run_dir, manifest, result)
+
+
+def _manifest(
+    recipe: Recipe,
+    input_key: str,
+    rows_read: int,
+    load_dropped: pl.DataFrame,
+    result: PipelineResult,
+    seconds: float,
+) -> dict[str, Any]:
+    inputs_dropped = result.dropped.filter(~pl.col("generated").fill_null(False))
+    n_dropped = inputs_dropped.height
+    n_added = sum(r.n_added for r in result.reports)
+    accounting = {
+        "rows_read": rows_read,
+        "dropped_at_load": load_dropped.height,
+        "dropped_by_steps": n_dropped - load_dropped.height,
+        "added": n_added,
+        "rows_out": result.corpus.height,
+        "generated_rejected": result.dropped.height - n_dropped,
+        "balanced": rows_read - n_dropped + n_added == result.corpus.height,
+    }
+    if not accounting["balanced"]:
+        raise StepError(f"the run lost rows: {accounting}")
+    return {
+        "assay_version": __version__,
+        "name": recipe.name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seed": recipe.seed,
+        "engine": recipe.engine,
+        "recipe": dump_recipe(recipe),
+        "inputs": [{"source": recipe.input.source, "hash": input_key, "rows_read": rows_read}],
+        "accounting": accounting,
+        "steps": [r.to_dict() for r in result.reports],
+        "cached_steps": [r.step for r in result.reports if r.cached],
+        "drop_reasons": _drop_reasons(result.dropped),
+        "splits": dict(result.corpus.group_by("split").len().sort("split").iter_rows()),
+        "labels": _label_counts(result.corpus),
+        "versions": _versions(),
+        "seconds": round(seconds, 3),
+        "files": [MANIFEST],
+    }
+
+
+def _drop_reasons(dropped: pl.DataFrame) -> list[dict[str, Any]]:
+    if dropped.height == 0:
+        return []
+    counts = (
+        dropped.group_by("step", "reason", "generated")
+        .len()
+        .sort(["step", "len"], descending=[False, True])
+    )
+    return counts.rename({"len": "rows"}).to_dicts()
+
+
+def _label_counts(corpus: pl.DataFrame) -> dict[str, int]:
+    col = corpus["label"].explode() if corpus_mod.is_multilabel(corpus) else corpus["label"]
+    counts = col.fill_null("<unlabelled>").value_counts().sort(col.name)
+    return dict(counts.iter_rows())
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "assay": __version__}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

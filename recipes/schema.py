@@ -1,0 +1,214 @@
+"""Recipe schema: YAML validated against the step registry, with errors that point at the key.
+
+A recipe:
+
+    name: quickstart
+    seed: 13
+    input: {source: vader-movies, labels: [negative, positive]}
+    steps:
+      - clean: {min_chars: 3}
+      - split: {dev: 0.1, test: 0.1}
+    output: {formats: [parquet]}
+
+Steps are a list of one-key mappings `{step_name: {params}}` (or a bare name for defaults).
+Every problem becomes one `RecipeError` line naming the YAML path and, for typos, the key
+that was probably meant.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from assay.curate.io import ReadOptions
+from assay.recipes.catalog import load_steps
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from assay import registry
+from assay.context import DEFAULT_SEED
+from assay.errors import RecipeError
+from assay.step import StepConfig
+
+
+class StepSpec(BaseModel):
+    """One step of a recipe: a registered name and its validated Config."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    config: StepConfig
+
+    def build(self):
+        return registry.get(self.name)(self.config)
+
+    def to_yaml(self) -> dict[str, Any]:
+        return {self.name: self.config.model_dump(mode="json", exclude_defaults=True)}
+
+
+class OutputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    formats: list[Literal["parquet", "csv", "tsv", "jsonl", "hf"]] = Field(
+        default_factory=list, description="extra copies of the corpus beside corpus.parquet"
+    )
+    report: bool = Field(True, description="render report.html")
+
+
+class Recipe(BaseModel):
+    """A declarative pipeline: input, steps, output, seed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("run", description="name of the run")
+    description: str | None = None
+    seed: int = Field(DEFAULT_SEED, description="the one seed every step's randomness derives from")
+    input: ReadOptions
+    steps: list[StepSpec] = Field(default_factory=list)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    engine: Literal["local", "ray"] = Field("local", description="where row-parallel work runs")
+    cache: bool = Field(
+        True, description="reuse cached step outputs keyed by input, config and version"
+    )
+    protect_eval: bool = Field(
+        True, description="fail if augmentation, reweighting or relabelling touches dev/test rows"
+    )
+    ablation: dict[str, Any] | None = Field(
+        None, description="variants to compare (`assay ablate`)"
+    )
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _parse_steps(cls, value: Any) -> list[StepSpec]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ValueError("steps must be a list of {step_name: {params}} mappings")
+        return [parse_step(item, f"steps[{i}]") for i, item in enumerate(value)]
+
+
+def parse_step(item: Any, where: str) -> StepSpec:
+    """Turn `{name: params}` or `name` into a StepSpec; errors name the YAML path."""
+    load_steps()
+    if isinstance(item, StepSpec):
+        return item
+    if isinstance(item, str):
+        name, params = item, {}
+    elif isinstance(item, dict) and len(item) == 1:
+        name, params = next(iter(item.items()))
+        params = params or {}
+    else:
+        raise RecipeError(f"{where}: a step is one mapping {{step_name: {{params}}}}, got {item!r}")
+    if name not in registry.names():
+        raise RecipeError(
+            f"{where}: unknown step {name!r}{registry.suggest(str(name), registry.names())}"
+        )
+    if not isinstance(params, dict):
+        raise RecipeError(f"{where}.{name}: parameters must be a mapping, got {params!r}")
+    config_cls = registry.get(name).Config
+    try:
+        return StepSpec(name=name, config=config_cls(**params))
+    except ValidationError as exc:
+        raise RecipeError(_describe(exc, f"{where}.{name}", config_cls)) from None
+
+
+def _describe(exc: ValidationError, where: str, model: type[BaseModel]) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    path = ".".join([where, *loc]) if where else ".".join(loc)
+    if err["type"] == "extra_forbidden":
+        fields = _fields_at(model, err["loc"][:-1])
+        hint = registry.suggest(loc[-1], fields)
+        more = f" (known keys: {', '.join(sorted(fields))})" if not hint and fields else ""
+        return f"{path}: unknown key {loc[-1]!r}{hint}{more}"
+    if err["type"] == "missing":
+        return f"{path}: required key is missing"
+    value = err.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+    return f"{path}: {err['msg']}{shown}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (nested) model at `loc`, for 'did you mean' hints."""
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = field.annotation
+    return list(getattr(current, "model_fields", {}))
+
+
+def load_recipe(source: str | os.PathLike[str] | dict[str, Any]) -> Recipe:
+    """Read and validate a recipe from a YAML file (or an already parsed mapping)."""
+    if isinstance(source, dict):
+        data, where = source, "recipe"
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise RecipeError(f"recipe {str(path)!r} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise RecipeError(f"{path}: broken YAML{at}: {problem}") from None
+        except UnicodeDecodeError:
+            raise RecipeError(f"{path}: a recipe must be UTF-8 text") from None
+        where = str(path)
+        if isinstance(data, dict) and isinstance(data.get("input"), dict):
+            data = _resolve_relative_source(data, path.parent)
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: a recipe is a YAML mapping with at least an `input` key")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise RecipeError(f"{where}: {_describe(exc, '', Recipe)}") from None
+
+
+def _resolve_relative_source(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A relative input path in a recipe is relative to the recipe file, if it exists there."""
+    source = data["input"].get("source")
+    if isinstance(source, str) and not os.path.isabs(source):
+        candidate = base / source
+        if candidate.exists() and not Path(source).exists():
+            data = {**data, "input": {**data["input"], "source": str(candidate)}}
+    return data
+
+
+def dump_recipe(recipe: Recipe) -> dict[str, Any]:
+    """The resolved recipe as plain data (for the manifest)."""
+    data = recipe.model_dump(mode="json", exclude={"steps"})
+    data["steps"] = [{s.name: s.config.model_dump(mode="json")} for s in recipe.steps]
+    return data
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of recipes, with one entry per registered step, for editor completion."""
+    load_steps()
+    schema = Recipe.model_json_schema()
+    step_variants = []
+    for name in registry.names():
+        cls = registry.get(name)
+        cfg = cls.Config.model_json_schema()
+        step_variants.append(
+            {
+                "type": "object",
+                "description": registry.summary(cls),
+                "properties": {name: {"anyOf": [cfg, {"type": "null"}]}},
+                "required": [name],
+                "additionalProperties": False,
+            }
+        )
+        step_variants.append({"const": name})
+    schema.setdefault("properties", {})["steps"] = {
+        "type": "array",
+        "description": "steps run in order; each is {step_name: {params}}",
+        "items": {"anyOf": step_variants},
+    }
+    schema["$defs"].pop("StepSpec", None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "assay recipe"
+    return schema
