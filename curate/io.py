@@ -216,7 +216,7 @@ def _decode(path: Path, encoding: str) -> str:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(
             f"{str(path)!r} is not valid {encoding}: byte {raw[exc.start]:#04x} on line {line}; "
-            "set encoding (e.g. encoding: latin-1 in the recipe's input, or --encoding latin-1)"
+            "set the input's encoding (e.g. `encoding: latin-1` in the recipe's input)"
         ) from None
     except LookupError:
         raise InputError(f"unknown encoding {encoding!r}") from None

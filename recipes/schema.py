@@ -166,6 +166,8 @@ def load_recipe(source: str | os.PathLike[str] | dict[str, Any]) -> Recipe:
         return Recipe.model_validate(data)
     except ValidationError as exc:
         raise RecipeError(f"{where}: {_describe(exc, '', Recipe)}") from None
+    except RecipeError as exc:  # raised while parsing steps
+        raise RecipeError(f"{where}: {exc}") from None
 
 
 def _resolve_relative_source(data: dict[str, Any], base: Path) -> dict[str, Any]:
