@@ -126,18 +126,20 @@ def validate(
         ok = found in (dtype, MULTILABEL) if name == "label" else found == dtype
         if not ok and found != pl.Null:
             problems.append(f"column {name!r} has type {found}, expected {dtype}")
-    if "id" in corpus.columns and not problems:
+    if problems:  # row-level checks need the right columns and types
+        raise SchemaError("invalid corpus: " + "; ".join(problems))
+    if "id" in corpus.columns:
         ids = corpus["id"]
         if ids.null_count():
             problems.append(f"{ids.null_count()} rows have a null id")
         dup = corpus.filter(pl.col("id").is_duplicated())["id"].unique().sort()
         if len(dup):
             problems.append(f"{len(dup)} ids are not unique, e.g. {dup.head(3).to_list()}")
-    if "text" in corpus.columns and not problems:
+    if "text" in corpus.columns:
         bad = corpus.filter(pl.col("text").is_null() | (pl.col("text").str.strip_chars() == ""))
         if len(bad):
             problems.append(f"{len(bad)} rows have null or empty text, e.g. ids {_head(bad)}")
-    if "split" in corpus.columns and not problems:
+    if "split" in corpus.columns:
         allowed = [*SPLITS]
         cond = ~pl.col("split").is_in(allowed)
         cond = (
@@ -149,7 +151,7 @@ def validate(
         if len(bad):
             found = bad["split"].unique().to_list()
             problems.append(f"{len(bad)} rows have split {found}, expected one of {allowed}")
-    if "weight" in corpus.columns and not problems:
+    if "weight" in corpus.columns:
         bad = corpus.filter(
             pl.col("weight").is_null() | (pl.col("weight") < 0) | pl.col("weight").is_nan()
         )
@@ -157,7 +159,7 @@ def validate(
             problems.append(
                 f"{len(bad)} rows have a null, NaN or negative weight, e.g. ids {_head(bad)}"
             )
-    if labels is not None and "label" in corpus.columns and not problems:
+    if labels is not None:
         unknown = unknown_labels(corpus, labels)
         if unknown:
             problems.append(

@@ -18,7 +18,7 @@ def frame_hash(frame: pl.DataFrame) -> str:
     if frame.height and frame.width:
         # hash_rows is fast but only stable within one polars version; the version is part
         # of every cache key that uses this.
-        h.update(frame.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy().tobytes())
+        h.update(frame.hash_rows(seed=0).to_numpy().tobytes())
     return h.hexdigest()
 
 

@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from assay import Audit, Augmenter, Filter, Findings, Keep, RunContext, Transform, from_records
+from assay.errors import StepError
+from assay.step import StepConfig, check_accounting, check_eval_protected
+
+
+class LengthFilter(Filter):
+    """Drop texts shorter than a bound."""
+
+    name = "length_filter"
+
+    class Config(StepConfig):
+        min_chars: int = 3
+
+    def keep(self, corpus, ctx):
+        return Keep(corpus["text"].str.len_chars() >= self.config.min_chars, "too_short")
+
+
+class UpperTransform(Transform):
+    """Upper-case."""
+
+    name = "upper"
+
+    def rewrite(self, corpus, ctx):
+        return corpus["text"].str.to_uppercase()
+
+
+class EchoAugmenter(Augmenter):
+    """Emit the text reversed, the text itself and a duplicate."""
+
+    name = "echo"
+    op = "echo"
+
+    def generate(self, rows, ctx):
+        texts = rows["text"].to_list()
+        parents = rows["id"].to_list()
+        return pl.DataFrame(
+            {
+                "parent_id": parents * 3,
+                "text": [t[::-1] for t in texts] + texts + [t[::-1] for t in texts],
+            }
+        )
+
+
+class TextLengthAudit(Audit):
+    """Score length."""
+
+    name = "length_audit"
+
+    def score(self, corpus, ctx):
+        cols = corpus.select("id", pl.col("text").str.len_chars().alias("length_audit__chars"))
+        return Findings(columns=cols, summary={"max": int(cols["length_audit__chars"].max())})
+
+
+def make():
+    return from_records(
+        ["hello there", "no", "fine film", "test row"],
+        ["a", "b", "a", "b"],
+        ids=["r1", "r2", "r3", "r4"],
+        split=["train", "train", "train", "test"],
+    )
+
+
+def test_filter_records_every_drop_with_step_and_reason():
+    c = make()
+    r = LengthFilter().apply(c)
+    check_accounting(c, r)
+    assert r.dropped["id"].to_list() == ["r2"]
+    assert r.dropped["step"].to_list() == ["length_filter"]
+    assert r.dropped["reason"].to_list() == ["too_short"]
+    assert r.report.drop_reasons == {"too_short": 1}
+    assert (r.report.n_in, r.report.n_out, r.report.n_dropped) == (4, 3, 1)
+
+
+def test_transform_records_lineage_of_changed_rows():
+    c = make()
+    r = UpperTransform().apply(c)
+    assert r.report.n_modified == 4
+    assert r.lineage.filter(pl.col("id") == "r1")["before"].item() == "hello there"
+    assert r.corpus.filter(pl.col("id") == "r1")["text"].item() == "HELLO THERE"
+
+
+def test_augmenter_assigns_ids_parents_origin_and_rejects_copies():
+    c = make()
+    r = EchoAugmenter().apply(c, RunContext(seed=1).for_step(0, "echo"))
+    check_accounting(c, r)
+    added = r.corpus.filter(pl.col("origin") == "augment.echo")
+    # train rows only (r4 is test); reversed texts accepted once each
+    assert sorted(added["id"].to_list()) == ["r1~echo0", "r2~echo0", "r3~echo0"]
+    assert added.filter(pl.col("id") == "r1~echo0")["parent_id"].item() == "r1"
+    assert added.filter(pl.col("id") == "r1~echo0")["text"].item() == "ereht olleh"
+    assert added["split"].unique().to_list() == ["train"]
+    reasons = r.dropped["reason"].value_counts().sort("reason")
+    assert dict(reasons.iter_rows()) == {"duplicate_of_generated_row": 3, "identical_to_parent": 3}
+    assert r.dropped["generated"].all()
+    assert r.report.n_dropped == 0 and r.report.n_rejected == 6
+
+
+def test_augmenter_budget_and_max_per_row():
+    c = make()
+    r = EchoAugmenter(max_per_row=1, budget=0.34).apply(c)
+    assert r.report.n_added == 1
+    check_accounting(c, r)
+
+
+def test_audit_adds_namespaced_columns_by_id():
+    r = TextLengthAudit().apply(make())
+    assert r.corpus.filter(pl.col("id") == "r2")["length_audit__chars"].item() == 2
+    assert r.report.summary == {"max": 11}
+
+
+def test_unnamespaced_step_columns_are_rejected():
+    class BadAudit(Audit):
+        """Bad."""
+
+        name = "bad"
+
+        def score(self, corpus, ctx):
+            return Findings(columns=corpus.select("id", pl.lit(1).alias("score")))
+
+    with pytest.raises(StepError, match="bad__"):
+        BadAudit().apply(make())
+
+
+def test_eval_protection_blocks_steps_that_touch_test_rows():
+    class TestTouching(Augmenter):
+        """Rewrites test rows (forbidden)."""
+
+        name = "touch"
+
+        def generate(self, rows, ctx):
+            return pl.DataFrame(
+                {"parent_id": [], "text": []}, schema={"parent_id": pl.String, "text": pl.String}
+            )
+
+    c = make()
+    r = TestTouching().apply(c)
+    r.corpus = r.corpus.with_columns(
+        text=pl.when(pl.col("split") == "test").then(pl.lit("changed")).otherwise(pl.col("text"))
+    )
+    with pytest.raises(StepError, match="modified 1 dev/test rows"):
+        check_eval_protected(c, r, TestTouching(), protect=True)
+    check_eval_protected(c, r, TestTouching(), protect=False)
+
+
+def test_step_config_rejects_unknown_keys():
+    with pytest.raises(Exception, match="extra"):
+        LengthFilter(min_chrs=3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    texts=st.lists(
+        st.text(alphabet="abc ", min_size=1, max_size=8).filter(str.strip), min_size=1, max_size=30
+    ),
+    min_chars=st.integers(0, 6),
+    seed=st.integers(0, 10),
+)
+def test_accounting_balances_for_any_input(texts, min_chars, seed):
+    labels = ["a" if i % 2 else "b" for i in range(len(texts))]
+    c = from_records(texts, labels, split="train")
+    ctx = RunContext(seed=seed)
+    for step in (LengthFilter(min_chars=min_chars), EchoAugmenter(n_per_row=2), UpperTransform()):
+        r = step.apply(c, ctx)
+        check_accounting(c, r)
+        assert r.corpus["id"].n_unique() == r.corpus.height
+        originals = r.corpus.filter(pl.col("origin") == "source")
+        if step.kind == "augmenter":  # originals untouched
+            assert originals.select(c.columns).equals(c)
+        c = r.corpus
+
+
+def test_rng_is_deterministic_per_step_and_stream():
+    a = RunContext(seed=5).for_step(2, "x")
+    b = RunContext(seed=5).for_step(2, "x")
+    assert np.array_equal(a.rng("s").random(4), b.rng("s").random(4))
+    assert not np.array_equal(a.rng("s").random(4), a.rng("t").random(4))
+    assert not np.array_equal(
+        a.rng().random(4), RunContext(seed=6).for_step(2, "x").rng().random(4)
+    )
