@@ -1,0 +1,233 @@
+"""The text-augmenter contract, on top of the kernel's `Augmenter`.
+
+The kernel selects rows (`splits`, `labels`, `fraction`), assigns derived ids, parent ids
+and origin, rejects texts identical to the parent or to another row, and applies
+`max_per_row` and `budget`. This module adds what every text augmenter here shares:
+
+- an edit rate `p` with `min_edits` / `max_edits` (Wei & Zou's rule: floor(p * words),
+  at least `min_edits`);
+- protected terms, never edited;
+- a stream of uniform draws from the run context (one numpy call per 64k draws, so the
+  per-word loops stay in plain Python without calling numpy per decision);
+- the label-preservation `guard`, applied to generated rows before they are adopted, with
+  every dropped row recorded with its reason and score.
+
+A subclass implements `augment(text, draw)` returning `(new_text, op)` or None, or
+overrides `augment_batch` for a batched path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+from assay.augment.guard import GuardConfig, check
+from pydantic import Field
+
+from assay import corpus as corpus_mod
+from assay.context import RunContext
+from assay.step import Augmenter, AugmenterConfig, dropped_rows
+
+_BLOCK = 1 << 16
+_CORE = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)
+
+Draw = Callable[[], float]
+
+
+class TextAugmenterConfig(AugmenterConfig):
+    """Rows to augment, how much to edit each, terms to keep, and the guard."""
+
+    p: float = Field(0.1, ge=0, le=1, description="edit rate: share of a text's words edited")
+    min_edits: int = Field(1, ge=0, description="at least this many edits per augmentation")
+    max_edits: int | None = Field(None, ge=1, description="at most this many edits")
+    protected: list[str] = Field(
+        default_factory=list,
+        description="words or phrases never edited (case-insensitive)",
+    )
+    guard: GuardConfig | None = Field(
+        None, description="drop generated rows whose label no longer holds (off if unset)"
+    )
+
+
+def draws(rng: np.random.Generator) -> Draw:
+    """A function returning the next uniform [0, 1) draw of `rng`, drawn in blocks."""
+
+    def stream() -> Iterator[float]:
+        while True:
+            yield from rng.random(_BLOCK).tolist()
+
+    return stream().__next__
+
+
+def n_edits(n_words: int, p: float, min_edits: int, max_edits: int | None) -> int:
+    n = max(min_edits, int(p * n_words))
+    if max_edits is not None:
+        n = min(n, max_edits)
+    return n
+
+
+def split_token(token: str) -> tuple[str, str, str]:
+    """(leading punctuation, word, trailing punctuation) of a whitespace token."""
+    m = _CORE.match(token)
+    assert m is not None
+    return m.group(1), m.group(2), m.group(3)
+
+
+def match_case(template: str, word: str) -> str:
+    if template[:1].isupper():
+        if len(template) > 1 and template.isupper():
+            return word.upper()
+        return word[:1].upper() + word[1:]
+    return word
+
+
+class Protected:
+    """Protected words and phrases; `mask(lowered words)` marks the positions they cover."""
+
+    def __init__(self, terms: list[str]) -> None:
+        words: set[str] = set()
+        phrases: list[tuple[str, ...]] = []
+        for term in terms:
+            parts = tuple(split_token(t)[1].lower() for t in term.split())
+            parts = tuple(p for p in parts if p)
+            if len(parts) == 1:
+                words.add(parts[0])
+            elif parts:
+                phrases.append(parts)
+        self.words = frozenset(words)
+        self.phrases = phrases
+
+    def mask(self, lowered: list[str]) -> list[bool]:
+        words = self.words
+        out = [w in words for w in lowered]
+        for phrase in self.phrases:
+            k = len(phrase)
+            for i in range(len(lowered) - k + 1):
+                if lowered[i] == phrase[0] and tuple(lowered[i : i + k]) == phrase:
+                    out[i : i + k] = [True] * k
+        return out
+
+
+class TextAugmenter(Augmenter):
+    """Base of the text augmenters: edit counts, protected terms, uniform draws, guard."""
+
+    Config: ClassVar[type[TextAugmenterConfig]] = TextAugmenterConfig
+    chunk: ClassVar[int] = 2048  # rows per progress update
+
+    def prepare(self, texts: list[str], ctx: RunContext) -> None:
+        """Load resources (WordNet, tagger) before generation; called once per apply."""
+
+    def augment(self, text: str, draw: Draw) -> tuple[str, str] | None:
+        """One augmentation of `text`: (new text, op tag), or None when nothing applies."""
+        raise NotImplementedError
+
+    def augment_batch(
+        self, texts: list[str], n_per_row: int, draw: Draw
+    ) -> Iterator[tuple[int, str, str]]:
+        """(row index, new text, op) for `n_per_row` attempts on each text."""
+        augment = self.augment
+        for i, text in enumerate(texts):
+            for _ in range(n_per_row):
+                out = augment(text, draw)
+                if out is not None:
+                    yield i, out[0], out[1]
+
+    def edits(self, n_words: int) -> int:
+        cfg = self.config
+        return n_edits(n_words, cfg.p, cfg.min_edits, cfg.max_edits)
+
+    def generate(self, rows: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
+        texts = rows["text"].to_list()
+        ids = rows["id"].to_list()
+        self.prepare(texts, ctx)
+        draw = draws(ctx.rng("edits"))
+        parent: list[str] = []
+        out_text: list[str] = []
+        ops: list[str] = []
+        n_per_row = self.config.n_per_row
+        with ctx.task(f"{self.name}: augmenting", total=len(texts)) as task:
+            for start in range(0, len(texts), self.chunk):
+                batch = texts[start : start + self.chunk]
+                for i, text, op in self.augment_batch(batch, n_per_row, draw):
+                    parent.append(ids[start + i])
+                    out_text.append(text)
+                    ops.append(op)
+                task.advance(len(batch))
+        return pl.DataFrame(
+            {"parent_id": parent, "text": out_text, "op": ops},
+            schema={"parent_id": pl.String, "text": pl.String, "op": pl.String},
+        )
+
+    def _adopt(
+        self, corpus: pl.DataFrame, rows: pl.DataFrame, new: pl.DataFrame, ctx: RunContext
+    ) -> tuple[pl.DataFrame, list[pl.DataFrame], dict[str, Any]]:
+        guard = getattr(self.config, "guard", None)
+        if guard is None or not new.height:
+            return super()._adopt(corpus, rows, new, ctx)
+        # Guard before adoption, so max_per_row counts only rows that passed.
+        parent_text = rows.select(pl.col("id").alias("parent_id"), pl.col("text").alias("_pt"))
+        same = (
+            new.join(parent_text, on="parent_id", how="left", maintain_order="left")
+            .select(pl.col("text").str.strip_chars() == pl.col("_pt").str.strip_chars())
+            .to_series()
+            .fill_null(False)
+        )
+        checked = check(guard, corpus, rows, new.filter(~same), ctx.step_seed("guard"), self.name)
+        failed = checked.filter(pl.col("_guard_reason").is_not_null())
+        passed = pl.concat(
+            [
+                checked.filter(pl.col("_guard_reason").is_null()).drop("_guard_reason"),
+                new.filter(same),
+            ],
+            how="diagonal_relaxed",
+        )
+        added, rejected, summary = super()._adopt(corpus, rows, passed, ctx)
+        if failed.height:
+            rejected.append(self._guard_rejects(rows, failed, corpus))
+        reasons = failed.group_by("_guard_reason").len()
+        summary["guard"] = {
+            "checked": checked.height,
+            "dropped": failed.height,
+            "reasons": dict(
+                zip(reasons["_guard_reason"].to_list(), reasons["len"].to_list(), strict=True)
+            ),
+            "model": guard.model,
+            "min_confidence": guard.min_confidence,
+        }
+        return added, rejected, summary
+
+    def _guard_rejects(
+        self, rows: pl.DataFrame, failed: pl.DataFrame, corpus: pl.DataFrame
+    ) -> pl.DataFrame:
+        """Rows the guard dropped, shaped like the corpus, for dropped.parquet."""
+        inherit = ["label", "split", "weight", "lang", "group"]
+        parents = rows.select(
+            pl.col("id").alias("parent_id"), *[pl.col(c).alias(f"_p_{c}") for c in inherit]
+        )
+        frame = failed.join(parents, on="parent_id", how="left", maintain_order="left")
+        own = [c for c in ("label", "lang") if c in frame.columns]
+        op = pl.col("op") if "op" in frame.columns else pl.lit(self.op)
+        frame = frame.with_columns(
+            *[pl.col(c).fill_null(pl.col(f"_p_{c}")).alias(c) for c in own],
+            *[pl.col(f"_p_{c}").alias(c) for c in inherit if c not in own],
+            op.alias(f"{self.name}__op"),
+        ).with_columns(
+            id=pl.concat_str(
+                [
+                    pl.col("parent_id"),
+                    pl.lit("~"),
+                    pl.col(f"{self.name}__op"),
+                    pl.lit("-guard"),
+                    pl.int_range(pl.len()).over(["parent_id", f"{self.name}__op"]).cast(pl.String),
+                ]
+            ),
+            origin=pl.lit(f"augment.{self.name}"),
+            label=pl.col("label").cast(corpus_mod.label_dtype(corpus)),
+        )
+        reason = frame["_guard_reason"]
+        scratch = [c for c in frame.columns if c.startswith("_p_")] + ["_guard_reason"]
+        frame = frame.drop([*scratch, *[c for c in ("op",) if c in frame.columns]])
+        return dropped_rows(corpus_mod.conform(frame), self.name, reason, generated=True)

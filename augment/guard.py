@@ -1,0 +1,208 @@
+"""The label-preservation guard: drop generated rows whose label no longer holds.
+
+A classifier trained on the original labelled rows (the fast TF-IDF model by default)
+scores every generated text; a row is dropped when the probability of its label falls
+below `min_confidence`, or (optionally) falls by more than `max_drop` from its parent's.
+Optionally, rows whose sentence embedding drifts too far from the parent's are dropped
+too. Every drop keeps its reason and score; kept rows carry their scores as columns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from assay import corpus as corpus_mod
+from assay.errors import InputError, StepError
+from assay.step import StepConfig
+
+log = logging.getLogger(__name__)
+
+REASON_LABEL = "guard_label"
+REASON_DROP = "guard_confidence_drop"
+REASON_SIMILARITY = "guard_similarity"
+
+
+class GuardConfig(StepConfig):
+    """How generated rows are checked before they join the corpus."""
+
+    model: str = Field(
+        "fast",
+        description="classifier judging labels, by guard-model name ('fast': TF-IDF + "
+        "logistic regression), or 'none' to check similarity only",
+    )
+    min_confidence: float = Field(
+        0.5, ge=0, le=1, description="drop a row when P(its label) is below this"
+    )
+    max_drop: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="also drop a row when P(label) fell by more than this from its parent's",
+    )
+    similarity: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="drop a row when the cosine of its sentence embedding to the parent's "
+        "is below this (off if unset)",
+    )
+    encoder: str | None = Field(
+        None, description="sentence-embedding model for similarity (packaged MiniLM if unset)"
+    )
+    train_splits: list[str] = Field(
+        default_factory=lambda: ["train"],
+        description="splits whose original labelled rows train the classifier",
+    )
+
+
+# Guard models: name -> factory(seed) returning an object with the FastModel interface
+# (fit(texts, labels, weights) -> self, predict_proba(texts), classes_).
+GuardModelFactory = Callable[[int], Any]
+_MODELS: dict[str, GuardModelFactory] = {}
+
+
+def register_guard_model(name: str, factory: GuardModelFactory) -> None:
+    """Make a classifier available to `guard: {model: <name>}`."""
+    _MODELS[name] = factory
+
+
+def _fast_model(seed: int):
+    from assay.train.fast import FastModel
+
+    return FastModel(seed=seed)
+
+
+register_guard_model("fast", _fast_model)
+
+
+def guard_model(name: str, seed: int):
+    try:
+        factory = _MODELS[name]
+    except KeyError:
+        raise InputError(
+            f"unknown guard model {name!r}; expected one of {sorted(_MODELS)} or 'none'"
+        ) from None
+    return factory(seed)
+
+
+def _label_probability(proba: np.ndarray, classes: list[str], labels: list[Any]) -> np.ndarray:
+    """P(label) per row; for multi-label rows the least probable of their labels."""
+    index = {c: i for i, c in enumerate(classes)}
+    out = np.full(len(labels), np.nan, dtype=np.float64)
+    for r, label in enumerate(labels):
+        if label is None:
+            continue
+        wanted = label if isinstance(label, list) else [label]
+        cols = [index[x] for x in wanted if x in index]
+        if cols and len(cols) == len(wanted):
+            out[r] = float(proba[r, cols].min())
+    return out
+
+
+def check(
+    config: GuardConfig,
+    corpus: pl.DataFrame,
+    parents: pl.DataFrame,
+    new: pl.DataFrame,
+    seed: int,
+    step: str,
+) -> pl.DataFrame:
+    """Score generated rows; returns `new` with `<step>__guard_score`,
+    `<step>__guard_similarity` and a `_guard_reason` column (null = kept)."""
+    score_col, sim_col = f"{step}__guard_score", f"{step}__guard_similarity"
+    parent_map = parents.select(
+        pl.col("id").alias("parent_id"),
+        pl.col("text").alias("_g_parent_text"),
+        pl.col("label").alias("_g_parent_label"),
+    )
+    frame = new.join(parent_map, on="parent_id", how="left", maintain_order="left")
+    if "label" in frame.columns:
+        labels = frame.select(pl.coalesce("label", "_g_parent_label")).to_series().to_list()
+    else:
+        labels = frame["_g_parent_label"].to_list()
+    texts = frame["text"].to_list()
+    parent_texts = frame["_g_parent_text"].to_list()
+    n = frame.height
+    score = np.full(n, np.nan)
+    parent_score = np.full(n, np.nan)
+    similarity = np.full(n, np.nan)
+    if config.model != "none" and n:
+        score, parent_score = _classify(config, corpus, texts, parent_texts, labels, seed)
+    if config.similarity is not None and n:
+        similarity = _similarity(config, texts, parent_texts)
+    reason = np.full(n, None, dtype=object)
+    with np.errstate(invalid="ignore"):
+        low = score < config.min_confidence
+        reason[low] = REASON_LABEL
+        if config.max_drop is not None:
+            fell = (parent_score - score) > config.max_drop
+            reason[fell & ~low] = REASON_DROP
+        if config.similarity is not None:
+            far = (similarity < config.similarity) & (reason == None)  # noqa: E711
+            reason[far] = REASON_SIMILARITY
+    return frame.drop("_g_parent_text", "_g_parent_label").with_columns(
+        pl.Series(score_col, score, dtype=pl.Float32).fill_nan(None),
+        pl.Series(sim_col, similarity, dtype=pl.Float32).fill_nan(None),
+        pl.Series("_guard_reason", reason.tolist(), dtype=pl.String),
+    )
+
+
+def _classify(
+    config: GuardConfig,
+    corpus: pl.DataFrame,
+    texts: list[str],
+    parent_texts: list[str],
+    labels: list[Any],
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    originals = corpus.filter(
+        pl.col("split").is_in(config.train_splits)
+        & (pl.col("origin") == corpus_mod.SOURCE_ORIGIN)
+        & pl.col("label").is_not_null()
+    )
+    n_classes = len(corpus_mod.label_set(originals)) if originals.height else 0
+    if n_classes < 2:
+        raise StepError(
+            f"the guard's classifier needs original labelled rows of at least 2 labels in "
+            f"splits {config.train_splits}; found {originals.height} rows of {n_classes} "
+            f"labels. Label more rows, change guard.train_splits, or set guard.model: none"
+        )
+    model = guard_model(config.model, seed)
+    model.fit(
+        originals["text"].to_list(),
+        originals["label"].to_list(),
+        weights=originals["weight"].to_numpy(),
+    )
+    classes = list(model.classes_)
+    # Score children and their parents in one call: one vectorisation pass.
+    unique_parents = list(dict.fromkeys(parent_texts))
+    proba = np.asarray(model.predict_proba(texts + unique_parents))
+    child = _label_probability(proba[: len(texts)], classes, labels)
+    where = {t: i for i, t in enumerate(unique_parents)}
+    parent_proba = proba[len(texts) :][[where[t] for t in parent_texts]]
+    parent = _label_probability(parent_proba, classes, labels)
+    log.info("guard model %s trained on %d original rows", config.model, originals.height)
+    return child, parent
+
+
+def _similarity(config: GuardConfig, texts: list[str], parent_texts: list[str]) -> np.ndarray:
+    from assay.errors import require
+    from assay.resources import encoder
+
+    require("sentence_transformers", "dedup", "the guard's similarity check")
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(encoder(config.encoder), device="cpu")
+    unique_parents = list(dict.fromkeys(parent_texts))
+    emb = model.encode(
+        texts + unique_parents, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
+    )
+    where = {t: i for i, t in enumerate(unique_parents)}
+    parent_emb = emb[len(texts) :][[where[t] for t in parent_texts]]
+    return np.einsum("ij,ij->i", emb[: len(texts)], parent_emb)
