@@ -185,7 +185,9 @@ def read_raw(path: Path, fmt: str, options: ReadOptions) -> pl.DataFrame:
             elif fmt == "jsonl":
                 frame = pl.read_ndjson(_io.BytesIO(data), infer_schema_length=None)
             else:
-                frame = labelstudio_to_table(json.loads(text), options.text_column)
+                frame = labelstudio_to_table(
+                    json.loads(text), options.text_column, options.multilabel
+                )
         except (pl.exceptions.PolarsError, json.JSONDecodeError) as exc:
             raise InputError(f"cannot parse {str(path)!r} as {fmt}: {_first_line(exc)}") from None
     elif fmt == "parquet":
@@ -258,11 +260,14 @@ def _read_hf(path: Path, options: ReadOptions) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed")
 
 
-def labelstudio_to_table(tasks: Any, text_key: str = "text") -> pl.DataFrame:
+def labelstudio_to_table(
+    tasks: Any, text_key: str = "text", multilabel: bool = False
+) -> pl.DataFrame:
     """Flatten a Label Studio JSON export: one row per task, its latest accepted choice(s).
 
     Cancelled (skipped) annotations are not labels; a task without an accepted annotation
-    has a null label. Every `data` field becomes a column.
+    has a null label. Every `data` field becomes a column. Labels are strings unless
+    `multilabel` is set or some task has several choices.
     """
     if not isinstance(tasks, list) or (tasks and not isinstance(tasks[0], dict)):
         raise InputError("a Label Studio export is a JSON list of tasks")
@@ -283,6 +288,9 @@ def labelstudio_to_table(tasks: Any, text_key: str = "text") -> pl.DataFrame:
         data["label"] = choices
         data.setdefault("ls_task_id", task.get("id"))
         rows.append(data)
+    if not multilabel and all(len(r["label"] or []) <= 1 for r in rows):
+        for r in rows:
+            r["label"] = r["label"][0] if r["label"] else None
     if rows and not any(text_key in r for r in rows):
         raise InputError(
             f"the Label Studio tasks have no data field {text_key!r}; found {sorted(rows[0])}"

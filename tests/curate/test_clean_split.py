@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from assay.curate.clean import CleanTransform
+from assay.curate.split import SplitStep
+
+from assay import RunContext, from_records
+from assay.step import check_accounting
+
+
+def test_clean_normalises_and_records_drops():
+    c = from_records(
+        ["<p>Great&nbsp;film &amp; cast</p>", "ｆｕｌｌｗｉｄｔｈ text", "a\x00b  c", "x", "<br/>"],
+        ["p", "p", "n", "n", "n"],
+        ids=["html", "nfkc", "ctrl", "short", "empty"],
+    )
+    r = CleanTransform(min_chars=2).apply(c)
+    check_accounting(c, r)
+    out = dict(zip(r.corpus["id"], r.corpus["text"], strict=True))
+    assert out["html"] == "Great film & cast"
+    assert out["nfkc"] == "fullwidth text"
+    assert out["ctrl"] == "a b c"
+    assert dict(zip(r.dropped["id"], r.dropped["reason"], strict=True)) == {
+        "short": "too_short",
+        "empty": "empty_after_cleaning",
+    }
+    assert r.report.n_modified == 4
+
+
+def test_clean_word_bounds_and_language_filter():
+    pytest.importorskip("py3langid")
+    c = from_records(
+        [
+            "this is a perfectly ordinary english sentence about films",
+            "esta es una frase completamente normal sobre películas y actores",
+            "two words",
+        ],
+        ["a", "a", "a"],
+        ids=["en", "es", "short"],
+    )
+    r = CleanTransform(min_words=3, lang="en").apply(c)
+    assert r.corpus["id"].to_list() == ["en"]
+    assert dict(zip(r.dropped["id"], r.dropped["reason"], strict=True)) == {
+        "es": "language:es",
+        "short": "too_few_words",
+    }
+
+
+def corpus_with_groups(n=400):
+    labels = ["a" if i % 4 else "b" for i in range(n)]  # 3:1 imbalance
+    groups = [f"g{i // 4}" if i < 80 else None for i in range(n)]
+    return from_records(
+        [f"text {i}" for i in range(n)], labels, ids=[f"r{i}" for i in range(n)], group=groups
+    )
+
+
+def test_split_is_stratified_seeded_and_group_aware():
+    c = corpus_with_groups()
+    r1 = SplitStep(dev=0.1, test=0.2).apply(c, RunContext(seed=3).for_step(0, "split"))
+    r2 = SplitStep(dev=0.1, test=0.2).apply(c, RunContext(seed=3).for_step(0, "split"))
+    r3 = SplitStep(dev=0.1, test=0.2).apply(c, RunContext(seed=4).for_step(0, "split"))
+    assert r1.corpus.equals(r2.corpus)
+    assert not r1.corpus.equals(r3.corpus)
+    out = r1.corpus
+    counts = dict(out.group_by("split").len().iter_rows())
+    assert abs(counts["test"] - 80) <= 4 and abs(counts["dev"] - 40) <= 4
+    share_b = out.group_by("split").agg((pl.col("label") == "b").mean()).to_dict(as_series=False)
+    assert all(abs(v - 0.25) < 0.05 for v in share_b["label"])
+    straddling = (
+        out.filter(pl.col("group").is_not_null()).group_by("group").agg(pl.col("split").n_unique())
+    )
+    assert straddling["split"].max() == 1
+
+
+def test_split_keeps_existing_and_puts_unlabelled_aside():
+    c = from_records(
+        ["a", "b", "c", "d"],
+        ["x", None, "x", "y"],
+        ids=["1", "2", "3", "4"],
+        split=["test", None, None, None],
+        group=["g", None, "g", None],
+    )
+    out = SplitStep(dev=0.0, test=0.0).apply(c).corpus
+    assert dict(zip(out["id"], out["split"], strict=True)) == {
+        "1": "test",
+        "2": "unlabeled",
+        "3": "test",
+        "4": "train",
+    }
+
+
+def test_split_rejects_impossible_fractions():
+    with pytest.raises(ValueError, match="below 1"):
+        SplitStep(dev=0.6, test=0.5)

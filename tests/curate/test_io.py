@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from assay.curate.io import ReadOptions, labelstudio_to_table, read, write
+
+from assay.errors import InputError
+
+
+def opts(path, **kw):
+    return ReadOptions(source=str(path), **kw)
+
+
+def test_csv_with_column_and_label_mapping(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("key,sentence,y\nk1,good film,1\nk2,bad film,0\n")
+    loaded = read(
+        opts(
+            p,
+            text_column="sentence",
+            label_column="y",
+            id_column="key",
+            label_map={"1": "pos", "0": "neg"},
+        )
+    )
+    c = loaded.corpus
+    assert c["id"].to_list() == ["k1", "k2"]
+    assert c["label"].to_list() == ["pos", "neg"]
+    assert loaded.rows_read == 2 and loaded.dropped.height == 0
+
+
+def test_missing_column_lists_what_exists(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("sentence,y\na,b\n")
+    with pytest.raises(InputError, match=r"found only \['sentence', 'y'\]"):
+        read(opts(p))
+
+
+def test_non_utf8_names_the_line_and_offers_encoding(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_bytes(b"text,label\nfine,a\ncaf\xe9,b\n")
+    with pytest.raises(InputError, match="line 3.*encoding"):
+        read(opts(p))
+    assert read(opts(p, encoding="latin-1")).corpus["text"].to_list() == ["fine", "café"]
+
+
+def test_empty_file_is_one_clear_error(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("")
+    with pytest.raises(InputError, match="empty"):
+        read(opts(p))
+
+
+def test_null_and_empty_text_are_dropped_with_reasons_or_errors_when_strict(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text(
+        '{"text": "ok", "label": "a"}\n{"text": null, "label": "a"}\n{"text": "  ", "label": "b"}\n'
+    )
+    loaded = read(opts(p))
+    assert loaded.corpus.height == 1
+    assert loaded.dropped["reason"].to_list() == ["null_text", "empty_text"]
+    assert loaded.dropped["step"].to_list() == ["load", "load"]
+    with pytest.raises(InputError, match="2 rows have null or empty text"):
+        read(opts(p, strict=True))
+
+
+def test_label_outside_declared_set_is_an_error(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\na,pos\nb,maybe\n")
+    with pytest.raises(InputError, match=r"\['maybe'\].*declared"):
+        read(opts(p, labels=["pos", "neg"]))
+
+
+def test_multilabel_delimited_and_list_columns(tmp_path):
+    p = tmp_path / "d.tsv"
+    p.write_text("text\tlabel\na\tx|y\nb\tz\n")
+    c = read(opts(p, label_separator="|")).corpus
+    assert c["label"].to_list() == [["x", "y"], ["z"]]
+    q = tmp_path / "d.jsonl"
+    q.write_text('{"text": "a", "label": ["x", "y"]}\n')
+    assert read(opts(q)).corpus["label"].to_list() == [["x", "y"]]
+
+
+def test_given_splits_are_kept_with_aliases(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("text,label,part\na,x,train\nb,x,validation\nc,y,test\n")
+    assert read(opts(p, split_column="part")).corpus["split"].to_list() == ["train", "dev", "test"]
+    p.write_text("text,label,part\na,x,holdout\n")
+    with pytest.raises(InputError, match="holdout"):
+        read(opts(p, split_column="part"))
+
+
+def test_write_and_read_back_every_format(tmp_path):
+    src = tmp_path / "d.csv"
+    src.write_text("text,label,part\na b,x,train\nc d,y,test\n")
+    corpus = read(opts(src, split_column="part")).corpus
+    for fmt in ("csv", "tsv", "jsonl", "parquet"):
+        out = write(corpus, tmp_path / f"out.{fmt}", fmt)
+        back = read(opts(out, id_column="id", split_column="split")).corpus
+        assert back.select("id", "text", "label", "split").equals(
+            corpus.select("id", "text", "label", "split")
+        ), fmt
+
+
+def test_hugging_face_dataset_dict_round_trip(tmp_path):
+    pytest.importorskip("datasets")
+    src = tmp_path / "d.csv"
+    src.write_text("text,label,part\na b,x,train\nc d,y,test\ne f,x,dev\n")
+    corpus = read(opts(src, split_column="part")).corpus
+    out = write(corpus, tmp_path / "hf", "hf")
+    back = read(opts(out, id_column="id"))
+    assert back.corpus.sort("id")["split"].to_list() == corpus.sort("id")["split"].to_list()
+
+
+def test_hugging_face_class_labels_become_names(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict(
+        {"sentence": ["good", "bad"], "label": [1, 0]},
+        features=datasets.Features(
+            {
+                "sentence": datasets.Value("string"),
+                "label": datasets.ClassLabel(names=["neg", "pos"]),
+            }
+        ),
+    )
+    datasets.DatasetDict({"validation": ds}).save_to_disk(str(tmp_path / "ds"))
+    c = read(opts(tmp_path / "ds", text_column="sentence")).corpus
+    assert c["label"].to_list() == ["pos", "neg"]
+    assert c["split"].to_list() == ["dev", "dev"]
+
+
+def test_label_studio_export_takes_latest_accepted_annotation(tmp_path):
+    tasks = [
+        {"id": 1, "data": {"text": "great", "ex_id": "e1"}, "annotations": [
+            {"id": 10, "was_cancelled": False, "updated_at": "2026-01-01", "result": [{"value": {"choices": ["neg"]}}]},
+            {"id": 11, "was_cancelled": False, "updated_at": "2026-01-02", "result": [{"value": {"choices": ["pos"]}}]},
+        ]},
+        {"id": 2, "data": {"text": "skipped", "ex_id": "e2"}, "annotations": [
+            {"id": 12, "was_cancelled": True, "result": []},
+        ]},
+    ]  # fmt: skip
+    p = tmp_path / "export.json"
+    p.write_text(json.dumps(tasks))
+    c = read(opts(p, id_column="ex_id")).corpus
+    assert c.sort("id")["label"].to_list() == ["pos", None]
+    assert labelstudio_to_table(tasks).height == 2
+
+
+def test_parquet_limit_and_content_ids_are_stable(tmp_path):
+    p = tmp_path / "d.parquet"
+    pl.DataFrame({"text": ["a", "b", "a"], "label": ["x", "y", "x"]}).write_parquet(p)
+    a = read(opts(p)).corpus
+    b = read(opts(p)).corpus
+    assert a["id"].to_list() == b["id"].to_list()
+    assert a["id"].n_unique() == 3
+    assert read(opts(p, limit=2)).corpus.height == 2
