@@ -41,7 +41,7 @@ def test_missing_column_lists_what_exists(tmp_path):
 def test_non_utf8_names_the_line_and_offers_encoding(tmp_path):
     p = tmp_path / "d.csv"
     p.write_bytes(b"text,label\nfine,a\ncaf\xe9,b\n")
-    with pytest.raises(InputError, match="line 3.*encoding"):
+    with pytest.raises(InputError, match=r"line 3.*encoding"):
         read(opts(p))
     assert read(opts(p, encoding="latin-1")).corpus["text"].to_list() == ["fine", "café"]
 
