@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+
+import click
+import pytest
+from assay.recipes.cli import main
+from click.testing import CliRunner
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_every_command_has_help_text():
+    def walk(cmd, path):
+        assert cmd.help, f"{path} has no help"
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                walk(sub, f"{path} {name}")
+
+    walk(main, "assay")
+
+
+def test_run_validate_and_errors(runner, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text(
+        "text,label\n"
+        + "\n".join(f"row number {i},{'a' if i % 2 else 'b'}" for i in range(20))
+        + "\n"
+    )
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: cli\ninput: {{source: {data}}}\nsteps:\n  - clean\n  - split\n")
+    result = runner.invoke(main, ["validate", str(recipe)])
+    assert result.exit_code == 0 and "2 steps" in result.output
+    result = runner.invoke(main, ["run", str(recipe), "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["accounting"]["balanced"]
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"input: {{source: {data}}}\nsteps:\n  - clean: {{min_chrs: 2}}\n")
+    result = runner.invoke(main, ["run", str(bad)])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "did you mean 'min_chars'" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"words,label\na,b\n", "found only ['words', 'label']"),
+        (b"text,label\nok,a\n\xff\xfe,b\n", "line 3"),
+        (b"", "empty"),
+    ],
+)
+def test_bad_input_is_one_clear_line(runner, tmp_path, content, message):
+    data = tmp_path / "d.csv"
+    data.write_bytes(content)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"input: {{source: {data}}}\n")
+    result = runner.invoke(main, ["run", str(recipe), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_steps_list_and_show(runner):
+    result = runner.invoke(main, ["steps", "list"])
+    assert result.exit_code == 0 and "clean" in result.output and "split" in result.output
+    result = runner.invoke(main, ["steps", "show", "clean"])
+    assert result.exit_code == 0 and "min_chars" in result.output
+    result = runner.invoke(main, ["steps", "show", "split", "--json"])
+    assert json.loads(result.output)["config_schema"]["properties"]["dev"]["default"] == 0.1
+    result = runner.invoke(main, ["steps", "show", "clen"])
+    assert result.exit_code == 2 and "did you mean 'clean'" in result.output
+
+
+def test_data_list_recipe_schema_and_doctor(runner, tmp_path):
+    result = runner.invoke(main, ["data", "list"])
+    assert result.exit_code == 0 and "vader-movies" in result.output and "10,605" in result.output
+    result = runner.invoke(main, ["data", "get", "nope"])
+    assert result.exit_code == 1 and "unknown dataset" in result.output
+    out = tmp_path / "schema.json"
+    result = runner.invoke(main, ["recipe", "schema", "--out", str(out)])
+    assert result.exit_code == 0 and json.loads(out.read_text())["title"] == "assay recipe"
+    result = runner.invoke(main, ["doctor"])
+    assert result.exit_code == 0 and "WordNet" in result.output
