@@ -93,7 +93,7 @@ class CleanTransform(Transform):
         reasons = corpus.select(reason.alias("reason"))["reason"]
         summary: dict[str, object] = {}
         if cfg.lang is not None:
-            detected = _detect_language(corpus["text"], cfg.lang_min_chars)
+            detected = _detect_language(corpus["text"], cfg.lang_min_chars, ctx)
             wrong = detected.is_not_null() & (detected != cfg.lang) & reasons.is_null()
             reasons = pl.select(
                 pl.when(wrong).then(pl.lit("language:") + detected).otherwise(reasons)
@@ -114,11 +114,16 @@ def _unescape(text: pl.Series) -> pl.Series:
     return pl.Series(text.name, values, dtype=pl.String)
 
 
-def _detect_language(text: pl.Series, min_chars: int) -> pl.Series:
+def _detect_language(text: pl.Series, min_chars: int, ctx: RunContext) -> pl.Series:
     from assay.errors import require
 
     langid = require("py3langid", "lang", "the language filter")
     codes: list[str | None] = []
-    for t in text.to_list():
-        codes.append(langid.classify(t)[0] if t is not None and len(t) >= min_chars else None)
+    chunk = 1000
+    values = text.to_list()
+    with ctx.task("detecting languages", total=len(values)) as task:
+        for start in range(0, len(values), chunk):
+            for t in values[start : start + chunk]:
+                codes.append(langid.classify(t)[0] if t is not None and len(t) >= min_chars else None)
+            task.advance(min(chunk, len(values) - start))
     return pl.Series("lang", codes, dtype=pl.String)

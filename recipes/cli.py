@@ -67,18 +67,9 @@ def run(recipe: Path, out: Path | None, seed: int | None, no_cache: bool, quiet:
     parsed = load_recipe(recipe)
     progress = SilentProgress() if quiet else RichProgress(console)
     cache = StepCache(enabled=parsed.cache and not no_cache)
-    with console.status(f"running {parsed.name}", spinner="dots") if not quiet else _nullcontext():
-        result = run_recipe(parsed, out, seed=seed, progress=progress, cache=cache)
+    result = run_recipe(parsed, out, seed=seed, progress=progress, cache=cache)
     if not quiet:
         _print_run_summary(console, result.manifest, result.run_dir.path)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _print_run_summary(console, manifest: dict[str, Any], path: Path) -> None:
