@@ -1,0 +1,384 @@
+"""Domain vocabulary: inject domain terms from a lexicon, mine candidate terms, hand the
+chosen ones to training as new tokenizer tokens.
+
+(a) Lexicon injection: a user lexicon maps a term to its domain variants (or a general
+    term to the domain term). Each augmentation substitutes matched terms by a variant,
+    or inserts a variant at a random position, with a cap on how many generated rows may
+    use each domain term.
+(b) Mining (`mine:`): words over-represented in the corpus against a general reference
+    word-frequency list, with the number of pieces the model's tokenizer splits each into
+    (its fertility) and, optionally, the pieces of a sentencepiece model trained on the
+    corpus.
+(c) The chosen terms (over-represented and split into at least `min_pieces` pieces) go to
+    the report summary as `<step>__terms` and to `domain_terms.txt` in the step's work
+    directory (one term per line, best first), with every candidate's statistics in
+    `domain_terms.tsv`; the training loop adds them as tokens.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.resources
+import io
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+from assay.augment.base import Draw, TextAugmenter, TextAugmenterConfig
+from assay.augment.words import STOP_WORDS
+from pydantic import Field
+
+from assay import corpus as corpus_mod
+from assay.context import RunContext
+from assay.errors import InputError, ResourceError, require
+from assay.registry import register
+from assay.step import StepConfig, StepResult
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z\-]*[A-Za-z]")
+TERMS_FILE = "domain_terms.txt"
+TABLE_FILE = "domain_terms.tsv"
+
+
+# -- lexicon -------------------------------------------------------------------------------
+
+
+def load_lexicon(path: str | Path) -> dict[str, list[str]]:
+    """Read a lexicon: YAML `term: variant` or `term: [variants]`, or CSV/TSV rows
+    `term,variant` (a header row `term,variant` is skipped; repeated terms accumulate)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"lexicon {str(path)!r} does not exist; give a YAML or CSV file")
+    text = path.read_text(encoding="utf-8")
+    out: dict[str, list[str]] = {}
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+        if not isinstance(data, dict):
+            raise InputError(
+                f"lexicon {str(path)!r} must map terms to variants (term: [variant, ...]), "
+                f"found a {type(data).__name__}"
+            )
+        for term, variants in data.items():
+            vs = variants if isinstance(variants, list) else [variants]
+            out.setdefault(str(term), []).extend(str(v) for v in vs if v is not None)
+    elif path.suffix.lower() in (".csv", ".tsv"):
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        for k, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter)):
+            if not row or not row[0].strip():
+                continue
+            if k == 0 and [c.strip().lower() for c in row[:2]] == ["term", "variant"]:
+                continue
+            if len(row) < 2:
+                raise InputError(
+                    f"lexicon {str(path)!r} line {k + 1}: expected 'term,variant', found {row}"
+                )
+            out.setdefault(row[0].strip(), []).extend(v.strip() for v in row[1:] if v.strip())
+    else:
+        raise InputError(
+            f"lexicon {str(path)!r}: expected a .yaml, .yml, .csv or .tsv file, "
+            f"found {path.suffix or 'no extension'}"
+        )
+    empty = [t for t, vs in out.items() if not vs]
+    if empty:
+        raise InputError(f"lexicon {str(path)!r}: terms without variants: {empty[:5]}")
+    return out
+
+
+class LexiconMatcher:
+    """Finds lexicon terms in text (case-insensitive, whole words, longest first)."""
+
+    def __init__(self, lexicon: dict[str, list[str]], symmetric: bool = False) -> None:
+        table: dict[str, list[str]] = {}
+        for term, variants in lexicon.items():
+            group = [term, *variants] if symmetric else [term]
+            for key in group:
+                others = [v for v in [term, *variants] if v.lower() != key.lower()]
+                if not symmetric:
+                    others = list(variants)
+                bucket = table.setdefault(key.lower(), [])
+                bucket.extend(v for v in others if v not in bucket)
+        self.table = {k: v for k, v in table.items() if v}
+        keys = sorted(self.table, key=len, reverse=True)
+        pattern = "|".join(re.escape(k) for k in keys) or r"(?!x)x"
+        self.regex = re.compile(rf"(?<!\w)(?:{pattern})(?!\w)", re.IGNORECASE)
+
+    def find(self, text: str) -> list[re.Match[str]]:
+        return list(self.regex.finditer(text))
+
+
+# -- mining --------------------------------------------------------------------------------
+
+
+class MineConfig(StepConfig):
+    """Propose domain terms: over-represented words that the tokenizer fragments."""
+
+    reference: str | None = Field(
+        None,
+        description="general word-frequency list ('word count' per line); default: the "
+        "English counts shipped with textblob (Norvig's big.txt, Gutenberg, BNC)",
+    )
+    min_count: int = Field(5, ge=1, description="a candidate occurs at least this often")
+    min_log_ratio: float = Field(
+        2.0, description="natural-log ratio of corpus to reference frequency, at least"
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="tokenizer whose pieces give fertility (the packaged MiniLM if unset; "
+        "'none' to skip)",
+    )
+    min_pieces: int = Field(
+        2, ge=1, description="a chosen term splits into at least this many pieces"
+    )
+    max_terms: int = Field(100, ge=1, description="at most this many chosen terms")
+    sentencepiece: bool = Field(
+        False, description="also report pieces under a sentencepiece model trained on the corpus"
+    )
+    sentencepiece_vocab: int = Field(8000, ge=100, description="its vocabulary size")
+
+
+def reference_counts(path: str | None) -> Counter[str]:
+    if path is None:
+        require("textblob", "augment", "the reference word frequencies")
+        text = (importlib.resources.files("textblob") / "en" / "en-spelling.txt").read_text(
+            encoding="utf-8"
+        )
+    else:
+        if not Path(path).exists():
+            raise ResourceError(f"reference word list {path!r} does not exist")
+        text = Path(path).read_text(encoding="utf-8")
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        if not line or line.startswith(";;;"):
+            continue
+        parts = line.split()
+        if len(parts) >= 2 and parts[-1].isdigit():
+            counts[" ".join(parts[:-1]).lower()] += int(parts[-1])
+    if not counts:
+        raise ResourceError(f"reference word list {path!r} has no 'word count' lines")
+    return counts
+
+
+def over_represented(
+    texts: list[str], reference: Counter[str], min_count: int, min_log_ratio: float
+) -> pl.DataFrame:
+    """Words whose corpus frequency exceeds their reference frequency, with counts and the
+    smoothed log ratio; sorted by ratio, then count."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(w.lower() for w in _WORD.findall(text))
+    n_corpus = sum(counts.values()) or 1
+    n_ref = sum(reference.values())
+    rows = []
+    for word, c in counts.items():
+        if c < min_count or word in STOP_WORDS:
+            continue
+        r = reference.get(word, 0)
+        # Half-count smoothing keeps words absent from the reference finite.
+        ratio = math.log((c / n_corpus) / ((r + 0.5) / n_ref))
+        if ratio >= min_log_ratio:
+            rows.append((word, c, r, ratio))
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "term": pl.String,
+            "count": pl.Int64,
+            "ref_count": pl.Int64,
+            "log_ratio": pl.Float64,
+        },
+        orient="row",
+    )
+    return frame.sort(["log_ratio", "count", "term"], descending=[True, True, False])
+
+
+def fertility(terms: list[str], tokenizer: str | None) -> list[int]:
+    """Pieces per term under the model's tokenizer."""
+    require("transformers", "train", "tokenizer fertility")
+    from transformers import AutoTokenizer
+
+    from assay.resources import encoder
+
+    tok = AutoTokenizer.from_pretrained(encoder(tokenizer))
+    return [len(tok.tokenize(t)) for t in terms]
+
+
+def corpus_pieces(texts: list[str], terms: list[str], vocab: int) -> list[int]:
+    """Pieces per term under a unigram sentencepiece model trained on the corpus (trained
+    on every sentence, without sampling: deterministic)."""
+    spm = require("sentencepiece", "augment", "a corpus sentencepiece model")
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_writer=model,
+        vocab_size=vocab,
+        model_type="unigram",
+        hard_vocab_limit=False,
+        minloglevel=2,
+        num_threads=1,
+    )
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    return [len(sp.encode(t, out_type=str)) for t in terms]
+
+
+def mine_terms(texts: list[str], cfg: MineConfig) -> pl.DataFrame:
+    """Candidate domain terms with their statistics and a `chosen` flag."""
+    frame = over_represented(
+        texts, reference_counts(cfg.reference), cfg.min_count, cfg.min_log_ratio
+    )
+    terms = frame["term"].to_list()
+    if cfg.tokenizer != "none" and terms:
+        pieces = fertility(terms, cfg.tokenizer)
+    else:
+        pieces = [None] * len(terms)
+    frame = frame.with_columns(pl.Series("pieces", pieces, dtype=pl.Int64))
+    if cfg.sentencepiece and terms:
+        sp = corpus_pieces(texts, terms, cfg.sentencepiece_vocab)
+        frame = frame.with_columns(pl.Series("corpus_pieces", sp, dtype=pl.Int64))
+    fragmented = pl.col("pieces").is_null() | (pl.col("pieces") >= cfg.min_pieces)
+    rank = fragmented.cast(pl.Int64).cum_sum()
+    return frame.with_columns(chosen=fragmented & (rank <= cfg.max_terms))
+
+
+def write_terms(frame: pl.DataFrame, directory: Path) -> dict[str, str]:
+    """domain_terms.txt (chosen terms, one per line) and domain_terms.tsv (all candidates)."""
+    from assay.atomic import write_text
+
+    chosen = frame.filter(pl.col("chosen"))["term"].to_list()
+    terms_path = directory / TERMS_FILE
+    table_path = directory / TABLE_FILE
+    write_text(terms_path, "".join(f"{t}\n" for t in chosen))
+    write_text(table_path, frame.write_csv(separator="\t"))
+    return {"terms": str(terms_path), "table": str(table_path)}
+
+
+# -- the step ------------------------------------------------------------------------------
+
+
+@register("domain_vocab")
+class DomainVocabAugmenter(TextAugmenter):
+    """Inject domain terms from a lexicon, and mine candidate domain terms for the tokenizer.
+
+    With `lexicon`, each augmentation substitutes matched terms by a domain variant (or
+    inserts a variant at a random position), at most `max_per_term` generated rows per
+    domain term. With `mine`, the chosen terms are listed in the report summary
+    (`domain_vocab__terms`) and written to `domain_terms.txt` in the step's work dir.
+    """
+
+    class Config(TextAugmenterConfig):
+        lexicon: str | None = Field(
+            None, description="YAML or CSV file: term -> domain variants (none: mine only)"
+        )
+        mode: Literal["substitute", "insert"] = Field(
+            "substitute", description="replace matched terms, or insert a variant elsewhere"
+        )
+        symmetric: bool = Field(
+            False, description="a term and its variants are interchangeable (synonym sets)"
+        )
+        max_per_term: int | None = Field(
+            None, ge=1, description="at most this many generated rows use each domain term"
+        )
+        p: float = Field(1.0, ge=0, le=1, description="share of matched terms edited")
+        mine: MineConfig | None = Field(None, description="propose domain terms (off if unset)")
+
+    op = "dv"
+
+    def prepare(self, texts: list[str], ctx: RunContext) -> None:
+        cfg = self.config
+        self.matcher = (
+            LexiconMatcher(load_lexicon(cfg.lexicon), cfg.symmetric) if cfg.lexicon else None
+        )
+        self.uses: Counter[str] = Counter()
+
+    def augment_batch(
+        self, texts: list[str], n_per_row: int, draw: Draw
+    ) -> Iterator[tuple[int, str, str]]:
+        if self.matcher is None:
+            return
+        cap = self.config.max_per_term
+        insert = self.config.mode == "insert"
+        tag = "dvi" if insert else "dvs"
+        table, uses = self.matcher.table, self.uses
+        for i, text in enumerate(texts):
+            found = self.matcher.find(text)
+            if not found:
+                continue
+            for _ in range(n_per_row):
+                picks = list(found)
+                k = min(len(picks), self.edits(len(picks)))
+                for j in range(k):
+                    r = j + int(draw() * (len(picks) - j))
+                    picks[j], picks[r] = picks[r], picks[j]
+                chosen: list[tuple[re.Match[str], str]] = []
+                for m in picks[:k]:
+                    options = table[m.group(0).lower()]
+                    if cap is not None:
+                        options = [v for v in options if uses[v] < cap]
+                    if options:
+                        chosen.append((m, options[int(draw() * len(options))]))
+                if not chosen:
+                    continue
+                new = _insert(text, chosen, draw) if insert else _substitute(text, chosen)
+                for _, v in chosen:
+                    uses[v] += 1
+                yield i, new, tag
+
+    def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
+        result = super()._run(corpus, ctx)
+        summary = result.report.summary
+        if self.config.max_per_term is not None or self.config.lexicon:
+            summary["term_uses"] = dict(sorted(getattr(self, "uses", Counter()).items()))
+        if self.config.mine is not None:
+            mined = self.mine(corpus, ctx)
+            chosen = mined.filter(pl.col("chosen"))["term"].to_list()
+            summary[f"{self.name}__terms"] = chosen
+            summary[f"{self.name}__files"] = write_terms(mined, ctx.workdir(self.name))
+            result.findings = mined
+        return result
+
+    def mine(self, corpus: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
+        # Mine on training and unlabelled originals only: dev/test vocabulary would leak.
+        rows = corpus.filter(
+            ~pl.col("split").is_in(corpus_mod.EVAL_SPLITS)
+            & (pl.col("origin") == corpus_mod.SOURCE_ORIGIN)
+        )
+        return mine_terms(rows["text"].to_list(), self.config.mine)
+
+
+def _substitute(text: str, chosen: list[tuple[re.Match[str], str]]) -> str:
+    out, last = [], 0
+    for m, variant in sorted(chosen, key=lambda mv: mv[0].start()):
+        out.append(text[last : m.start()])
+        out.append(_case_like(m.group(0), variant))
+        last = m.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _insert(text: str, chosen: list[tuple[re.Match[str], str]], draw: Draw) -> str:
+    words = text.split()
+    for _, variant in chosen:
+        words.insert(int(draw() * (len(words) + 1)), variant)
+    return " ".join(words)
+
+
+def _case_like(template: str, variant: str) -> str:
+    if template[:1].isupper() and variant[:1].islower():
+        return variant[:1].upper() + variant[1:]
+    return variant
+
+
+def terms_format() -> dict[str, Any]:
+    """What the training loop reads (kept next to the writer so the two cannot drift)."""
+    return {
+        "summary_key": "domain_vocab__terms",
+        "terms_file": TERMS_FILE,
+        "table_file": TABLE_FILE,
+        "columns": ["term", "count", "ref_count", "log_ratio", "pieces", "corpus_pieces", "chosen"],
+    }

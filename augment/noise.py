@@ -1,0 +1,112 @@
+"""Character noise: keyboard typos, swapped, dropped and doubled letters.
+
+Robustness augmentation: a model that meets typos in production should meet them in
+training. The keyboard neighbours come from nlpaug's bundled QWERTY map (read as data;
+nlpaug's augmenters and their global random state are not used).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Literal
+
+from assay.augment.base import Draw, Protected, TextAugmenter, TextAugmenterConfig
+from assay.augment.words import EDITABLE, IS_WORD, PREFIX, SUFFIX, WORD, WordTable
+from pydantic import Field
+
+from assay.context import RunContext
+from assay.errors import ResourceError, require
+from assay.registry import register
+
+Action = Literal["keyboard", "swap", "delete", "insert"]
+
+
+@lru_cache(maxsize=4)
+def keyboard(lang: str = "en") -> dict[str, tuple[str, ...]]:
+    """Key -> neighbouring keys (lower case letters and digits), from nlpaug's map."""
+    require("nlpaug", "augment", "the keyboard map of character noise")
+    path = importlib.resources.files("nlpaug") / "res" / "char" / "keyboard" / f"{lang}.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, OSError) as exc:
+        raise ResourceError(
+            f"no keyboard map for language {lang!r} in nlpaug ({exc}); use lang 'en' or "
+            "reinstall nlpaug"
+        ) from exc
+    return {k: tuple(v for v in vs if v.isalnum()) for k, vs in raw.items() if k.isalnum()}
+
+
+def typo(word: str, action: str, draw: Draw, keys: dict[str, tuple[str, ...]]) -> str:
+    """One character-level edit of `word` (first letter kept: readers still parse it)."""
+    n = len(word)
+    i = 1 + int(draw() * (n - 1))
+    if action == "swap":
+        i = min(i, n - 2) if n > 2 else 0
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    if action == "delete":
+        return word[:i] + word[i + 1 :]
+    near = keys.get(word[i].lower())
+    if not near:
+        return word
+    c = near[int(draw() * len(near))]
+    if word[i].isupper():
+        c = c.upper()
+    if action == "insert":
+        return word[: i + 1] + c + word[i + 1 :]
+    return word[:i] + c + word[i + 1 :]
+
+
+@register("char_noise")
+class CharNoiseAugmenter(TextAugmenter):
+    """Keyboard typos and letter swaps, deletions and insertions in a share of the words.
+
+    floor(p * words) words (at least `min_edits`) of `min_length` letters or more get one
+    character edit each; the action is drawn from `actions`.
+    """
+
+    class Config(TextAugmenterConfig):
+        actions: list[Action] = Field(
+            default_factory=lambda: ["keyboard"],
+            min_length=1,
+            description="character edits to draw from: keyboard neighbour, swap, delete, insert",
+        )
+        min_length: int = Field(3, ge=2, description="only words at least this long get typos")
+        keyboard: str = Field("en", description="keyboard layout (nlpaug's maps: en, de, fr...)")
+
+    op = "cn"
+
+    def prepare(self, texts: list[str], ctx: RunContext) -> None:
+        self.keys = keyboard(self.config.keyboard)
+        self.table = WordTable(protected=Protected(self.config.protected), keep_negations=False)
+
+    def augment_batch(
+        self, texts: list[str], n_per_row: int, draw: Draw
+    ) -> Iterator[tuple[int, str, str]]:
+        actions = list(self.config.actions)
+        min_len = self.config.min_length
+        keys = self.keys
+        edits = self.edits
+        for i, text in enumerate(texts):
+            tokens = text.split()
+            entries = self.table.entries(tokens)
+            pos = [
+                j
+                for j, e in enumerate(entries)
+                if e[EDITABLE] and len(e[WORD]) >= min_len and e[WORD].isalpha()
+            ]
+            m = len(pos)
+            n = min(edits(sum(1 for e in entries if e[IS_WORD])), m)
+            if n <= 0:
+                continue
+            for _ in range(n_per_row):
+                out = list(tokens)
+                for j in range(n):
+                    r = j + int(draw() * (m - j))
+                    pos[j], pos[r] = pos[r], pos[j]
+                    e = entries[pos[j]]
+                    action = actions[int(draw() * len(actions))]
+                    out[pos[j]] = e[PREFIX] + typo(e[WORD], action, draw, keys) + e[SUFFIX]
+                yield i, " ".join(out), "cn"
