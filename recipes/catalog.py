@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 BUILTIN_STEP_MODULES = [
     "assay.curate.clean",
     "assay.curate.split",
+    "assay.curate.dedup",
 ]
 
 _loaded = False

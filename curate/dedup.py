@@ -1,0 +1,427 @@
+"""The `dedup` step: exact, near (MinHash-LSH) and semantic duplicates, split- and label-aware.
+
+Finding duplicates gives clusters (connected components of the duplicate graph, labelled
+by their first row). Resolving a cluster decides, per scope, which row stays:
+
+- scope: the whole cluster (`splits: ignore`), each split (`within_split`), or, by
+  default (`keep_eval`), each eval split (dev, test) on its own plus the other rows
+  together; rows outside dev/test that duplicate a dev/test row are dropped
+  (`duplicate_of_eval`), so a train/test pair keeps the test copy;
+- label conflicts (members with different labels) are a finding, and handled by
+  `conflicts`: drop the whole scope, keep the majority label (a tie drops the scope),
+  or only flag;
+- the representative is the first, the longest, or a row of the most frequent label
+  (`keep`), or every row is kept and the duplicates flagged (`keep: keep_all`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from assay.curate.components import components
+from assay.curate.exact_dedup import Normalization, exact_clusters, label_key
+from pydantic import Field, model_validator
+
+from assay.context import RunContext
+from assay.corpus import EVAL_SPLITS
+from assay.engine import get_engine
+from assay.errors import InputError
+from assay.registry import register
+from assay.step import Filter, Keep, StepConfig
+
+log = logging.getLogger(__name__)
+
+Method = Literal["exact", "minhash", "semantic"]
+KeepRule = Literal["first", "longest", "most_frequent_label", "keep_all"]
+ConflictRule = Literal["drop_all", "keep_majority", "flag"]
+SplitRule = Literal["keep_eval", "within_split", "ignore"]
+_REST = "\x00rest"
+
+
+class DedupConfig(StepConfig):
+    method: Method = Field("exact", description="exact, minhash (near) or semantic duplicates")
+    normalization: Normalization = Field(
+        default_factory=Normalization, description="text normalisation for method: exact"
+    )
+    same_label_only: bool = Field(
+        False, description="only rows with the same label can be duplicates"
+    )
+    keep: KeepRule = Field(
+        "first",
+        description="which row of a cluster stays: first, longest, most_frequent_label, "
+        "or keep_all (keep every row, flag the duplicates)",
+    )
+    conflicts: ConflictRule = Field(
+        "keep_majority",
+        description="duplicates with different labels: drop_all, keep_majority (a tie "
+        "drops them all) or flag",
+    )
+    splits: SplitRule = Field(
+        "keep_eval",
+        description="keep_eval: a dev/test copy wins over train copies; within_split: "
+        "dedup each split alone; ignore: splits play no part",
+    )
+    # minhash: defaults tuned for short texts (see bench/dedup.py)
+    unit: Literal["word", "char"] = Field(
+        "word", description="minhash shingles: word or char n-grams"
+    )
+    ngram: int = Field(2, ge=1, le=32, description="minhash shingle length in units")
+    num_perm: int = Field(128, ge=8, le=1024, description="minhash permutations")
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="minhash Jaccard or semantic cosine threshold"
+    )
+    bands: int | None = Field(None, ge=1, description="LSH bands (chosen from threshold if unset)")
+    rows: int | None = Field(None, ge=1, description="LSH rows per band (with bands)")
+    verify: bool = Field(
+        True, description="minhash: keep only candidate pairs whose true Jaccard >= threshold"
+    )
+    engine: Literal["local", "ray"] | None = Field(
+        None, description="where minhash runs (default: the run's engine)"
+    )
+    # semantic
+    model: str | None = Field(None, description="sentence embedding model (default: MiniLM)")
+    neighbours: Literal["exact", "blocked"] = Field(
+        "exact", description="semantic: exact all-pairs or SimHash-blocked neighbours"
+    )
+    batch_size: int = Field(64, ge=1, description="semantic: embedding batch size")
+
+    @model_validator(mode="after")
+    def _bands_and_rows(self) -> DedupConfig:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("set both bands and rows, or neither (then threshold decides)")
+        if self.bands is not None and self.bands * (self.rows or 0) > self.num_perm:
+            raise ValueError(
+                f"bands x rows must be at most num_perm: {self.bands} x {self.rows} > "
+                f"{self.num_perm}"
+            )
+        return self
+
+
+@register("dedup")
+class DedupFilter(Filter):
+    """Remove exact, near (MinHash-LSH) or semantic duplicates, keeping one row per cluster.
+
+    Every removed row is recorded with its reason, cluster and representative; kept rows
+    get `dedup__cluster` and `dedup__cluster_size`. Duplicates across splits keep the
+    dev/test copy by default, and label conflicts are reported and resolved by rule.
+    """
+
+    Config = DedupConfig
+    version = "1"
+
+    def keep(self, corpus: pl.DataFrame, ctx: RunContext) -> Keep:
+        cfg: DedupConfig = self.config
+        n = corpus.height
+        with ctx.task(f"dedup ({cfg.method})", total=n) as task:
+            clusters, stats = find_clusters(corpus, cfg, ctx)
+            task.advance(n)
+        decided = resolve(corpus, clusters, cfg)
+        return _decision(self.name, corpus, decided, cfg, stats)
+
+
+# -- finding clusters ----------------------------------------------------------------------------
+
+
+def find_clusters(
+    corpus: pl.DataFrame, cfg: DedupConfig, ctx: RunContext
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Cluster label (first member row) of every row, and statistics for the report."""
+    n = corpus.height
+    if cfg.method == "exact":
+        return exact_clusters(corpus, cfg.normalization, cfg.same_label_only), {}
+    if cfg.method == "minhash":
+        a, b, stats = minhash_pairs(corpus, cfg, ctx)
+    else:
+        a, b, stats = semantic_pairs(corpus, cfg, ctx)
+    if cfg.same_label_only and len(a):
+        labels = corpus.select(label_key(corpus).fill_null("\x00null")).to_series().to_numpy()
+        same = labels[a] == labels[b]
+        a, b = a[same], b[same]
+    stats["duplicate_pairs"] = len(a)
+    return components(n, a, b), stats
+
+
+def minhash_params(cfg: DedupConfig, ctx: RunContext):
+    from assay.curate.minhash import MinHashParams, optimal_param
+
+    if cfg.bands is None:
+        bands, rows = optimal_param(cfg.threshold, cfg.num_perm)
+    else:
+        bands, rows = cfg.bands, cfg.rows or 1
+    return MinHashParams(
+        ngram=cfg.ngram,
+        unit=cfg.unit,
+        num_perm=cfg.num_perm,
+        bands=bands,
+        rows=rows,
+        seed=ctx.step_seed("minhash"),
+    )
+
+
+def minhash_pairs(
+    corpus: pl.DataFrame, cfg: DedupConfig, ctx: RunContext
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Near-duplicate pairs (a < b) by MinHash-LSH, verified by true Jaccard if asked."""
+    params = minhash_params(cfg, ctx)
+    engine = get_engine(cfg.engine or ctx.engine)
+    verify = cfg.threshold if cfg.verify else None
+    a, b, stats = near_duplicate_pairs(corpus["text"].to_arrow(), params, engine, verify)
+    stats.update(bands=params.bands, rows=params.rows, engine=engine.name)
+    return a, b, stats
+
+
+def near_duplicate_pairs(
+    texts: pa.Array | pa.ChunkedArray,
+    params: Any,
+    engine: Any = None,
+    verify_threshold: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Candidate pairs from LSH buckets, optionally verified; rows are positions in `texts`."""
+    import functools
+
+    from assay.curate import minhash
+
+    engine = get_engine(engine)
+    n = len(texts)
+    rows = pa.table({"row": pa.array(np.arange(n, dtype=np.int64)), "text": texts})
+    buckets = engine.map_batches(rows, functools.partial(minhash.signature_table, params=params))
+    pairs = engine.shuffle_map(buckets, "bucket", minhash.bucket_pairs)
+    a, b = minhash.unique_pairs(
+        np.asarray(pairs["a"], dtype=np.int64), np.asarray(pairs["b"], dtype=np.int64)
+    )
+    stats: dict[str, Any] = {"candidate_pairs": len(a)}
+    if verify_threshold is not None and len(a):
+        table = pa.table(
+            {"a": a, "b": b, "text_a": texts.take(pa.array(a)), "text_b": texts.take(pa.array(b))}
+        )
+        scored = engine.map_batches(table, functools.partial(minhash.verify_pairs, params=params))
+        score = np.asarray(scored["jaccard"])
+        ok = score >= verify_threshold
+        a = np.asarray(scored["a"], dtype=np.int64)[ok]
+        b = np.asarray(scored["b"], dtype=np.int64)[ok]
+        a, b = minhash.unique_pairs(a, b)
+        stats["verified_pairs"] = len(a)
+    return a, b, stats
+
+
+def semantic_pairs(
+    corpus: pl.DataFrame, cfg: DedupConfig, ctx: RunContext
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    from assay.curate import semantic_dedup
+
+    vectors = semantic_dedup.embed(corpus["text"].to_list(), cfg.model, cfg.batch_size)
+    a, b, _ = semantic_dedup.similar_pairs(
+        vectors, cfg.threshold, cfg.neighbours, rng=ctx.rng("semantic")
+    )
+    return a, b, {"model": cfg.model or "all-MiniLM-L6-v2", "neighbours": cfg.neighbours}
+
+
+# -- resolving clusters --------------------------------------------------------------------------
+
+
+def resolve(corpus: pl.DataFrame, clusters: np.ndarray, cfg: DedupConfig) -> pl.DataFrame:
+    """Per row (in corpus order): keep, reason, representative row, conflict and dup flags."""
+    if len(clusters) != corpus.height:
+        raise InputError(f"{len(clusters)} cluster labels for {corpus.height} rows")
+    frame = corpus.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
+        pl.Series("cluster", clusters, dtype=pl.Int64),
+        pl.col("split").fill_null(_REST).alias("split"),
+        label_key(corpus).alias("lab"),
+        pl.col("text").str.len_chars().alias("length"),
+    ).with_columns(size=pl.len().over("cluster").cast(pl.Int64))
+    is_eval = pl.col("split").is_in(list(EVAL_SPLITS))
+    if cfg.splits == "ignore":
+        frame = frame.with_columns(scope_split=pl.lit(""))
+    elif cfg.splits == "within_split":
+        frame = frame.with_columns(scope_split=pl.col("split"))
+    else:
+        frame = frame.with_columns(
+            scope_split=pl.when(is_eval).then(pl.col("split")).otherwise(pl.lit(_REST))
+        )
+    scope = ["cluster", "scope_split"]
+    lab_n = pl.col("lab").drop_nulls().n_unique().over(scope)
+    frame = frame.with_columns(
+        cnt=pl.when(pl.col("lab").is_null())
+        .then(0)
+        .otherwise(pl.len().over([*scope, "lab"]))
+        .cast(pl.Int64),
+        scope_conflict=lab_n > 1,
+        cluster_conflict=pl.col("lab").drop_nulls().n_unique().over("cluster") > 1,
+    )
+    top = pl.col("cnt").max().over(scope)
+    n_top = (
+        pl.when(pl.col("cnt") == top).then(pl.col("lab")).otherwise(None).drop_nulls().n_unique()
+    ).over(scope)
+    frame = frame.with_columns(is_top=pl.col("cnt") == top, tie=n_top > 1)
+    # rows a conflict rule removes before a representative is chosen
+    if cfg.conflicts == "drop_all":
+        conflict_drop = pl.col("scope_conflict")
+        conflict_reason = pl.lit("label_conflict")
+    elif cfg.conflicts == "keep_majority":
+        conflict_drop = pl.col("scope_conflict") & (pl.col("tie") | ~pl.col("is_top"))
+        conflict_reason = (
+            pl.when(pl.col("tie"))
+            .then(pl.lit("label_conflict_tie"))
+            .otherwise(pl.lit("label_conflict_minority"))
+        )
+    else:
+        conflict_drop = pl.lit(False)
+        conflict_reason = pl.lit(None, dtype=pl.String)
+    frame = frame.with_columns(
+        conflict_drop=conflict_drop & (pl.col("size") > 1), conflict_reason=conflict_reason
+    )
+    if cfg.keep == "longest":
+        rank = [-pl.col("length"), pl.col("row")]
+    elif cfg.keep == "most_frequent_label":
+        rank = [-pl.col("cnt"), pl.col("row")]
+    else:
+        rank = [pl.col("row")]
+    eligible = frame.filter(~pl.col("conflict_drop"))
+    reps = (
+        eligible.sort([*scope, *[r for r in rank]])
+        .group_by(scope, maintain_order=True)
+        .agg(pl.col("row").first().alias("rep"))
+    )
+    frame = frame.join(reps, on=scope, how="left", maintain_order="left")
+    if cfg.splits == "keep_eval":
+        # the eval representative that non-eval members of the same cluster defer to
+        eval_rep = (
+            frame.filter(is_eval & pl.col("rep").is_not_null())
+            .group_by("cluster")
+            .agg(pl.col("rep").min().alias("eval_rep"))
+        )
+        frame = frame.join(eval_rep, on="cluster", how="left", maintain_order="left")
+        to_eval = ~is_eval & pl.col("eval_rep").is_not_null()
+    else:
+        frame = frame.with_columns(eval_rep=pl.lit(None, dtype=pl.Int64))
+        to_eval = pl.lit(False)
+    method = f"{cfg.method}_duplicate"
+    flag_only = cfg.keep == "keep_all"
+    frame = frame.with_columns(
+        representative=pl.when(to_eval).then(pl.col("eval_rep")).otherwise(pl.col("rep")),
+        reason=pl.when(to_eval)
+        .then(pl.lit("duplicate_of_eval"))
+        .when(pl.col("conflict_drop"))
+        .then(pl.col("conflict_reason"))
+        .when(pl.col("row") != pl.col("rep"))
+        .then(pl.lit(method))
+        .otherwise(pl.lit(None, dtype=pl.String)),
+    )
+    frame = frame.with_columns(
+        duplicate=pl.col("reason").is_not_null(),
+        kept=pl.col("reason").is_null() | pl.lit(flag_only),
+        label_conflict=pl.col("cluster_conflict"),
+    )
+    return frame.select(
+        "row",
+        "cluster",
+        "size",
+        "split",
+        "representative",
+        "reason",
+        "duplicate",
+        "kept",
+        "label_conflict",
+    )
+
+
+def cross_split_pairs(decided: pl.DataFrame) -> dict[str, int]:
+    """Duplicate pairs whose two rows are in different splits, by split pair."""
+    counts = decided.filter(pl.col("size") > 1).group_by("cluster", "split").len()
+    pairs = counts.join(counts, on="cluster", suffix="_b").filter(
+        pl.col("split") < pl.col("split_b")
+    )
+    by = (
+        pairs.with_columns(n=pl.col("len") * pl.col("len_b"))
+        .group_by("split", "split_b")
+        .agg(pl.col("n").sum())
+        .sort("split", "split_b")
+    )
+    return {
+        f"{s.replace(_REST, 'none')}-{t.replace(_REST, 'none')}": int(k)
+        for s, t, k in by.iter_rows()
+    }
+
+
+def _decision(
+    step: str, corpus: pl.DataFrame, decided: pl.DataFrame, cfg: DedupConfig, stats: dict[str, Any]
+) -> Keep:
+    ids = corpus["id"]
+    row_id = decided.select(
+        pl.col("row"), pl.Series("id", ids)
+    )  # positions -> ids for cluster and representative columns
+    id_of = row_id["id"]
+    cluster_id = id_of.gather(decided["cluster"])
+    rep = decided["representative"]
+    rep_id = pl.select(
+        pl.when(rep.is_not_null()).then(id_of.gather(rep.fill_null(0))).otherwise(None)
+    ).to_series()
+    columns = pl.DataFrame(
+        {
+            "id": ids,
+            f"{step}__cluster": cluster_id,
+            f"{step}__cluster_size": decided["size"],
+            f"{step}__representative": rep_id,
+            f"{step}__is_duplicate": decided["duplicate"],
+            f"{step}__label_conflict": decided["label_conflict"],
+        }
+    )
+    multi = decided.filter(pl.col("size") > 1)
+    by_pair = cross_split_pairs(decided)
+    conflict_clusters = multi.filter(pl.col("label_conflict"))["cluster"].n_unique()
+    findings = _findings(corpus, decided, cluster_id, rep_id)
+    reasons = decided["reason"]
+    summary: dict[str, Any] = {
+        "method": cfg.method,
+        "clusters": multi["cluster"].n_unique(),
+        "rows_in_clusters": multi.height,
+        "duplicates": int(decided["duplicate"].sum()),
+        "dropped": int((~decided["kept"]).sum()),
+        "cross_split_pairs": sum(by_pair.values()),
+        "cross_split_by_splits": by_pair,
+        "label_conflict_clusters": conflict_clusters,
+        **stats,
+    }
+    log.info(
+        "dedup %s: %d clusters, %d duplicates, %d cross-split pairs, %d label conflicts",
+        cfg.method,
+        summary["clusters"],
+        summary["duplicates"],
+        summary["cross_split_pairs"],
+        conflict_clusters,
+    )
+    return Keep(
+        mask=decided["kept"].to_numpy(),
+        reason=reasons,
+        columns=columns,
+        findings=findings,
+        summary=summary,
+    )
+
+
+def _findings(
+    corpus: pl.DataFrame, decided: pl.DataFrame, cluster_id: pl.Series, rep_id: pl.Series
+) -> pl.DataFrame:
+    """One row per member of a conflicting or cross-split cluster."""
+    frame = pl.DataFrame(
+        {
+            "id": corpus["id"],
+            "cluster": cluster_id,
+            "representative": rep_id,
+            "split": corpus["split"],
+            "label": corpus.select(label_key(corpus)).to_series(),
+            "size": decided["size"],
+            "label_conflict": decided["label_conflict"],
+            "n_splits": decided.select(pl.col("split").n_unique().over("cluster")).to_series(),
+        }
+    ).filter(pl.col("size") > 1)
+    conflict = frame.filter(pl.col("label_conflict")).with_columns(finding=pl.lit("label_conflict"))
+    cross = frame.filter(pl.col("n_splits") > 1).with_columns(finding=pl.lit("cross_split"))
+    return pl.concat([conflict, cross]).select(
+        "finding", "id", "cluster", "representative", "split", "label", "size"
+    )
