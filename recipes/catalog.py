@@ -13,6 +13,10 @@ BUILTIN_STEP_MODULES = [
     "assay.curate.clean",
     "assay.curate.split",
     "assay.curate.dedup",
+    "assay.augment.eda",
+    "assay.augment.shuffle",
+    "assay.augment.noise",
+    "assay.augment.domain_vocab",
 ]
 
 _loaded = False
