@@ -112,6 +112,9 @@ class Step:
     # May the step change text, label or weight of dev/test rows? Cleaning may; augmentation,
     # reweighting and relabelling may not unless configured to (`protect_eval: false`).
     touches_eval: ClassVar[bool] = True
+    # Is the output a function of (input, config, seed) alone? Steps that read a remote
+    # service (Label Studio pull) are not: a runner must rerun them instead of caching.
+    cacheable: ClassVar[bool] = True
 
     def __init__(self, config: StepConfig | None = None, /, **params: Any) -> None:
         if config is not None and params:

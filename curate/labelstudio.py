@@ -1,0 +1,309 @@
+"""Label Studio sync as recipe steps, and a reader for Label Studio JSON exports.
+
+`labelstudio_push` sends (a selection of) the corpus to a project; `labelstudio_pull`
+brings the annotators' work back: resolved labels, agreement numbers and the annotations
+table in the run directory. The token comes only from an environment variable named in the
+recipe (`token_env`), never from the recipe itself.
+
+The library functions behind them are in `ls_client` (connection), `ls_config` (projects
+and label configs), `ls_sync` (push, pull, status) and `agreement`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from assay.curate import agreement as agreement_mod
+from assay.curate import ls_sync
+from assay.curate.ls_client import TOKEN_ENV, Connection
+from assay.curate.ls_config import ID_KEY, TEXT_KEY, LabelConfig, init_project
+from pydantic import Field, field_validator
+
+from assay import corpus as corpus_mod
+from assay.context import RunContext
+from assay.errors import InputError
+from assay.registry import register
+from assay.step import Audit, Findings, Step, StepConfig, StepResult
+
+log = logging.getLogger(__name__)
+
+SYNC_DIR = "labelstudio"
+_TOKEN_LIKE = re.compile(r"^[0-9a-f]{32,}$|^eyJ")
+
+
+class _ConnectionConfig(StepConfig):
+    url: str | None = Field(
+        None, description="Label Studio URL; defaults to the ASSAY_LS_URL environment variable"
+    )
+    token_env: str = Field(
+        TOKEN_ENV, description="name of the environment variable that holds the API token"
+    )
+    project: int | str = Field(description="project id, or title (created by push if missing)")
+    state_dir: str | None = Field(
+        None, description="sync directory; defaults to <run dir>/labelstudio"
+    )
+
+    @field_validator("token_env")
+    @classmethod
+    def _not_a_token(cls, value: str) -> str:
+        if _TOKEN_LIKE.search(value) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(
+                "token_env is the NAME of an environment variable (e.g. ASSAY_LS_TOKEN), not "
+                "the token; never put a token in a recipe"
+            )
+        return value
+
+
+def _connection(cfg: _ConnectionConfig) -> Connection:
+    return Connection.from_env(cfg.url, cfg.token_env)
+
+
+def _sync_dir(cfg: _ConnectionConfig, ctx: RunContext) -> Path:
+    if cfg.state_dir:
+        return Path(cfg.state_dir)
+    if ctx.run_dir is not None:
+        return Path(ctx.run_dir) / SYNC_DIR
+    return ctx.workdir(SYNC_DIR)
+
+
+@register("labelstudio_push")
+class LabelStudioPush(Audit):
+    """Push corpus rows to a Label Studio project as tasks (idempotent; never changes the corpus).
+
+    Creates the project from the corpus's label set when it does not exist, or checks the
+    existing project's labels. A second push of the same corpus creates no task; changed
+    text updates its task; new rows add tasks. Optional pre-annotations come from corpus
+    columns holding a model's predicted label and score.
+    """
+
+    cacheable = False
+
+    class Config(_ConnectionConfig):
+        labels: list[str] | None = Field(
+            None, description="label set for a new project (default: the corpus's labels)"
+        )
+        only_unlabeled: bool = Field(False, description="push only rows without a label")
+        flagged: str | None = Field(
+            None, description="push only rows where this boolean column is true"
+        )
+        splits: list[str] | None = Field(None, description="push only rows of these splits")
+        sample: int | None = Field(None, ge=1, description="push a random sample of this size")
+        prediction_column: str | None = Field(
+            None, description="column with a model's predicted label, sent as pre-annotation"
+        )
+        score_column: str | None = Field(None, description="column with the prediction's score")
+        model_version: str = Field("assay", description="model version named on predictions")
+        batch_size: int = Field(ls_sync.BATCH_SIZE, ge=1, description="tasks per import request")
+
+    def score(self, corpus: pl.DataFrame, ctx: RunContext) -> Findings:
+        cfg = self.config
+        client = _connection(cfg).client()
+        labels = cfg.labels or corpus_mod.label_set(corpus)
+        project = init_project(client, cfg.project, labels, corpus_mod.is_multilabel(corpus))
+        rows = ls_sync.select_rows(
+            corpus,
+            only_unlabeled=cfg.only_unlabeled,
+            flagged=cfg.flagged,
+            splits=cfg.splits,
+            sample=cfg.sample,
+            rng=ctx.rng("sample"),
+        )
+        predictions = None
+        if cfg.prediction_column:
+            cols = [pl.col("id"), pl.col(cfg.prediction_column).alias("label")]
+            if cfg.score_column:
+                cols.append(pl.col(cfg.score_column).cast(pl.Float64).alias("score"))
+            predictions = rows.select(cols)
+        report = ls_sync.push(
+            client,
+            project,
+            rows,
+            predictions=predictions,
+            model_version=cfg.model_version,
+            batch_size=cfg.batch_size,
+            state_dir=_sync_dir(cfg, ctx),
+            progress=ctx.progress,
+        )
+        pushed = corpus.select(
+            "id", pl.col("id").is_in(rows["id"].implode()).alias(f"{self.name}__pushed")
+        )
+        return Findings(columns=pushed, summary=report.to_dict())
+
+
+@register("labelstudio_pull")
+class LabelStudioPull(Step):
+    """Pull annotations from a Label Studio project and resolve one label per example.
+
+    Incremental: only tasks updated since the last pull are fetched (the mark lives in the
+    sync directory with the annotations table). Skipped annotations are kept as skipped,
+    never as labels; labels outside the project's label set are reported, not added.
+    Resolved labels replace the labels of rows in `relabel_splits`; agreement numbers and
+    disagreements go to the report and the sync directory.
+    """
+
+    kind = "sync"
+    touches_eval = False
+    cacheable = False
+
+    class Config(_ConnectionConfig):
+        method: str = Field(
+            agreement_mod.MAJORITY, description="consensus: 'majority' or 'crowdlab'"
+        )
+        prob_prefix: str | None = Field(
+            None,
+            description="for crowdlab: prefix of columns '<prefix><label>' holding model "
+            "probabilities",
+        )
+        relabel_splits: list[str] = Field(
+            default_factory=lambda: ["train", "unlabeled"],
+            description="splits whose labels the resolved labels replace",
+        )
+        labelled_split: str | None = Field(
+            "train", description="split for 'unlabeled' rows that received a label"
+        )
+        full: bool = Field(False, description="pull every task, not only the updated ones")
+
+        @field_validator("method")
+        @classmethod
+        def _method(cls, value: str) -> str:
+            if value not in agreement_mod.METHODS:
+                raise ValueError(f"method must be one of {list(agreement_mod.METHODS)}")
+            return value
+
+    def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
+        cfg = self.config
+        client = _connection(cfg).client()
+        pred_probs = None
+        if cfg.prob_prefix:
+            cols = [c for c in corpus.columns if c.startswith(cfg.prob_prefix)]
+            pred_probs = corpus.select(
+                "id", *[pl.col(c).alias(c[len(cfg.prob_prefix) :]) for c in cols]
+            )
+        result = ls_sync.pull(
+            client,
+            cfg.project,
+            _sync_dir(cfg, ctx),
+            full=cfg.full,
+            method=cfg.method,
+            pred_probs=pred_probs,
+            progress=ctx.progress,
+        )
+        cons = result.consensus
+        eligible = corpus.filter(pl.col("split").is_in(cfg.relabel_splits))["id"]
+        cons = cons.filter(pl.col("id").is_in(eligible.implode()))
+        out = ls_sync.apply_labels(corpus, cons, prefix=self.name)
+        if cfg.labelled_split:
+            got = pl.col(f"{self.name}__status").is_not_null() & pl.col("label").is_not_null()
+            out = out.with_columns(
+                split=pl.when((pl.col("split") == "unlabeled") & got)
+                .then(pl.lit(cfg.labelled_split))
+                .otherwise(pl.col("split"))
+            )
+        before = corpus.select("id", pl.col("label").alias("_old"))
+        changed = out.join(before, on="id").filter(pl.col("label").ne_missing(pl.col("_old")))
+        summary = result.summary()
+        summary["n_relabelled"] = changed.height
+        report = self._report(n_modified=changed.height, summary=summary)
+        disagreements = result.agreement.disagreements if result.agreement else None
+        return StepResult(out, report, findings=disagreements)
+
+
+# -- Label Studio JSON export -> corpus ------------------------------------------------------
+
+
+def corpus_from_export(
+    export: str | Path | list[dict[str, Any]],
+    *,
+    labels: list[str] | None = None,
+    method: str = agreement_mod.MAJORITY,
+) -> pl.DataFrame:
+    """Read a Label Studio JSON export (a list of tasks) as a corpus.
+
+    The example id is `data.assay_id` when present (tasks pushed by assay), else
+    `ls-<task id>`. The text is `data.text` (or the only string field). The label is the
+    majority of the non-skipped annotations; tasks without one are in split 'unlabeled'.
+    Annotation labels outside `labels` (when given) raise an InputError naming them.
+    """
+    tasks = _load_export(export)
+    text_key = _text_key(tasks)
+    from_name, seen, multilabel = _choices_of(tasks)
+    if labels is not None:
+        unknown = sorted(seen - set(labels))
+        if unknown:
+            raise InputError(
+                f"the export has labels {unknown} that are not in the label set {labels}"
+            )
+    config = LabelConfig(
+        labels=tuple(labels if labels is not None else sorted(seen)),
+        multilabel=multilabel,
+        from_name=from_name,
+        text_key=text_key,
+    )
+    task_rows, ann_rows = [], []
+    for task in tasks:
+        t, a = ls_sync.task_annotations(task, config, {})
+        task_rows.append(t)
+        ann_rows.extend(a)
+    tasks_frame = pl.DataFrame(task_rows, schema=ls_sync.TASK_SCHEMA)
+    annotations = pl.DataFrame(ann_rows, schema=ls_sync.annotation_schema(multilabel))
+    dup = tasks_frame.filter(pl.col("id").is_duplicated())["id"].unique().to_list()
+    if dup:
+        raise InputError(f"the export has several tasks for example ids {sorted(dup)[:5]}")
+    cons = agreement_mod.consensus(annotations, config.labels, method=method)
+    label_type = pl.List(pl.String) if multilabel else pl.String
+    base = tasks_frame.select("id", "text").with_columns(label=pl.lit(None, dtype=label_type))
+    frame = ls_sync.apply_labels(corpus_mod.conform(base), cons, prefix="labelstudio")
+    frame = frame.drop("labelstudio__previous_label").with_columns(
+        split=pl.when(pl.col("label").is_null()).then(pl.lit("unlabeled")).otherwise(None),
+        origin=pl.lit("labelstudio"),
+    )
+    return frame
+
+
+def _load_export(export: str | Path | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(export, list):
+        return export
+    path = Path(export)
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path} as a Label Studio JSON export: {exc}") from None
+    if not isinstance(tasks, list):
+        raise InputError(f"{path}: expected a JSON list of tasks, found {type(tasks).__name__}")
+    return tasks
+
+
+def _text_key(tasks: list[dict[str, Any]]) -> str:
+    for task in tasks:
+        data = task.get("data") or {}
+        if TEXT_KEY in data:
+            return TEXT_KEY
+        strings = [k for k, v in data.items() if isinstance(v, str) and k != ID_KEY]
+        if len(strings) == 1:
+            return strings[0]
+    raise InputError(
+        "cannot find the text in the export's task data: expected a 'text' field or exactly "
+        "one string field"
+    )
+
+
+def _choices_of(tasks: list[dict[str, Any]]) -> tuple[str, set[str], bool]:
+    names: set[str] = set()
+    labels: set[str] = set()
+    multilabel = False
+    for task in tasks:
+        for ann in task.get("annotations") or []:
+            for item in ann.get("result") or []:
+                if item.get("type") == "choices":
+                    names.add(item.get("from_name", ""))
+                    chosen = item.get("value", {}).get("choices") or []
+                    labels.update(chosen)
+                    multilabel |= len(chosen) > 1
+    if len(names) > 1:
+        raise InputError(f"the export has several choice controls {sorted(names)}; assay reads one")
+    return (names.pop() if names else "label"), labels, multilabel

@@ -1,0 +1,329 @@
+"""`assay ls`: sync a corpus with a Label Studio project (init, push, pull, status).
+
+The token is read from an environment variable (ASSAY_LS_TOKEN, or the one named with
+--token-env); it is never printed or written. The URL comes from --url or ASSAY_LS_URL.
+Sync state (the last pull, the annotations table, consensus and agreement) lives in a sync
+directory, by default .assay/labelstudio/<project>.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from assay.errors import AssayError, InputError
+
+
+class _LsGroup(click.Group):
+    """Errors become one line on stderr (also when the group runs on its own)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AssayError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _connection_options(fn):
+    @click.option(
+        "--url",
+        envvar="ASSAY_LS_URL",
+        help="Label Studio URL (or set ASSAY_LS_URL).",
+        required=True,
+    )
+    @click.option(
+        "--token-env",
+        default="ASSAY_LS_TOKEN",
+        show_default=True,
+        help="Name of the environment variable holding the API token.",
+    )
+    @click.option("--project", "-p", required=True, help="Project id or title.")
+    @click.option(
+        "--dir",
+        "sync_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Sync directory (default .assay/labelstudio/<project>).",
+    )
+    @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+    @functools.wraps(fn)
+    def wrapper(**kwargs: Any) -> Any:
+        return fn(**kwargs)
+
+    return wrapper
+
+
+def _client(url: str, token_env: str):
+    from assay.curate.ls_client import Connection
+
+    return Connection.from_env(url, token_env).client()
+
+
+def _sync_dir(sync_dir: Path | None, project: str) -> Path:
+    if sync_dir is not None:
+        return sync_dir
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", project).strip("-") or "project"
+    return Path(".assay") / "labelstudio" / slug
+
+
+def _progress(quiet: bool):
+    from assay.progress import RichProgress, SilentProgress
+
+    if quiet:
+        return SilentProgress()
+    from rich.console import Console
+
+    return RichProgress(Console(stderr=True))
+
+
+def read_corpus(path: Path):
+    """A corpus from a run directory, a corpus parquet file, or any format `assay run` reads."""
+    import polars as pl
+
+    from assay import corpus as corpus_mod
+
+    if path.is_dir() and (path / "corpus.parquet").exists():
+        path = path / "corpus.parquet"
+    if path.suffix == ".parquet":
+        try:
+            frame = pl.read_parquet(path)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise InputError(f"cannot read {path} as parquet: {exc}") from None
+        if "id" in frame.columns:
+            return corpus_mod.conform(frame)
+    from assay.curate import io
+
+    return io.read(io.ReadOptions(source=str(path))).corpus
+
+
+@click.group("ls", cls=_LsGroup)
+def ls() -> None:
+    """Sync a corpus with a Label Studio project: init, push, pull, status."""
+
+
+@ls.command("init")
+@click.argument("corpus", type=click.Path(exists=True, path_type=Path), required=False)
+@_connection_options
+@click.option("--labels", help="Comma-separated label set (default: the corpus's labels).")
+@click.option("--multilabel", is_flag=True, help="Annotators may choose several labels.")
+def init_cmd(
+    corpus: Path | None,
+    url: str,
+    token_env: str,
+    project: str,
+    sync_dir: Path | None,
+    quiet: bool,
+    labels: str | None,
+    multilabel: bool,
+) -> None:
+    """Create a project with a label config from the corpus's labels, or check an existing one."""
+    from assay.curate.ls_config import init_project
+
+    from assay import corpus as corpus_mod
+
+    label_set: list[str] = []
+    if corpus is not None:
+        frame = read_corpus(corpus)
+        label_set = corpus_mod.label_set(frame)
+        multilabel = multilabel or corpus_mod.is_multilabel(frame)
+    if labels:
+        label_set = [x.strip() for x in labels.split(",") if x.strip()]
+    if not label_set:
+        raise InputError("no labels: give a labelled CORPUS or --labels a,b,c")
+    client = _client(url, token_env)
+    made = init_project(client, project, label_set, multilabel)
+    verb = "created" if made.created else "attached to"
+    click.echo(
+        f"{verb} project {made.id} ({made.title}) with labels {', '.join(made.config.labels)}"
+    )
+
+
+@ls.command("push")
+@click.argument("corpus", type=click.Path(exists=True, path_type=Path))
+@_connection_options
+@click.option("--only-unlabeled", is_flag=True, help="Push only rows without a label.")
+@click.option("--flagged", help="Push only rows where this boolean column is true.")
+@click.option("--split", "splits", multiple=True, help="Push only rows of this split (repeat).")
+@click.option("--sample", type=int, help="Push a random sample of this many rows.")
+@click.option("--seed", type=int, default=13, show_default=True, help="Seed for --sample.")
+@click.option(
+    "--predictions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Parquet/CSV with id, label (+ score, model_version): pre-annotations for new tasks.",
+)
+@click.option("--model-version", help="Model version named on the predictions.")
+@click.option("--batch-size", type=int, default=5000, show_default=True, help="Tasks per import.")
+def push_cmd(
+    corpus: Path,
+    url: str,
+    token_env: str,
+    project: str,
+    sync_dir: Path | None,
+    quiet: bool,
+    only_unlabeled: bool,
+    flagged: str | None,
+    splits: tuple[str, ...],
+    sample: int | None,
+    seed: int,
+    predictions: Path | None,
+    model_version: str | None,
+    batch_size: int,
+) -> None:
+    """Push CORPUS rows as tasks: new rows add tasks, changed text updates them, repeats do nothing."""
+    import numpy as np
+    import polars as pl
+    from assay.curate import ls_sync
+
+    frame = read_corpus(corpus)
+    rows = ls_sync.select_rows(
+        frame,
+        only_unlabeled=only_unlabeled,
+        flagged=flagged,
+        splits=list(splits) or None,
+        sample=sample,
+        rng=np.random.default_rng(seed),
+    )
+    preds = None
+    if predictions is not None:
+        preds = (
+            pl.read_parquet(predictions)
+            if predictions.suffix == ".parquet"
+            else pl.read_csv(predictions)
+        )
+    client = _client(url, token_env)
+    report = ls_sync.push(
+        client,
+        project,
+        rows,
+        predictions=preds,
+        model_version=model_version,
+        batch_size=batch_size,
+        state_dir=_sync_dir(sync_dir, project),
+        progress=_progress(quiet),
+    )
+    click.echo(
+        f"project {report.project}: {report.n_created} created, {report.n_updated} updated, "
+        f"{report.n_unchanged} unchanged, {report.n_duplicates_removed} duplicates removed "
+        f"({report.n_tasks} tasks for {report.n_selected} rows, {report.seconds:.1f} s)"
+    )
+
+
+@ls.command("pull")
+@_connection_options
+@click.option(
+    "--corpus",
+    "corpus",
+    type=click.Path(exists=True, path_type=Path),
+    help="Apply resolved labels to this corpus (default: a corpus of the project's tasks).",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the labelled corpus here."
+)
+@click.option("--full", is_flag=True, help="Pull every task, not only those updated since.")
+@click.option(
+    "--method",
+    type=click.Choice(["majority", "crowdlab"]),
+    default="majority",
+    show_default=True,
+    help="How to resolve one label from several annotators.",
+)
+@click.option(
+    "--pred-probs",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Parquet with id and one probability column per label (for crowdlab).",
+)
+def pull_cmd(
+    url: str,
+    token_env: str,
+    project: str,
+    sync_dir: Path | None,
+    quiet: bool,
+    corpus: Path | None,
+    out: Path | None,
+    full: bool,
+    method: str,
+    pred_probs: Path | None,
+) -> None:
+    """Pull annotations updated since the last pull; resolve labels; report agreement."""
+    import polars as pl
+    from assay.curate import ls_sync
+
+    probs = pl.read_parquet(pred_probs) if pred_probs is not None else None
+    client = _client(url, token_env)
+    directory = _sync_dir(sync_dir, project)
+    result = ls_sync.pull(
+        client,
+        project,
+        directory,
+        full=full,
+        method=method,
+        pred_probs=probs,
+        progress=_progress(quiet),
+    )
+    s = result.summary()
+    click.echo(
+        f"project {s['project']}: {s['n_tasks_pulled']} tasks pulled "
+        f"({s['n_annotations_pulled']} annotations); {s['n_annotations']} annotations, "
+        f"{s['n_skipped']} skipped, {s['n_resolved']} examples resolved, "
+        f"{s['n_disagreements']} disagreements"
+    )
+    overall = s["agreement"]
+    if overall:
+        click.echo(
+            "agreement: "
+            + ", ".join(
+                f"{k} {overall.get(k)}"
+                for k in ("cohen_kappa", "fleiss_kappa", "krippendorff_alpha")
+            )
+        )
+    if result.unknown_labels.height:
+        found = sorted(set(result.unknown_labels["unknown_labels"].explode().to_list()))
+        click.secho(
+            f"warning: {result.unknown_labels.height} annotations use labels outside the "
+            f"label set: {found} (see {directory / ls_sync.ANNOTATIONS})",
+            fg="yellow",
+            err=True,
+        )
+    if out is not None:
+        frame = (
+            ls_sync.apply_labels(read_corpus(corpus), result.consensus)
+            if corpus is not None
+            else ls_sync.corpus_from_pull(result)
+        )
+        from assay.curate import io
+
+        io.write(frame, out)
+        click.echo(f"wrote {frame.height} rows to {out}")
+    click.echo(f"sync directory: {directory}")
+
+
+@ls.command("status")
+@_connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_cmd(
+    url: str, token_env: str, project: str, sync_dir: Path | None, quiet: bool, as_json: bool
+) -> None:
+    """Counts of tasks, annotated tasks and disagreements, and the last sync times."""
+    from assay.curate import ls_sync
+
+    client = _client(url, token_env)
+    info = ls_sync.status(client, project, _sync_dir(sync_dir, project))
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    for key in (
+        "project",
+        "title",
+        "n_tasks",
+        "n_annotated",
+        "n_disagreements",
+        "last_push",
+        "last_pull",
+    ):
+        value = info.get(key)
+        click.echo(f"{key:<16} {value if value is not None else '-'}")
