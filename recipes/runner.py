@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from assay.curate import io
-from assay.recipes.schema import Recipe, StepSpec, dump_recipe, load_recipe
 
 from assay import __version__
 from assay import corpus as corpus_mod
 from assay.cache import StepCache, step_key
 from assay.context import RunContext
+from assay.curate import io
 from assay.errors import StepError
 from assay.hashing import frame_hash
 from assay.progress import Progress, SilentProgress
+from assay.recipes.schema import Recipe, StepSpec, dump_recipe, load_recipe
 from assay.rundir import CORPUS, DROPPED, LINEAGE, MANIFEST, REPORT, RunDirectory
 from assay.step import DROP_COLUMNS, Step, StepReport, check_accounting, check_eval_protected
 
@@ -90,7 +90,8 @@ def run_steps(
     for index, step in enumerate(steps):
         sctx = ctx.for_step(index, step.name)
         key = step_key(key, step.name, step.version, step.params, ctx.seed, index)
-        result = cache.get(key) if cache is not None else None
+        use_cache = cache is not None and step.cacheable
+        result = cache.get(key) if use_cache else None
         if result is None:
             started = time.perf_counter()
             result = step.apply(corpus, sctx)
@@ -101,8 +102,14 @@ def run_steps(
             except corpus_mod.SchemaError as exc:
                 raise StepError(f"step {step.name!r} produced an invalid corpus: {exc}") from None
             result.report.seconds = round(time.perf_counter() - started, 4)
-            if cache is not None:
+            if use_cache:
                 cache.put(key, result)
+            elif not step.cacheable:
+                # Output depends on more than the input (a remote service): later steps are
+                # keyed by what it actually returned.
+                key = step_key(
+                    frame_hash(result.corpus), step.name, step.version, step.params, ctx.seed, index
+                )
         log.info(
             "%s: %d -> %d rows (%d dropped, %d added)%s",
             step.name,

@@ -5,10 +5,10 @@ import json
 import polars as pl
 import pytest
 import yaml
-from assay.recipes.runner import run_recipe
-from assay.recipes.schema import json_schema, load_recipe
 
 from assay.errors import RecipeError
+from assay.recipes.runner import run_recipe
+from assay.recipes.schema import json_schema, load_recipe
 
 
 @pytest.fixture
@@ -120,3 +120,35 @@ def test_shipped_quickstart_recipe_validates():
 
     recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml")
     assert [s.name for s in recipe.steps][:2] == ["clean", "split"]
+
+
+def test_uncacheable_steps_always_rerun_and_key_later_steps_by_their_output(tmp_path):
+    from assay import Filter, Keep, from_records
+    from assay.cache import StepCache
+    from assay.context import RunContext
+    from assay.curate.split import SplitStep
+    from assay.recipes.runner import run_steps
+
+    calls = []
+
+    class RemoteFilter(Filter):
+        """Keeps what a remote service says (here: a list that changes between runs)."""
+
+        name = "remote_filter"
+        cacheable = False
+
+        def keep(self, corpus, ctx):
+            calls.append(1)
+            return Keep(~corpus["id"].is_in(remote), "removed_remotely")
+
+    corpus = from_records(
+        [f"t{i}" for i in range(10)], ["a", "b"] * 5, ids=[f"r{i}" for i in range(10)]
+    )
+    cache = StepCache(tmp_path)
+    remote = ["r1"]
+    first = run_steps(corpus, [RemoteFilter(), SplitStep()], RunContext(), cache=cache)
+    remote = ["r1", "r2"]
+    second = run_steps(corpus, [RemoteFilter(), SplitStep()], RunContext(), cache=cache)
+    assert len(calls) == 2
+    assert [r.cached for r in second.reports] == [False, False]
+    assert second.corpus.height == first.corpus.height - 1
