@@ -7,6 +7,7 @@ API token for the admin and a second annotator with its own token.
 
 Shell:
     python scripts/labelstudio_server.py install         # once; cached between runs
+                                                         # (with a migrated data template)
     python scripts/labelstudio_server.py start [--data-dir D] [--port P]
     python scripts/labelstudio_server.py stop [--data-dir D]
 
@@ -26,6 +27,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -92,6 +94,35 @@ def install(venv: Path | None = None, python: str | None = None, quiet: bool = T
     return venv
 
 
+def template_dir(venv: Path | None = None) -> Path:
+    """A migrated data directory (users and tokens made) that new servers start from."""
+    venv = venv or venv_dir()
+    return venv.parent / f"label-studio-template-{VERSION}"
+
+
+def prepare_template(venv: Path | None = None) -> Path:
+    """Run the first start (~40 s of migrations) once; later servers copy its result (~5 s)."""
+    venv = install(venv)
+    target = template_dir(venv)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".annotator-created").exists():
+            return target
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        server = LabelStudioServer(scratch / "data", use_template=False)
+        try:
+            server.start()
+        finally:
+            server.stop()
+        for name in (INFO, "server.log"):
+            (server.data_dir / name).unlink(missing_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(server.data_dir, target)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
 def _run(cmd: list[str], what: str) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -118,9 +149,13 @@ class LabelStudioServer:
     """One headless Label Studio process over one data directory."""
 
     def __init__(
-        self, data_dir: str | os.PathLike[str] | None = None, port: int | None = None
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        port: int | None = None,
+        use_template: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="assay-ls-"))
+        self.use_template = use_template
         self.port = port
         self.token = ADMIN_TOKEN
         self.annotator_token = ANNOTATOR_TOKEN
@@ -151,6 +186,10 @@ class LabelStudioServer:
     def start(self, timeout: float = START_TIMEOUT) -> LabelStudioServer:
         """Start the server (installing it first if needed) and wait until /health is UP."""
         venv = install()
+        fresh = not self.data_dir.exists() or not any(self.data_dir.iterdir())
+        if fresh and self.use_template:
+            template = prepare_template(venv)
+            shutil.copytree(template, self.data_dir, dirs_exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.port is None:
             self.port = free_port()
@@ -298,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "install":
             print(f"label-studio {VERSION} installed in {install(quiet=False)}")
+            print(f"migrated data template in {prepare_template()}")
             return 0
         if args.command == "start":
             server = LabelStudioServer(args.data_dir, args.port).start()
