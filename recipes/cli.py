@@ -57,11 +57,10 @@ def main(verbose: int) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 def run(recipe: Path, out: Path | None, seed: int | None, no_cache: bool, quiet: bool) -> None:
     """Run a recipe and write its run directory."""
-    from assay.recipes.runner import run_recipe
-    from assay.recipes.schema import load_recipe
-
     from assay.cache import StepCache
     from assay.progress import RichProgress, SilentProgress
+    from assay.recipes.runner import run_recipe
+    from assay.recipes.schema import load_recipe
 
     console = _console(quiet)
     parsed = load_recipe(recipe)
@@ -111,9 +110,8 @@ def steps() -> None:
 @steps.command("list")
 def steps_list() -> None:
     """List every registered step with its kind and summary."""
-    from assay.recipes.catalog import load_steps
-
     from assay import registry
+    from assay.recipes.catalog import load_steps
 
     load_steps()
     width = max((len(n) for n in registry.names()), default=0)
@@ -127,9 +125,8 @@ def steps_list() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the full description as JSON.")
 def steps_show(name: str, as_json: bool) -> None:
     """Show a step's documentation and the JSON schema of its Config."""
-    from assay.recipes.catalog import load_steps
-
     from assay import registry
+    from assay.recipes.catalog import load_steps
 
     load_steps()
     info = registry.describe(name)
@@ -184,9 +181,8 @@ def recipe() -> None:
 )
 def recipe_schema(out: Path | None) -> None:
     """Print the JSON Schema of recipes (for editor completion)."""
-    from assay.recipes.schema import json_schema
-
     from assay import atomic
+    from assay.recipes.schema import json_schema
 
     text = json.dumps(json_schema(), indent=2)
     if out:

@@ -18,17 +18,18 @@ that was probably meant.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from assay.curate.io import ReadOptions
-from assay.recipes.catalog import load_steps
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from assay import registry
 from assay.context import DEFAULT_SEED
+from assay.curate.io import ReadOptions
 from assay.errors import RecipeError
+from assay.recipes.catalog import load_steps
 from assay.step import StepConfig
 
 
@@ -165,9 +166,39 @@ def load_recipe(source: str | os.PathLike[str] | dict[str, Any]) -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        raise RecipeError(f"{where}: {_describe(exc, '', Recipe)}") from None
+        message = _describe(exc, "", Recipe)
     except RecipeError as exc:  # raised while parsing steps
-        raise RecipeError(f"{where}: {exc}") from None
+        message = str(exc)
+    line = None if isinstance(source, dict) else _line_of(Path(source), message.split(":")[0])
+    raise RecipeError(f"{where}{f':{line}' if line else ''}: {message}")
+
+
+def _line_of(path: Path, yaml_path: str) -> int | None:
+    """The line where a dotted YAML path (`steps[0].clean.min_chrs`) is written, if found."""
+    parts: list[str | int] = []
+    for piece in re.findall(r"[^.\[\]]+|\[\d+\]", yaml_path):
+        parts.append(
+            int(piece[1:-1]) if piece.startswith("[") else int(piece) if piece.isdigit() else piece
+        )
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def _resolve_relative_source(data: dict[str, Any], base: Path) -> dict[str, Any]:

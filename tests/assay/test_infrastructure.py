@@ -58,9 +58,8 @@ def test_light_imports_load_no_heavy_libraries(module):
 
 
 def test_every_registered_step_has_docstring_and_config_schema():
-    from assay.recipes.catalog import load_steps
-
     from assay import registry
+    from assay.recipes.catalog import load_steps
 
     load_steps()
     assert {"clean", "split"} <= set(registry.names())

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from assay.curate.clean import CleanTransform
-from assay.curate.split import SplitStep
 
 from assay import RunContext, from_records
+from assay.curate.clean import CleanTransform
+from assay.curate.split import SplitStep
 from assay.step import check_accounting
 
 

@@ -5,8 +5,8 @@ import tarfile
 
 import polars as pl
 import pytest
-from assay.curate import datasets
 
+from assay.curate import datasets
 from assay.errors import ResourceError
 
 

@@ -4,8 +4,8 @@ import json
 
 import polars as pl
 import pytest
-from assay.curate.io import ReadOptions, labelstudio_to_table, read, write
 
+from assay.curate.io import ReadOptions, labelstudio_to_table, read, write
 from assay.errors import InputError
 
 

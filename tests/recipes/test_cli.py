@@ -4,8 +4,9 @@ import json
 
 import click
 import pytest
-from assay.recipes.cli import main
 from click.testing import CliRunner
+
+from assay.recipes.cli import main
 
 
 @pytest.fixture

@@ -152,3 +152,12 @@ def test_uncacheable_steps_always_rerun_and_key_later_steps_by_their_output(tmp_
     assert len(calls) == 2
     assert [r.cached for r in second.reports] == [False, False]
     assert second.corpus.height == first.corpus.height - 1
+
+
+def test_recipe_errors_give_the_line_of_the_key(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "name: x\ninput:\n  source: data.csv\nsteps:\n  - split: {dev: 0.1}\n  - clean:\n      min_chrs: 3\n"
+    )
+    with pytest.raises(RecipeError, match=r"r\.yaml:7: steps\[1\]\.clean\.min_chrs: unknown key"):
+        load_recipe(path)
