@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from assay.train.fast import FastModel
 
 from assay.errors import InputError
+from assay.train.fast import FastModel
 
 POS = ["a wonderful delight", "great fun and lovely", "wonderful and great", "lovely film, great"]
 NEG = ["a dull mess", "boring and awful", "awful dull plot", "a boring awful mess"]

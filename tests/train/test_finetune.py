@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import torch
+
+from assay.train.finetune import EncoderModel, LoraSettings
+
+POSITIVE = ["good", "great", "fine", "lovely", "superb"]
+NEGATIVE = ["bad", "awful", "poor", "dull", "boring"]
+FILLER = ["the", "film", "movie", "was", "is", "a", "plot", "very", "and", "it"]
+
+
+def separable(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """Filler words plus one sentiment word that decides the label."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        positive = bool(rng.integers(2))
+        words = [
+            *rng.choice(FILLER, rng.integers(2, 9)),
+            rng.choice(POSITIVE if positive else NEGATIVE),
+        ]
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append("pos" if positive else "neg")
+    return texts, labels
+
+
+FAST = {"learning_rate": 3e-3, "warmup_ratio": 0.0, "batch_size": 16, "threads": 1}
+
+
+def test_loop_learns_separable_task_with_tiny_random_model(tiny_encoder):
+    texts, labels = separable(400, 0)
+    dev_texts, dev_labels = separable(100, 1)
+    test_texts, test_labels = separable(200, 2)
+    model = EncoderModel(seed=0, model=str(tiny_encoder), epochs=12, **FAST)
+    model.fit(texts, labels, dev_texts=dev_texts, dev_labels=dev_labels)
+    accuracy = np.mean(np.array(model.predict(test_texts)) == np.array(test_labels))
+    assert accuracy >= 0.95
+    assert model.classes_ == ["neg", "pos"]
+    assert model.steps > 0 and model.history[-1]["dev_macro_f1"] > 0.9
+    proba = model.predict_proba(test_texts[:3])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_same_seed_same_model(tiny_encoder):
+    texts, labels = separable(64, 3)
+    runs = [
+        EncoderModel(seed=5, model=str(tiny_encoder), max_steps=6, **FAST)
+        .fit(texts, labels)
+        .predict_proba(texts[:8])
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_fixed_step_budget_is_exact(tiny_encoder):
+    texts, labels = separable(40, 4)
+    model = EncoderModel(seed=0, model=str(tiny_encoder), max_steps=7, grad_accum=2, **FAST)
+    model.fit(texts, labels)
+    assert model.steps == 7
+    # 40 rows in micro-batches of 16, 16, 8: 14 micro-batches span 4 passes and 2 batches.
+    assert model.train_examples == 4 * 40 + 32
+
+
+def test_class_weights_change_the_loss(tiny_encoder):
+    texts, labels = separable(32, 5)
+    losses = {}
+    for name, weights in (("none", None), ("pos-heavy", {"pos": 5.0, "neg": 1.0})):
+        model = EncoderModel(
+            seed=0, model=str(tiny_encoder), class_weights=weights, max_steps=1, **FAST
+        )
+        model.fit(texts, labels)
+        w = torch.as_tensor(model._loss_weights(labels, None))
+        target = torch.as_tensor([model.classes_.index(x) for x in labels])
+        logits = torch.zeros(len(labels), 2)
+        logits[:, 0] = 1.0  # confidently "neg": positives cost more under pos-heavy weights
+        losses[name] = float(model._loss_function()(logits, target, w))
+        if weights:
+            raw = model._class_weight_vector(labels)
+            assert raw.tolist() == [1.0, 5.0]
+    assert losses["pos-heavy"] > losses["none"] * 1.2
+
+
+def test_sample_weights_scale_example_losses(tiny_encoder):
+    texts, labels = separable(8, 6)
+    model = EncoderModel(seed=0, model=str(tiny_encoder), max_steps=1, **FAST)
+    model.fit(texts, labels)
+    w = model._loss_weights(labels, [1, 1, 1, 1, 3, 3, 3, 3])
+    np.testing.assert_allclose(w, [0.5] * 4 + [1.5] * 4)
+
+
+def test_lora_trains_only_adapter_and_head(tiny_encoder):
+    texts, labels = separable(64, 7)
+    model = EncoderModel(
+        seed=0,
+        model=str(tiny_encoder),
+        max_steps=5,
+        lora=LoraSettings(rank=4, target_modules=["query", "value"]),
+        **FAST,
+    )
+    model.classes_ = ["neg", "pos"]
+    model._build(2)  # fit rebuilds from the same seed: identical starting weights
+    before = {n: p.detach().clone() for n, p in model.model.named_parameters()}
+    trainable = [n for n, p in model.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or "classifier" in n for n in trainable)
+    model.fit(texts, labels)
+    changed = {n for n, p in model.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all("lora_" in n or "classifier" in n for n in changed)
+
+
+def test_freezing_layers_keeps_them_fixed(tiny_encoder):
+    texts, labels = separable(64, 8)
+    model = EncoderModel(seed=0, model=str(tiny_encoder), max_steps=4, freeze_layers=1, **FAST)
+    model.fit(texts, labels)
+    frozen = [n for n, p in model.model.named_parameters() if not p.requires_grad]
+    assert any("layer.0." in n for n in frozen) and any("embeddings" in n for n in frozen)
+    assert not any("layer.1." in n for n in frozen)
+
+
+def test_domain_terms_become_single_tokens_with_mean_embedding(tiny_encoder):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    original = AutoModelForSequenceClassification.from_pretrained(str(tiny_encoder), num_labels=2)
+    tok = AutoTokenizer.from_pretrained(str(tiny_encoder))
+    pieces = tok("goodfilm", add_special_tokens=False)["input_ids"]
+    assert len(pieces) == 2  # good + ##film
+    expected = original.get_input_embeddings().weight[pieces].mean(dim=0)
+
+    model = EncoderModel(seed=0, model=str(tiny_encoder), domain_terms=["goodfilm", "film"], **FAST)
+    model.classes_ = ["neg", "pos"]
+    model._build(2)
+    assert model.added_terms == ["goodfilm"]  # "film" is already one token
+    ids = model.tokenizer("a goodfilm", add_special_tokens=False)["input_ids"]
+    assert len(ids) == 2
+    new_row = model.model.get_input_embeddings().weight[ids[1]]
+    torch.testing.assert_close(new_row, expected)

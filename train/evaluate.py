@@ -1,0 +1,163 @@
+"""Train a model on a corpus's train split and evaluate it on dev and test.
+
+One entry point for both model kinds: `model="fast"` (TF-IDF + logistic regression) or an
+encoder name/path for the fine-tune loop. Outputs are keyed by example id: predictions
+(id, split, label, pred, proba) and a metrics report per split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from assay import atomic
+from assay import corpus as corpus_mod
+from assay.errors import InputError
+from assay.progress import Progress
+from assay.train.metrics import classification_report
+
+FAST = "fast"
+EVAL_SPLITS = corpus_mod.EVAL_SPLITS
+
+
+@dataclasses.dataclass
+class TrainOutcome:
+    model: str
+    seed: int
+    classes: list[str]
+    predictions: pl.DataFrame  # id, split, label, pred, proba (list, in `classes` order)
+    metrics: dict[str, dict[str, Any]]  # split -> classification report
+    train_rows: int
+    seconds: float
+    steps: int | None = None  # optimiser steps (None for the fast model)
+    examples_per_s: float | None = None
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "seed": self.seed,
+            "classes": self.classes,
+            "train_rows": self.train_rows,
+            "seconds": round(self.seconds, 3),
+            "steps": self.steps,
+            "examples_per_s": self.examples_per_s,
+            "history": self.history,
+            "metrics": self.metrics,
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        for split in self.predictions["split"].unique().sort().to_list():
+            atomic.write_parquet(
+                directory / f"predictions_{split}.parquet",
+                self.predictions.filter(pl.col("split") == split),
+            )
+        atomic.write_json(directory / "metrics.json", self.summary())
+        return directory
+
+
+def make_model(model: str, seed: int, options: dict[str, Any], progress: Progress | None):
+    if model == FAST:
+        from assay.train.fast import FastModel
+
+        return FastModel(seed=seed, **options)
+    from assay.train.finetune import EncoderModel, FineTuneConfig
+
+    return EncoderModel(seed=seed, config=FineTuneConfig(model=model, **options), progress=progress)
+
+
+def training_rows(corpus: pl.DataFrame) -> pl.DataFrame:
+    return corpus.filter((pl.col("split") == "train") & pl.col("label").is_not_null())
+
+
+def train_and_evaluate(
+    corpus: pl.DataFrame,
+    *,
+    model: str = FAST,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+    eval_corpus: pl.DataFrame | None = None,
+    progress: Progress | None = None,
+    out_dir: str | Path | None = None,
+    save_model: bool = False,
+) -> TrainOutcome:
+    """Fit on `corpus`'s labelled train rows; predict the dev and test rows of `eval_corpus`
+    (default: the same corpus). Weights come from the corpus `weight` column."""
+    options = dict(options or {})
+    train = training_rows(corpus)
+    if train.height == 0:
+        raise InputError(
+            "the corpus has no labelled train rows; add a split step or set split_column"
+        )
+    evals = (eval_corpus if eval_corpus is not None else corpus).filter(
+        pl.col("split").is_in(EVAL_SPLITS) & pl.col("label").is_not_null()
+    )
+    weights = train["weight"].to_numpy()
+    weights = None if np.allclose(weights, 1.0) else weights
+    est = make_model(model, seed, options, progress)
+    started = time.perf_counter()
+    fit_kwargs: dict[str, Any] = {}
+    dev = evals.filter(pl.col("split") == "dev")
+    if model != FAST and dev.height:
+        fit_kwargs = {"dev_texts": dev["text"].to_list(), "dev_labels": dev["label"].to_list()}
+    est.fit(train["text"].to_list(), train["label"].to_list(), weights, **fit_kwargs)
+    proba = (
+        est.predict_proba(evals["text"].to_list())
+        if evals.height
+        else np.zeros((0, len(est.classes_)))
+    )
+    seconds = time.perf_counter() - started
+    classes = list(est.classes_)
+    predictions = _predictions(evals, proba, classes, est)
+    metrics = {}
+    for split in EVAL_SPLITS:
+        part = predictions.filter(pl.col("split") == split)
+        if part.height:
+            metrics[split] = classification_report(
+                part["label"].to_list(),
+                part["pred"].to_list(),
+                classes,
+                np.array(part["proba"].to_list()),
+            )
+    outcome = TrainOutcome(
+        model=model,
+        seed=seed,
+        classes=classes,
+        predictions=predictions,
+        metrics=metrics,
+        train_rows=train.height,
+        seconds=seconds,
+        steps=getattr(est, "steps", None),
+        examples_per_s=getattr(est, "examples_per_s", None),
+        history=list(getattr(est, "history", [])),
+    )
+    if out_dir is not None:
+        outcome.save(out_dir)
+        if save_model and hasattr(est, "save"):
+            est.save(Path(out_dir) / "model")
+    return outcome
+
+
+def _predictions(evals: pl.DataFrame, proba: np.ndarray, classes: list[str], est) -> pl.DataFrame:
+    multilabel = corpus_mod.is_multilabel(evals)
+    if multilabel:
+        threshold = getattr(getattr(est, "config", None), "threshold", None) or est.options.get(
+            "threshold", 0.5
+        )
+        pred: list[Any] = [[c for c, p in zip(classes, row, strict=True) if p >= threshold]
+                           for row in proba]  # fmt: skip
+        pred_series = pl.Series("pred", pred, dtype=pl.List(pl.String))
+    else:
+        pred_series = pl.Series(
+            "pred", [classes[i] for i in proba.argmax(axis=1)] if len(proba) else [], pl.String
+        )
+    return evals.select("id", "split", "text", "label", "lang", "origin", "group").with_columns(
+        pred_series,
+        pl.Series("proba", proba.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)),
+    )
