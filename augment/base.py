@@ -18,17 +18,20 @@ overrides `augment_batch` for a batched path.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
-from assay.augment.guard import GuardConfig, check
 from pydantic import Field
 
 from assay import corpus as corpus_mod
+from assay.augment.guard import GuardConfig, check
 from assay.context import RunContext
+from assay.errors import MissingDependencyError, ResourceError
 from assay.step import Augmenter, AugmenterConfig, dropped_rows
 
 _BLOCK = 1 << 16
@@ -231,3 +234,21 @@ class TextAugmenter(Augmenter):
         scratch = [c for c in frame.columns if c.startswith("_p_")] + ["_guard_reason"]
         frame = frame.drop([*scratch, *[c for c in ("op",) if c in frame.columns]])
         return dropped_rows(corpus_mod.conform(frame), self.name, reason, generated=True)
+
+
+def package_file(package: str, *parts: str, extra: str = "augment", purpose: str = "") -> Path:
+    """A data file shipped inside an installed package, found without importing it
+    (textblob imports nltk, nlpaug imports much more: seconds for a word list)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        what = f" for {purpose}" if purpose else ""
+        raise MissingDependencyError(
+            f"{package!r} is needed{what} but is not installed: pip install 'assay[{extra}]'"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
+    if not path.exists():
+        raise ResourceError(
+            f"{'/'.join(parts)} is missing from the installed {package!r}; reinstall it: "
+            f"pip install --force-reinstall {package}"
+        )
+    return path

@@ -18,7 +18,6 @@ chosen ones to training as new tokenizer tokens.
 from __future__ import annotations
 
 import csv
-import importlib.resources
 import io
 import logging
 import math
@@ -29,11 +28,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from assay.augment.base import Draw, TextAugmenter, TextAugmenterConfig
-from assay.augment.words import STOP_WORDS
 from pydantic import Field
 
 from assay import corpus as corpus_mod
+from assay.augment.base import Draw, TextAugmenter, TextAugmenterConfig
+from assay.augment.words import STOP_WORDS
 from assay.context import RunContext
 from assay.errors import InputError, ResourceError, require
 from assay.registry import register
@@ -146,10 +145,10 @@ class MineConfig(StepConfig):
 
 def reference_counts(path: str | None) -> Counter[str]:
     if path is None:
-        require("textblob", "augment", "the reference word frequencies")
-        text = (importlib.resources.files("textblob") / "en" / "en-spelling.txt").read_text(
-            encoding="utf-8"
-        )
+        from assay.augment.base import package_file
+
+        ref = package_file("textblob", "en", "en-spelling.txt", purpose="word frequencies")
+        text = ref.read_text(encoding="utf-8")
     else:
         if not Path(path).exists():
             raise ResourceError(f"reference word list {path!r} does not exist")

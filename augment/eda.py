@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar, Literal
 
-from assay.augment.base import Draw, Protected, TextAugmenter, TextAugmenterConfig
-from assay.augment.words import IS_WORD, OPS, WordTable
 from pydantic import Field
 
+from assay.augment.base import Draw, Protected, TextAugmenter, TextAugmenterConfig
+from assay.augment.words import IS_WORD, OPS, WordTable
 from assay.context import RunContext
 from assay.registry import register
 
@@ -26,6 +26,9 @@ Op = Literal["synonym", "insert", "swap", "delete"]
 
 class WordEditConfig(TextAugmenterConfig):
     pos: bool = Field(True, description="synonyms must share the word's part of speech")
+    context: bool = Field(
+        True, description="correct the part of speech of edited words from their context"
+    )
     keep_negations: bool = Field(True, description="never delete or replace negations")
 
 
@@ -67,6 +70,7 @@ class WordEditAugmenter(TextAugmenter):
         chosen = [OPS[name] for name in self.active_ops()]
         n_ops = len(chosen)
         edits = self.edits
+        at = self.table.synonyms_at if self.config.pos and self.config.context else None
         for i, text in enumerate(texts):
             tokens = text.split()
             entries = entries_of(tokens)
@@ -74,7 +78,7 @@ class WordEditAugmenter(TextAugmenter):
             start = int(draw() * n_ops) if n_ops > 1 else 0
             for k in range(n_per_row):
                 tag, op = chosen[(start + k) % n_ops]
-                out = op(tokens, entries, n, draw)
+                out = op(tokens, entries, n, draw, at)
                 if out is not None:
                     yield i, " ".join(out), tag
 

@@ -7,18 +7,17 @@ nlpaug's augmenters and their global random state are not used).
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Literal
 
-from assay.augment.base import Draw, Protected, TextAugmenter, TextAugmenterConfig
-from assay.augment.words import EDITABLE, IS_WORD, PREFIX, SUFFIX, WORD, WordTable
 from pydantic import Field
 
+from assay.augment.base import Draw, Protected, TextAugmenter, TextAugmenterConfig
+from assay.augment.words import EDITABLE, IS_WORD, PREFIX, SUFFIX, WORD, WordTable
 from assay.context import RunContext
-from assay.errors import ResourceError, require
+from assay.errors import ResourceError
 from assay.registry import register
 
 Action = Literal["keyboard", "swap", "delete", "insert"]
@@ -27,15 +26,14 @@ Action = Literal["keyboard", "swap", "delete", "insert"]
 @lru_cache(maxsize=4)
 def keyboard(lang: str = "en") -> dict[str, tuple[str, ...]]:
     """Key -> neighbouring keys (lower case letters and digits), from nlpaug's map."""
-    require("nlpaug", "augment", "the keyboard map of character noise")
-    path = importlib.resources.files("nlpaug") / "res" / "char" / "keyboard" / f"{lang}.json"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, OSError) as exc:
-        raise ResourceError(
-            f"no keyboard map for language {lang!r} in nlpaug ({exc}); use lang 'en' or "
-            "reinstall nlpaug"
-        ) from exc
+    from assay.augment.base import package_file
+
+    base = package_file("nlpaug", "res", "char", "keyboard", purpose="the keyboard map")
+    path = base / f"{lang}.json"
+    if not path.exists():
+        found = sorted(p.stem for p in base.glob("*.json"))
+        raise ResourceError(f"no keyboard map for {lang!r}; nlpaug has {found}")
+    raw = json.loads(path.read_text(encoding="utf-8"))
     return {k: tuple(v for v in vs if v.isalnum()) for k, vs in raw.items() if k.isalnum()}
 
 

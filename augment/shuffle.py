@@ -6,10 +6,10 @@ import re
 from collections.abc import Iterator
 from typing import Literal
 
-from assay.augment.base import Draw, Protected, TextAugmenter, TextAugmenterConfig
-from assay.augment.words import WordTable, shuffle_words
 from pydantic import Field
 
+from assay.augment.base import Draw, Protected, TextAugmenter, TextAugmenterConfig
+from assay.augment.words import WordTable, shuffle_words
 from assay.context import RunContext
 from assay.registry import register
 

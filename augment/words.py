@@ -31,9 +31,11 @@ _NEGATIONS = "not no never nor n't cannot without nothing nobody none neither no
 NEGATIONS = frozenset(_NEGATIONS.split())
 
 # Entry fields, kept as a tuple because the operations index it in tight loops.
-PREFIX, WORD, SUFFIX, LOWER, SYNONYMS, IS_WORD, EDITABLE = range(7)
-Entry = tuple[str, str, str, str, tuple[str, ...], bool, bool]
+PREFIX, WORD, SUFFIX, LOWER, SYNONYMS, IS_WORD, EDITABLE, TAG = range(8)
+Entry = tuple[str, str, str, str, tuple[str, ...], bool, bool, str]
 Synonyms = Callable[[str, "str | None"], tuple[str, ...]]
+# Synonyms of the word at a position, in its sentence (after contextual tagging).
+SynonymsAt = Callable[[list[Entry], int], tuple[str, ...]]
 
 
 class WordTable:
@@ -41,7 +43,9 @@ class WordTable:
 
     `synonyms(word, pos)` gives candidates (WordNet by default); `tagger` gives the Penn
     tag that picks the WordNet part of speech. Without a tagger, synonyms of every part
-    of speech are used (as in Wei & Zou's eda.py).
+    of speech are used (as in Wei & Zou's eda.py). The cached entry holds the synonyms
+    for the word's lexicon tag; `synonyms_at` corrects them from the sentence context
+    (Brill's contextual rules) for a word about to be edited.
     """
 
     def __init__(
@@ -77,13 +81,42 @@ class WordTable:
         is_word = any(c.isalnum() for c in word)
         editable = is_word and lower not in self.protected.words and lower not in self.keep
         syns: tuple[str, ...] = ()
+        tag = ""
+        if self.tagger is not None:
+            tag = self.tagger.tag_token(word or token, first)
         if editable and self.synonyms is not None and lower not in self.stop_words:
             if self.tagger is not None:
-                pos = wordnet_pos(self.tagger.tag_token(word, first))
+                pos = wordnet_pos(tag)
                 syns = self.synonyms(lower, pos) if pos else ()
             else:
                 syns = self.synonyms(lower, None)
-        return (prefix, word, suffix, lower, syns, is_word, editable)
+        return (prefix, word, suffix, lower, syns, is_word, editable, tag)
+
+    def synonyms_at(self, entries: list[Entry], i: int) -> tuple[str, ...]:
+        """Synonyms of the word at `i` for its part of speech in this sentence."""
+        e = entries[i]
+        if self.tagger is None or self.synonyms is None:
+            return e[SYNONYMS]
+        from assay.augment.tagger import PAD, contextual_window, wordnet_pos
+
+        n = len(entries)
+        w: list[str] = []
+        t: list[str] = []
+        for j in range(i - 3, i + 4):
+            if 0 <= j < n:
+                x = entries[j]
+                w.append(x[WORD] or x[PREFIX])
+                t.append(x[TAG])
+            else:
+                w.append(PAD)
+                t.append(PAD)
+        tag = contextual_window(w, t)
+        if tag == e[TAG]:
+            return e[SYNONYMS]
+        pos = wordnet_pos(tag)
+        if pos == wordnet_pos(e[TAG]):
+            return e[SYNONYMS]
+        return self.synonyms(e[LOWER], pos) if pos else ()
 
     def entries(self, tokens: list[str]) -> list[Entry]:
         if not tokens:
@@ -99,42 +132,63 @@ class WordTable:
         if self.protected.phrases:
             mask = self.protected.mask([e[LOWER] for e in out])
             out = [
-                (e[0], e[1], e[2], e[3], (), e[5], False) if m else e
+                (e[0], e[1], e[2], e[3], (), e[5], False, e[7]) if m else e
                 for e, m in zip(out, mask, strict=True)
             ]
         return out
 
 
-def replace(tokens: list[str], entries: list[Entry], n: int, draw: Draw) -> list[str] | None:
-    """Synonym replacement: n distinct words that have synonyms get a random synonym."""
+def replace(
+    tokens: list[str], entries: list[Entry], n: int, draw: Draw, at: SynonymsAt | None = None
+) -> list[str] | None:
+    """Synonym replacement: n distinct words that have synonyms get a random synonym.
+
+    `at(entries, i)` (the table's `synonyms_at`) re-checks the part of speech of each
+    drawn word in context; a word left without synonyms is passed over for the next."""
     cands = [i for i, e in enumerate(entries) if e[SYNONYMS]]
     m = len(cands)
-    k = min(n, m)
-    if k <= 0:
+    if min(n, m) <= 0:
         return None
     out = list(tokens)
-    for j in range(k):
+    done = j = 0
+    while done < n and j < m:
         r = j + int(draw() * (m - j))
         cands[j], cands[r] = cands[r], cands[j]
-        e = entries[cands[j]]
-        syns = e[SYNONYMS]
-        out[cands[j]] = e[PREFIX] + match_case(e[WORD], syns[int(draw() * len(syns))]) + e[SUFFIX]
-    return out
+        i = cands[j]
+        j += 1
+        e = entries[i]
+        syns = at(entries, i) if at is not None else e[SYNONYMS]
+        if not syns:
+            continue
+        out[i] = e[PREFIX] + match_case(e[WORD], syns[int(draw() * len(syns))]) + e[SUFFIX]
+        done += 1
+    return out if done else None
 
 
-def insert(tokens: list[str], entries: list[Entry], n: int, draw: Draw) -> list[str] | None:
+def insert(
+    tokens: list[str], entries: list[Entry], n: int, draw: Draw, at: SynonymsAt | None = None
+) -> list[str] | None:
     """Random insertion: n times, a synonym of a random word goes to a random position."""
-    cands = [e[SYNONYMS] for e in entries if e[SYNONYMS]]
+    cands = [i for i, e in enumerate(entries) if e[SYNONYMS]]
     if not cands or n <= 0:
         return None
     out = list(tokens)
-    for _ in range(n):
-        syns = cands[int(draw() * len(cands))]
+    done = 0
+    for _ in range(3 * n):  # a word may lose its synonyms in context: draw another
+        i = cands[int(draw() * len(cands))]
+        syns = at(entries, i) if at is not None else entries[i][SYNONYMS]
+        if not syns:
+            continue
         out.insert(int(draw() * (len(out) + 1)), syns[int(draw() * len(syns))])
-    return out
+        done += 1
+        if done == n:
+            break
+    return out if done else None
 
 
-def swap(tokens: list[str], entries: list[Entry], n: int, draw: Draw) -> list[str] | None:
+def swap(
+    tokens: list[str], entries: list[Entry], n: int, draw: Draw, at: SynonymsAt | None = None
+) -> list[str] | None:
     """Random swap: n times, two editable words trade places (punctuation stays put)."""
     pos = [i for i, e in enumerate(entries) if e[EDITABLE]]
     m = len(pos)
@@ -155,7 +209,9 @@ def swap(tokens: list[str], entries: list[Entry], n: int, draw: Draw) -> list[st
     return out
 
 
-def delete(tokens: list[str], entries: list[Entry], n: int, draw: Draw) -> list[str] | None:
+def delete(
+    tokens: list[str], entries: list[Entry], n: int, draw: Draw, at: SynonymsAt | None = None
+) -> list[str] | None:
     """Random deletion: n distinct editable words go (their punctuation stays); at least
     one word is always left."""
     pos = [i for i, e in enumerate(entries) if e[EDITABLE]]
@@ -200,7 +256,7 @@ def shuffle_words(tokens: list[str], entries: list[Entry], n: int, draw: Draw) -
     return out
 
 
-WordOp = Callable[[list[str], list[Entry], int, Draw], "list[str] | None"]
+WordOp = Callable[[list[str], list[Entry], int, Draw, "SynonymsAt | None"], "list[str] | None"]
 OPS: dict[str, tuple[str, WordOp]] = {
     "synonym": ("sr", replace),
     "insert": ("ri", insert),
