@@ -38,6 +38,10 @@ class Connection:
     url: str
     token_env: str = TOKEN_ENV
     timeout: float = 300.0
+    # Retries of connection errors and 5xx answers (imports are never retried).
+    max_retries: int = dataclasses.field(
+        default_factory=lambda: int(os.environ.get("ASSAY_LS_RETRIES", "2"))
+    )
 
     @classmethod
     def from_env(cls, url: str | None = None, token_env: str | None = None) -> Connection:
@@ -60,7 +64,12 @@ class Connection:
         require("label_studio_sdk", "labelstudio", "Label Studio sync")
         from label_studio_sdk.client import LabelStudio
 
-        sdk = LabelStudio(base_url=self.url, api_key=self.token(), timeout=self.timeout)
+        sdk = LabelStudio(
+            base_url=self.url,
+            api_key=self.token(),
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+        )
         return Client(sdk, self.url)
 
 

@@ -271,8 +271,10 @@ class LabelStudioServer:
 
     def kill(self) -> None:
         """Kill the server abruptly (SIGKILL to its process group): a crash, for fault tests."""
+        process = self.process
         self._signal(signal.SIGKILL)
-        self.process = None
+        if self.process is process:  # a restart may already have replaced it
+            self.process = None
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the server gracefully, then forcefully if it does not exit in time."""
@@ -287,12 +289,13 @@ class LabelStudioServer:
         self.process = None
 
     def _signal(self, sig: int) -> None:
-        if self.process is None:
+        process = self.process
+        if process is None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
+            os.killpg(process.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
+            process.wait(timeout=10)
 
     def __enter__(self) -> LabelStudioServer:
         return self.start()
