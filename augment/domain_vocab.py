@@ -126,7 +126,8 @@ class MineConfig(StepConfig):
     )
     min_count: int = Field(5, ge=1, description="a candidate occurs at least this often")
     min_log_ratio: float = Field(
-        2.0, description="natural-log ratio of corpus to reference frequency, at least"
+        3.0,
+        description="natural-log ratio of corpus to reference frequency, at least (3: 20x)",
     )
     tokenizer: str | None = Field(
         None,
@@ -308,6 +309,7 @@ class DomainVocabAugmenter(TextAugmenter):
             found = self.matcher.find(text)
             if not found:
                 continue
+            made = {text}
             for _ in range(n_per_row):
                 picks = list(found)
                 k = min(len(picks), self.edits(len(picks)))
@@ -324,6 +326,9 @@ class DomainVocabAugmenter(TextAugmenter):
                 if not chosen:
                     continue
                 new = _insert(text, chosen, draw) if insert else _substitute(text, chosen)
+                if new in made:  # a repeat would be rejected, yet count against the cap
+                    continue
+                made.add(new)
                 for _, v in chosen:
                     uses[v] += 1
                 yield i, new, tag
@@ -361,10 +366,18 @@ def _substitute(text: str, chosen: list[tuple[re.Match[str], str]]) -> str:
 
 
 def _insert(text: str, chosen: list[tuple[re.Match[str], str]], draw: Draw) -> str:
-    words = text.split()
-    for _, variant in chosen:
-        words.insert(int(draw() * (len(words) + 1)), variant)
-    return " ".join(words)
+    """Insert each variant at a random word boundary outside the matched terms."""
+    spans = [(m.start(), m.end()) for m, _ in chosen]
+    points = [0, *(k for k, c in enumerate(text) if c == " "), len(text)]
+    points = [p for p in points if not any(a < p < b for a, b in spans)]
+    inserts = sorted(
+        ((points[int(draw() * len(points))], variant) for _, variant in chosen),
+        key=lambda pv: pv[0],
+        reverse=True,
+    )
+    for point, variant in inserts:
+        text = f"{text[:point]} {variant} {text[point:]}"
+    return " ".join(text.split())
 
 
 def _case_like(template: str, variant: str) -> str:
