@@ -208,5 +208,9 @@ def doctor() -> None:
     click.echo(f"{missing} optional resource(s) missing" if missing else "everything is installed")
 
 
+from assay.recipes.cli_ablate import ablate  # noqa: E402
+
+main.add_command(ablate)
+
 if __name__ == "__main__":
     main()

@@ -29,6 +29,7 @@ from assay import registry
 from assay.context import DEFAULT_SEED
 from assay.curate.io import ReadOptions
 from assay.errors import RecipeError
+from assay.recipes.ablation_spec import AblationSpec
 from assay.recipes.catalog import load_steps
 from assay.step import StepConfig
 
@@ -75,7 +76,7 @@ class Recipe(BaseModel):
     protect_eval: bool = Field(
         True, description="fail if augmentation, reweighting or relabelling touches dev/test rows"
     )
-    ablation: dict[str, Any] | None = Field(
+    ablation: AblationSpec | None = Field(
         None, description="variants to compare (`assay ablate`)"
     )
 

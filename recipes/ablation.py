@@ -1,0 +1,678 @@
+"""Ablation: build every variant's corpus, train each on k seeds, and report what changed.
+
+Every arm is evaluated on the same untouched dev/test rows (those of the baseline after
+the recipe's own steps) with the same seeds, so deltas are paired: a paired bootstrap over
+test examples and seeds gives the CI, a paired permutation test on per-example correctness
+the p-value. Finished (arm, seed) cells are stored in the output directory and skipped on
+rerun; step outputs are shared between arms through the step cache.
+
+A `duplicate` control repeats each generated row's parent instead of adding the new text:
+same rows per parent, per label and in total. The variant-vs-control delta is what the new
+content did; the control-vs-baseline delta is what more (re-weighted) rows did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from assay import __version__, atomic
+from assay import corpus as corpus_mod
+from assay.cache import StepCache
+from assay.context import RunContext
+from assay.errors import RecipeError
+from assay.hashing import frame_hash, json_hash
+from assay.progress import Progress, SilentProgress
+from assay.recipes.ablation_spec import BASELINE, AblationSpec, VariantSpec
+from assay.recipes.runner import build_steps, load_input, run_steps
+from assay.recipes.schema import Recipe, StepSpec, load_recipe
+from assay.train.bootstrap import PairedComparison, paired_bootstrap
+from assay.train.evaluate import FAST, TrainOutcome, train_and_evaluate
+from assay.train.metrics import encode
+
+log = logging.getLogger(__name__)
+
+CELL_VERSION = "1"
+STEP_RATIO_WARNING = 2.0
+DUPLICATE_OP = "dup"
+
+
+@dataclasses.dataclass
+class Arm:
+    name: str
+    kind: str  # baseline | variant | control
+    prefix: list[StepSpec]  # run once, with the recipe seed (splits stay put)
+    suffix: list[StepSpec]  # run per seed
+    control_of: str | None = None
+    description: str | None = None
+
+
+@dataclasses.dataclass
+class Cell:
+    arm: str
+    seed: int
+    key: str
+    outcome: dict[str, Any]  # TrainOutcome.summary() plus pipeline seconds
+    predictions: pl.DataFrame  # id, split, pred
+    cached: bool = False
+
+
+@dataclasses.dataclass
+class AblationResult:
+    out_dir: Path
+    report: dict[str, Any]
+    table: pl.DataFrame
+    warnings: list[str]
+
+
+# -- planning -------------------------------------------------------------------------------
+
+
+def plan_arms(recipe: Recipe, spec: AblationSpec) -> list[Arm]:
+    """The baseline arm, one arm per variant, and a control arm per requested control."""
+    arms = [
+        Arm(BASELINE, "baseline", list(recipe.steps), list(spec.baseline), description="reference")
+    ]
+    for variant in spec.variants:
+        prefix, suffix = _apply_variant(list(recipe.steps), list(spec.baseline), variant)
+        arms.append(Arm(variant.name, "variant", prefix, suffix, description=variant.description))
+        for control in variant.controls:
+            arms.append(
+                Arm(
+                    f"{variant.name} [{control} control]",
+                    "control",
+                    prefix,
+                    suffix,
+                    control_of=variant.name,
+                    description=f"size-matched control of {variant.name}: parents repeated",
+                )
+            )
+    return arms
+
+
+def _apply_variant(
+    prefix: list[StepSpec], suffix: list[StepSpec], variant: VariantSpec
+) -> tuple[list[StepSpec], list[StepSpec]]:
+    where = f"ablation.variants[{variant.name}]"
+    names = {s.name for s in prefix + suffix}
+    for name in variant.remove:
+        if name not in names:
+            raise RecipeError(
+                f"{where}.remove: step {name!r} is not in the pipeline (steps: {sorted(names)})"
+            )
+    prefix = [s for s in prefix if s.name not in variant.remove]
+    suffix = [s for s in suffix if s.name not in variant.remove]
+    for name, overrides in variant.set.items():
+        if name not in names:
+            raise RecipeError(
+                f"{where}.set: step {name!r} is not in the pipeline (steps: {sorted(names)})"
+            )
+        prefix = [_override(s, overrides, where) if s.name == name else s for s in prefix]
+        suffix = [_override(s, overrides, where) if s.name == name else s for s in suffix]
+    if variant.add:
+        if variant.after is None:
+            suffix = suffix + list(variant.add)
+        else:
+            for steps in (suffix, prefix):
+                hits = [i for i, s in enumerate(steps) if s.name == variant.after]
+                if hits:
+                    steps[hits[-1] + 1 : hits[-1] + 1] = list(variant.add)
+                    break
+            else:
+                raise RecipeError(
+                    f"{where}.after: step {variant.after!r} is not in the pipeline "
+                    f"(steps: {sorted(names)})"
+                )
+    return prefix, suffix
+
+
+def _override(step: StepSpec, overrides: dict[str, Any], where: str) -> StepSpec:
+    from pydantic import ValidationError
+
+    params = {**step.config.model_dump(), **overrides}
+    try:
+        return StepSpec(name=step.name, config=type(step.config)(**params))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise RecipeError(f"{where}.set.{step.name}.{loc}: {err['msg']}") from None
+
+
+# -- corpora --------------------------------------------------------------------------------
+
+
+def pipeline_seed(recipe_seed: int, seed: int) -> int:
+    """The step seed of training seed `seed`: distinct streams, stable across runs."""
+    return int(np.random.SeedSequence([recipe_seed, seed]).generate_state(1)[0] >> 1)
+
+
+def subsample_train(corpus: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
+    """Keep `n` train rows, stratified by label (seeded); other splits are untouched."""
+    train = corpus.filter(pl.col("split") == "train")
+    if train.height <= n:
+        return corpus
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7A1]))
+    key = (
+        train["label"].list.first()
+        if corpus_mod.is_multilabel(train)
+        else train["label"].fill_null("")
+    )
+    keep: list[int] = []
+    labels = key.to_list()
+    groups: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        groups.setdefault(str(lab), []).append(i)
+    quotas = {k: len(v) * n / train.height for k, v in groups.items()}
+    counts = {k: int(q) for k, q in quotas.items()}
+    # Largest remainders get the rows that rounding down left over.
+    for k in sorted(quotas, key=lambda k: (quotas[k] - counts[k], k), reverse=True)[
+        : n - sum(counts.values())
+    ]:
+        counts[k] += 1
+    for k in sorted(groups):
+        rows = np.array(groups[k])
+        keep.extend(rng.choice(rows, size=counts[k], replace=False).tolist())
+    kept_ids = train[sorted(keep)]["id"]
+    return corpus.filter((pl.col("split") != "train") | pl.col("id").is_in(kept_ids.implode()))
+
+
+def duplicate_control(corpus: pl.DataFrame, fallback: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Replace every generated train row by a copy of its parent (text and label).
+
+    Returns the control corpus and the number of rows replaced. Parents are looked up in the
+    corpus, then in `fallback` (the input of the variant's steps) if a step dropped them.
+    """
+    generated = (
+        (pl.col("split") == "train")
+        & pl.col("parent_id").is_not_null()
+        & (pl.col("origin") != corpus_mod.SOURCE_ORIGIN)
+    )
+    gen = corpus.filter(generated)
+    if gen.height == 0:
+        return corpus, 0
+    parents = pl.concat(
+        [corpus.select("id", "text", "label"), fallback.select("id", "text", "label")],
+        how="vertical_relaxed",
+    ).unique("id", keep="first", maintain_order=True)
+    parents = parents.rename({"id": "parent_id", "text": "_p_text", "label": "_p_label"})
+    twin = gen.join(parents, on="parent_id", how="left", maintain_order="left")
+    missing = twin.filter(pl.col("_p_text").is_null())
+    if missing.height:
+        raise RecipeError(
+            f"duplicate control: {missing.height} generated rows have no parent in the corpus, "
+            f"e.g. {missing['id'].head(3).to_list()}"
+        )
+    twin = twin.with_columns(
+        text=pl.col("_p_text"),
+        label=pl.col("_p_label"),
+        id=pl.concat_str(
+            [
+                pl.col("parent_id"),
+                pl.lit(f"~{DUPLICATE_OP}"),
+                pl.int_range(pl.len()).over("parent_id").cast(pl.String),
+            ]
+        ),
+        origin=pl.lit(f"ablation.{DUPLICATE_OP}"),
+    ).drop("_p_text", "_p_label")
+    kept = corpus.filter(~generated)
+    return pl.concat([kept, twin.select(kept.columns)], how="vertical_relaxed"), gen.height
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+class _Cells:
+    """Finished (arm, seed) cells on disk: predictions parquet + summary json per key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def get(self, key: str) -> tuple[dict[str, Any], pl.DataFrame] | None:
+        meta, preds = self.root / f"{key}.json", self.root / f"{key}.parquet"
+        if not (meta.exists() and preds.exists()):
+            return None
+        import json
+
+        try:
+            return json.loads(meta.read_text()), pl.read_parquet(preds)
+        except (OSError, ValueError, pl.exceptions.PolarsError):
+            return None
+
+    def put(self, key: str, summary: dict[str, Any], predictions: pl.DataFrame) -> None:
+        atomic.write_parquet(self.root / f"{key}.parquet", predictions)
+        atomic.write_json(self.root / f"{key}.json", summary)  # last: marks the cell done
+
+
+def _model_options(spec: AblationSpec, model: str) -> dict[str, Any]:
+    options = dict(spec.model_options)
+    if model == FAST:
+        return options
+    if spec.budget.steps is not None:
+        # Every arm takes the same number of steps: no early stop cuts one arm short.
+        options.update(max_steps=spec.budget.steps, early_stopping_patience=None)
+    elif spec.budget.epochs is not None:
+        options["epochs"] = spec.budget.epochs
+    return options
+
+
+def run_ablation(
+    recipe: Recipe | str | Path,
+    out: str | Path | None = None,
+    *,
+    model: str | None = None,
+    seeds: int | None = None,
+    progress: Progress | None = None,
+    cache: StepCache | None = None,
+) -> AblationResult:
+    """Run the recipe's ablation and write ablation.json, ablation.csv and ablation.html."""
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    spec = recipe.ablation
+    if spec is None:
+        raise RecipeError(
+            f"recipe {recipe.name!r} has no `ablation:` section; add baseline and variants "
+            "(see recipes/ablation.yaml)"
+        )
+    if not isinstance(spec, AblationSpec):
+        spec = AblationSpec.model_validate(spec)
+    if seeds is not None:
+        spec = spec.model_copy(update={"seeds": seeds})
+    model = model or spec.model
+    options = _model_options(spec, model)
+    progress = progress or SilentProgress()
+    cache = cache if cache is not None else StepCache(enabled=recipe.cache)
+    out_dir = Path(out or Path("runs") / f"{recipe.name}-ablation")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cells_store = _Cells(out_dir / "cells")
+    started = time.perf_counter()
+
+    arms = plan_arms(recipe, spec)
+    corpus, _, input_key, _ = load_input(recipe)
+    seed_list = spec.seed_list
+    warnings: list[str] = []
+    base_ctx = RunContext(
+        seed=recipe.seed, run_dir=out_dir, engine=recipe.engine, progress=progress
+    )
+
+    prefixes: dict[str, tuple[pl.DataFrame, str]] = {}
+
+    def prefix_of(arm: Arm) -> tuple[pl.DataFrame, str]:
+        sig = json_hash([s.to_yaml() for s in arm.prefix])
+        if sig not in prefixes:
+            res = run_steps(
+                corpus,
+                build_steps(arm.prefix),
+                base_ctx,
+                cache=cache,
+                input_key=input_key,
+                protect_eval=recipe.protect_eval,
+            )
+            frame, key = res.corpus, res.key
+            if spec.train_rows is not None:
+                frame = subsample_train(frame, spec.train_rows, recipe.seed)
+                key = json_hash([key, "train_rows", spec.train_rows, recipe.seed])
+            prefixes[sig] = (frame, key)
+        return prefixes[sig]
+
+    base_frame, _ = prefix_of(arms[0])
+    eval_frame = base_frame.filter(
+        pl.col("split").is_in(corpus_mod.EVAL_SPLITS) & pl.col("label").is_not_null()
+    )
+    if eval_frame.filter(pl.col("split") == spec.eval_split).height == 0:
+        raise RecipeError(
+            f"the baseline corpus has no labelled {spec.eval_split!r} rows to evaluate on; "
+            "add a split step to the recipe (e.g. - split: {dev: 0.1, test: 0.2})"
+        )
+    eval_key = frame_hash(eval_frame.select("id", "text", "label", "split"))
+    eval_ids = eval_frame["id"]
+
+    cells: list[Cell] = []
+    with progress.task("ablation cells", total=len(arms) * len(seed_list)) as task:
+        for seed in seed_list:
+            step_ctx = RunContext(
+                seed=pipeline_seed(recipe.seed, seed) if spec.vary_pipeline_seed else recipe.seed,
+                run_dir=out_dir,
+                engine=recipe.engine,
+                progress=progress,
+            )
+            variant_corpora: dict[str, tuple[pl.DataFrame, str, pl.DataFrame]] = {}
+            for arm in arms:
+                t0 = time.perf_counter()
+                frame, key = prefix_of(arm)
+                if arm.kind == "control":
+                    variant_frame, variant_key, source = variant_corpora[arm.control_of]
+                    arm_frame, replaced = duplicate_control(variant_frame, source)
+                    arm_key = json_hash([variant_key, "duplicate-control", CELL_VERSION])
+                    if replaced == 0:
+                        _warn(
+                            warnings,
+                            f"{arm.name}: the variant added no train rows, so its control "
+                            "equals the baseline pipeline",
+                        )
+                else:
+                    res = run_steps(
+                        frame,
+                        build_steps(arm.suffix),
+                        step_ctx,
+                        cache=cache,
+                        input_key=key,
+                        protect_eval=recipe.protect_eval,
+                    )
+                    arm_frame, arm_key = res.corpus, res.key
+                    variant_corpora[arm.name] = (arm_frame, arm_key, frame)
+                pipeline_seconds = time.perf_counter() - t0
+                arm_frame, leaked = _train_only(arm_frame, eval_ids)
+                if leaked:
+                    _warn(
+                        warnings,
+                        f"{arm.name}: {leaked} train rows are baseline dev/test rows "
+                        "(the variant changed the split); they were left out of training",
+                    )
+                if arm.prefix != arms[0].prefix:
+                    _warn(
+                        warnings,
+                        f"{arm.name}: changes a data-preparation step; it is still evaluated "
+                        "on the baseline's dev/test rows",
+                    )
+                cell_key = json_hash(
+                    {
+                        "corpus": arm_key,
+                        "eval": eval_key,
+                        "model": model,
+                        "options": options,
+                        "seed": seed,
+                        "cell": CELL_VERSION,
+                        "assay": __version__,
+                    }
+                )
+                stored = cells_store.get(cell_key)
+                if stored is not None:
+                    summary, preds = stored
+                    cells.append(Cell(arm.name, seed, cell_key, summary, preds, cached=True))
+                else:
+                    outcome = train_and_evaluate(
+                        arm_frame,
+                        model=model,
+                        seed=seed,
+                        options=options,
+                        eval_corpus=eval_frame,
+                        progress=progress,
+                    )
+                    summary = _cell_summary(outcome, pipeline_seconds)
+                    preds = outcome.predictions.select("id", "split", "pred")
+                    cells_store.put(cell_key, summary, preds)
+                    cells.append(Cell(arm.name, seed, cell_key, summary, preds))
+                task.advance(1)
+
+    report = _report(recipe, spec, model, options, arms, cells, eval_frame, warnings)
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    report["cells_cached"] = sum(c.cached for c in cells)
+    table = _table(report)
+    _write(out_dir, report, table)
+    return AblationResult(out_dir, report, table, report["warnings"])
+
+
+def _warn(warnings: list[str], message: str) -> None:
+    if message not in warnings:
+        warnings.append(message)
+        log.warning(message)
+
+
+def _train_only(frame: pl.DataFrame, eval_ids: pl.Series) -> tuple[pl.DataFrame, int]:
+    """The arm's train rows (its own dev/test are ignored), minus any baseline eval row."""
+    train = frame.filter(pl.col("split") == "train")
+    leak = train.filter(pl.col("id").is_in(eval_ids.implode()))
+    if leak.height:
+        train = train.filter(~pl.col("id").is_in(eval_ids.implode()))
+    return train, leak.height
+
+
+def _cell_summary(outcome: TrainOutcome, pipeline_seconds: float) -> dict[str, Any]:
+    summary = outcome.summary()
+    summary["pipeline_seconds"] = round(pipeline_seconds, 3)
+    summary["seconds_total"] = round(pipeline_seconds + outcome.seconds, 3)
+    return summary
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+
+def _report(
+    recipe: Recipe,
+    spec: AblationSpec,
+    model: str,
+    options: dict[str, Any],
+    arms: list[Arm],
+    cells: list[Cell],
+    eval_frame: pl.DataFrame,
+    warnings: list[str],
+) -> dict[str, Any]:
+    evaluated = eval_frame.filter(pl.col("split") == spec.eval_split)
+    ids = evaluated["id"].to_list()
+    truth_labels = evaluated["label"].to_list()
+    classes = sorted(
+        set(corpus_mod.label_set(evaluated))
+        | {c for cell in cells for c in cell.outcome.get("classes", [])}
+    )
+    y_true = encode(truth_labels, classes)
+    k = len(classes)
+    seeds = spec.seed_list
+    preds: dict[str, list[np.ndarray]] = {}
+    for arm in arms:
+        per_seed = []
+        for seed in seeds:
+            cell = next(c for c in cells if c.arm == arm.name and c.seed == seed)
+            frame = cell.predictions.filter(pl.col("split") == spec.eval_split)
+            by_id = dict(zip(frame["id"].to_list(), frame["pred"].to_list(), strict=True))
+            per_seed.append(encode([by_id[i] for i in ids], classes))
+        preds[arm.name] = per_seed
+    confidence = 1 - spec.alpha
+    rng = np.random.default_rng(np.random.SeedSequence([recipe.seed, 0xAB1A]))
+
+    def compare(a: str, b: str) -> PairedComparison:
+        return paired_bootstrap(
+            y_true,
+            preds[a],
+            preds[b],
+            k,
+            spec.metric,
+            rng=rng,
+            n_resamples=spec.bootstrap,
+            confidence=confidence,
+            n_permutations=spec.permutations,
+        )
+
+    rows = []
+    for arm in arms:
+        arm_cells = [c for c in cells if c.arm == arm.name]
+        cmp = compare(arm.name, BASELINE)
+        steps = [c.outcome.get("steps") for c in arm_cells]
+        row: dict[str, Any] = {
+            "arm": arm.name,
+            "kind": arm.kind,
+            "control_of": arm.control_of,
+            "description": arm.description,
+            "steps_added": [s.name for s in arm.suffix if s not in arms[0].suffix],
+            "train_rows": float(np.mean([c.outcome["train_rows"] for c in arm_cells])),
+            "optimizer_steps": float(np.mean(steps)) if all(s is not None for s in steps) else None,
+            "seconds": float(np.mean([c.outcome["seconds_total"] for c in arm_cells])),
+            "metric": spec.metric,
+            "score": cmp.variant.estimate,
+            "score_low": cmp.variant.low,
+            "score_high": cmp.variant.high,
+            "per_seed": [
+                c.outcome["metrics"].get(spec.eval_split, {}).get(spec.metric) for c in arm_cells
+            ],
+            "accuracy": float(
+                np.mean(
+                    [
+                        c.outcome["metrics"].get(spec.eval_split, {}).get("accuracy")
+                        for c in arm_cells
+                    ]
+                )
+            ),
+        }
+        if arm.kind != "baseline":
+            row.update(_delta_fields("", cmp, spec.alpha))
+        rows.append(row)
+    by_name = {r["arm"]: r for r in rows}
+    base_rows = by_name[BASELINE]["train_rows"]
+    for row in rows:
+        row["rows_vs_baseline"] = row["train_rows"] - base_rows
+    for arm in arms:
+        if arm.kind == "control":
+            variant_row = by_name[arm.control_of]
+            variant_row.update(
+                _delta_fields("vs_control_", compare(arm.control_of, arm.name), spec.alpha)
+            )
+            variant_row["control"] = arm.name
+    _step_warnings(rows, model, warnings)
+    return {
+        "name": recipe.name,
+        "assay_version": __version__,
+        "model": model,
+        "model_options": options,
+        "metric": spec.metric,
+        "eval_split": spec.eval_split,
+        "eval_rows": evaluated.height,
+        "classes": classes,
+        "seeds": seeds,
+        "confidence": confidence,
+        "bootstrap": spec.bootstrap,
+        "permutations": spec.permutations,
+        "budget": spec.budget.model_dump(),
+        "train_rows_cap": spec.train_rows,
+        "spec": spec.model_dump(mode="json"),
+        "arms": rows,
+        "warnings": warnings,
+    }
+
+
+def _delta_fields(prefix: str, cmp: PairedComparison, alpha: float) -> dict[str, Any]:
+    significant = cmp.p_value < alpha
+    d = cmp.delta
+    verdict = "better" if d.estimate > 0 else "worse"
+    if not significant:
+        verdict = "no detectable change"
+    return {
+        f"{prefix}delta": d.estimate,
+        f"{prefix}delta_low": d.low,
+        f"{prefix}delta_high": d.high,
+        f"{prefix}p_value": cmp.p_value,
+        f"{prefix}significant": significant,
+        f"{prefix}verdict": verdict,
+    }
+
+
+def _step_warnings(rows: list[dict[str, Any]], model: str, warnings: list[str]) -> None:
+    steps = {r["arm"]: r["optimizer_steps"] for r in rows if r["optimizer_steps"]}
+    if not steps:
+        return
+    lo, hi = min(steps.values()), max(steps.values())
+    if hi > STEP_RATIO_WARNING * lo:
+        few = min(steps, key=steps.get)
+        many = max(steps, key=steps.get)
+        _warn(
+            warnings,
+            f"arms took very different numbers of optimiser steps ({few}: {lo:.0f}, "
+            f"{many}: {hi:.0f}); part of a delta may be more training, not better data. "
+            "Set `budget: {steps: N}` to give every arm the same steps.",
+        )
+
+
+TABLE_COLUMNS = [
+    "arm", "kind", "train_rows", "rows_vs_baseline", "optimizer_steps", "seconds", "score",
+    "score_low", "score_high", "delta", "delta_low", "delta_high", "p_value", "significant",
+    "verdict", "vs_control_delta", "vs_control_delta_low", "vs_control_delta_high",
+    "vs_control_p_value",
+]  # fmt: skip
+
+
+def _table(report: dict[str, Any]) -> pl.DataFrame:
+    rows = [{c: r.get(c) for c in TABLE_COLUMNS} for r in report["arms"]]
+    schema = {c: pl.Float64 for c in TABLE_COLUMNS}
+    schema.update(arm=pl.String, kind=pl.String, verdict=pl.String, significant=pl.Boolean)
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _write(out_dir: Path, report: dict[str, Any], table: pl.DataFrame) -> None:
+    from assay.train.forest import forest_svg
+
+    atomic.write_json(out_dir / "ablation.json", report)
+    atomic.write_with(out_dir / "ablation.csv", lambda p: table.write_csv(p))
+    metric = report["metric"]
+    forest_rows = [
+        {
+            "name": r["arm"],
+            "delta": r.get("delta"),
+            "low": r.get("delta_low"),
+            "high": r.get("delta_high"),
+            "significant": r.get("significant"),
+        }
+        for r in report["arms"]
+        if r["kind"] != "baseline"
+    ]
+    svg = forest_svg(
+        forest_rows,
+        f"{metric} on {report['eval_split']}: delta vs baseline, "
+        f"{report['confidence']:.0%} CI over {len(report['seeds'])} seeds",
+    )
+    atomic.write_text(out_dir / "forest.svg", svg)
+    atomic.write_text(out_dir / "ablation.html", render_html(report, table, svg))
+
+
+def render_html(report: dict[str, Any], table: pl.DataFrame, svg: str) -> str:
+    """The ablation section: forest plot, table and warnings, as a standalone page."""
+    import html
+
+    from assay.audits.report import page
+    from assay.audits.report import table as html_table
+
+    shown = []
+    for r in table.to_dicts():
+        row = {
+            "arm": r["arm"],
+            "train rows": int(r["train_rows"]),
+            "steps": None if r["optimizer_steps"] is None else int(r["optimizer_steps"]),
+            "s / seed": round(r["seconds"], 2),
+            report["metric"]: _pct(r["score"]),
+            "CI": f"{_pct(r['score_low'])}..{_pct(r['score_high'])}",
+        }
+        if r["delta"] is not None:
+            row["delta"] = f"{100 * r['delta']:+.2f}"
+            row["delta CI"] = f"{100 * r['delta_low']:+.2f}..{100 * r['delta_high']:+.2f}"
+            row["p"] = f"{r['p_value']:.3g}"
+            row["verdict"] = r["verdict"]
+        if r["vs_control_delta"] is not None:
+            row["vs control"] = (
+                f"{100 * r['vs_control_delta']:+.2f} "
+                f"({100 * r['vs_control_delta_low']:+.2f}..{100 * r['vs_control_delta_high']:+.2f})"
+            )
+        shown.append(row)
+    columns = sorted(
+        {k for r in shown for k in r},
+        key=lambda k: list(shown[0]).index(k) if k in shown[0] else 99,
+    )
+    notes = "".join(f"<li>{html.escape(w)}</li>" for w in report["warnings"])
+    intro = (
+        f"<p>Model <b>{html.escape(report['model'])}</b>, seeds {report['seeds']}, "
+        f"{report['eval_rows']:,} {report['eval_split']} rows. Deltas in points with "
+        f"{report['confidence']:.0%} CI from a paired bootstrap over examples and seeds; p from "
+        "a paired permutation test on per-example correctness.</p>"
+    )
+    sections = [
+        ("Ablation", intro + svg + html_table(shown, columns)),
+    ]
+    if notes:
+        sections.append(("Warnings", f"<ul>{notes}</ul>"))
+    return page(f"{report['name']}: ablation", sections)
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{100 * v:.2f}"

@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from pydantic import Field
+
+from assay import registry
+from assay.context import RunContext
+from assay.errors import RecipeError
+from assay.recipes.ablation import duplicate_control, run_ablation, subsample_train
+from assay.recipes.schema import load_recipe
+from assay.step import Step, StepConfig, StepResult
+
+
+class FlipLabels(Step):
+    """Flip a share of the train labels to another class (a planted harmful change)."""
+
+    touches_eval = False
+
+    class Config(StepConfig):
+        fraction: float = Field(0.3, description="share of train rows to flip")
+
+    def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
+        labels = sorted(corpus["label"].drop_nulls().unique().to_list())
+        rng = ctx.rng("flip")
+        train = (corpus["split"] == "train").to_numpy()
+        flip = train & (rng.random(corpus.height) < self.config.fraction)
+        new = [
+            labels[(labels.index(lab) + 1) % len(labels)] if f else lab
+            for lab, f in zip(corpus["label"].to_list(), flip, strict=True)
+        ]
+        out = corpus.with_columns(label=pl.Series(new, dtype=pl.String))
+        return StepResult(out, self._report(n_modified=int(flip.sum())))
+
+
+class NoOp(Step):
+    """Change nothing (a planted harmless change)."""
+
+    touches_eval = False
+
+    class Config(StepConfig):
+        note: str = Field("", description="ignored")
+
+    def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
+        return StepResult(corpus, self._report())
+
+
+class Twice(Step):
+    """Add one paraphrase per train row: the text with ' indeed' appended."""
+
+    touches_eval = False
+
+    class Config(StepConfig):
+        pass
+
+    def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
+        rows = corpus.filter(pl.col("split") == "train")
+        new = rows.with_columns(
+            parent_id=pl.col("id"),
+            id=pl.col("id") + "~tw0",
+            text=pl.col("text") + " indeed",
+            origin=pl.lit("augment.test_twice"),
+        )
+        return StepResult(pl.concat([corpus, new]), self._report(n_added=new.height))
+
+
+for _name, _cls in (("test_flip_labels", FlipLabels), ("test_noop", NoOp), ("test_twice", Twice)):
+    if _name not in registry.names():
+        registry.register(_name)(_cls)
+
+
+def _write_sst2(shared_data, tmp_path, n_train: int) -> str:
+    frames = []
+    for split, n in (("train", n_train), ("dev", 200), ("test", None)):
+        frame = pl.read_csv(shared_data / "sst2" / f"{split}.csv")
+        frame = frame.head(n) if n else frame
+        frames.append(frame.with_columns(split=pl.lit(split)))
+    path = tmp_path / "sst2.csv"
+    pl.concat(frames).write_csv(path)
+    return str(path)
+
+
+def _recipe(source: str, variants: list, **ablation) -> dict:
+    return {
+        "name": "planted",
+        "seed": 3,
+        "input": {"source": source, "split_column": "split"},
+        "steps": [],
+        "ablation": {
+            "model": "fast",
+            "seeds": 3,
+            "bootstrap": 300,
+            "variants": variants,
+            **ablation,
+        },
+    }
+
+
+def test_ablation_flags_planted_harm_and_not_a_noop(shared_data, tmp_path):
+    source = _write_sst2(shared_data, tmp_path, 1500)
+    recipe = load_recipe(
+        _recipe(
+            source,
+            [
+                {"name": "flip30", "add": [{"test_flip_labels": {"fraction": 0.3}}]},
+                {"name": "noop", "add": ["test_noop"]},
+            ],
+        )
+    )
+    result = run_ablation(recipe, tmp_path / "out")
+    arms = {r["arm"]: r for r in result.report["arms"]}
+    assert arms["flip30"]["significant"] and arms["flip30"]["delta_high"] < 0
+    assert arms["flip30"]["verdict"] == "worse"
+    assert not arms["noop"]["significant"]
+    assert arms["noop"]["delta_low"] <= 0 <= arms["noop"]["delta_high"]
+    assert arms["baseline"]["train_rows"] == 1500
+    assert result.report["eval_rows"] == 1821
+    for name in ("ablation.json", "ablation.csv", "ablation.html", "forest.svg"):
+        assert (result.out_dir / name).exists()
+    assert "<svg" in (result.out_dir / "ablation.html").read_text()
+    table = pl.read_csv(result.out_dir / "ablation.csv")
+    assert table["arm"].to_list() == ["baseline", "flip30", "noop"]
+
+    # A rerun trains nothing: every (arm, seed) cell is read back.
+    again = run_ablation(recipe, tmp_path / "out")
+    assert again.report["cells_cached"] == 9
+    assert again.report["arms"] == result.report["arms"]
+
+
+def test_duplicate_control_matches_rows_per_parent_and_label():
+    from assay.corpus import from_records
+
+    base = from_records(
+        ["good one", "bad one", "held out"],
+        ["pos", "neg", "pos"],
+        ids=["a", "b", "t"],
+        split=["train", "train", "test"],
+    )
+    added = from_records(
+        ["good one!", "good one?", "bad one!"],
+        ["pos", "pos", "neg"],
+        ids=["a~eda0", "a~eda1", "b~eda0"],
+        split="train",
+        parent_id=["a", "a", "b"],
+        origin="augment.eda",
+    )
+    variant = pl.concat([base, added])
+    control, replaced = duplicate_control(variant, base)
+    assert replaced == 3
+    twins = control.filter(pl.col("origin") == "ablation.dup").sort("id")
+    assert twins["id"].to_list() == ["a~dup0", "a~dup1", "b~dup0"]
+    assert twins["text"].to_list() == ["good one", "good one", "bad one"]
+    assert twins["label"].to_list() == ["pos", "pos", "neg"]
+    assert control.height == variant.height
+    assert control.filter(pl.col("split") == "test")["id"].to_list() == ["t"]
+
+
+def test_subsample_keeps_label_shares_and_eval_rows():
+    from assay.corpus import from_records
+
+    n = 100
+    labels = ["pos"] * 80 + ["neg"] * 20
+    corpus = from_records(
+        [f"text {i}" for i in range(n + 10)],
+        [*labels, *["pos"] * 10],
+        split=["train"] * n + ["test"] * 10,
+    )
+    small = subsample_train(corpus, 10, seed=1)
+    train = small.filter(pl.col("split") == "train")
+    assert train.height == 10
+    assert train["label"].value_counts().sort("label")["count"].to_list() == [2, 8]
+    assert small.filter(pl.col("split") == "test").height == 10
+    assert subsample_train(corpus, 10, seed=1).equals(small)
+
+
+def test_duplicate_control_arm_and_step_budget_in_report(tmp_path):
+    rng = np.random.default_rng(0)
+    words = {"pos": ["good", "great", "fine"], "neg": ["bad", "awful", "poor"]}
+    texts, labels, splits = [], [], []
+    for i in range(240):
+        lab = "pos" if i % 2 else "neg"
+        texts.append(f"{rng.choice(words[lab])} movie number {i}")
+        labels.append(lab)
+        splits.append("train" if i < 160 else "test" if i < 220 else "dev")
+    path = tmp_path / "toy.csv"
+    pl.DataFrame({"text": texts, "label": labels, "split": splits}).write_csv(path)
+    recipe = load_recipe(
+        _recipe(
+            str(path),
+            [{"name": "twice", "add": ["test_twice"], "controls": ["duplicate"]}],
+            seeds=2,
+            train_rows=100,
+        )
+    )
+    report = run_ablation(recipe, tmp_path / "out").report
+    arms = {r["arm"]: r for r in report["arms"]}
+    assert set(arms) == {"baseline", "twice", "twice [duplicate control]"}
+    assert arms["baseline"]["train_rows"] == 100
+    assert arms["twice"]["train_rows"] == arms["twice [duplicate control]"]["train_rows"] == 200
+    assert "vs_control_delta" in arms["twice"]
+    data = json.loads((tmp_path / "out" / "ablation.json").read_text())
+    assert data["arms"][2]["control_of"] == "twice"
+
+
+def test_variant_errors_name_the_variant_and_step(tmp_path):
+    path = tmp_path / "toy.csv"
+    pl.DataFrame(
+        {"text": ["a b", "c d"], "label": ["x", "y"], "split": ["train", "test"]}
+    ).write_csv(path)
+    recipe = load_recipe(_recipe(str(path), [{"name": "gone", "remove": ["dedup"]}]))
+    with pytest.raises(RecipeError, match=r"variants\[gone\]\.remove: step 'dedup' is not in"):
+        run_ablation(recipe, tmp_path / "out")
+    with pytest.raises(RecipeError, match="changes nothing"):
+        load_recipe(_recipe(str(path), [{"name": "empty"}]))
+    with pytest.raises(RecipeError, match="did you mean 'threshold'"):
+        load_recipe(_recipe(str(path), [{"name": "x", "set": {"dedup": {"treshold": 0.5}}}]))
+
+
+def test_ablate_command_prints_table(shared_data, tmp_path):
+    from assay.recipes.cli import main
+
+    source = _write_sst2(shared_data, tmp_path, 400)
+    import yaml
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        yaml.safe_dump(_recipe(source, [{"name": "noop", "add": ["test_noop"]}], seeds=2))
+    )
+    res = CliRunner().invoke(main, ["ablate", str(recipe), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "ablation.json" in res.output
