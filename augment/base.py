@@ -4,8 +4,8 @@ The kernel selects rows (`splits`, `labels`, `fraction`), assigns derived ids, p
 and origin, rejects texts identical to the parent or to another row, and applies
 `max_per_row` and `budget`. This module adds what every text augmenter here shares:
 
-- an edit rate `p` with `min_edits` / `max_edits` (Wei & Zou's rule: floor(p * words),
-  at least `min_edits`);
+- an edit rate `p` with `min_edits` / `max_edits`: p * words edits per augmentation,
+  rounded stochastically by default (or down, Wei & Zou's rule, or up, nlpaug's);
 - protected terms, never edited;
 - a stream of uniform draws from the run context (one numpy call per 64k draws, so the
   per-word loops stay in plain Python without calling numpy per decision);
@@ -19,10 +19,11 @@ overrides `augment_batch` for a batched path.
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import polars as pl
@@ -46,6 +47,11 @@ class TextAugmenterConfig(AugmenterConfig):
     p: float = Field(0.1, ge=0, le=1, description="edit rate: share of a text's words edited")
     min_edits: int = Field(1, ge=0, description="at least this many edits per augmentation")
     max_edits: int | None = Field(None, ge=1, description="at most this many edits")
+    rounding: Literal["stochastic", "floor", "ceil"] = Field(
+        "stochastic",
+        description="how p * words becomes a count: stochastic (expected count exactly "
+        "p * words), floor (Wei & Zou) or ceil (nlpaug)",
+    )
     protected: list[str] = Field(
         default_factory=list,
         description="words or phrases never edited (case-insensitive)",
@@ -65,8 +71,25 @@ def draws(rng: np.random.Generator) -> Draw:
     return stream().__next__
 
 
-def n_edits(n_words: int, p: float, min_edits: int, max_edits: int | None) -> int:
-    n = max(min_edits, int(p * n_words))
+def n_edits(
+    n_words: int,
+    p: float,
+    min_edits: int,
+    max_edits: int | None,
+    rounding: str = "floor",
+    u: float = 0.0,
+) -> int:
+    """Edits for a text of `n_words`: p * n_words rounded down ("floor", Wei & Zou's rule),
+    up ("ceil", nlpaug's), or up with probability equal to the fraction ("stochastic",
+    given a uniform draw `u`: the expected count is exactly p * n_words); then clamped."""
+    x = p * n_words
+    if rounding == "stochastic":
+        n = int(x + u)
+    elif rounding == "ceil":
+        n = math.ceil(x - 1e-9)
+    else:
+        n = int(x + 1e-9)
+    n = max(min_edits, n)
     if max_edits is not None:
         n = min(n, max_edits)
     return n
@@ -138,9 +161,11 @@ class TextAugmenter(Augmenter):
                 if out is not None:
                     yield i, out[0], out[1]
 
-    def edits(self, n_words: int) -> int:
+    def edits(self, n_words: int, draw: Draw) -> int:
+        """Edits for one augmentation of a text of `n_words` words."""
         cfg = self.config
-        return n_edits(n_words, cfg.p, cfg.min_edits, cfg.max_edits)
+        u = draw() if cfg.rounding == "stochastic" else 0.0
+        return n_edits(n_words, cfg.p, cfg.min_edits, cfg.max_edits, cfg.rounding, u)
 
     def generate(self, rows: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
         texts = rows["text"].to_list()

@@ -312,7 +312,7 @@ class DomainVocabAugmenter(TextAugmenter):
             made = {text}
             for _ in range(n_per_row):
                 picks = list(found)
-                k = min(len(picks), self.edits(len(picks)))
+                k = min(len(picks), self.edits(len(picks), draw))
                 for j in range(k):
                     r = j + int(draw() * (len(picks) - j))
                     picks[j], picks[r] = picks[r], picks[j]

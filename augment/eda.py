@@ -16,8 +16,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from assay.augment.base import Draw, Protected, TextAugmenter, TextAugmenterConfig
-from assay.augment.words import IS_WORD, OPS, WordTable
+from assay.augment.base import Draw, TextAugmenter, TextAugmenterConfig
+from assay.augment.words import IS_WORD, OPS, WordTable, shared_table
 from assay.context import RunContext
 from assay.registry import register
 
@@ -42,12 +42,7 @@ def word_table(cfg: WordEditConfig, needs_synonyms: bool) -> WordTable:
             from assay.augment.tagger import default_tagger
 
             tagger = default_tagger()
-    return WordTable(
-        synonyms,
-        tagger,
-        protected=Protected(cfg.protected),
-        keep_negations=cfg.keep_negations,
-    )
+    return shared_table(synonyms, tagger, cfg.protected, cfg.keep_negations)
 
 
 class WordEditAugmenter(TextAugmenter):
@@ -74,11 +69,11 @@ class WordEditAugmenter(TextAugmenter):
         for i, text in enumerate(texts):
             tokens = text.split()
             entries = entries_of(tokens)
-            n = edits(sum(1 for e in entries if e[IS_WORD]))
+            n_words = sum(1 for e in entries if e[IS_WORD])
             start = int(draw() * n_ops) if n_ops > 1 else 0
             for k in range(n_per_row):
                 tag, op = chosen[(start + k) % n_ops]
-                out = op(tokens, entries, n, draw, at)
+                out = op(tokens, entries, edits(n_words, draw), draw, at)
                 if out is not None:
                     yield i, " ".join(out), tag
 
@@ -98,6 +93,9 @@ class EdaAugmenter(WordEditAugmenter):
             description="operations to mix, each applied alone in one augmentation",
         )
         n_per_row: int = Field(4, ge=1, description="augmentations attempted per selected row")
+        rounding: Literal["stochastic", "floor", "ceil"] = Field(
+            "floor", description="p * words rounded as in the paper: n = max(1, floor(p * l))"
+        )
 
     op = "eda"
 
@@ -109,7 +107,7 @@ class EdaAugmenter(WordEditAugmenter):
 class SynonymAugmenter(WordEditAugmenter):
     """WordNet synonym replacement that respects part of speech, offline.
 
-    floor(p * words) words (at least `min_edits`) that are not stop words, negations or
+    p * words words (rounded stochastically; at least `min_edits`) that are not stop words, negations or
     protected terms, and that have WordNet synonyms for their part of speech (Brill
     lexicon tags), are replaced by a random synonym; case and punctuation are kept.
     """

@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from assay.augment.base import Draw, Protected, TextAugmenter, TextAugmenterConfig
-from assay.augment.words import EDITABLE, IS_WORD, PREFIX, SUFFIX, WORD, WordTable
+from assay.augment.base import Draw, TextAugmenter, TextAugmenterConfig
+from assay.augment.words import EDITABLE, IS_WORD, PREFIX, SUFFIX, WORD, shared_table
 from assay.context import RunContext
 from assay.errors import ResourceError
 from assay.registry import register
@@ -61,7 +61,8 @@ def typo(word: str, action: str, draw: Draw, keys: dict[str, tuple[str, ...]]) -
 class CharNoiseAugmenter(TextAugmenter):
     """Keyboard typos and letter swaps, deletions and insertions in a share of the words.
 
-    floor(p * words) words (at least `min_edits`) of `min_length` letters or more get one
+    p * words words (rounded as `rounding` says; at least `min_edits`) of `min_length`
+    letters or more get one
     character edit each; the action is drawn from `actions`.
     """
 
@@ -78,7 +79,7 @@ class CharNoiseAugmenter(TextAugmenter):
 
     def prepare(self, texts: list[str], ctx: RunContext) -> None:
         self.keys = keyboard(self.config.keyboard)
-        self.table = WordTable(protected=Protected(self.config.protected), keep_negations=False)
+        self.table = shared_table(None, None, self.config.protected, keep_negations=False)
 
     def augment_batch(
         self, texts: list[str], n_per_row: int, draw: Draw
@@ -96,10 +97,11 @@ class CharNoiseAugmenter(TextAugmenter):
                 if e[EDITABLE] and len(e[WORD]) >= min_len and e[WORD].isalpha()
             ]
             m = len(pos)
-            n = min(edits(sum(1 for e in entries if e[IS_WORD])), m)
-            if n <= 0:
-                continue
+            n_words = sum(1 for e in entries if e[IS_WORD])
             for _ in range(n_per_row):
+                n = min(edits(n_words, draw), m)
+                if n <= 0:
+                    continue
                 out = list(tokens)
                 for j in range(n):
                     r = j + int(draw() * (m - j))

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from assay.augment.base import Draw, Protected, TextAugmenter, TextAugmenterConfig
-from assay.augment.words import WordTable, shuffle_words
+from assay.augment.base import Draw, TextAugmenter, TextAugmenterConfig
+from assay.augment.words import shared_table, shuffle_words
 from assay.context import RunContext
 from assay.registry import register
 
@@ -52,9 +52,7 @@ class ShuffleAugmenter(TextAugmenter):
 
     def prepare(self, texts: list[str], ctx: RunContext) -> None:
         cfg = self.config
-        self.table = WordTable(
-            protected=Protected(cfg.protected), keep_negations=cfg.keep_negations
-        )
+        self.table = shared_table(None, None, cfg.protected, cfg.keep_negations)
 
     def augment_batch(
         self, texts: list[str], n_per_row: int, draw: Draw

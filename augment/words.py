@@ -138,6 +138,30 @@ class WordTable:
         return out
 
 
+_TABLES: dict[tuple, WordTable] = {}
+_MAX_TABLES = 8
+
+
+def shared_table(
+    synonyms: Synonyms | None,
+    tagger,
+    protected: list[str],
+    keep_negations: bool = True,
+) -> WordTable:
+    """A process-wide WordTable per configuration, so its per-token cache outlives one
+    step run (a recipe rerun or an ablation variant finds it warm)."""
+    key = (id(synonyms), id(tagger), tuple(protected), keep_negations)
+    table = _TABLES.get(key)
+    if table is None:
+        if len(_TABLES) >= _MAX_TABLES:
+            _TABLES.pop(next(iter(_TABLES)))
+        table = WordTable(
+            synonyms, tagger, protected=Protected(protected), keep_negations=keep_negations
+        )
+        _TABLES[key] = table
+    return table
+
+
 def replace(
     tokens: list[str], entries: list[Entry], n: int, draw: Draw, at: SynonymsAt | None = None
 ) -> list[str] | None:

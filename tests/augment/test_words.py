@@ -20,6 +20,9 @@ def test_edit_count_follows_wei_and_zou_rule():
     assert n_edits(5, 0.1, 1, None) == 1
     assert n_edits(40, 0.5, 1, 3) == 3
     assert n_edits(9, 0.1, 0, None) == 0
+    assert n_edits(21, 0.1, 1, None, "ceil") == 3
+    assert n_edits(25, 0.1, 1, None, "stochastic", 0.49) == 2
+    assert n_edits(25, 0.1, 1, None, "stochastic", 0.51) == 3
 
 
 def test_split_token_keeps_punctuation_apart():
