@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assay.train.features import HashedTfidf, NgramTfidf
+
+TEXTS = [
+    "A gripping, funny film!",
+    "the plot is thin , the acting worse .",
+    "funny? not really",
+    "ça marche très bien",
+    "a",
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "analyzer", "ngrams"),
+    [("word", "word", (1, 2)), ("char", "char_wb", (3, 5)), ("char", "char_wb", (1, 2))],
+)
+def test_tfidf_block_equals_scikit_learn(kind, analyzer, ngrams):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    ours = HashedTfidf(kind, ngrams)
+    pattern = {"token_pattern": r"(?u)\b\w+\b|[!?]"} if analyzer == "word" else {}
+    ref = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, sublinear_tf=True, **pattern)
+    a = ours.fit_transform(TEXTS[:3]).toarray()
+    b = ref.fit_transform(TEXTS[:3]).toarray()
+    assert a.shape == b.shape
+    # Columns are ordered differently (hashes vs strings): compare each row's values.
+    for row_a, row_b in zip(a, b, strict=True):
+        np.testing.assert_allclose(np.sort(row_a), np.sort(row_b), rtol=1e-5, atol=1e-6)
+    unseen_a = ours.transform(TEXTS[3:]).toarray()
+    unseen_b = ref.transform(TEXTS[3:]).toarray()
+    np.testing.assert_allclose(np.sort(unseen_a, axis=1), np.sort(unseen_b, axis=1), atol=1e-6)
+
+
+def test_min_df_and_max_features_shrink_the_vocabulary():
+    full = HashedTfidf("word", (1, 1)).fit_transform(TEXTS)
+    common = HashedTfidf("word", (1, 1), min_df=2).fit_transform(TEXTS)
+    top = HashedTfidf("word", (1, 1), max_features=3).fit_transform(TEXTS)
+    assert common.shape[1] < full.shape[1] and top.shape[1] == 3
+
+
+def test_blocks_are_normalised_separately():
+    x = NgramTfidf([HashedTfidf("word", (1, 2)), HashedTfidf("char", (3, 5))])
+    m = x.fit_transform(TEXTS[:3])
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    np.testing.assert_allclose(norms, np.sqrt(2), rtol=1e-5)
