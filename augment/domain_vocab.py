@@ -25,7 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import polars as pl
 from pydantic import Field
@@ -342,7 +342,9 @@ class DomainVocabAugmenter(TextAugmenter):
             mined = self.mine(corpus, ctx)
             chosen = mined.filter(pl.col("chosen"))["term"].to_list()
             summary[f"{self.name}__terms"] = chosen
-            summary[f"{self.name}__files"] = write_terms(mined, ctx.workdir(self.name))
+            # The file is written when the step runs; a cached rerun finds the same list in
+            # the manifest (the summary is cached) and in findings/NN_domain_vocab.parquet.
+            write_terms(mined, ctx.workdir(self.name))
             result.findings = mined
         return result
 
@@ -386,11 +388,24 @@ def _case_like(template: str, variant: str) -> str:
     return variant
 
 
-def terms_format() -> dict[str, Any]:
-    """What the training loop reads (kept next to the writer so the two cannot drift)."""
-    return {
-        "summary_key": "domain_vocab__terms",
-        "terms_file": TERMS_FILE,
-        "table_file": TABLE_FILE,
-        "columns": ["term", "count", "ref_count", "log_ratio", "pieces", "corpus_pieces", "chosen"],
-    }
+def chosen_terms(run_dir: str | Path) -> list[str]:
+    """The domain terms chosen in a run, in rank order, for the training loop to add as
+    tokens: read from the manifest's step summaries (present whether or not the step was
+    cached), else from `work/<step>/domain_terms.txt`."""
+    import json
+
+    run_dir = Path(run_dir)
+    manifest = run_dir / "manifest.json"
+    terms: list[str] = []
+    if manifest.exists():
+        for step in json.loads(manifest.read_text(encoding="utf-8")).get("steps", []):
+            found = (step.get("summary") or {}).get(f"{step.get('step')}__terms")
+            if found:
+                terms.extend(t for t in found if t not in terms)
+        if terms:
+            return terms
+    for path in sorted((run_dir / "work").glob(f"*/{TERMS_FILE}")):
+        terms.extend(
+            t for t in path.read_text(encoding="utf-8").split("\n") if t and t not in terms
+        )
+    return terms

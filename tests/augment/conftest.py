@@ -45,3 +45,35 @@ def wordnet_synonyms():
         return default_synonyms()
     except ResourceError as exc:
         pytest.skip(str(exc))
+
+
+def _general_english(n_sentences: int, seed: int = 0) -> list[list[str]]:
+    from assay.augment.domain_vocab import reference_counts
+
+    counts = reference_counts(None)
+    words = [w for w, _ in counts.most_common(3000) if w.isalpha() and len(w) > 2]
+    p = np.array([counts[w] for w in words], dtype=float)
+    rng = np.random.default_rng(seed)
+    return [list(rng.choice(words, size=12, p=p / p.sum())) for _ in range(n_sentences)]
+
+
+def _plant(sentences: list[list[str]], terms: list[str], times: int) -> list[str]:
+    out = [list(s) for s in sentences]
+    k = 0
+    for term in terms:
+        for _ in range(times):
+            out[k].insert(k % 12, term)
+            k += 1
+    return [" ".join(s) for s in out]
+
+
+@pytest.fixture
+def general_english():
+    """Sentences of words drawn by their frequency in the general reference list."""
+    return _general_english
+
+
+@pytest.fixture
+def plant():
+    """Insert each term `times` times, into successive sentences."""
+    return _plant

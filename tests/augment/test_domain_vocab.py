@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 import pytest
 
@@ -11,7 +10,6 @@ from assay.augment.domain_vocab import (
     MineConfig,
     load_lexicon,
     mine_terms,
-    reference_counts,
 )
 from assay.errors import InputError
 
@@ -79,33 +77,14 @@ def test_csv_and_yaml_lexicons_load_and_bad_ones_say_why(tmp_path):
         load_lexicon(tmp_path / "missing.yaml")
 
 
-def general_english(n_sentences: int, seed: int = 0) -> list[list[str]]:
-    """Sentences of words drawn by their frequency in the general reference list."""
-    counts = reference_counts(None)
-    words = [w for w, _ in counts.most_common(3000) if w.isalpha() and len(w) > 2]
-    p = np.array([counts[w] for w in words], dtype=float)
-    rng = np.random.default_rng(seed)
-    return [list(rng.choice(words, size=12, p=p / p.sum())) for _ in range(n_sentences)]
-
-
-def plant(sentences: list[list[str]], terms: list[str], times: int) -> list[str]:
-    out = [list(s) for s in sentences]
-    k = 0
-    for term in terms:
-        for _ in range(times):
-            out[k].insert(k % 12, term)
-            k += 1
-    return [" ".join(s) for s in out]
-
-
-def test_mining_finds_the_planted_domain_terms():
+def test_mining_finds_the_planted_domain_terms(general_english, plant):
     planted = ["angioplasty", "troponin", "stent"]
     texts = plant(general_english(400), planted, 8)
     mined = mine_terms(texts, MineConfig(tokenizer="none", min_count=5))
     assert set(mined.filter(pl.col("chosen"))["term"]) == set(planted)
 
 
-def test_mined_terms_reach_the_summary_and_the_work_dir(tmp_path):
+def test_mined_terms_reach_the_summary_and_the_work_dir(tmp_path, general_english, plant):
     texts = plant(general_english(300, seed=1), ["troponin", "angioplasty"], 6)
     splits = ["train"] * len(texts)
     # a term found only in the test split must not be mined (it would leak)
@@ -123,7 +102,7 @@ def test_mined_terms_reach_the_summary_and_the_work_dir(tmp_path):
 
 
 @pytest.mark.integration
-def test_fertility_uses_the_model_tokenizer():
+def test_fertility_uses_the_model_tokenizer(general_english, plant):
     texts = plant(general_english(300), ["troponin", "angioplasty"], 6)
     mined = mine_terms(texts, MineConfig(min_pieces=2))
     pieces = dict(zip(mined["term"], mined["pieces"], strict=True))

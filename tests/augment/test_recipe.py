@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+import yaml
+
+from assay import RunContext, from_records, registry
+from assay.augment.domain_vocab import chosen_terms
+from assay.errors import RecipeError
+from assay.recipes.catalog import load_steps
+from assay.recipes.runner import run_recipe
+from assay.recipes.schema import parse_step
+from assay.step import check_accounting, check_eval_protected
+
+AUGMENTERS = ["eda", "synonyms", "shuffle", "char_noise", "domain_vocab"]
+
+
+def test_augment_steps_are_registered_with_summaries_and_documented_fields():
+    load_steps()
+    for name in AUGMENTERS:
+        cls = registry.get(name)
+        assert registry.summary(cls), name
+        for field, info in cls.Config.model_fields.items():
+            assert info.description, f"{name}.{field} has no description"
+
+
+@pytest.mark.parametrize("name", ["eda", "shuffle", "char_noise"])
+def test_every_augmenter_is_deterministic_and_leaves_originals_and_eval_alone(name):
+    load_steps()
+    texts = [
+        "the remarkable cast carries an otherwise ordinary thriller . Then it ends.",
+        "a slow , muddled plot that never quite comes together . Sad.",
+        "funny , warm and smart about its characters",
+        "dev sentence that must stay exactly as it is .",
+        "test sentence that must stay exactly as it is .",
+    ]
+    corpus = from_records(texts, ["p", "n", "p", "n", "p"], split=["train"] * 3 + ["dev", "test"])
+    step = (
+        registry.get(name)(n_per_row=3, pos=False)
+        if name == "eda"
+        else registry.get(name)(n_per_row=3)
+    )
+    ctx = RunContext(seed=11).for_step(2, name)
+    first, second = step.apply(corpus, ctx), step.apply(corpus, ctx)
+    assert first.corpus.equals(second.corpus)
+    check_accounting(corpus, first)
+    check_eval_protected(corpus, first, step, protect=True)
+    originals = first.corpus.filter(pl.col("origin") == "source").select(corpus.columns)
+    assert originals.equals(corpus)
+    new = first.corpus.filter(pl.col("origin") != "source")
+    assert new.height > 0 and set(new["split"]) == {"train"}
+
+
+def test_recipe_rejects_a_misspelled_guard_key_with_its_path():
+    with pytest.raises(RecipeError, match=r"steps\[0\]\.eda\.guard"):
+        parse_step({"eda": {"guard": {"min_confidance": 0.6}}}, "steps[0]")
+
+
+def test_recipe_runs_augmenters_with_guard_and_hands_domain_terms_to_training(
+    tmp_path, general_english, plant
+):
+    texts = plant(general_english(120, seed=4), ["troponin", "angioplasty"], 20)
+    rows = ["text,label"]
+    for i, text in enumerate(texts):
+        rows.append(f"{text},{'positive' if i % 2 else 'negative'}")
+    data = tmp_path / "data.csv"
+    data.write_text("\n".join(rows) + "\n")
+    recipe = {
+        "name": "aug",
+        "seed": 3,
+        "input": {"source": str(data), "labels": ["negative", "positive"]},
+        "steps": [
+            {"split": {"dev": 0.2, "test": 0.2}},
+            {"domain_vocab": {"mine": {"tokenizer": "none"}}},
+            {"eda": {"p": 0.2, "n_per_row": 2, "guard": {"min_confidence": 0.5}}},
+        ],
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    result = run_recipe(path, tmp_path / "run")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    reports = {s["step"]: s for s in manifest["steps"]}
+    assert reports["eda"]["n_added"] > 0
+    assert "guard" in reports["eda"]["summary"]
+    assert set(chosen_terms(tmp_path / "run")) == {"troponin", "angioplasty"}
+    written = (tmp_path / "run" / "work" / "domain_vocab" / "domain_terms.txt").read_text()
+    assert set(written.split()) == {"troponin", "angioplasty"}
+    corpus = pl.read_parquet(tmp_path / "run" / "corpus.parquet")
+    new = corpus.filter(pl.col("origin") == "augment.eda")
+    assert set(new["split"]) == {"train"}
+    # a cached rerun still hands over the terms (from the manifest)
+    rerun = run_recipe(path, tmp_path / "rerun")
+    assert "domain_vocab" in rerun.manifest["cached_steps"]
+    assert set(chosen_terms(tmp_path / "rerun")) == {"troponin", "angioplasty"}
+    assert result.manifest["accounting"]["balanced"]
