@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from assay.curate import agreement as agreement_mod
-from assay.curate import ls_sync
-from assay.curate.ls_client import TOKEN_ENV, Connection
-from assay.curate.ls_config import ID_KEY, TEXT_KEY, LabelConfig, init_project
 from pydantic import Field, field_validator
 
 from assay import corpus as corpus_mod
 from assay.context import RunContext
+from assay.curate import agreement as agreement_mod
+from assay.curate import ls_sync
+from assay.curate.ls_client import TOKEN_ENV, Connection
+from assay.curate.ls_config import ID_KEY, TEXT_KEY, LabelConfig, init_project
 from assay.errors import InputError
 from assay.registry import register
 from assay.step import Audit, Findings, Step, StepConfig, StepResult

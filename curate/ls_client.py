@@ -161,10 +161,16 @@ class Client:
         include: str | None = "id,data",
         fields: str | None = None,
         filters: list[dict[str, Any]] | None = None,
+        selected: list[int] | None = None,
         page_size: int = PAGE_SIZE,
     ) -> Iterator[dict[str, Any]]:
-        """Every task of a project matching `filters`, page by page, ordered by id."""
-        query = {"filters": {"conjunction": "and", "items": filters or []}, "ordering": ["id"]}
+        """Every task of a project matching `filters` (and among `selected` task ids)."""
+        query: dict[str, Any] = {
+            "filters": {"conjunction": "and", "items": filters or []},
+            "ordering": ["id"],
+        }
+        if selected is not None:
+            query["selectedItems"] = {"all": False, "included": [int(i) for i in selected]}
         page = 1
         seen = 0
         while True:

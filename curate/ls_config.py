@@ -15,7 +15,6 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from assay.curate.ls_client import Client
-
 from assay.errors import InputError
 
 log = logging.getLogger(__name__)

@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from assay.curate import agreement as agreement_mod
-from assay.curate.ls_client import LS_TIME, Client
-from assay.curate.ls_config import ID_KEY, LabelConfig, Project, get_project
 
 from assay import atomic
 from assay import corpus as corpus_mod
+from assay.curate import agreement as agreement_mod
+from assay.curate.ls_client import LS_TIME, Client
+from assay.curate.ls_config import ID_KEY, LabelConfig, Project, get_project
 from assay.errors import InputError
 from assay.progress import Progress, SilentProgress
 
@@ -52,6 +52,8 @@ AGREEMENT = "agreement.json"
 # A pull asks for tasks updated after (its start on the server's clock - margin): requests
 # in flight at the boundary are pulled twice rather than never; pulling twice is harmless.
 PULL_MARGIN_S = 1.0
+LIGHT_FIELDS = "id,data,updated_at,total_annotations,cancelled_annotations"
+FULL_PAGE = 1000
 
 
 # -- local state --------------------------------------------------------------------------
@@ -299,9 +301,7 @@ def _existing_tasks(client: Client, project: Project, progress: Progress) -> lis
         return []
     out = []
     with progress.task(f"listing tasks of project {project.id}", total=project.task_number) as bar:
-        for task in client.tasks(
-            project.id, include="id,data,total_annotations,cancelled_annotations"
-        ):
+        for task in client.tasks(project.id, include="id,data"):
             data = task.get("data") or {}
             out.append(
                 {
@@ -309,12 +309,39 @@ def _existing_tasks(client: Client, project: Project, progress: Progress) -> lis
                     "id": data.get(ID_KEY),
                     "text": data.get(project.config.text_key),
                     "data": data,
-                    "n_annotations": int(task.get("total_annotations") or 0)
-                    + int(task.get("cancelled_annotations") or 0),
+                    "n_annotations": 0,
                 }
             )
             bar.advance(1)
+    _count_duplicate_annotations(client, project, out)
     return out
+
+
+def _count_duplicate_annotations(
+    client: Client, project: Project, tasks: list[dict[str, Any]]
+) -> None:
+    """Annotation counts, fetched only for tasks that share an example id (rare)."""
+    seen: dict[str, int] = {}
+    for t in tasks:
+        if t["id"] is not None:
+            seen[t["id"]] = seen.get(t["id"], 0) + 1
+    dup = [t for t in tasks if seen.get(t["id"], 0) > 1]
+    if not dup:
+        return
+    counts: dict[int, int] = {}
+    ids = [t["task_id"] for t in dup]
+    for start in range(0, len(ids), FULL_PAGE):
+        for task in client.tasks(
+            project.id,
+            include="id,total_annotations,cancelled_annotations",
+            selected=ids[start : start + FULL_PAGE],
+            page_size=FULL_PAGE,
+        ):
+            counts[int(task["id"])] = int(task.get("total_annotations") or 0) + int(
+                task.get("cancelled_annotations") or 0
+            )
+    for t in dup:
+        t["n_annotations"] = counts.get(t["task_id"], 0)
 
 
 def _resolve_duplicates(
@@ -485,14 +512,27 @@ def pull(
     users = client.users()
     task_rows: list[dict[str, Any]] = []
     ann_rows: list[dict[str, Any]] = []
-    with progress.task(f"pulling annotations of project {project.id}", total=None) as bar:
-        for task in client.tasks(
-            project.id, include=None, fields="all", filters=filters, page_size=1000
-        ):
-            t, a = task_annotations(task, cfg, users)
-            task_rows.append(t)
-            ann_rows.extend(a)
-            bar.advance(1)
+    # A light listing of the updated tasks first, then full records only for tasks with
+    # annotations: full records cost ~5x more to serve, and most tasks have none.
+    light = list(client.tasks(project.id, include=LIGHT_FIELDS, filters=filters))
+    annotated = [
+        int(t["id"])
+        for t in light
+        if int(t.get("total_annotations") or 0) + int(t.get("cancelled_annotations") or 0)
+    ]
+    records: dict[int, dict[str, Any]] = {}
+    with progress.task(f"pulling annotations of project {project.id}", total=len(annotated)) as bar:
+        for start in range(0, len(annotated), FULL_PAGE):
+            chunk = annotated[start : start + FULL_PAGE]
+            for task in client.tasks(
+                project.id, include=None, fields="all", selected=chunk, page_size=FULL_PAGE
+            ):
+                records[int(task["id"])] = task
+            bar.advance(len(chunk))
+    for task in light:
+        t, a = task_annotations(records.get(int(task["id"]), task), cfg, users)
+        task_rows.append(t)
+        ann_rows.extend(a)
     schema = annotation_schema(cfg.multilabel)
     pulled_tasks = pl.DataFrame(task_rows, schema=TASK_SCHEMA)
     pulled = pl.DataFrame(ann_rows, schema=schema)

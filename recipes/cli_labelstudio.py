@@ -122,9 +122,8 @@ def init_cmd(
     multilabel: bool,
 ) -> None:
     """Create a project with a label config from the corpus's labels, or check an existing one."""
-    from assay.curate.ls_config import init_project
-
     from assay import corpus as corpus_mod
+    from assay.curate.ls_config import init_project
 
     label_set: list[str] = []
     if corpus is not None:
@@ -177,6 +176,7 @@ def push_cmd(
     """Push CORPUS rows as tasks: new rows add tasks, changed text updates them, repeats do nothing."""
     import numpy as np
     import polars as pl
+
     from assay.curate import ls_sync
 
     frame = read_corpus(corpus)
@@ -251,6 +251,7 @@ def pull_cmd(
 ) -> None:
     """Pull annotations updated since the last pull; resolve labels; report agreement."""
     import polars as pl
+
     from assay.curate import ls_sync
 
     probs = pl.read_parquet(pred_probs) if pred_probs is not None else None
