@@ -105,3 +105,29 @@ def test_guard_needs_two_labels_to_train(lexicon):
 def test_guard_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match="treshold"):
         GuardConfig(treshold=0.4)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_similarity_guard_drops_a_generated_row_unrelated_to_its_parent(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    corpus = from_records(
+        ["the soup at this restaurant was cold", "the stew at this restaurant was bland"],
+        ["neg", "neg"],
+        split="train",
+        ids=["soup", "stew"],
+    )
+    path = tmp_path / "lex.yaml"
+    # "soup" -> "quarterly tax filing" changes what the text is about; "bland" -> "flavourless"
+    # does not
+    path.write_text("soup: quarterly tax filing\nbland: flavourless\n")
+    guard = GuardConfig(model="none", similarity=0.8)
+    step = DomainVocabAugmenter(lexicon=str(path), guard=guard)
+    result = step.apply(corpus, RunContext(seed=2).for_step(0, "domain_vocab"))
+    added = result.corpus.filter(pl.col("origin") != "source")
+    dropped = result.dropped.filter(pl.col("reason") == "guard_similarity")
+    assert added["text"].to_list() == ["the stew at this restaurant was flavourless"]
+    assert dropped["text"].to_list() == ["the quarterly tax filing at this restaurant was cold"]
+    assert dropped["parent_id"].to_list() == ["soup"]
+    assert (dropped["domain_vocab__guard_similarity"] < 0.8).all()
+    assert (added["domain_vocab__guard_similarity"] >= 0.8).all()
