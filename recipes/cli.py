@@ -212,5 +212,9 @@ from assay.recipes.cli_ablate import ablate  # noqa: E402
 
 main.add_command(ablate)
 
+from assay.recipes.cli_labelstudio import ls  # noqa: E402
+
+main.add_command(ls)
+
 if __name__ == "__main__":
     main()
