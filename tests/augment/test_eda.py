@@ -140,3 +140,15 @@ def test_invariants_ids_unique_accounting_balances_eval_untouched(words, seed):
     assert result.corpus["id"].is_unique().all()
     new = result.corpus.filter(pl.col("origin") != "source")
     assert (~new["text"].is_in(corpus["text"].implode())).all()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_own_wordnet_reader_gives_nltk_synonyms_in_nltk_order(wordnet_synonyms):
+    from assay.augment.wordnet import WordNetSynonyms
+
+    nltk_synonyms = WordNetSynonyms()
+    words = "films tedious better ran geese best running quickly wolves axes bores left".split()
+    for word in words:
+        for pos in (None, "n", "v", "a", "r"):
+            assert wordnet_synonyms(word, pos) == nltk_synonyms(word, pos), (word, pos)
