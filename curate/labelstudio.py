@@ -194,7 +194,10 @@ class LabelStudioPull(Step):
             progress=ctx.progress,
         )
         cons = result.consensus
-        eligible = corpus.filter(pl.col("split").is_in(cfg.relabel_splits))["id"]
+        # Rows not split yet (null split) are relabelled too: no split protects them.
+        eligible = corpus.filter(
+            pl.col("split").is_in(cfg.relabel_splits) | pl.col("split").is_null()
+        )["id"]
         cons = cons.filter(pl.col("id").is_in(eligible.implode()))
         out = ls_sync.apply_labels(corpus, cons, prefix=self.name)
         if cfg.labelled_split:

@@ -156,7 +156,9 @@ def init_cmd(
     help="Parquet/CSV with id, label (+ score, model_version): pre-annotations for new tasks.",
 )
 @click.option("--model-version", help="Model version named on the predictions.")
-@click.option("--batch-size", type=int, default=5000, show_default=True, help="Tasks per import.")
+@click.option(
+    "--batch-size", type=int, default=10_000, show_default=True, help="Tasks per import request."
+)
 def push_cmd(
     corpus: Path,
     url: str,

@@ -306,3 +306,51 @@ def test_recipe_steps_push_then_pull_relabel_the_corpus(ls_env, project_title, t
     assert rows["ex04"]["split"] == "test"
     assert pulled.report.n_modified == 2
     assert (tmp_path / "labelstudio" / "annotations.parquet").exists()
+
+
+def test_recipe_with_push_and_pull_runs_and_reruns_incrementally(ls_env, project_title, tmp_path):
+    from assay.recipes.runner import run_recipe
+
+    data = tmp_path / "reviews.csv"
+    pl.DataFrame(
+        {
+            "id": ["r1", "r2", "r3"],
+            "text": ["loved it", "hated it", "it was a film"],
+            "label": ["pos", "neg", None],
+        }
+    ).write_csv(data)
+    recipe = tmp_path / "sync.yaml"
+    recipe.write_text(
+        f"""
+name: sync
+input:
+  source: {data}
+  id_column: id
+  labels: [neg, neu, pos]
+steps:
+  - labelstudio_push:
+      project: {project_title}
+      labels: [neg, neu, pos]
+      only_unlabeled: true
+  - labelstudio_pull:
+      project: {project_title}
+"""
+    )
+    run_dir = tmp_path / "run"
+    first = run_recipe(recipe, run_dir)
+    push_report = first.manifest["steps"][0]
+    assert push_report["summary"]["n_created"] == 1
+    assert ls_env.token not in (run_dir / "manifest.json").read_text()
+
+    client = Connection(ls_env.url).client()
+    project = init_project(client, project_title, LABELS)
+    annotate(client.sdk, task_ids(client, project.id)["r3"], project, "neu")
+    run_recipe(recipe, run_dir)
+    corpus = pl.read_parquet(run_dir / "corpus.parquet")
+    assert dict(zip(corpus["id"], corpus["label"], strict=True)) == {
+        "r1": "pos",
+        "r2": "neg",
+        "r3": "neu",
+    }
+    state = json.loads((run_dir / "labelstudio" / "state.json").read_text())
+    assert state["last_pull_summary"]["n_tasks_pulled"] == 1
