@@ -1,8 +1,8 @@
-"""Character noise: keyboard typos, swapped, dropped and doubled letters.
+"""Character noise: keyboard typos, OCR confusions, swapped, dropped and extra letters.
 
 Robustness augmentation: a model that meets typos in production should meet them in
-training. The keyboard neighbours come from nlpaug's bundled QWERTY map (read as data;
-nlpaug's augmenters and their global random state are not used).
+training. The keyboard neighbours and OCR confusions come from nlpaug's bundled maps
+(read as data; nlpaug's augmenters and their global random state are not used).
 """
 
 from __future__ import annotations
@@ -20,32 +20,50 @@ from assay.context import RunContext
 from assay.errors import ResourceError
 from assay.registry import register
 
-Action = Literal["keyboard", "swap", "delete", "insert"]
+Action = Literal["keyboard", "ocr", "swap", "delete", "insert"]
+CharMap = dict[str, tuple[str, ...]]
 
 
-@lru_cache(maxsize=4)
-def keyboard(lang: str = "en") -> dict[str, tuple[str, ...]]:
-    """Key -> neighbouring keys (lower case letters and digits), from nlpaug's map."""
+def _nlpaug_map(kind: str, lang: str) -> dict[str, list[str]]:
     from assay.augment.base import package_file
 
-    base = package_file("nlpaug", "res", "char", "keyboard", purpose="the keyboard map")
+    base = package_file("nlpaug", "res", "char", kind, purpose=f"the {kind} map")
     path = base / f"{lang}.json"
     if not path.exists():
         found = sorted(p.stem for p in base.glob("*.json"))
-        raise ResourceError(f"no keyboard map for {lang!r}; nlpaug has {found}")
-    raw = json.loads(path.read_text(encoding="utf-8"))
+        raise ResourceError(f"no {kind} map for {lang!r}; nlpaug has {found}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=4)
+def keyboard(lang: str = "en") -> CharMap:
+    """Key -> neighbouring keys (lower case letters and digits), from nlpaug's map."""
+    raw = _nlpaug_map("keyboard", lang)
     return {k: tuple(v for v in vs if v.isalnum()) for k, vs in raw.items() if k.isalnum()}
 
 
-def typo(word: str, action: str, draw: Draw, keys: dict[str, tuple[str, ...]]) -> str:
+@lru_cache(maxsize=1)
+def ocr() -> CharMap:
+    """Character -> characters OCR confuses it with (0 -> o, l -> 1...), from nlpaug."""
+    return {k: tuple(vs) for k, vs in _nlpaug_map("ocr", "en").items() if vs}
+
+
+def typo(word: str, action: str, draw: Draw, keys: CharMap, confusions: CharMap) -> str:
     """One character-level edit of `word` (first letter kept: readers still parse it)."""
     n = len(word)
     i = 1 + int(draw() * (n - 1))
     if action == "swap":
-        i = min(i, n - 2) if n > 2 else 0
+        i = min(i, n - 2)
         return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
     if action == "delete":
         return word[:i] + word[i + 1 :]
+    if action == "ocr":
+        spots = [k for k in range(1, n) if word[k] in confusions]
+        if not spots:
+            return word
+        k = spots[int(draw() * len(spots))]
+        alts = confusions[word[k]]
+        return word[:k] + alts[int(draw() * len(alts))] + word[k + 1 :]
     near = keys.get(word[i].lower())
     if not near:
         return word
@@ -70,15 +88,17 @@ class CharNoiseAugmenter(TextAugmenter):
         actions: list[Action] = Field(
             default_factory=lambda: ["keyboard"],
             min_length=1,
-            description="character edits to draw from: keyboard neighbour, swap, delete, insert",
+            description="character edits to draw from: keyboard neighbour, OCR confusion, "
+            "swap, delete, insert",
         )
-        min_length: int = Field(3, ge=2, description="only words at least this long get typos")
+        min_length: int = Field(3, ge=3, description="only words at least this long get typos")
         keyboard: str = Field("en", description="keyboard layout (nlpaug's maps: en, de, fr...)")
 
     op = "cn"
 
     def prepare(self, texts: list[str], ctx: RunContext) -> None:
         self.keys = keyboard(self.config.keyboard)
+        self.confusions = ocr() if "ocr" in self.config.actions else {}
         self.table = shared_table(None, None, self.config.protected, keep_negations=False)
 
     def augment_batch(
@@ -86,7 +106,7 @@ class CharNoiseAugmenter(TextAugmenter):
     ) -> Iterator[tuple[int, str, str]]:
         actions = list(self.config.actions)
         min_len = self.config.min_length
-        keys = self.keys
+        keys, confusions = self.keys, self.confusions
         edits = self.edits
         for i, text in enumerate(texts):
             tokens = text.split()
@@ -108,5 +128,7 @@ class CharNoiseAugmenter(TextAugmenter):
                     pos[j], pos[r] = pos[r], pos[j]
                     e = entries[pos[j]]
                     action = actions[int(draw() * len(actions))]
-                    out[pos[j]] = e[PREFIX] + typo(e[WORD], action, draw, keys) + e[SUFFIX]
+                    out[pos[j]] = (
+                        e[PREFIX] + typo(e[WORD], action, draw, keys, confusions) + e[SUFFIX]
+                    )
                 yield i, " ".join(out), "cn"

@@ -33,6 +33,19 @@ def test_char_noise_makes_exactly_n_typos_from_keyboard_neighbours():
             assert b[i] in keys[a[i]]
 
 
+def test_every_character_action_changes_one_word_and_keeps_its_first_letter():
+    for action in ("keyboard", "ocr", "swap", "delete", "insert"):
+        out = run(
+            CharNoiseAugmenter(p=0.1, actions=[action], n_per_row=4, rounding="floor"),
+            [TEXT],
+            "char_noise",
+        )
+        assert out.height >= 1, action
+        for text in out["text"]:
+            diff = [(a, b) for a, b in zip(TEXT.split(), text.split(), strict=True) if a != b]
+            assert len(diff) == 1 and diff[0][0][0] == diff[0][1][0], (action, diff)
+
+
 def test_char_noise_spares_protected_and_short_words():
     out = run(
         CharNoiseAugmenter(p=1.0, protected=["remarkable"], min_length=4, n_per_row=3),
