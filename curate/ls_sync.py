@@ -275,6 +275,7 @@ def push(
                 bar.advance(len(batch))
     report.n_created = len(new_rows)
     report.n_predictions = sum(1 for t in new_rows if "predictions" in t)
+    report.n_predictions += _predict_existing(client, project, keep, preds, batch_size)
     report.n_tasks = len(keep) + len(new_rows)
     report.seconds = round(time.perf_counter() - started, 3)
     if state_dir is not None:
@@ -291,6 +292,43 @@ def push(
         report.n_duplicates_removed,
     )
     return report
+
+
+def _predict_existing(
+    client: Client,
+    project: Project,
+    keep: dict[str, dict[str, Any]],
+    preds: dict[str, dict[str, Any]],
+    batch_size: int,
+) -> int:
+    """Attach predictions to tasks that already exist, once per model version."""
+    targets = {ex: keep[ex]["task_id"] for ex in preds if ex in keep}
+    if not targets:
+        return 0
+    have = {
+        (int(p.task), str(p.model_version or ""))
+        for p in client.call(
+            f"list the predictions of project {project.id}",
+            client.sdk.predictions.list,
+            project=project.id,
+        )
+        if p.task is not None
+    }
+    todo = [
+        {"task": task_id, **preds[ex]}
+        for ex, task_id in targets.items()
+        if (task_id, preds[ex]["model_version"]) not in have
+    ]
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        client.call(
+            f"import {len(batch)} predictions into project {project.id}",
+            client.sdk.projects.import_predictions,
+            id=project.id,
+            request=batch,
+            request_options={"max_retries": 0},
+        )
+    return len(todo)
 
 
 def _fresh(client: Client, project: int | str | Project) -> Project:

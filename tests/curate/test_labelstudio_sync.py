@@ -187,6 +187,18 @@ def test_pre_annotations_carry_label_score_and_model_version(ls_env, project_tit
     assert pred["model_version"] == "fast-v1" and pred["score"] == pytest.approx(0.9)
     assert pred["result"][0]["value"]["choices"] == ["pos"]
     assert tasks["ex01"]["predictions"] == []
+    # Existing tasks get predictions of a new model version once; repeats add nothing.
+    later = pl.DataFrame({"id": ["ex00", "ex01"], "label": ["neu", "neu"]})
+    assert (
+        ls_sync.push(client, project, corpus, predictions=later, model_version="v2").n_predictions
+        == 2
+    )
+    assert (
+        ls_sync.push(client, project, corpus, predictions=later, model_version="v2").n_predictions
+        == 0
+    )
+    tasks = {t["data"]["assay_id"]: t for t in client.tasks(project.id, include=None, fields="all")}
+    assert sorted(p["model_version"] for p in tasks["ex00"]["predictions"]) == ["fast-v1", "v2"]
     with pytest.raises(InputError, match="bogus"):
         bad = pl.DataFrame({"id": ["ex01"], "label": ["bogus"]})
         ls_sync.push(client, project, corpus, predictions=bad)
@@ -228,7 +240,9 @@ def test_bad_token_is_one_clear_error_and_nothing_is_recorded(
     client = Connection(ls_env.url).client()
     with pytest.raises(RemoteError, match="rejected the token"):
         ls_sync.push(client, 1, make_corpus(2), state_dir=tmp_path)
-    assert not (tmp_path / "state.json").exists()
+    with pytest.raises(RemoteError, match="rejected the token"):
+        ls_sync.pull(client, 1, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing recorded as synced
 
     from assay.recipes.cli_labelstudio import ls
 
