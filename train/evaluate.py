@@ -19,10 +19,11 @@ from assay import atomic
 from assay import corpus as corpus_mod
 from assay.errors import InputError
 from assay.progress import Progress
-from assay.train.metrics import classification_report
+from assay.train.metrics import classification_report, slice_metrics
 
 FAST = "fast"
 EVAL_SPLITS = corpus_mod.EVAL_SPLITS
+SLICE_COLUMNS = ("lang", "origin", "group", "length_bucket")
 
 
 @dataclasses.dataclass
@@ -125,6 +126,7 @@ def train_and_evaluate(
                 classes,
                 np.array(part["proba"].to_list()),
             )
+            metrics[split]["slices"] = slices(part, classes)
     outcome = TrainOutcome(
         model=model,
         seed=seed,
@@ -142,6 +144,16 @@ def train_and_evaluate(
         if save_model and hasattr(est, "save"):
             est.save(Path(out_dir) / "model")
     return outcome
+
+
+def slices(predictions: pl.DataFrame, classes: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Accuracy and macro-F1 per value of each slice column that has more than one value."""
+    out = {}
+    for column in SLICE_COLUMNS:
+        if column in predictions.columns and predictions[column].n_unique() < 2:
+            continue
+        out[column] = slice_metrics(predictions, column, classes).to_dicts()
+    return out
 
 
 def _predictions(evals: pl.DataFrame, proba: np.ndarray, classes: list[str], est) -> pl.DataFrame:

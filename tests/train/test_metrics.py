@@ -64,3 +64,24 @@ def test_slices_by_column_and_length_bucket():
     by_len = slice_metrics(frame, "length_bucket", CLASSES)
     assert by_len["n"].sum() == 4
     assert length_bucket(frame["text"]).to_list()[0].startswith("short")
+
+
+def test_train_and_evaluate_reports_slices_and_saves_predictions(tmp_path):
+    from assay.corpus import from_records
+    from assay.train.evaluate import train_and_evaluate
+
+    pos, neg = ["great fun", "lovely and great"], ["dull mess", "awful and dull"]
+    texts = pos * 10 + neg * 10 + ["great", "dull", "lovely fun", "awful mess"]
+    labels = ["pos"] * 20 + ["neg"] * 20 + ["pos", "neg", "pos", "neg"]
+    split = ["train"] * 40 + ["test"] * 4
+    lang = ["en"] * 40 + ["en", "en", "de", "de"]
+    corpus = from_records(texts, labels, split=split, lang=lang)
+    out = train_and_evaluate(corpus, model="fast", out_dir=tmp_path)
+    test = out.metrics["test"]
+    assert test["accuracy"] == 1.0 and test["n"] == 4
+    assert {r["value"] for r in test["slices"]["lang"]} == {"de", "en"}
+    assert "origin" not in test["slices"]  # one value only
+    saved = pl.read_parquet(tmp_path / "predictions_test.parquet")
+    assert saved.columns[:5] == ["id", "split", "text", "label", "lang"]
+    assert saved["pred"].to_list() == ["pos", "neg", "pos", "neg"]
+    assert (tmp_path / "metrics.json").exists()
