@@ -13,8 +13,12 @@ function, and return new tokens or None when nothing could be edited.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from assay.augment.base import Draw, Protected, match_case, split_token
+
+if TYPE_CHECKING:
+    from assay.augment.tagger import LexiconTagger
 
 # Wei & Zou (2019) stop words: never replaced, never a source of inserted synonyms.
 _STOP_WORDS = """i me my myself we our ours ourselves you your yours yourself yourselves he
@@ -51,7 +55,7 @@ class WordTable:
     def __init__(
         self,
         synonyms: Synonyms | None = None,
-        tagger=None,
+        tagger: LexiconTagger | None = None,
         *,
         protected: Protected | None = None,
         stop_words: frozenset[str] = STOP_WORDS,
@@ -144,7 +148,7 @@ _MAX_TABLES = 8
 
 def shared_table(
     synonyms: Synonyms | None,
-    tagger,
+    tagger: LexiconTagger | None,
     protected: list[str],
     keep_negations: bool = True,
 ) -> WordTable:
