@@ -50,20 +50,25 @@ class NoOp(Step):
 
 
 class Twice(Step):
-    """Add one paraphrase per train row: the text with ' indeed' appended."""
+    """Add paraphrases of every train row: the text with ' indeed' appended k times."""
 
     touches_eval = False
 
     class Config(StepConfig):
-        pass
+        copies: int = Field(1, description="paraphrases per row")
 
     def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
         rows = corpus.filter(pl.col("split") == "train")
-        new = rows.with_columns(
-            parent_id=pl.col("id"),
-            id=pl.col("id") + "~tw0",
-            text=pl.col("text") + " indeed",
-            origin=pl.lit("augment.test_twice"),
+        new = pl.concat(
+            [
+                rows.with_columns(
+                    parent_id=pl.col("id"),
+                    id=pl.col("id") + f"~tw{k}",
+                    text=pl.col("text") + " indeed" * (k + 1),
+                    origin=pl.lit("augment.test_twice"),
+                )
+                for k in range(self.config.copies)
+            ]
         )
         return StepResult(pl.concat([corpus, new]), self._report(n_added=new.height))
 
@@ -233,3 +238,60 @@ def test_ablate_command_prints_table(shared_data, tmp_path):
     res = CliRunner().invoke(main, ["ablate", str(recipe), "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert "ablation.json" in res.output
+
+
+@pytest.fixture
+def toy_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    words = {"pos": ["good", "great", "fine"], "neg": ["bad", "awful", "poor"]}
+    texts, labels, splits = [], [], []
+    for i in range(120):
+        lab = "pos" if i % 2 else "neg"
+        texts.append(f"the {rng.choice(words[lab])} film")
+        labels.append(lab)
+        splits.append("train" if i < 64 else "test" if i < 100 else "dev")
+    path = tmp_path / "toy.csv"
+    pl.DataFrame({"text": texts, "label": labels, "split": splits}).write_csv(path)
+    return str(path)
+
+
+@pytest.fixture
+def tiny_bert(tmp_path):
+    pytest.importorskip("torch")
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "indeed",
+             "good", "great", "fine", "bad", "awful", "poor"]  # fmt: skip
+    path = tmp_path / "tiny-bert"
+    BertForSequenceClassification(
+        BertConfig(
+            vocab_size=len(vocab),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=32,
+        )
+    ).save_pretrained(path)
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(path)
+    return str(path)
+
+
+def test_encoder_arms_warn_when_step_counts_differ(toy_csv, tiny_bert, tmp_path):
+    variants = [{"name": "x4", "add": [{"test_twice": {"copies": 3}}]}]
+    by_epochs = load_recipe(
+        _recipe(toy_csv, variants, seeds=1, model=tiny_bert, budget={"epochs": 1},
+                model_options={"threads": 1})
+    )  # fmt: skip
+    report = run_ablation(by_epochs, tmp_path / "epochs").report
+    steps = {r["arm"]: r["optimizer_steps"] for r in report["arms"]}
+    assert steps == {"baseline": 4, "x4": 16}
+    assert any("different numbers of optimiser steps" in w for w in report["warnings"])
+
+    by_steps = load_recipe(
+        _recipe(toy_csv, variants, seeds=1, model=tiny_bert, budget={"steps": 6},
+                model_options={"threads": 1})
+    )  # fmt: skip
+    report = run_ablation(by_steps, tmp_path / "steps").report
+    assert {r["optimizer_steps"] for r in report["arms"]} == {6}
+    assert not report["warnings"]
