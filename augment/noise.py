@@ -77,7 +77,7 @@ def typo(word: str, action: str, draw: Draw, keys: CharMap, confusions: CharMap)
 
 @register("char_noise")
 class CharNoiseAugmenter(TextAugmenter):
-    """Keyboard typos and letter swaps, deletions and insertions in a share of the words.
+    """Keyboard typos, OCR confusions, letter swaps, deletions and insertions in some words.
 
     p * words words (rounded as `rounding` says; at least `min_edits`) of `min_length`
     letters or more get one
