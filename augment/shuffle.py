@@ -36,8 +36,7 @@ def shuffle_sentences(text: str, draw: Draw) -> str | None:
 class ShuffleAugmenter(TextAugmenter):
     """Shuffle the words of a text, or its sentences, into a new random order.
 
-    Punctuation, negations and protected terms keep their positions.
-    Word order noise teaches order invariance where the label does not depend on order
+    Punctuation, negations and protected terms keep their positions. Word order noise teaches order invariance where the label does not depend on order
     (topic, intent); it rarely suits sentiment with negation scope. `p` and the edit
     counts do not apply: every movable word (or sentence) may move.
     """

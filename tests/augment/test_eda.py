@@ -152,3 +152,23 @@ def test_own_wordnet_reader_gives_nltk_synonyms_in_nltk_order(wordnet_synonyms):
     for word in words[0].split():
         for pos in (None, "n", "v", "a", "r"):
             assert wordnet_synonyms(word, pos) == nltk_synonyms(word, pos), (word, pos)
+
+
+def test_synonyms_on_real_movie_reviews_change_about_p_of_the_words(shared_data, wordnet_synonyms):
+    import difflib
+    import re
+
+    frame = pl.read_csv(shared_data / "mr" / "all.csv").head(600)
+    corpus = from_records(frame["text"].to_list(), frame["label"].to_list(), split="train")
+    result = SynonymAugmenter(p=0.1).apply(corpus, ctx(name="synonyms"))
+    new = result.corpus.filter(pl.col("origin") == "augment.synonyms")
+    assert new.height >= 590
+    parents = dict(zip(corpus["id"], corpus["text"], strict=True))
+    words = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+    total = changed = 0
+    for parent_id, text in zip(new["parent_id"], new["text"], strict=True):
+        a, b = words.findall(parents[parent_id].lower()), words.findall(text.lower())
+        kept = sum(m.size for m in difflib.SequenceMatcher(None, a, b).get_matching_blocks())
+        total += len(a)
+        changed += len(a) - kept
+    assert 0.07 <= changed / total <= 0.13
