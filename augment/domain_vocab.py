@@ -18,6 +18,7 @@ chosen ones to training as new tokenizer tokens.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 import math
@@ -25,7 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import Field
@@ -288,6 +289,18 @@ class DomainVocabAugmenter(TextAugmenter):
         mine: MineConfig | None = Field(None, description="propose domain terms (off if unset)")
 
     op = "dv"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The config, plus the content hash of the files it names: the step cache (keyed
+        by params) must not serve a result computed from an earlier version of a lexicon."""
+        out = super().params
+        cfg = self.config
+        files = {"lexicon": cfg.lexicon, "reference": cfg.mine.reference if cfg.mine else None}
+        for name, path in files.items():
+            if path and Path(path).is_file():
+                out[f"{name}_sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return out
 
     def prepare(self, texts: list[str], ctx: RunContext) -> None:
         cfg = self.config

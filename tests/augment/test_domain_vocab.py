@@ -107,3 +107,12 @@ def test_fertility_uses_the_model_tokenizer(general_english, plant):
     mined = mine_terms(texts, MineConfig(min_pieces=2))
     pieces = dict(zip(mined["term"], mined["pieces"], strict=True))
     assert pieces["troponin"] >= 2 and pieces["angioplasty"] >= 2
+
+
+def test_editing_the_lexicon_file_changes_the_cache_key(lexicon):
+    from pathlib import Path
+
+    step = DomainVocabAugmenter(lexicon=lexicon)
+    before = step.params["lexicon_sha256"]
+    Path(lexicon).write_text("heart attack: [cardiac arrest]\n")
+    assert DomainVocabAugmenter(lexicon=lexicon).params["lexicon_sha256"] != before
