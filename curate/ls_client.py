@@ -48,6 +48,11 @@ class Connection:
         url = url or os.environ.get(URL_ENV)
         if not url:
             raise InputError(f"no Label Studio URL: pass --url or set {URL_ENV}")
+        if not url.startswith(("http://", "https://")):
+            raise InputError(
+                f"the Label Studio URL must start with http:// or https://, got {url!r} "
+                "(e.g. http://localhost:8080)"
+            )
         return cls(url=url.rstrip("/"), token_env=token_env or TOKEN_ENV)
 
     def token(self) -> str:
@@ -98,9 +103,20 @@ def remote_errors(url: str, action: str) -> Iterator[None]:
         ) from None
     except ApiError as exc:
         raise RemoteError(_api_message(url, action, exc.status_code, exc.body)) from None
+    except ValueError as exc:
+        # A 200 answer that is not the expected JSON: something else listens at the URL.
+        raise RemoteError(
+            f"{url} did not answer like Label Studio's API when trying to {action} "
+            f"({type(exc).__name__}); check the URL"
+        ) from None
 
 
 def _api_message(url: str, action: str, status: int | None, body: Any) -> str:
+    if status is not None and 200 <= status < 300:
+        # The SDK reports a success it could not parse: something else listens at the URL.
+        return (
+            f"{url} did not answer like Label Studio's API when trying to {action}; check the URL"
+        )
     if status == 401:
         return (
             f"Label Studio at {url} rejected the token (401) when trying to {action}: check "

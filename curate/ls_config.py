@@ -53,7 +53,7 @@ def label_config_xml(labels: Sequence[str], multilabel: bool = False) -> str:
     if not labels:
         raise InputError(
             "cannot build a labelling config without labels: the corpus has no labelled rows; "
-            "pass the label set explicitly (--labels a,b,c)"
+            "pass the label set explicitly (--labels a,b,c, or labels: [...] in a recipe step)"
         )
     choice = "multiple" if multilabel else "single"
     lines = [

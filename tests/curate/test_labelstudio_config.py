@@ -16,7 +16,7 @@ from assay.curate import ls_sync
 from assay.curate.labelstudio import LabelStudioPull, LabelStudioPush, corpus_from_export
 from assay.curate.ls_client import Connection
 from assay.curate.ls_config import check_config, label_config_xml, parse_label_config
-from assay.errors import InputError
+from assay.errors import InputError, RemoteError
 
 
 def test_generated_config_round_trips_labels_with_markup_characters():
@@ -46,6 +46,36 @@ def test_config_check_names_missing_labels_and_choice_mismatch():
 def test_empty_label_set_cannot_make_a_config():
     with pytest.raises(InputError, match="--labels"):
         label_config_xml([])
+
+
+def test_url_without_scheme_is_refused_with_an_example():
+    with pytest.raises(InputError, match="http://"):
+        Connection.from_env("localhost:8080")
+
+
+def test_something_else_at_the_url_is_one_clear_error(monkeypatch, tmp_path):
+    import http.server
+    import threading
+
+    class NotLabelStudio(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>a blog</html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotLabelStudio)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("ASSAY_LS_TOKEN", "t")
+        client = Connection(f"http://127.0.0.1:{server.server_port}", max_retries=0).client()
+        with pytest.raises(RemoteError, match="did not answer like Label Studio"):
+            client.check()
+    finally:
+        server.shutdown()
 
 
 def test_token_comes_only_from_the_named_environment_variable(monkeypatch):
