@@ -8,7 +8,6 @@ directory, by default .assay/labelstudio/<project>.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from pathlib import Path
@@ -30,32 +29,35 @@ class _LsGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
-def _connection_options(fn):
-    @click.option(
+_CONNECTION_OPTIONS = (
+    click.option(
         "--url",
         envvar="ASSAY_LS_URL",
         help="Label Studio URL (or set ASSAY_LS_URL).",
         required=True,
-    )
-    @click.option(
+    ),
+    click.option(
         "--token-env",
         default="ASSAY_LS_TOKEN",
         show_default=True,
         help="Name of the environment variable holding the API token.",
-    )
-    @click.option("--project", "-p", required=True, help="Project id or title.")
-    @click.option(
+    ),
+    click.option("--project", "-p", required=True, help="Project id or title."),
+    click.option(
         "--dir",
         "sync_dir",
         type=click.Path(file_okay=False, path_type=Path),
         help="Sync directory (default .assay/labelstudio/<project>).",
-    )
-    @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-    @functools.wraps(fn)
-    def wrapper(**kwargs: Any) -> Any:
-        return fn(**kwargs)
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+)
 
-    return wrapper
+
+def _connection_options(fn):
+    """The options every `ls` command shares: server, token variable, project, sync dir."""
+    for option in reversed(_CONNECTION_OPTIONS):
+        fn = option(fn)
+    return fn
 
 
 def _client(url: str, token_env: str):
@@ -153,7 +155,7 @@ def init_cmd(
 @click.option(
     "--predictions",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Parquet/CSV with id, label (+ score, model_version): pre-annotations for new tasks.",
+    help="Parquet/CSV with id, label (+ score, model_version): pre-annotations for the tasks.",
 )
 @click.option("--model-version", help="Model version named on the predictions.")
 @click.option(
