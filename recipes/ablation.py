@@ -32,15 +32,14 @@ from assay.progress import Progress, SilentProgress
 from assay.recipes.ablation_spec import BASELINE, AblationSpec, VariantSpec
 from assay.recipes.runner import build_steps, load_input, run_steps
 from assay.recipes.schema import Recipe, StepSpec, load_recipe
-from assay.train.bootstrap import PairedComparison, paired_bootstrap
+from assay.train.compare import ArmRuns, arms_table, compare_arms
+from assay.train.controls import duplicate_control, subsample_train
 from assay.train.evaluate import FAST, TrainOutcome, train_and_evaluate
 from assay.train.metrics import encode
 
 log = logging.getLogger(__name__)
 
 CELL_VERSION = "1"
-STEP_RATIO_WARNING = 2.0
-DUPLICATE_OP = "dup"
 
 
 @dataclasses.dataclass
@@ -150,78 +149,6 @@ def _override(step: StepSpec, overrides: dict[str, Any], where: str) -> StepSpec
 def pipeline_seed(recipe_seed: int, seed: int) -> int:
     """The step seed of training seed `seed`: distinct streams, stable across runs."""
     return int(np.random.SeedSequence([recipe_seed, seed]).generate_state(1)[0] >> 1)
-
-
-def subsample_train(corpus: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
-    """Keep `n` train rows, stratified by label (seeded); other splits are untouched."""
-    train = corpus.filter(pl.col("split") == "train")
-    if train.height <= n:
-        return corpus
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7A1]))
-    key = (
-        train["label"].list.first()
-        if corpus_mod.is_multilabel(train)
-        else train["label"].fill_null("")
-    )
-    keep: list[int] = []
-    labels = key.to_list()
-    groups: dict[str, list[int]] = {}
-    for i, lab in enumerate(labels):
-        groups.setdefault(str(lab), []).append(i)
-    quotas = {k: len(v) * n / train.height for k, v in groups.items()}
-    counts = {k: int(q) for k, q in quotas.items()}
-    # Largest remainders get the rows that rounding down left over.
-    for k in sorted(quotas, key=lambda k: (quotas[k] - counts[k], k), reverse=True)[
-        : n - sum(counts.values())
-    ]:
-        counts[k] += 1
-    for k in sorted(groups):
-        rows = np.array(groups[k])
-        keep.extend(rng.choice(rows, size=counts[k], replace=False).tolist())
-    kept_ids = train[sorted(keep)]["id"]
-    return corpus.filter((pl.col("split") != "train") | pl.col("id").is_in(kept_ids.implode()))
-
-
-def duplicate_control(corpus: pl.DataFrame, fallback: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Replace every generated train row by a copy of its parent (text and label).
-
-    Returns the control corpus and the number of rows replaced. Parents are looked up in the
-    corpus, then in `fallback` (the input of the variant's steps) if a step dropped them.
-    """
-    generated = (
-        (pl.col("split") == "train")
-        & pl.col("parent_id").is_not_null()
-        & (pl.col("origin") != corpus_mod.SOURCE_ORIGIN)
-    )
-    gen = corpus.filter(generated)
-    if gen.height == 0:
-        return corpus, 0
-    parents = pl.concat(
-        [corpus.select("id", "text", "label"), fallback.select("id", "text", "label")],
-        how="vertical_relaxed",
-    ).unique("id", keep="first", maintain_order=True)
-    parents = parents.rename({"id": "parent_id", "text": "_p_text", "label": "_p_label"})
-    twin = gen.join(parents, on="parent_id", how="left", maintain_order="left")
-    missing = twin.filter(pl.col("_p_text").is_null())
-    if missing.height:
-        raise RecipeError(
-            f"duplicate control: {missing.height} generated rows have no parent in the corpus, "
-            f"e.g. {missing['id'].head(3).to_list()}"
-        )
-    twin = twin.with_columns(
-        text=pl.col("_p_text"),
-        label=pl.col("_p_label"),
-        id=pl.concat_str(
-            [
-                pl.col("parent_id"),
-                pl.lit(f"~{DUPLICATE_OP}"),
-                pl.int_range(pl.len()).over("parent_id").cast(pl.String),
-            ]
-        ),
-        origin=pl.lit(f"ablation.{DUPLICATE_OP}"),
-    ).drop("_p_text", "_p_label")
-    kept = corpus.filter(~generated)
-    return pl.concat([kept, twin.select(kept.columns)], how="vertical_relaxed"), gen.height
 
 
 # -- running --------------------------------------------------------------------------------
@@ -413,7 +340,7 @@ def run_ablation(
     report = _report(recipe, spec, model, options, arms, cells, eval_frame, warnings)
     report["seconds"] = round(time.perf_counter() - started, 2)
     report["cells_cached"] = sum(c.cached for c in cells)
-    table = _table(report)
+    table = arms_table(report["arms"])
     _write(out_dir, report, table)
     return AblationResult(out_dir, report, table, report["warnings"])
 
@@ -455,84 +382,36 @@ def _report(
 ) -> dict[str, Any]:
     evaluated = eval_frame.filter(pl.col("split") == spec.eval_split)
     ids = evaluated["id"].to_list()
-    truth_labels = evaluated["label"].to_list()
     classes = sorted(
         set(corpus_mod.label_set(evaluated))
         | {c for cell in cells for c in cell.outcome.get("classes", [])}
     )
-    y_true = encode(truth_labels, classes)
-    k = len(classes)
-    seeds = spec.seed_list
-    preds: dict[str, list[np.ndarray]] = {}
+    runs = []
     for arm in arms:
-        per_seed = []
-        for seed in seeds:
+        preds, summaries = [], []
+        for seed in spec.seed_list:
             cell = next(c for c in cells if c.arm == arm.name and c.seed == seed)
             frame = cell.predictions.filter(pl.col("split") == spec.eval_split)
             by_id = dict(zip(frame["id"].to_list(), frame["pred"].to_list(), strict=True))
-            per_seed.append(encode([by_id[i] for i in ids], classes))
-        preds[arm.name] = per_seed
-    confidence = 1 - spec.alpha
-    rng = np.random.default_rng(np.random.SeedSequence([recipe.seed, 0xAB1A]))
-
-    def compare(a: str, b: str) -> PairedComparison:
-        return paired_bootstrap(
-            y_true,
-            preds[a],
-            preds[b],
-            k,
-            spec.metric,
-            rng=rng,
-            n_resamples=spec.bootstrap,
-            confidence=confidence,
-            n_permutations=spec.permutations,
-        )
-
-    rows = []
-    for arm in arms:
-        arm_cells = [c for c in cells if c.arm == arm.name]
-        cmp = compare(arm.name, BASELINE)
-        steps = [c.outcome.get("steps") for c in arm_cells]
-        row: dict[str, Any] = {
-            "arm": arm.name,
-            "kind": arm.kind,
-            "control_of": arm.control_of,
-            "description": arm.description,
-            "steps_added": [s.name for s in arm.suffix if s not in arms[0].suffix],
-            "train_rows": float(np.mean([c.outcome["train_rows"] for c in arm_cells])),
-            "optimizer_steps": float(np.mean(steps)) if all(s is not None for s in steps) else None,
-            "seconds": float(np.mean([c.outcome["seconds_total"] for c in arm_cells])),
-            "metric": spec.metric,
-            "score": cmp.variant.estimate,
-            "score_low": cmp.variant.low,
-            "score_high": cmp.variant.high,
-            "per_seed": [
-                c.outcome["metrics"].get(spec.eval_split, {}).get(spec.metric) for c in arm_cells
-            ],
-            "accuracy": float(
-                np.mean(
-                    [
-                        c.outcome["metrics"].get(spec.eval_split, {}).get("accuracy")
-                        for c in arm_cells
-                    ]
-                )
-            ),
-        }
-        if arm.kind != "baseline":
-            row.update(_delta_fields("", cmp, spec.alpha))
-        rows.append(row)
-    by_name = {r["arm"]: r for r in rows}
-    base_rows = by_name[BASELINE]["train_rows"]
-    for row in rows:
-        row["rows_vs_baseline"] = row["train_rows"] - base_rows
-    for arm in arms:
-        if arm.kind == "control":
-            variant_row = by_name[arm.control_of]
-            variant_row.update(
-                _delta_fields("vs_control_", compare(arm.control_of, arm.name), spec.alpha)
-            )
-            variant_row["control"] = arm.name
-    _step_warnings(rows, model, warnings)
+            preds.append(encode([by_id[i] for i in ids], classes))
+            summaries.append(cell.outcome)
+        runs.append(ArmRuns(arm.name, arm.kind, preds, summaries, arm.control_of))
+    rows, more = compare_arms(
+        runs,
+        encode(evaluated["label"].to_list(), classes),
+        len(classes),
+        metric=spec.metric,
+        eval_split=spec.eval_split,
+        rng=np.random.default_rng(np.random.SeedSequence([recipe.seed, 0xAB1A])),
+        n_resamples=spec.bootstrap,
+        n_permutations=spec.permutations,
+        alpha=spec.alpha,
+    )
+    for arm, row in zip(arms, rows, strict=True):
+        row["description"] = arm.description
+        row["steps_added"] = [s.name for s in arm.suffix if s not in arms[0].suffix]
+    for message in more:
+        _warn(warnings, message)
     return {
         "name": recipe.name,
         "assay_version": __version__,
@@ -542,8 +421,8 @@ def _report(
         "eval_split": spec.eval_split,
         "eval_rows": evaluated.height,
         "classes": classes,
-        "seeds": seeds,
-        "confidence": confidence,
+        "seeds": spec.seed_list,
+        "confidence": 1 - spec.alpha,
         "bootstrap": spec.bootstrap,
         "permutations": spec.permutations,
         "budget": spec.budget.model_dump(),
@@ -552,53 +431,6 @@ def _report(
         "arms": rows,
         "warnings": warnings,
     }
-
-
-def _delta_fields(prefix: str, cmp: PairedComparison, alpha: float) -> dict[str, Any]:
-    significant = cmp.p_value < alpha
-    d = cmp.delta
-    verdict = "better" if d.estimate > 0 else "worse"
-    if not significant:
-        verdict = "no detectable change"
-    return {
-        f"{prefix}delta": d.estimate,
-        f"{prefix}delta_low": d.low,
-        f"{prefix}delta_high": d.high,
-        f"{prefix}p_value": cmp.p_value,
-        f"{prefix}significant": significant,
-        f"{prefix}verdict": verdict,
-    }
-
-
-def _step_warnings(rows: list[dict[str, Any]], model: str, warnings: list[str]) -> None:
-    steps = {r["arm"]: r["optimizer_steps"] for r in rows if r["optimizer_steps"]}
-    if not steps:
-        return
-    lo, hi = min(steps.values()), max(steps.values())
-    if hi > STEP_RATIO_WARNING * lo:
-        few = min(steps, key=steps.get)
-        many = max(steps, key=steps.get)
-        _warn(
-            warnings,
-            f"arms took very different numbers of optimiser steps ({few}: {lo:.0f}, "
-            f"{many}: {hi:.0f}); part of a delta may be more training, not better data. "
-            "Set `budget: {steps: N}` to give every arm the same steps.",
-        )
-
-
-TABLE_COLUMNS = [
-    "arm", "kind", "train_rows", "rows_vs_baseline", "optimizer_steps", "seconds", "score",
-    "score_low", "score_high", "delta", "delta_low", "delta_high", "p_value", "significant",
-    "verdict", "vs_control_delta", "vs_control_delta_low", "vs_control_delta_high",
-    "vs_control_p_value",
-]  # fmt: skip
-
-
-def _table(report: dict[str, Any]) -> pl.DataFrame:
-    rows = [{c: r.get(c) for c in TABLE_COLUMNS} for r in report["arms"]]
-    schema = {c: pl.Float64 for c in TABLE_COLUMNS}
-    schema.update(arm=pl.String, kind=pl.String, verdict=pl.String, significant=pl.Boolean)
-    return pl.DataFrame(rows, schema=schema)
 
 
 def _write(out_dir: Path, report: dict[str, Any], table: pl.DataFrame) -> None:

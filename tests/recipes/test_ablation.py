@@ -11,7 +11,7 @@ from pydantic import Field
 from assay import registry
 from assay.context import RunContext
 from assay.errors import RecipeError
-from assay.recipes.ablation import duplicate_control, run_ablation, subsample_train
+from assay.recipes.ablation import run_ablation
 from assay.recipes.schema import load_recipe
 from assay.step import Step, StepConfig, StepResult
 
@@ -134,52 +134,6 @@ def test_ablation_flags_planted_harm_and_not_a_noop(shared_data, tmp_path):
     again = run_ablation(recipe, tmp_path / "out")
     assert again.report["cells_cached"] == 9
     assert again.report["arms"] == result.report["arms"]
-
-
-def test_duplicate_control_matches_rows_per_parent_and_label():
-    from assay.corpus import from_records
-
-    base = from_records(
-        ["good one", "bad one", "held out"],
-        ["pos", "neg", "pos"],
-        ids=["a", "b", "t"],
-        split=["train", "train", "test"],
-    )
-    added = from_records(
-        ["good one!", "good one?", "bad one!"],
-        ["pos", "pos", "neg"],
-        ids=["a~eda0", "a~eda1", "b~eda0"],
-        split="train",
-        parent_id=["a", "a", "b"],
-        origin="augment.eda",
-    )
-    variant = pl.concat([base, added])
-    control, replaced = duplicate_control(variant, base)
-    assert replaced == 3
-    twins = control.filter(pl.col("origin") == "ablation.dup").sort("id")
-    assert twins["id"].to_list() == ["a~dup0", "a~dup1", "b~dup0"]
-    assert twins["text"].to_list() == ["good one", "good one", "bad one"]
-    assert twins["label"].to_list() == ["pos", "pos", "neg"]
-    assert control.height == variant.height
-    assert control.filter(pl.col("split") == "test")["id"].to_list() == ["t"]
-
-
-def test_subsample_keeps_label_shares_and_eval_rows():
-    from assay.corpus import from_records
-
-    n = 100
-    labels = ["pos"] * 80 + ["neg"] * 20
-    corpus = from_records(
-        [f"text {i}" for i in range(n + 10)],
-        [*labels, *["pos"] * 10],
-        split=["train"] * n + ["test"] * 10,
-    )
-    small = subsample_train(corpus, 10, seed=1)
-    train = small.filter(pl.col("split") == "train")
-    assert train.height == 10
-    assert train["label"].value_counts().sort("label")["count"].to_list() == [2, 8]
-    assert small.filter(pl.col("split") == "test").height == 10
-    assert subsample_train(corpus, 10, seed=1).equals(small)
 
 
 def test_duplicate_control_arm_and_step_budget_in_report(tmp_path):
