@@ -78,19 +78,28 @@ def install(venv: Path | None = None, python: str | None = None, quiet: bool = T
     once; the marker file is written last, so an interrupted install is redone.
     """
     venv = venv or venv_dir()
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if installed(venv):
-            return venv
-        python = python or sys.executable
-        if not (venv / "bin" / "python").exists():
-            _run([python, "-m", "venv", str(venv)], "create the virtualenv")
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
-        if quiet:
-            pip.append("-q")
-        _run([*pip, f"label-studio=={VERSION}"], f"pip install label-studio=={VERSION}")
-        _marker(venv).write_text(VERSION + "\n")
+    try:
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        with open(venv.parent / f".{venv.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if installed(venv):
+                return venv
+            python = python or sys.executable
+            if not (venv / "bin" / "python").exists():
+                _run([python, "-m", "venv", str(venv)], "create the virtualenv")
+            pip = [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+            ]
+            if quiet:
+                pip.append("-q")
+            _run([*pip, f"label-studio=={VERSION}"], f"pip install label-studio=={VERSION}")
+            _marker(venv).write_text(VERSION + "\n")
+    except OSError as exc:
+        raise ServerError(f"could not install into {venv}: {exc}") from None
     return venv
 
 
