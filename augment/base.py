@@ -224,6 +224,9 @@ class TextAugmenter(Augmenter):
             ),
             "model": guard.model,
             "min_confidence": guard.min_confidence,
+            "max_drop": guard.max_drop,
+            "similarity": guard.similarity,
+            "folds": guard.folds,
         }
         return added, rejected, summary
 

@@ -55,6 +55,13 @@ class GuardConfig(StepConfig):
     encoder: str | None = Field(
         None, description="sentence-embedding model for similarity (packaged MiniLM if unset)"
     )
+    folds: int = Field(
+        1,
+        ge=1,
+        description="cross-fitting: score each parent's rows with a model trained on the "
+        "other folds of the originals (1: one model on all originals, which has seen the "
+        "parents and trusts near-copies of them more)",
+    )
     train_splits: list[str] = Field(
         default_factory=lambda: ["train"],
         description="splits whose original labelled rows train the classifier",
@@ -133,7 +140,10 @@ def check(
     parent_score = np.full(n, np.nan)
     similarity = np.full(n, np.nan)
     if config.model != "none" and n:
-        score, parent_score = _classify(config, corpus, texts, parent_texts, labels, seed)
+        parent_ids = frame["parent_id"].to_list()
+        score, parent_score = _classify(
+            config, corpus, parent_ids, texts, parent_texts, labels, seed
+        )
     if config.similarity is not None and n:
         similarity = _similarity(config, texts, parent_texts)
     reason = np.full(n, None, dtype=object)
@@ -156,6 +166,7 @@ def check(
 def _classify(
     config: GuardConfig,
     corpus: pl.DataFrame,
+    parent_ids: list[str],
     texts: list[str],
     parent_texts: list[str],
     labels: list[Any],
@@ -173,21 +184,41 @@ def _classify(
             f"splits {config.train_splits}; found {originals.height} rows of {n_classes} "
             f"labels. Label more rows, change guard.train_splits, or set guard.model: none"
         )
-    model = guard_model(config.model, seed)
-    model.fit(
-        originals["text"].to_list(),
-        originals["label"].to_list(),
-        weights=originals["weight"].to_numpy(),
-    )
-    classes = list(model.classes_)
-    # Score children and their parents in one call: one vectorisation pass.
-    unique_parents = list(dict.fromkeys(parent_texts))
-    proba = np.asarray(model.predict_proba(texts + unique_parents))
-    child = _label_probability(proba[: len(texts)], classes, labels)
-    where = {t: i for i, t in enumerate(unique_parents)}
-    parent_proba = proba[len(texts) :][[where[t] for t in parent_texts]]
-    parent = _label_probability(parent_proba, classes, labels)
-    log.info("guard model %s trained on %d original rows", config.model, originals.height)
+    n = len(texts)
+    child, parent = np.full(n, np.nan), np.full(n, np.nan)
+    # Fold of each generated row = its parent's fold (-1: parent not among the originals,
+    # or no cross-fitting: scored by a model trained on every original).
+    folds = np.full(n, -1)
+    if config.folds > 1:
+        # Stratified: within each label, originals take folds in a random round-robin, so
+        # every fold's complement still holds every label.
+        rng = np.random.default_rng(seed)
+        strata = np.unique([str(x) for x in originals["label"].to_list()], return_inverse=True)[1]
+        order = np.lexsort((rng.permutation(originals.height), strata))
+        fold_col = np.empty(originals.height, dtype=np.int64)
+        fold_col[order] = np.arange(originals.height) % config.folds
+        fold_of = dict(zip(originals["id"].to_list(), fold_col.tolist(), strict=True))
+        folds = np.array([fold_of.get(p, -1) for p in parent_ids])
+        originals = originals.with_columns(_fold=pl.Series(fold_col))
+    for fold in np.unique(folds):
+        train = originals if fold < 0 else originals.filter(pl.col("_fold") != fold)
+        rows = np.flatnonzero(folds == fold)
+        model = guard_model(config.model, seed)
+        model.fit(
+            train["text"].to_list(), train["label"].to_list(), weights=train["weight"].to_numpy()
+        )
+        classes = list(model.classes_)
+        some_texts = [texts[i] for i in rows]
+        some_parents = [parent_texts[i] for i in rows]
+        some_labels = [labels[i] for i in rows]
+        # Score children and their parents in one call: one vectorisation pass.
+        unique_parents = list(dict.fromkeys(some_parents))
+        proba = np.asarray(model.predict_proba(some_texts + unique_parents))
+        child[rows] = _label_probability(proba[: len(rows)], classes, some_labels)
+        where = {t: i for i, t in enumerate(unique_parents)}
+        parent_proba = proba[len(rows) :][[where[t] for t in some_parents]]
+        parent[rows] = _label_probability(parent_proba, classes, some_labels)
+        log.info("guard model %s trained on %d original rows", config.model, train.height)
     return child, parent
 
 

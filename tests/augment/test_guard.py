@@ -131,3 +131,39 @@ def test_similarity_guard_drops_a_generated_row_unrelated_to_its_parent(tmp_path
     assert dropped["parent_id"].to_list() == ["soup"]
     assert (dropped["domain_vocab__guard_similarity"] < 0.8).all()
     assert (added["domain_vocab__guard_similarity"] >= 0.8).all()
+
+
+class MemoryModel:
+    """A fake that is sure only about texts it was trained on (perfect memorisation)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seen: dict[str, str] = {}
+
+    def fit(self, texts, labels, weights=None):
+        self.classes_ = sorted(set(labels))
+        self.seen = dict(zip(texts, labels, strict=True))
+        return self
+
+    def predict_proba(self, texts):
+        out = np.full((len(texts), len(self.classes_)), 1 / len(self.classes_))
+        for r, t in enumerate(texts):
+            if t in self.seen:
+                out[r] = [float(c == self.seen[t]) for c in self.classes_]
+        return out
+
+
+register_guard_model("memory", MemoryModel)
+
+
+def test_cross_fitting_scores_each_parent_with_a_model_that_never_saw_it(corpus, lexicon):
+    def run(folds):
+        guard = GuardConfig(model="memory", min_confidence=0.0, max_drop=0.3, folds=folds)
+        step = DomainVocabAugmenter(lexicon=lexicon, guard=guard)
+        return step.apply(corpus, RunContext(seed=3).for_step(0, "domain_vocab"))
+
+    # one model on all originals: the parents are memorised (P=1), their rewrites are not
+    memorised = run(1)
+    assert memorised.report.n_added == 0
+    assert set(memorised.dropped["reason"]) == {"guard_confidence_drop"}
+    # two folds: each parent is scored like its rewrites, by a model that never saw it
+    assert run(2).report.n_added == 2
