@@ -41,6 +41,8 @@ def ablate(
     from assay.recipes.schema import load_recipe
 
     console = Console(stderr=True, quiet=quiet)
+    if not console.is_terminal:
+        console.width = max(console.width, 150)  # a piped table should not wrap its cells
     parsed = load_recipe(recipe)
     progress = SilentProgress() if quiet else RichProgress(console)
     cache = StepCache(enabled=parsed.cache and not no_cache)

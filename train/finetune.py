@@ -136,6 +136,8 @@ class EncoderModel:
             problem_type=(
                 "multi_label_classification" if self.multilabel else "single_label_classification"
             ),
+            # A checkpoint fine-tuned on other labels: keep the encoder, start a new head.
+            ignore_mismatched_sizes=True,
         )
         if cfg.domain_terms:
             self.added_terms = extend_vocabulary(self.tokenizer, self.model, cfg.domain_terms)

@@ -140,3 +140,16 @@ def test_domain_terms_become_single_tokens_with_mean_embedding(tiny_encoder):
     assert len(ids) == 2
     new_row = model.model.get_input_embeddings().weight[ids[1]]
     torch.testing.assert_close(new_row, expected)
+
+
+def test_multilabel_targets_train_with_sigmoid_outputs(tiny_encoder):
+    texts, labels = separable(200, 9)
+    multi = [
+        [lab, "film"] if "film" in text.split() else [lab]
+        for text, lab in zip(texts, labels, strict=True)
+    ]
+    model = EncoderModel(seed=0, model=str(tiny_encoder), epochs=20, **FAST).fit(texts, multi)
+    assert model.classes_ == ["film", "neg", "pos"]
+    proba = model.predict_proba(["the good film", "a bad plot"])
+    assert proba.shape == (2, 3) and not np.allclose(proba.sum(axis=1), 1.0)
+    assert model.predict(["the good film", "a bad plot"]) == [["film", "pos"], ["neg"]]
