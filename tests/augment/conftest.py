@@ -48,7 +48,7 @@ def wordnet_synonyms():
 
 
 def _general_english(n_sentences: int, seed: int = 0) -> list[list[str]]:
-    from assay.augment.domain_vocab import reference_counts
+    from assay.augment.domain_terms import reference_counts
 
     counts = reference_counts(None)
     words = [w for w, _ in counts.most_common(3000) if w.isalpha() and len(w) > 2]

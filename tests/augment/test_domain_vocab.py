@@ -4,13 +4,8 @@ import polars as pl
 import pytest
 
 from assay import RunContext, from_records
-from assay.augment.domain_vocab import (
-    TERMS_FILE,
-    DomainVocabAugmenter,
-    MineConfig,
-    load_lexicon,
-    mine_terms,
-)
+from assay.augment.domain_terms import TERMS_FILE, MineConfig, mine_terms
+from assay.augment.domain_vocab import DomainVocabAugmenter, load_lexicon
 from assay.errors import InputError
 
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from assay import RunContext, from_records, registry
-from assay.augment.domain_vocab import chosen_terms
+from assay.augment.domain_terms import chosen_terms
 from assay.errors import RecipeError
 from assay.recipes.catalog import load_steps
 from assay.recipes.runner import run_recipe
