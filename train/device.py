@@ -94,3 +94,47 @@ def select_device(device: str = "auto", threads: int | None = None) -> DeviceSet
         log.info("torch CPU threads: %d (of %d cores)", n, available_cores())
         torch.set_num_threads(n)
     return DeviceSetup("cpu", None, n, CPU_BATCH)
+
+
+class ThreadGovernor:
+    """Re-fits the torch thread count to the free cores while training runs.
+
+    Other processes come and go during a long fine-tune. Every `interval` seconds the
+    governor compares the machine's busy CPU time with this process's own CPU time over
+    the same wall time; the difference is what others used. It costs two small file reads.
+    """
+
+    def __init__(self, threads: int, interval: float = 15.0) -> None:
+        self.threads = threads
+        self.interval = interval
+        self.cores = available_cores()
+        self.changes = 0
+        self._mark = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            idle, total = _cpu_times()
+        except OSError:
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        own = os.times()
+        return time.monotonic(), (total - idle) / tick, own.user + own.system
+
+    def tick(self) -> None:
+        if self._mark is None or time.monotonic() - self._mark[0] < self.interval:
+            return
+        now = self._sample()
+        if now is None:
+            return
+        wall = now[0] - self._mark[0]
+        others = max(0.0, (now[1] - self._mark[1]) - (now[2] - self._mark[2])) / wall
+        self._mark = now
+        wanted = max(1, min(self.cores, int(self.cores - others + 0.5)))
+        if wanted != self.threads:
+            import torch
+
+            log.info("others use %.1f cores: torch threads %d -> %d", others, self.threads, wanted)
+            torch.set_num_threads(wanted)
+            self.threads = wanted
+            self.changes += 1

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from assay.errors import InputError, require
 from assay.progress import Progress, SilentProgress
 from assay.train import data as data_mod
-from assay.train.device import DeviceSetup, select_device
+from assay.train.device import DeviceSetup, ThreadGovernor, select_device
 from assay.train.metrics import classification_report, encode
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,11 @@ class EncoderModel:
         loss_fn = self._loss_function()
         amp = _autocast(self.setup)
         scaler = torch.amp.GradScaler("cuda", enabled=self.setup.amp_dtype == "float16")
+        governor = (
+            ThreadGovernor(self.setup.threads)
+            if self.setup.device == "cpu" and cfg.threads is None and self.setup.threads
+            else None
+        )
         self.model.train()
         step = micro = 0
         started = time.perf_counter()
@@ -220,6 +225,8 @@ class EncoderModel:
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     step += 1
+                    if governor is not None:
+                        governor.tick()
                     if step in evals or step >= total:
                         record = {"step": step, "loss": float(loss.item() * cfg.grad_accum)}
                         if dev is not None:

@@ -153,3 +153,29 @@ def test_multilabel_targets_train_with_sigmoid_outputs(tiny_encoder):
     proba = model.predict_proba(["the good film", "a bad plot"])
     assert proba.shape == (2, 3) and not np.allclose(proba.sum(axis=1), 1.0)
     assert model.predict(["the good film", "a bad plot"]) == [["film", "pos"], ["neg"]]
+
+
+def test_thread_governor_follows_other_processes_load(monkeypatch):
+    from assay.train import device
+
+    clock = iter([20.0])
+    # Machine busy time grows by 30 s over 20 s of wall time; this process used 10 s:
+    # others kept 1 core busy.
+    samples = iter([(0.0, 0.0, 0.0), (20.0, 30.0, 10.0)])
+    monkeypatch.setattr(device.ThreadGovernor, "_sample", staticmethod(lambda: next(samples)))
+    monkeypatch.setattr(device.time, "monotonic", lambda: next(clock))
+    set_to = []
+    monkeypatch.setattr(torch, "set_num_threads", set_to.append)
+    gov = device.ThreadGovernor(threads=2, interval=15.0)
+    gov.cores = 2
+    gov.tick()
+    assert set_to == [1] and gov.threads == 1
+
+
+def test_free_cores_subtracts_busy_cores():
+    from assay.train.device import free_cores
+
+    assert free_cores(cores=2, busy=0.2) == 2
+    assert free_cores(cores=2, busy=1.1) == 1
+    assert free_cores(cores=2, busy=3.5) == 1
+    assert free_cores(cores=8, busy=2.6) == 5
