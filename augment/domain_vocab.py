@@ -243,6 +243,8 @@ def _insert(text: str, chosen: list[tuple[re.Match[str], str]], draw: Draw) -> s
 
 
 def _case_like(template: str, variant: str) -> str:
-    if template[:1].isupper() and variant[:1].islower():
+    """Capitalise the variant where the matched text was capitalised (not an acronym)."""
+    acronym = len(template) > 1 and template.isupper()
+    if template[:1].isupper() and not acronym and variant[:1].islower():
         return variant[:1].upper() + variant[1:]
     return variant

@@ -111,3 +111,14 @@ def test_editing_the_lexicon_file_changes_the_cache_key(lexicon):
     before = step.params["lexicon_sha256"]
     Path(lexicon).write_text("heart attack: [cardiac arrest]\n")
     assert DomainVocabAugmenter(lexicon=lexicon).params["lexicon_sha256"] != before
+
+
+def test_symmetric_lexicon_makes_every_variant_interchangeable(tmp_path):
+    path = tmp_path / "sets.yaml"
+    path.write_text("heart attack: [myocardial infarction, MI]\n")
+    corpus = from_records(["an MI was ruled out"], ["cardio"], split="train", ids=["m"])
+    one_way = DomainVocabAugmenter(lexicon=str(path), n_per_row=4).apply(corpus, ctx())
+    assert one_way.report.n_added == 0  # "MI" is only a variant
+    both = DomainVocabAugmenter(lexicon=str(path), symmetric=True, n_per_row=4)
+    added = both.apply(corpus, ctx()).corpus.filter(pl.col("parent_id") == "m")["text"]
+    assert set(added) == {"an heart attack was ruled out", "an myocardial infarction was ruled out"}
