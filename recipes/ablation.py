@@ -32,6 +32,7 @@ from assay.progress import Progress, SilentProgress
 from assay.recipes.ablation_spec import BASELINE, AblationSpec, VariantSpec
 from assay.recipes.runner import build_steps, load_input, run_steps
 from assay.recipes.schema import Recipe, StepSpec, load_recipe
+from assay.step import StepReport
 from assay.train.compare import ArmRuns, arms_table, compare_arms
 from assay.train.controls import duplicate_control, subsample_train
 from assay.train.evaluate import FAST, TrainOutcome, train_and_evaluate
@@ -227,9 +228,9 @@ def run_ablation(
         seed=recipe.seed, run_dir=out_dir, engine=recipe.engine, progress=progress
     )
 
-    prefixes: dict[str, tuple[pl.DataFrame, str]] = {}
+    prefixes: dict[str, tuple[pl.DataFrame, str, list[str]]] = {}
 
-    def prefix_of(arm: Arm) -> tuple[pl.DataFrame, str]:
+    def prefix_of(arm: Arm) -> tuple[pl.DataFrame, str, list[str]]:
         sig = json_hash([s.to_yaml() for s in arm.prefix])
         if sig not in prefixes:
             res = run_steps(
@@ -244,10 +245,10 @@ def run_ablation(
             if spec.train_rows is not None:
                 frame = subsample_train(frame, spec.train_rows, recipe.seed)
                 key = json_hash([key, "train_rows", spec.train_rows, recipe.seed])
-            prefixes[sig] = (frame, key)
+            prefixes[sig] = (frame, key, domain_terms(res.reports))
         return prefixes[sig]
 
-    base_frame, _ = prefix_of(arms[0])
+    base_frame = prefix_of(arms[0])[0]
     eval_frame = base_frame.filter(
         pl.col("split").is_in(corpus_mod.EVAL_SPLITS) & pl.col("label").is_not_null()
     )
@@ -268,12 +269,12 @@ def run_ablation(
                 engine=recipe.engine,
                 progress=progress,
             )
-            variant_corpora: dict[str, tuple[pl.DataFrame, str, pl.DataFrame]] = {}
+            variant_corpora: dict[str, tuple[pl.DataFrame, str, pl.DataFrame, list[str]]] = {}
             for arm in arms:
                 t0 = time.perf_counter()
-                frame, key = prefix_of(arm)
+                frame, key, terms = prefix_of(arm)
                 if arm.kind == "control":
-                    variant_frame, variant_key, source = variant_corpora[arm.control_of]
+                    variant_frame, variant_key, source, terms = variant_corpora[arm.control_of]
                     arm_frame, replaced = duplicate_control(variant_frame, source)
                     arm_key = json_hash([variant_key, "duplicate-control", CELL_VERSION])
                     if replaced == 0:
@@ -292,7 +293,8 @@ def run_ablation(
                         protect_eval=recipe.protect_eval,
                     )
                     arm_frame, arm_key = res.corpus, res.key
-                    variant_corpora[arm.name] = (arm_frame, arm_key, frame)
+                    terms = terms + [t for t in domain_terms(res.reports) if t not in terms]
+                    variant_corpora[arm.name] = (arm_frame, arm_key, frame, terms)
                 pipeline_seconds = time.perf_counter() - t0
                 arm_frame, leaked = _train_only(arm_frame, eval_ids)
                 if leaked:
@@ -307,12 +309,15 @@ def run_ablation(
                         f"{arm.name}: changes a data-preparation step; it is still evaluated "
                         "on the baseline's dev/test rows",
                     )
+                arm_options = options
+                if terms and model != FAST and "domain_terms" not in options:
+                    arm_options = {**options, "domain_terms": terms}
                 cell_key = json_hash(
                     {
                         "corpus": arm_key,
                         "eval": eval_key,
                         "model": model,
-                        "options": options,
+                        "options": arm_options,
                         "seed": seed,
                         "cell": CELL_VERSION,
                         "assay": __version__,
@@ -327,7 +332,7 @@ def run_ablation(
                         arm_frame,
                         model=model,
                         seed=seed,
-                        options=options,
+                        options=arm_options,
                         eval_corpus=eval_frame,
                         progress=progress,
                     )
@@ -343,6 +348,17 @@ def run_ablation(
     table = arms_table(report["arms"])
     _write(out_dir, report, table)
     return AblationResult(out_dir, report, table, report["warnings"])
+
+
+def domain_terms(reports: list[StepReport]) -> list[str]:
+    """Terms a step chose for the tokenizer (`<step>__terms` in its report summary): an
+    encoder arm adds them as whole tokens."""
+    terms: list[str] = []
+    for report in reports:
+        for term in report.summary.get(f"{report.step}__terms") or []:
+            if term not in terms:
+                terms.append(term)
+    return terms
 
 
 def _warn(warnings: list[str], message: str) -> None:

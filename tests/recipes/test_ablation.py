@@ -249,3 +249,17 @@ def test_encoder_arms_warn_when_step_counts_differ(toy_csv, tiny_bert, tmp_path)
     report = run_ablation(by_steps, tmp_path / "steps").report
     assert {r["optimizer_steps"] for r in report["arms"]} == {6}
     assert not report["warnings"]
+
+
+def test_terms_chosen_by_a_step_are_handed_to_the_encoder():
+    from assay.recipes.ablation import domain_terms
+    from assay.step import StepReport
+
+    reports = [
+        StepReport(step="clean", kind="transform"),
+        StepReport(
+            step="domain_vocab", kind="augmenter", summary={"domain_vocab__terms": ["lidar", "ekf"]}
+        ),
+        StepReport(step="other", kind="audit", summary={"other__terms": ["ekf", "slam"]}),
+    ]
+    assert domain_terms(reports) == ["lidar", "ekf", "slam"]
