@@ -5,6 +5,8 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assay.curate import agreement as ag
 from assay.errors import InputError
@@ -208,3 +210,39 @@ def test_undefined_statistics_are_none_not_nan():
     assert report.overall["cohen_kappa"] is None
     assert report.overall["krippendorff_alpha"] is None
     assert not any(isinstance(v, float) and math.isnan(v) for v in report.overall.values())
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    votes=st.lists(
+        st.tuples(
+            st.integers(0, 7), st.sampled_from(["ann", "bob", "cat"]), st.sampled_from(LABELS)
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_agreement_invariants(votes):
+    frame = table([(f"e{i}", a, lab, False) for i, a, lab in votes])
+    report = ag.agreement(frame, LABELS)
+    usable = ag.usable(frame)
+    # One consensus row per annotated example; resolved labels come from the votes.
+    assert sorted(report.consensus["id"]) == sorted(usable["id"].unique())
+    for row in report.consensus.iter_rows(named=True):
+        chosen = set(usable.filter(pl.col("id") == row["id"])["label"])
+        assert row["label"] is None or row["label"] in chosen
+        assert (row["status"] == "agreed") == (len(chosen) == 1 and row["n_annotations"] > 1)
+    # Disagreements are exactly the examples with more than one distinct label.
+    split = {
+        i for i in usable["id"].unique() if usable.filter(pl.col("id") == i)["label"].n_unique() > 1
+    }
+    assert set(report.disagreements["id"]) == split
+    for key in ("cohen_kappa", "fleiss_kappa", "krippendorff_alpha"):
+        value = report.overall[key]
+        assert value is None or (math.isfinite(value) and value <= 1.0 + 1e-9)
+
+
+def test_identical_annotators_agree_perfectly():
+    rows = [(f"e{i}", a, LABELS[i % 3], False) for i in range(9) for a in ("ann", "bob")]
+    overall = ag.agreement(table(rows), LABELS).overall
+    assert overall["cohen_kappa"] == overall["fleiss_kappa"] == overall["krippendorff_alpha"] == 1.0
