@@ -81,6 +81,7 @@ class LabelStudioPush(Audit):
     columns holding a model's predicted label and score.
     """
 
+    kind = "sync"
     cacheable = False
 
     class Config(_ConnectionConfig):
@@ -160,7 +161,7 @@ class LabelStudioPull(Step):
             "probabilities",
         )
         relabel_splits: list[str] = Field(
-            default_factory=lambda: ["train", "unlabeled"],
+            ["train", "unlabeled"],
             description="splits whose labels the resolved labels replace",
         )
         labelled_split: str | None = Field(
