@@ -97,16 +97,19 @@ def generate(rows: int, seed: int = 7) -> pl.DataFrame:
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     sources = rng.choice(n_base, size=n_dup, replace=False)
     edits = rng.integers(1, 4, size=n_dup)
+    # every edit draws its position, operation and new word up front (vectorised sampling)
+    fresh = iter(rng.choice(len(vocab), size=int(edits.sum()), p=p).tolist())
+    ops = iter(rng.integers(0, 3, size=int(edits.sum())).tolist())
+    where = iter(rng.random(size=int(edits.sum())).tolist())
     dup_tokens: list[np.ndarray] = []
     for src, k in zip(sources, edits, strict=True):
-        t = list(tokens[offsets[src] : offsets[src + 1]])
+        t = tokens[offsets[src] : offsets[src + 1]].tolist()
         for _ in range(k):
-            op = rng.integers(0, 3)
-            pos = int(rng.integers(0, len(t)))
+            op, pos, word = next(ops), int(next(where) * len(t)), next(fresh)
             if op == 0:
-                t[pos] = int(rng.choice(len(vocab), p=p))
+                t[pos] = word
             elif op == 1:
-                t.insert(pos, int(rng.choice(len(vocab), p=p)))
+                t.insert(pos, word)
             else:
                 del t[pos]
         dup_tokens.append(np.array(t))

@@ -22,12 +22,12 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from assay.curate.components import components
-from assay.curate.exact_dedup import Normalization, exact_clusters, label_key
 from pydantic import Field, model_validator
 
 from assay.context import RunContext
 from assay.corpus import EVAL_SPLITS
+from assay.curate.components import components
+from assay.curate.exact_dedup import Normalization, exact_clusters, label_key
 from assay.engine import get_engine
 from assay.errors import InputError
 from assay.registry import register
@@ -232,7 +232,7 @@ def resolve(corpus: pl.DataFrame, clusters: np.ndarray, cfg: DedupConfig) -> pl.
         pl.Series("cluster", clusters, dtype=pl.Int64),
         pl.col("split").fill_null(_REST).alias("split"),
         label_key(corpus).alias("lab"),
-        pl.col("text").str.len_chars().alias("length"),
+        pl.col("text").str.len_chars().cast(pl.Int64).alias("length"),
     ).with_columns(size=pl.len().over("cluster").cast(pl.Int64))
     is_eval = pl.col("split").is_in(list(EVAL_SPLITS))
     if cfg.splits == "ignore":

@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from assay import RunContext
+from assay.corpus import from_records
+from assay.curate.dedup import DedupFilter
+from assay.errors import InputError
+from assay.step import check_accounting
+
+BASE = [
+    "the quick brown fox jumps over the lazy dog near the river bank today",
+    "stock markets rallied after the central bank held interest rates steady",
+    "a new species of frog was discovered in the rainforest of borneo",
+    "the museum will reopen next month after a long renovation of its halls",
+    "researchers trained a small model to translate old letters into english",
+    "heavy snow closed the mountain pass and stranded dozens of travellers",
+]
+
+
+def corpus(texts, labels=None, splits=None):
+    n = len(texts)
+    return from_records(
+        texts,
+        labels or ["pos"] * n,
+        split=splits or ["train"] * n,
+        ids=[f"r{i}" for i in range(n)],
+    )
+
+
+def apply(frame, **params):
+    step = DedupFilter(**params)
+    result = step.apply(frame, RunContext().for_step(0, "dedup"))
+    check_accounting(frame, result)
+    return result
+
+
+def ids(frame: pl.DataFrame) -> list[str]:
+    return sorted(frame["id"].to_list())
+
+
+def test_exact_finds_planted_duplicates_under_normalisation():
+    texts = [*BASE[:3], "The QUICK brown fox   jumps over the lazy dog, near the river bank today!"]
+    texts.append("Stock markets rallied after the central bank held interest rates steady.")
+    result = apply(corpus(texts), method="exact")
+    assert ids(result.corpus) == ["r0", "r1", "r2"]
+    dropped = result.dropped.sort("id")
+    assert dropped["id"].to_list() == ["r3", "r4"]
+    assert dropped["reason"].to_list() == ["exact_duplicate", "exact_duplicate"]
+    assert dropped["dedup__representative"].to_list() == ["r0", "r1"]
+    assert dropped["dedup__cluster"].to_list() == ["r0", "r1"]
+    kept = result.corpus.sort("id")
+    assert kept["dedup__cluster_size"].to_list() == [2, 2, 1]
+    assert result.report.drop_reasons == {"exact_duplicate": 2}
+
+
+def test_exact_normalisation_is_configurable():
+    texts = [BASE[0], BASE[0].upper()]
+    strict = {"lowercase": False, "punctuation": False, "whitespace": False, "unicode": False}
+    assert apply(corpus(texts), method="exact", normalization=strict).corpus.height == 2
+    assert apply(corpus(texts), method="exact").corpus.height == 1
+
+
+def test_unicode_normalisation_folds_compatibility_forms():
+    texts = ["ｃａｆé au lait", "café au lait"]
+    assert apply(corpus(texts), method="exact").corpus.height == 1
+    no_unicode = {"unicode": False}
+    assert apply(corpus(texts), method="exact", normalization=no_unicode).corpus.height == 2
+
+
+def test_same_label_only_keeps_duplicates_with_other_labels():
+    texts = [BASE[0], BASE[0], BASE[0]]
+    result = apply(
+        corpus(texts, labels=["pos", "neg", "pos"]), method="exact", same_label_only=True
+    )
+    assert ids(result.corpus) == ["r0", "r1"]
+    assert result.dropped["id"].to_list() == ["r2"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "kept", "reasons"),
+    [
+        (
+            "drop_all",
+            ["r3"],
+            {"r0": "label_conflict", "r1": "label_conflict", "r2": "label_conflict"},
+        ),
+        (
+            "keep_majority",
+            ["r1", "r3"],
+            {"r0": "label_conflict_minority", "r2": "exact_duplicate"},
+        ),
+        ("flag", ["r0", "r3"], {"r1": "exact_duplicate", "r2": "exact_duplicate"}),
+    ],
+)
+def test_label_conflicts_follow_the_rule_and_are_reported(rule, kept, reasons):
+    frame = corpus([BASE[0], BASE[0], BASE[0], BASE[1]], labels=["neg", "pos", "pos", "pos"])
+    result = apply(frame, method="exact", conflicts=rule)
+    assert ids(result.corpus) == kept
+    got = dict(zip(result.dropped["id"].to_list(), result.dropped["reason"].to_list(), strict=True))
+    assert got == reasons
+    assert result.report.summary["label_conflict_clusters"] == 1
+    conflicts = result.findings.filter(pl.col("finding") == "label_conflict")
+    assert sorted(conflicts["id"].to_list()) == ["r0", "r1", "r2"]
+    if rule == "flag":
+        assert result.corpus.filter(pl.col("id") == "r0")["dedup__label_conflict"].item()
+
+
+def test_majority_tie_drops_the_whole_conflict():
+    frame = corpus([BASE[0], BASE[0], BASE[1]], labels=["neg", "pos", "pos"])
+    result = apply(frame, method="exact")
+    assert ids(result.corpus) == ["r2"]
+    assert set(result.dropped["reason"].to_list()) == {"label_conflict_tie"}
+
+
+def test_cross_split_pair_keeps_the_eval_copy_and_is_counted():
+    frame = corpus(
+        [BASE[0], BASE[1], BASE[0], BASE[2], BASE[1]],
+        splits=["train", "train", "test", "train", "dev"],
+    )
+    result = apply(frame, method="exact")
+    assert ids(result.corpus) == ["r2", "r3", "r4"]
+    dropped = result.dropped.sort("id")
+    assert dropped["reason"].to_list() == ["duplicate_of_eval", "duplicate_of_eval"]
+    assert dropped["dedup__representative"].to_list() == ["r2", "r4"]
+    summary = result.report.summary
+    assert summary["cross_split_pairs"] == 2
+    assert summary["cross_split_by_splits"] == {"test-train": 1, "dev-train": 1}
+    cross = result.findings.filter(pl.col("finding") == "cross_split")
+    assert sorted(cross["id"].to_list()) == ["r0", "r1", "r2", "r4"]
+
+
+def test_within_split_mode_never_drops_across_splits():
+    frame = corpus([BASE[0], BASE[0], BASE[0]], splits=["train", "test", "train"])
+    result = apply(frame, method="exact", splits="within_split")
+    assert ids(result.corpus) == ["r0", "r1"]
+    assert result.report.summary["cross_split_pairs"] == 2
+
+
+def test_ignore_splits_keeps_the_first_row_anywhere():
+    frame = corpus([BASE[0], BASE[0]], splits=["train", "test"])
+    result = apply(frame, method="exact", splits="ignore")
+    assert ids(result.corpus) == ["r0"]
+
+
+def test_keep_rules_choose_the_representative():
+    texts = ["short text here", "Short text here!!!", "SHORT   text here"]
+    frame = corpus(texts, labels=["a", "b", "b"])
+    longest = apply(frame, method="exact", keep="longest", conflicts="flag")
+    assert ids(longest.corpus) == ["r1"]
+    frequent = apply(frame, method="exact", keep="most_frequent_label", conflicts="flag")
+    assert ids(frequent.corpus) == ["r1"]
+    first = apply(frame, method="exact", keep="first", conflicts="flag")
+    assert ids(first.corpus) == ["r0"]
+
+
+def test_keep_all_flags_instead_of_dropping():
+    frame = corpus([BASE[0], BASE[0], BASE[1]])
+    result = apply(frame, method="exact", keep="keep_all")
+    assert result.corpus.height == 3
+    flags = dict(zip(result.corpus["id"], result.corpus["dedup__is_duplicate"], strict=True))
+    assert flags == {"r0": False, "r1": True, "r2": False}
+
+
+def test_minhash_finds_planted_near_duplicates():
+    near = [
+        BASE[0].replace("lazy", "sleepy"),  # 1 word substituted
+        BASE[2].replace("new ", "") + " island",  # 1 deleted, 1 added
+        BASE[4].replace("into", "into plain"),  # 1 inserted
+    ]
+    frame = corpus([*BASE, *near])
+    result = apply(frame, method="minhash")
+    assert ids(result.dropped) == ["r6", "r7", "r8"]
+    reps = dict(zip(result.dropped["id"], result.dropped["dedup__representative"], strict=True))
+    assert reps == {"r6": "r0", "r7": "r2", "r8": "r4"}
+    assert set(result.dropped["reason"].to_list()) == {"minhash_duplicate"}
+
+
+def test_minhash_char_shingles_catch_typos():
+    frame = corpus([BASE[1], BASE[1].replace("rallied", "ralied").replace("steady", "stedy")])
+    result = apply(frame, method="minhash", unit="char", ngram=4, threshold=0.6)
+    assert ids(result.corpus) == ["r0"]
+
+
+def test_minhash_is_deterministic_and_seed_dependent_only_in_hashes():
+    texts = [*BASE, *(t.replace("the", "a", 1) for t in BASE)]
+    frame = corpus(texts)
+    runs = [apply(frame, method="minhash", threshold=0.6).corpus for _ in range(2)]
+    assert runs[0].equals(runs[1])
+
+
+def test_config_rejects_unknown_keys_and_half_banding():
+    with pytest.raises(ValueError, match="treshold"):
+        DedupFilter(method="minhash", treshold=0.5)
+    with pytest.raises(ValueError, match="bands and rows"):
+        DedupFilter(method="minhash", bands=4)
+    with pytest.raises(InputError):
+        from assay.curate.minhash import MinHashParams
+
+        MinHashParams(bands=10, rows=10, num_perm=64)
+
+
+def test_empty_and_punctuation_only_texts_are_not_near_duplicates():
+    frame = corpus(["!!!", "???", BASE[0]])
+    result = apply(frame, method="minhash")
+    assert result.corpus.height == 3
