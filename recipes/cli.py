@@ -14,18 +14,7 @@ from typing import Any
 
 import click
 
-from assay.errors import AssayError
-
-
-class AssayGroup(click.Group):
-    """A click group that turns assay errors into one clear line."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AssayError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
-            ctx.exit(exc.exit_code)
+from assay.recipes.cli_group import AssayGroup
 
 
 def _console(quiet: bool):
@@ -208,12 +197,11 @@ def doctor() -> None:
     click.echo(f"{missing} optional resource(s) missing" if missing else "everything is installed")
 
 
+# Command groups of other areas, attached last so their modules can import this one's helpers.
 from assay.recipes.cli_ablate import ablate  # noqa: E402
-
-main.add_command(ablate)
-
 from assay.recipes.cli_labelstudio import ls  # noqa: E402
 
+main.add_command(ablate)
 main.add_command(ls)
 
 if __name__ == "__main__":

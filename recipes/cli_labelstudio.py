@@ -11,23 +11,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import click
 
-from assay.errors import AssayError, InputError
-
-
-class _LsGroup(click.Group):
-    """Errors become one line on stderr (also when the group runs on its own)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AssayError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
-            ctx.exit(exc.exit_code)
-
+from assay.errors import InputError
+from assay.recipes.cli_group import AssayGroup
 
 _CONNECTION_OPTIONS = (
     click.option(
@@ -103,7 +91,7 @@ def read_corpus(path: Path):
     return io.read(io.ReadOptions(source=str(path))).corpus
 
 
-@click.group("ls", cls=_LsGroup)
+@click.group("ls", cls=AssayGroup)
 def ls() -> None:
     """Sync a corpus with a Label Studio project: init, push, pull, status."""
 
