@@ -12,6 +12,10 @@ Same model (the packaged all-MiniLM-L6-v2 + a fresh classification head), same d
 Attribution arms (skip with `--no-attribution`): `assay_random_batches` (no length
 buckets) and `trainer_grouped_same_threads` (the Trainer at assay's thread count).
 
+Also: the fast-model ablation of `recipes/ablation.yaml` (baseline + 5 arms x 3 seeds,
+cold step cache, no finished cells), timed in this process (needs `assay data get
+vader-movies`; skip with `--no-ablation`).
+
 Throughput is training examples per second of the training loop only (model loading,
 tokenisation and evaluation excluded for every arm). The machine may be shared: quote the
 ratios of one run, not absolute numbers.
@@ -158,12 +162,54 @@ def run_trainer(data, threads: int, grouped: bool) -> dict:
     }
 
 
+def run_fast_ablation() -> dict:
+    """Time `assay ablate recipes/ablation.yaml` with the fast model, from a cold cache."""
+    from assay.cache import StepCache
+    from assay.recipes.ablation import run_ablation
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = run_ablation(
+            REPO / "recipes" / "ablation.yaml",
+            Path(tmp) / "out",
+            cache=StepCache(Path(tmp) / "cache"),
+        )
+        seconds = time.perf_counter() - started
+    arms = result.report["arms"]
+    return {
+        "seconds": round(seconds, 2),
+        "arms": len(arms),
+        "variants": len(arms) - 1,
+        "seeds": len(result.report["seeds"]),
+        "table": [
+            {
+                "arm": r["arm"],
+                "train_rows": round(r["train_rows"]),
+                "macro_f1": round(100 * r["score"], 2),
+                "delta": None if "delta" not in r else round(100 * r["delta"], 2),
+                "ci": None
+                if "delta" not in r
+                else [round(100 * r["delta_low"], 2), round(100 * r["delta_high"], 2)],
+                "p": r.get("p_value"),
+                "vs_control": None
+                if "vs_control_delta" not in r
+                else round(100 * r["vs_control_delta"], 2),
+                "seconds_per_seed": round(r["seconds"], 2),
+            }
+            for r in arms
+        ],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000, help="training rows (SST-2 train head)")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     parser.add_argument(
         "--no-attribution", action="store_true", help="skip the two attribution arms"
+    )
+    parser.add_argument(
+        "--no-ablation", action="store_true", help="skip the fast-model ablation timing"
     )
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -178,6 +224,7 @@ def main() -> int:
     from assay.train.device import free_cores
 
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     import datasets
 
     datasets.disable_progress_bars()
@@ -185,6 +232,9 @@ def main() -> int:
     data = load(args.rows)
 
     results: dict[str, dict] = {}
+    ablation = None
+    if not args.no_ablation:
+        ablation = run_fast_ablation()
     free = free_cores()
     results["assay"] = run_assay(data, threads=None)
     assay_threads = results["assay"]["threads"]
@@ -203,6 +253,16 @@ def main() -> int:
         _target("accuracy_minus_trainer_tutorial", a["test_accuracy"] - tut["test_accuracy"], 0.0),
         _target("accuracy_minus_trainer_grouped", a["test_accuracy"] - grp["test_accuracy"], 0.0),
     ]
+    if ablation is not None:
+        targets.append(
+            {
+                "name": "fast_ablation_seconds",
+                "value": ablation["seconds"],
+                "target": "<= 60",
+                "met": ablation["seconds"] <= 60,
+            }
+        )
+        results["fast_ablation"] = ablation
     params = {
         "rows": args.rows,
         "max_length": MAX_LEN,
@@ -232,6 +292,24 @@ def _target(name: str, value: float, floor: float) -> dict:
 
 def _print_table(results: dict, targets: list, params: dict) -> None:
     base = results["trainer_tutorial"]["examples_per_s"]
+    ablation = results.pop("fast_ablation", None)
+    if ablation is not None:
+        print(
+            f"\nfast-model ablation of recipes/ablation.yaml: {ablation['variants']} arms + "
+            f"baseline x {ablation['seeds']} seeds in {ablation['seconds']:.1f} s"
+        )
+        print(f"{'arm':<32}{'rows':>7}{'macro-F1':>10}{'delta [95% CI]':>24}{'p':>8}{'vs ctrl':>9}")
+        for r in ablation["table"]:
+            ci = (
+                ""
+                if r["ci"] is None
+                else f"{r['delta']:+.2f} [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]"
+            )
+            p = "" if r["p"] is None else f"{r['p']:.2g}"
+            ctrl = "" if r["vs_control"] is None else f"{r['vs_control']:+.2f}"
+            print(
+                f"{r['arm']:<32}{r['train_rows']:>7}{r['macro_f1']:>10.2f}{ci:>24}{p:>8}{ctrl:>9}"
+            )
     print(f"\ntraining throughput, same process ({params})")
     print(f"{'arm':<30}{'threads':>8}{'steps':>7}{'ex/s':>9}{'x tutorial':>12}{'test acc':>10}")
     for name, r in results.items():
@@ -240,6 +318,8 @@ def _print_table(results: dict, targets: list, params: dict) -> None:
             f"{r['examples_per_s'] / base:>12.2f}{r['test_accuracy']:>10.4f}"
         )
     print()
+    if ablation is not None:
+        results["fast_ablation"] = ablation
     for t in targets:
         print(
             f"{t['name']:<36}{t['value']:>9.3f}  target {t['target']:<7} {'met' if t['met'] else 'NOT met'}"
