@@ -53,6 +53,7 @@ def ablate(
 
 
 def print_table(console, report: dict) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     metric = report["metric"]
@@ -70,7 +71,7 @@ def print_table(console, report: dict) -> None:
         "p",
         "vs control",
     ):
-        table.add_column(col, justify="left" if col == "arm" else "right")
+        table.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)
     for r in report["arms"]:
         delta = (
             f"{100 * r['delta']:+.2f} [{100 * r['delta_low']:+.2f}, {100 * r['delta_high']:+.2f}]"
@@ -86,9 +87,9 @@ def print_table(console, report: dict) -> None:
         p = f"{r['p_value']:.2g}" if "p_value" in r else ""
         mark = " *" if r.get("significant") else ""
         table.add_row(
-            r["arm"], f"{r['train_rows']:,.0f}", steps, f"{r['seconds']:.2f}",
+            escape(r["arm"]), f"{r['train_rows']:,.0f}", steps, f"{r['seconds']:.2f}",
             f"{100 * r['score']:.2f}", delta + mark, p, control,
         )  # fmt: skip
     console.print(table)
     for w in report["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}")
