@@ -179,3 +179,23 @@ def test_free_cores_subtracts_busy_cores():
     assert free_cores(cores=2, busy=1.1) == 1
     assert free_cores(cores=2, busy=3.5) == 1
     assert free_cores(cores=8, busy=2.6) == 5
+
+
+def test_early_stopping_restores_the_best_dev_checkpoint(tiny_encoder, monkeypatch):
+    texts, labels = separable(32, 10)  # 2 optimiser steps per epoch
+    scores = iter([0.5, 0.9, 0.6, 0.4, 0.3])
+    seen = []
+
+    def fake_dev_score(self, dev_texts, dev_labels):
+        seen.append(self.model.classifier.weight.detach().clone())
+        return next(scores)
+
+    monkeypatch.setattr(EncoderModel, "_dev_score", fake_dev_score)
+    model = EncoderModel(
+        seed=0, model=str(tiny_encoder), epochs=10, early_stopping_patience=2, **FAST
+    )
+    model.fit(texts, labels, dev_texts=texts[:4], dev_labels=labels[:4])
+    assert [h["dev_macro_f1"] for h in model.history] == [0.5, 0.9, 0.6, 0.4]
+    assert model.steps == 8  # stopped after two evaluations without gain, not 20
+    torch.testing.assert_close(model.model.classifier.weight, seen[1])
+    assert not torch.equal(model.model.classifier.weight, seen[3])
