@@ -503,16 +503,16 @@ def render_html(report: dict[str, Any], table: pl.DataFrame, svg: str) -> str:
                 f"({100 * r['vs_control_delta_low']:+.2f}..{100 * r['vs_control_delta_high']:+.2f})"
             )
         shown.append(row)
-    columns = sorted(
-        {k for r in shown for k in r},
-        key=lambda k: list(shown[0]).index(k) if k in shown[0] else 99,
-    )
+    columns = ["arm", "train rows", "steps", "s / seed", report["metric"], "CI", "delta",
+               "delta CI", "p", "verdict", "vs control"]  # fmt: skip
     notes = "".join(f"<li>{html.escape(w)}</li>" for w in report["warnings"])
     intro = (
         f"<p>Model <b>{html.escape(report['model'])}</b>, seeds {report['seeds']}, "
         f"{report['eval_rows']:,} {report['eval_split']} rows. Deltas in points with "
         f"{report['confidence']:.0%} CI from a paired bootstrap over examples and seeds; p from "
-        "a paired permutation test on per-example correctness.</p>"
+        "a paired permutation test on per-example correctness. <i>vs control</i>: the "
+        "variant minus its size-matched duplicate control, i.e. what the new text did beyond "
+        "adding (re-weighting) rows.</p>"
     )
     sections = [
         ("Ablation", intro + svg + html_table(shown, columns)),
