@@ -10,7 +10,8 @@ All runs use the same sentences (MR movie-review polarity, 10,662 by default):
   run in a fresh process per implementation (for assay also in a fresh home, where it
   first builds its WordNet tables); warm passes (median of `--repeats`, after
   one pass that fills every cache) alternate in this process. Also reported: the share of
-  words changed (word-level diff of the lowercased words).
+  words changed (word-level diff of the lowercased words), and assay with nlpaug's count
+  rule (ceil(p * words) instead of p * words rounded stochastically).
 - EDA mix, 4 operations, 4 augmentations per sentence, alpha 0.1: assay's `eda` step
   against a plain-Python implementation of Wei & Zou's eda.py (below; same stop words,
   WordNet through NLTK, python `random`), both warm, per input sentence.
@@ -406,14 +407,17 @@ def run(data: Path, rows: int | None, repeats: int) -> dict:
 
     corpus = assay_corpus(texts, labels)
     syn = assay_step("synonyms", p=P)
+    syn_ceil = assay_step("synonyms", p=P, rounding="ceil")  # nlpaug's count rule
     aug = nlpaug_synonyms()
     random.seed(1)
     assay_out = assay_run(syn, corpus, seed=1)
+    ceil_out = assay_run(syn_ceil, corpus, seed=1)
     nlpaug_out = aug.augment(texts)
-    t_assay, t_gen, t_nlpaug = [], [], []
+    t_assay, t_gen, t_ceil, t_nlpaug = [], [], [], []
     for k in range(repeats):
         t_assay.append(timed(lambda k=k: assay_run(syn, corpus, seed=k), 1))
         t_gen.append(timed(lambda k=k: assay_generate(syn, texts, k), 1))
+        t_ceil.append(timed(lambda k=k: assay_run(syn_ceil, corpus, seed=k), 1))
         t_nlpaug.append(timed(lambda: aug.augment(texts), 1))
     added = assay_out.corpus.filter(assay_out.corpus["origin"] != "source")
     parent_text = dict(zip(corpus["id"].to_list(), texts, strict=True))
@@ -425,6 +429,16 @@ def run(data: Path, rows: int | None, repeats: int) -> dict:
         ),
         rows_added=added.height,
     )
+    added_ceil = ceil_out.corpus.filter(ceil_out.corpus["origin"] != "source")
+    results["assay_synonyms_ceil"] = {
+        "warm_sents_per_s": round(n / statistics.median(t_ceil), 1),
+        "changed_word_share": round(
+            changed_share(
+                [parent_text[p] for p in added_ceil["parent_id"]], added_ceil["text"].to_list()
+            ),
+            4,
+        ),
+    }
     results["nlpaug_synonyms"].update(
         warm_sents_per_s=round(n / statistics.median(t_nlpaug), 1),
         changed_word_share=round(changed_share(texts, nlpaug_out), 4),
@@ -459,6 +473,9 @@ def targets(results: dict) -> list[dict]:
     speed = a["warm_sents_per_s"] / b["warm_sents_per_s"]
     share = a["changed_word_share"] / max(b["changed_word_share"], 1e-9)
     eda = results["assay_eda"]["input_sents_per_s"] / results["eda_py"]["input_sents_per_s"]
+    ceil = results["assay_synonyms_ceil"]
+    speed_ceil = ceil["warm_sents_per_s"] / b["warm_sents_per_s"]
+    share_ceil = ceil["changed_word_share"] / max(b["changed_word_share"], 1e-9)
     return [
         {
             "name": "synonyms_speedup_vs_nlpaug_warm",
@@ -491,6 +508,9 @@ def table(params: dict, results: dict, tgts: list[dict]) -> str:
         f"  assay synonyms (end to end) {a['setup_s']:>7.2f}   {a['cold_sents_per_s']:>11,.0f}   "
         f"{a['warm_sents_per_s']:>11,.0f}   {a['changed_word_share']:>12.1%}",
         f"  assay synonyms (generate)   {'':>7}   {'':>11}   {a['warm_generate_sents_per_s']:>11,.0f}",
+        f"  assay synonyms, ceil rule   {'':>7}   {'':>11}   "
+        f"{results['assay_synonyms_ceil']['warm_sents_per_s']:>11,.0f}   "
+        f"{results['assay_synonyms_ceil']['changed_word_share']:>12.1%}",
         f"  (assay setup in the first process ever, building its WordNet tables: "
         f"{a['setup_first_ever_s']:.2f} s)",
         f"  nlpaug SynonymAug           {b['setup_s']:>7.2f}   {b['cold_sents_per_s']:>11,.0f}   "
