@@ -225,15 +225,46 @@ def semantic_pairs(
 
 def resolve(corpus: pl.DataFrame, clusters: np.ndarray, cfg: DedupConfig) -> pl.DataFrame:
     """Per row (in corpus order): keep, reason, representative row, conflict and dup flags."""
-    if len(clusters) != corpus.height:
-        raise InputError(f"{len(clusters)} cluster labels for {corpus.height} rows")
-    frame = corpus.select(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
-        pl.Series("cluster", clusters, dtype=pl.Int64),
-        pl.col("split").fill_null(_REST).alias("split"),
-        label_key(corpus).alias("lab"),
-        pl.col("text").str.len_chars().cast(pl.Int64).alias("length"),
-    ).with_columns(size=pl.len().over("cluster").cast(pl.Int64))
+    n = corpus.height
+    if len(clusters) != n:
+        raise InputError(f"{len(clusters)} cluster labels for {n} rows")
+    clusters = np.asarray(clusters, dtype=np.int64)
+    size = np.bincount(clusters, minlength=n)[clusters] if n else np.zeros(0, np.int64)
+    multi_rows = np.flatnonzero(size > 1)
+    # Singletons keep themselves; only rows in clusters of two or more need a decision.
+    multi = _resolve_multi(corpus, clusters, multi_rows, cfg)
+    frame = pl.DataFrame(
+        {
+            "row": np.arange(n, dtype=np.int64),
+            "cluster": clusters,
+            "size": size.astype(np.int64),
+            "split": corpus["split"].fill_null(_REST),
+        }
+    )
+    frame = frame.join(multi, on="row", how="left", maintain_order="left").with_columns(
+        representative=pl.when(pl.col("size") > 1)
+        .then(pl.col("representative"))
+        .otherwise(pl.col("row")),
+        label_conflict=pl.col("label_conflict").fill_null(False),
+        duplicate=pl.col("reason").is_not_null(),
+    )
+    return frame.with_columns(kept=~pl.col("duplicate") | pl.lit(cfg.keep == "keep_all"))
+
+
+def _resolve_multi(
+    corpus: pl.DataFrame, clusters: np.ndarray, rows: np.ndarray, cfg: DedupConfig
+) -> pl.DataFrame:
+    """The decision for rows of clusters of two or more (group-bys, no window functions)."""
+    frame = (
+        corpus.select(
+            pl.col("split").fill_null(_REST).alias("split"),
+            label_key(corpus).alias("lab"),
+            pl.col("text").str.len_chars().cast(pl.Int64).alias("length"),
+        )[rows]
+        .with_columns(
+            row=pl.Series(rows, dtype=pl.Int64), cluster=pl.Series(clusters[rows], dtype=pl.Int64)
+        )
+    )
     is_eval = pl.col("split").is_in(list(EVAL_SPLITS))
     if cfg.splits == "ignore":
         frame = frame.with_columns(scope_split=pl.lit(""))
@@ -244,20 +275,28 @@ def resolve(corpus: pl.DataFrame, clusters: np.ndarray, cfg: DedupConfig) -> pl.
             scope_split=pl.when(is_eval).then(pl.col("split")).otherwise(pl.lit(_REST))
         )
     scope = ["cluster", "scope_split"]
-    lab_n = pl.col("lab").drop_nulls().n_unique().over(scope)
-    frame = frame.with_columns(
-        cnt=pl.when(pl.col("lab").is_null())
-        .then(0)
-        .otherwise(pl.len().over([*scope, "lab"]))
-        .cast(pl.Int64),
-        scope_conflict=lab_n > 1,
-        cluster_conflict=pl.col("lab").drop_nulls().n_unique().over("cluster") > 1,
+    labelled = frame.filter(pl.col("lab").is_not_null())
+    counts = labelled.group_by([*scope, "lab"]).len("cnt")
+    per_scope = counts.group_by(scope).agg(
+        n_labels=pl.len(),
+        top=pl.col("cnt").max(),
+        n_top=(pl.col("cnt") == pl.col("cnt").max()).sum(),
     )
-    top = pl.col("cnt").max().over(scope)
-    n_top = (
-        pl.when(pl.col("cnt") == top).then(pl.col("lab")).otherwise(None).drop_nulls().n_unique()
-    ).over(scope)
-    frame = frame.with_columns(is_top=pl.col("cnt") == top, tie=n_top > 1)
+    per_cluster = labelled.group_by("cluster").agg(
+        label_conflict=pl.col("lab").n_unique() > 1
+    )
+    frame = (
+        frame.join(counts, on=[*scope, "lab"], how="left", maintain_order="left")
+        .join(per_scope, on=scope, how="left", maintain_order="left")
+        .join(per_cluster, on="cluster", how="left", maintain_order="left")
+        .with_columns(
+            cnt=pl.col("cnt").fill_null(0).cast(pl.Int64),
+            scope_conflict=pl.col("n_labels").fill_null(0) > 1,
+            label_conflict=pl.col("label_conflict").fill_null(False),
+            is_top=pl.col("cnt") == pl.col("top"),
+            tie=pl.col("n_top").fill_null(0) > 1,
+        )
+    )
     # rows a conflict rule removes before a representative is chosen
     if cfg.conflicts == "drop_all":
         conflict_drop = pl.col("scope_conflict")
@@ -272,18 +311,19 @@ def resolve(corpus: pl.DataFrame, clusters: np.ndarray, cfg: DedupConfig) -> pl.
     else:
         conflict_drop = pl.lit(False)
         conflict_reason = pl.lit(None, dtype=pl.String)
-    frame = frame.with_columns(
-        conflict_drop=conflict_drop & (pl.col("size") > 1), conflict_reason=conflict_reason
-    )
+    frame = frame.with_columns(conflict_drop=conflict_drop, conflict_reason=conflict_reason)
     if cfg.keep == "longest":
-        rank = [-pl.col("length"), pl.col("row")]
+        rank = [pl.col("length"), pl.col("row")]
+        descending = [True, False]
     elif cfg.keep == "most_frequent_label":
-        rank = [-pl.col("cnt"), pl.col("row")]
+        rank = [pl.col("cnt"), pl.col("row")]
+        descending = [True, False]
     else:
         rank = [pl.col("row")]
-    eligible = frame.filter(~pl.col("conflict_drop"))
+        descending = [False]
     reps = (
-        eligible.sort([*scope, *[r for r in rank]])
+        frame.filter(~pl.col("conflict_drop"))
+        .sort([*scope, *rank], descending=[False, False, *descending])
         .group_by(scope, maintain_order=True)
         .agg(pl.col("row").first().alias("rep"))
     )
@@ -300,32 +340,17 @@ def resolve(corpus: pl.DataFrame, clusters: np.ndarray, cfg: DedupConfig) -> pl.
     else:
         frame = frame.with_columns(eval_rep=pl.lit(None, dtype=pl.Int64))
         to_eval = pl.lit(False)
-    method = f"{cfg.method}_duplicate"
-    flag_only = cfg.keep == "keep_all"
-    frame = frame.with_columns(
-        representative=pl.when(to_eval).then(pl.col("eval_rep")).otherwise(pl.col("rep")),
-        reason=pl.when(to_eval)
+    return frame.select(
+        "row",
+        pl.when(to_eval).then(pl.col("eval_rep")).otherwise(pl.col("rep")).alias("representative"),
+        pl.when(to_eval)
         .then(pl.lit("duplicate_of_eval"))
         .when(pl.col("conflict_drop"))
         .then(pl.col("conflict_reason"))
         .when(pl.col("row") != pl.col("rep"))
-        .then(pl.lit(method))
-        .otherwise(pl.lit(None, dtype=pl.String)),
-    )
-    frame = frame.with_columns(
-        duplicate=pl.col("reason").is_not_null(),
-        kept=pl.col("reason").is_null() | pl.lit(flag_only),
-        label_conflict=pl.col("cluster_conflict"),
-    )
-    return frame.select(
-        "row",
-        "cluster",
-        "size",
-        "split",
-        "representative",
-        "reason",
-        "duplicate",
-        "kept",
+        .then(pl.lit(f"{cfg.method}_duplicate"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+        .alias("reason"),
         "label_conflict",
     )
 
