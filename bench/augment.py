@@ -537,7 +537,7 @@ def table(params: dict, results: dict, tgts: list[dict]) -> str:
     ]
     for t in tgts:
         lines.append(
-            f"  {t['name']:<38} {t['value']:>6}  target {t['target']:<24} {'met' if t['met'] else 'NOT met'}"
+            f"  {t['name']:<44} {t['value']:>6}  target {t['target']:<24} {'met' if t['met'] else 'NOT met'}"
         )
     return "\n".join(lines)
 
