@@ -5,6 +5,8 @@ import json
 import polars as pl
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assay import RunContext, from_records, registry
 from assay.augment.domain_terms import chosen_terms
@@ -95,3 +97,20 @@ def test_recipe_runs_augmenters_with_guard_and_hands_domain_terms_to_training(
     assert "domain_vocab" in rerun.manifest["cached_steps"]
     assert set(chosen_terms(tmp_path / "rerun")) == {"troponin", "angioplasty"}
     assert result.manifest["accounting"]["balanced"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.text(min_size=1, max_size=60).filter(lambda t: t.strip()), min_size=1, max_size=4),
+    st.integers(0, 99),
+)
+def test_augmenters_take_any_text_and_keep_the_books(texts, seed):
+    load_steps()
+    steps = [registry.get(n)(n_per_row=2) for n in ("eda", "shuffle", "char_noise")]
+    steps.append(registry.get("shuffle")(unit="sentence"))
+    steps.append(registry.get("char_noise")(actions=["ocr", "swap", "delete", "insert"], p=1.0))
+    corpus = from_records(texts, ["x"] * len(texts), split="train")
+    for step in steps:
+        result = step.apply(corpus, RunContext(seed=seed).for_step(0, step.name))
+        check_accounting(corpus, result)
+        assert result.corpus["id"].is_unique().all()
