@@ -257,89 +257,75 @@ def _band_keys(sig, ok, bands, rows, keys):  # pragma: no cover - compiled
             keys[j, i] = h | np.uint64(1)  # 0 is reserved for "no signature"
 
 
-def _radix_sort(keys, rows, bits):  # pragma: no cover - compiled
-    """Sort (keys, rows) by key: scatter by the top `bits` of the (uniform) hash keys, then
-    sort each cache-sized part in parallel. Ties are ordered by row, so any input order
-    gives the same output."""
-    n = len(keys)
-    nparts = 1 << bits
-    shift = np.uint64(64 - bits)
-    counts = np.zeros(nparts + 1, dtype=np.int64)
-    for i in range(n):
-        counts[(keys[i] >> shift) + 1] += 1
-    for p in range(nparts):
-        counts[p + 1] += counts[p]
-    fill = counts[:-1].copy()
-    out_k = np.empty(n, dtype=np.uint64)
-    out_r = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        p = keys[i] >> shift
-        out_k[fill[p]] = keys[i]
-        out_r[fill[p]] = rows[i]
-        fill[p] += 1
-    for p in _prange(nparts):
-        lo = counts[p]
-        hi = counts[p + 1]
-        if hi - lo > 1:
-            seg_k = out_k[lo:hi].copy()
-            seg_r = out_r[lo:hi].copy()
-            order = np.argsort(seg_k)
-            for t in range(hi - lo):
-                out_k[lo + t] = seg_k[order[t]]
-                out_r[lo + t] = seg_r[order[t]]
-            # equal keys: order by row (argsort is not stable)
-            t = lo
-            while t < hi:
-                u = t + 1
-                while u < hi and out_k[u] == out_k[t]:
-                    u += 1
-                if u - t > 1:
-                    out_r[t:u] = np.sort(out_r[t:u])
-                t = u
-    return out_k, out_r
+def _emit_run(idx, rows, max_pairs, out_a, out_b, m, emit):  # pragma: no cover - compiled
+    """Pairs of one bucket (row numbers of its members at `idx`); returns the new count."""
+    size = len(idx)
+    if size <= max_pairs:
+        for p in range(size):
+            for q in range(p + 1, size):
+                if emit:
+                    x, y = rows[idx[p]], rows[idx[q]]
+                    out_a[m] = min(x, y)
+                    out_b[m] = max(x, y)
+                m += 1
+        return m
+    first = rows[idx[0]]
+    for p in range(1, size):
+        first = min(first, rows[idx[p]])
+    for p in range(size):
+        r = rows[idx[p]]
+        if r != first:
+            if emit:
+                out_a[m] = first
+                out_b[m] = r
+            m += 1
+    return m
 
 
-def _sorted_runs_pairs(keys_sorted, rows_sorted, max_pairs):  # pragma: no cover - compiled
-    """Candidate pairs (a < b) from runs of equal keys in key-sorted order."""
-    n = len(keys_sorted)
-    count = 0
-    i = 0
-    while i < n:
-        j = i + 1
-        while j < n and keys_sorted[j] == keys_sorted[i]:
-            j += 1
-        size = j - i
-        if size > 1 and keys_sorted[i] != 0:
-            count += size * (size - 1) // 2 if size <= max_pairs else size - 1
-        i = j
-    out_a = np.empty(count, dtype=np.int64)
-    out_b = np.empty(count, dtype=np.int64)
+def _packed_runs(packed, buckets, rows, idx_bits, max_pairs, out_a, out_b, emit):  # pragma: no cover - compiled
+    """Walk sorted (bucket high bits | input index) values; emit pairs per equal bucket.
+
+    Equal high bits are only a hint: members are grouped by their full bucket value, so
+    truncation never creates a false pair.
+    """
+    n = len(packed)
+    mask = (np.uint64(1) << np.uint64(idx_bits)) - np.uint64(1)
+    shift = np.uint64(idx_bits)
     m = 0
     i = 0
     while i < n:
+        hi = packed[i] >> shift
         j = i + 1
-        while j < n and keys_sorted[j] == keys_sorted[i]:
+        while j < n and (packed[j] >> shift) == hi:
             j += 1
-        size = j - i
-        if size > 1 and keys_sorted[i] != 0:
-            if size <= max_pairs:
-                for p in range(i, j):
-                    for q in range(p + 1, j):
-                        x, y = rows_sorted[p], rows_sorted[q]
-                        out_a[m] = min(x, y)
-                        out_b[m] = max(x, y)
-                        m += 1
+        if j - i > 1:
+            idx = np.empty(j - i, dtype=np.int64)
+            same = True
+            for t in range(i, j):
+                idx[t - i] = np.int64(packed[t] & mask)
+                if buckets[idx[t - i]] != buckets[idx[0]]:
+                    same = False
+            if same:
+                if buckets[idx[0]] != 0:
+                    m = _emit_run_jit(idx, rows, max_pairs, out_a, out_b, m, emit)
             else:
-                first = rows_sorted[i]
-                for p in range(i + 1, j):
-                    first = min(first, rows_sorted[p])
-                for p in range(i, j):
-                    if rows_sorted[p] != first:
-                        out_a[m] = first
-                        out_b[m] = rows_sorted[p]
-                        m += 1
+                full = np.empty(j - i, dtype=np.uint64)
+                for t in range(j - i):
+                    full[t] = buckets[idx[t]]
+                order = np.argsort(full)
+                s = 0
+                while s < j - i:
+                    e = s + 1
+                    while e < j - i and full[order[e]] == full[order[s]]:
+                        e += 1
+                    if e - s > 1 and full[order[s]] != 0:
+                        sub = np.empty(e - s, dtype=np.int64)
+                        for t in range(s, e):
+                            sub[t - s] = idx[order[t]]
+                        m = _emit_run_jit(sub, rows, max_pairs, out_a, out_b, m, emit)
+                    s = e
         i = j
-    return out_a, out_b
+    return m
 
 
 def _jaccard(data_a, off_a, data_b, off_b, unit, ngram, out):  # pragma: no cover - compiled
@@ -374,20 +360,21 @@ def _jaccard(data_a, off_a, data_b, off_b, unit, ngram, out):  # pragma: no cove
 
 _prange = range
 _tokenise_jit = _tokenise
+_emit_run_jit = _emit_run
 
 
 @functools.cache
 def _kernels():
-    global _prange, _tokenise_jit
+    global _prange, _tokenise_jit, _emit_run_jit
     numba = require("numba", "dedup", "the compiled MinHash kernel")
     _prange = numba.prange
     _tokenise_jit = numba.njit(cache=True, nogil=True)(_tokenise)
+    _emit_run_jit = numba.njit(cache=True, nogil=True)(_emit_run)
     opts = {"cache": True, "nogil": True, "parallel": True}
     return {
         "signatures": numba.njit(**opts)(_signatures),
         "band_keys": numba.njit(**opts)(_band_keys),
-        "runs": numba.njit(cache=True, nogil=True)(_sorted_runs_pairs),
-        "sort": numba.njit(**opts)(_radix_sort),
+        "runs": numba.njit(cache=True, nogil=True)(_packed_runs),
         "jaccard": numba.njit(**opts)(_jaccard),
     }
 
@@ -427,11 +414,22 @@ def pairs_from_buckets(
     Buckets of more than `max_bucket` rows are linked as a star around their first row.
     """
     kernels = _kernels()
-    bits = int(min(16, max(1, np.log2(max(len(buckets), 2) / 4096))))
-    keys, rows = kernels["sort"](
-        np.ascontiguousarray(buckets, dtype=np.uint64), rows.astype(np.int64), bits
-    )
-    a, b = kernels["runs"](keys, rows, max_bucket)
+    n = len(buckets)
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    buckets = np.ascontiguousarray(buckets, dtype=np.uint64)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    # Sort one u64 per entry (bucket high bits | input index): numpy's vectorised sort of
+    # plain integers is several times faster than an argsort of the keys.
+    idx_bits = max(1, int(n - 1).bit_length())
+    low = np.uint64((1 << idx_bits) - 1)
+    packed = (buckets & ~low) | np.arange(n, dtype=np.uint64)
+    packed.sort()
+    empty = np.zeros(0, np.int64)
+    count = kernels["runs"](packed, buckets, rows, idx_bits, max_bucket, empty, empty, False)
+    a = np.empty(count, np.int64)
+    b = np.empty(count, np.int64)
+    kernels["runs"](packed, buckets, rows, idx_bits, max_bucket, a, b, True)
     return unique_pairs(a, b)
 
 
