@@ -4,13 +4,15 @@ Same model (the packaged all-MiniLM-L6-v2 + a fresh classification head), same d
 (SST-2: the first 2,000 train sentences, the 1,821 test sentences), batch 16, max length
 64, learning rate 2e-5, weight decay 0.01, no warmup, linear decay, 1 epoch, seed 0:
 
-- `assay`: `EncoderModel` (length-bucketed batches, fused AdamW, threads = free cores).
+- `assay`: `EncoderModel` (length-bucketed batches, fused AdamW, only the embedding rows
+  of tokens in the training set trained, threads = free cores).
 - `trainer_tutorial`: `Trainer` as the Transformers text-classification tutorial sets it
   up (`DataCollatorWithPadding`, random batches), torch's default thread count.
 - `trainer_grouped`: the same with `train_sampling_strategy="group_by_length"`.
 
 Attribution arms (skip with `--no-attribution`): `assay_random_batches` (no length
-buckets) and `trainer_grouped_same_threads` (the Trainer at assay's thread count).
+buckets), `assay_all_embedding_rows` (every embedding row trained, as the Trainer does)
+and `trainer_grouped_same_threads` (the Trainer at assay's thread count).
 
 Also: the fast-model ablation of `recipes/ablation.yaml` (baseline + 5 arms x 3 seeds,
 cold step cache, no finished cells), timed in this process (needs `assay data get
@@ -57,7 +59,7 @@ def load(rows: int):
     )
 
 
-def run_assay(data, threads: int | None, bucket: bool = True) -> dict:
+def run_assay(data, threads: int | None, bucket: bool = True, sliced: bool = True) -> dict:
     from assay.train.finetune import EncoderModel
 
     texts, labels, test_texts, test_labels = data
@@ -71,6 +73,7 @@ def run_assay(data, threads: int | None, bucket: bool = True) -> dict:
         warmup_ratio=0.0,
         early_stopping_patience=None,
         bucket_by_length=bucket,
+        slice_embeddings=sliced,
         threads=threads,
     )
     model.fit(texts, labels)
@@ -242,6 +245,7 @@ def main() -> int:
     results["trainer_grouped"] = run_trainer(data, default_threads, grouped=True)
     if not args.no_attribution:
         results["assay_random_batches"] = run_assay(data, threads=assay_threads, bucket=False)
+        results["assay_all_embedding_rows"] = run_assay(data, threads=assay_threads, sliced=False)
         results["trainer_grouped_same_threads"] = run_trainer(data, assay_threads, grouped=True)
 
     a = results["assay"]

@@ -21,6 +21,7 @@ from assay.errors import InputError, require
 from assay.progress import Progress, SilentProgress
 from assay.train import data as data_mod
 from assay.train.device import DeviceSetup, ThreadGovernor, select_device
+from assay.train.embedding import sliced_embedding
 from assay.train.metrics import classification_report, encode
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,11 @@ class FineTuneConfig(BaseModel):
         description="words added to the tokenizer as whole tokens (embedding = mean of pieces)",
     )
     bucket_by_length: bool = Field(True, description="length-bucketed batches (less padding)")
+    slice_embeddings: bool = Field(
+        True,
+        description="train only the embedding rows of tokens in the training set "
+        "(same weights, less work per step)",
+    )
     threshold: float = Field(0.5, gt=0, lt=1, description="multi-label decision threshold")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     threads: int | None = Field(None, ge=1, description="CPU threads (free cores if unset)")
@@ -184,9 +190,11 @@ class EncoderModel:
         batch = cfg.batch_size or self.setup.default_batch_size
         per_epoch = math.ceil(math.ceil(len(train) / batch) / cfg.grad_accum)
         total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
+        sliced = self._slice_embeddings(train)
         optimizer, scheduler = self._optimizer(total)
         evals = _eval_points(per_epoch, total, cfg.evals_per_epoch)
         best, best_state, bad = -1.0, None, 0
+        decay = best_decay = 1.0  # weight decay the untrained embedding rows accumulate
         pad = self.tokenizer.pad_token_id or 0
         loss_fn = self._loss_function()
         amp = _autocast(self.setup)
@@ -222,6 +230,7 @@ class EncoderModel:
                         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
                     scaler.step(optimizer)
                     scaler.update()
+                    decay *= 1.0 - optimizer.param_groups[0]["lr"] * cfg.weight_decay
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     step += 1
@@ -236,7 +245,7 @@ class EncoderModel:
                             record["dev_macro_f1"] = score
                             if score > best + 1e-9:
                                 best, bad = score, 0
-                                best_state = _snapshot(self.model)
+                                best_state, best_decay = _snapshot(self.model), decay
                             else:
                                 bad += 1
                             self.model.train()
@@ -254,8 +263,31 @@ class EncoderModel:
         self.steps = step
         if best_state is not None:
             self.model.load_state_dict(best_state, strict=False)
+            decay = best_decay
+        if sliced is not None:
+            self.model.set_input_embeddings(sliced.merged(decay))
         self.model.eval()
         return self
+
+    def _slice_embeddings(self, train: data_mod.Encoded):
+        """Swap in an embedding that trains only the rows of tokens seen in training."""
+        import torch
+
+        cfg = self.config
+        emb = self.model.get_input_embeddings()
+        if (
+            not cfg.slice_embeddings
+            or cfg.lora is not None
+            or not isinstance(emb, torch.nn.Embedding)
+            or not emb.weight.requires_grad
+            or self.model.get_output_embeddings() is not None  # tied to an output layer
+        ):
+            return None
+        used = {i for row in train.input_ids for i in row}
+        used.add(self.tokenizer.pad_token_id or 0)
+        sliced = sliced_embedding(emb, used).to(self.setup.device)
+        self.model.set_input_embeddings(sliced)
+        return sliced
 
     def _loss_weights(self, labels: list[Any], weights) -> np.ndarray:
         cfg = self.config

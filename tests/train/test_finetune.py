@@ -199,3 +199,24 @@ def test_early_stopping_restores_the_best_dev_checkpoint(tiny_encoder, monkeypat
     assert model.steps == 8  # stopped after two evaluations without gain, not 20
     torch.testing.assert_close(model.model.classifier.weight, seen[1])
     assert not torch.equal(model.model.classifier.weight, seen[3])
+
+
+def test_sliced_embeddings_give_the_same_model(tiny_encoder):
+    texts, labels = separable(96, 11)
+    runs = {}
+    for sliced in (True, False):
+        model = EncoderModel(
+            seed=3,
+            model=str(tiny_encoder),
+            epochs=2,
+            slice_embeddings=sliced,
+            weight_decay=0.1,
+            **FAST,
+        ).fit(texts, labels)
+        assert isinstance(model.model.get_input_embeddings(), torch.nn.Embedding)
+        runs[sliced] = (
+            model.model.get_input_embeddings().weight.detach(),
+            model.predict_proba(texts),
+        )
+    torch.testing.assert_close(runs[True][0], runs[False][0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(runs[True][1], runs[False][1], rtol=1e-4, atol=1e-5)
