@@ -255,15 +255,12 @@ def _resolve_multi(
     corpus: pl.DataFrame, clusters: np.ndarray, rows: np.ndarray, cfg: DedupConfig
 ) -> pl.DataFrame:
     """The decision for rows of clusters of two or more (group-bys, no window functions)."""
-    frame = (
-        corpus.select(
-            pl.col("split").fill_null(_REST).alias("split"),
-            label_key(corpus).alias("lab"),
-            pl.col("text").str.len_chars().cast(pl.Int64).alias("length"),
-        )[rows]
-        .with_columns(
-            row=pl.Series(rows, dtype=pl.Int64), cluster=pl.Series(clusters[rows], dtype=pl.Int64)
-        )
+    frame = corpus.select(
+        pl.col("split").fill_null(_REST).alias("split"),
+        label_key(corpus).alias("lab"),
+        pl.col("text").str.len_chars().cast(pl.Int64).alias("length"),
+    )[rows].with_columns(
+        row=pl.Series(rows, dtype=pl.Int64), cluster=pl.Series(clusters[rows], dtype=pl.Int64)
     )
     is_eval = pl.col("split").is_in(list(EVAL_SPLITS))
     if cfg.splits == "ignore":
@@ -282,9 +279,7 @@ def _resolve_multi(
         top=pl.col("cnt").max(),
         n_top=(pl.col("cnt") == pl.col("cnt").max()).sum(),
     )
-    per_cluster = labelled.group_by("cluster").agg(
-        label_conflict=pl.col("lab").n_unique() > 1
-    )
+    per_cluster = labelled.group_by("cluster").agg(label_conflict=pl.col("lab").n_unique() > 1)
     frame = (
         frame.join(counts, on=[*scope, "lab"], how="left", maintain_order="left")
         .join(per_scope, on=scope, how="left", maintain_order="left")

@@ -234,19 +234,20 @@ def _signatures(data, offsets, a, b, unit, ngram, sig, ok):  # pragma: no cover 
                 x = toks[s]
                 x = (x ^ (x >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
                 for k in range(num_perm):
-                    h = (a[k] * x + b[k]) >> np.uint64(32)
-                    if h < mins[k]:
-                        mins[k] = h
+                    # branch-free so that LLVM vectorises the permutation loop
+                    mins[k] = min(mins[k], (a[k] * x + b[k]) >> np.uint64(32))
             for k in range(num_perm):
                 sig[i, k] = np.uint32(mins[k])
 
 
-def _band_keys(sig, ok, bands, rows, keys):  # pragma: no cover - compiled
+def _band_keys(sig, ok, rows_in, bands, rows, keys, out_rows):  # pragma: no cover - compiled
+    """Bucket key of every (document, band), document-major, and the row numbers."""
     n = sig.shape[0]
     for i in _prange(n):
         for j in range(bands):
+            out_rows[i * bands + j] = rows_in[i]
             if not ok[i]:
-                keys[j, i] = np.uint64(0)
+                keys[i * bands + j] = np.uint64(0)
                 continue
             h = np.uint64(j + 1) * np.uint64(0x9E3779B97F4A7C15)
             for t in range(rows):
@@ -254,7 +255,7 @@ def _band_keys(sig, ok, bands, rows, keys):  # pragma: no cover - compiled
                 h ^= h >> np.uint64(33)
             h = (h ^ (h >> np.uint64(29))) * np.uint64(0xC4CEB9FE1A85EC53)
             h ^= h >> np.uint64(32)
-            keys[j, i] = h | np.uint64(1)  # 0 is reserved for "no signature"
+            keys[i * bands + j] = h | np.uint64(1)  # 0 is reserved for "no signature"
 
 
 def _emit_run(idx, rows, max_pairs, out_a, out_b, m, emit):  # pragma: no cover - compiled
@@ -282,7 +283,9 @@ def _emit_run(idx, rows, max_pairs, out_a, out_b, m, emit):  # pragma: no cover 
     return m
 
 
-def _packed_runs(packed, buckets, rows, idx_bits, max_pairs, out_a, out_b, emit):  # pragma: no cover - compiled
+def _packed_runs(
+    packed, buckets, rows, idx_bits, max_pairs, out_a, out_b, emit
+):  # pragma: no cover - compiled
     """Walk sorted (bucket high bits | input index) values; emit pairs per equal bucket.
 
     Equal high bits are only a hint: members are grouped by their full bucket value, so
@@ -399,11 +402,17 @@ def signatures(
     return sig, ok
 
 
-def band_keys(sig: np.ndarray, ok: np.ndarray, params: MinHashParams) -> np.ndarray:
-    """(bands, n) uint64 bucket keys, band-major; 0 marks a document without shingles."""
-    keys = np.empty((params.bands, sig.shape[0]), dtype=np.uint64)
-    _kernels()["band_keys"](sig, ok, params.bands, params.rows, keys)
-    return keys
+def band_keys(
+    sig: np.ndarray, ok: np.ndarray, params: MinHashParams, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flat (n * bands) uint64 bucket keys, document-major, and the row of each; a document
+    without shingles gets key 0, which never forms a bucket."""
+    n = sig.shape[0]
+    rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    keys = np.empty(params.bands * n, dtype=np.uint64)
+    out_rows = np.empty(params.bands * n, dtype=np.int64)
+    _kernels()["band_keys"](sig, ok, rows, params.bands, params.rows, keys, out_rows)
+    return keys, out_rows
 
 
 def pairs_from_buckets(
@@ -455,17 +464,10 @@ def jaccard(
 
 
 def signature_table(table: pa.Table, params: MinHashParams) -> pa.Table:
-    """`row, text` -> `row, bucket`: one row per document and band (empty documents skipped)."""
+    """`row, text` -> `row, bucket`: one row per document and band (bucket 0: no shingles)."""
     sig, ok = signatures(table["text"], params)
-    keys = band_keys(sig, ok, params)
-    rows = np.asarray(table["row"], dtype=np.int64)
-    keep = np.tile(ok, params.bands)
-    return pa.table(
-        {
-            "row": np.tile(rows, params.bands)[keep],
-            "bucket": keys.reshape(-1)[keep],
-        }
-    )
+    keys, rows = band_keys(sig, ok, params, np.asarray(table["row"], dtype=np.int64))
+    return pa.table({"row": rows, "bucket": keys})
 
 
 def bucket_pairs(table: pa.Table) -> pa.Table:

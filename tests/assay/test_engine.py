@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from assay import RunContext
+from assay.corpus import from_records
+from assay.engine import LocalEngine, get_engine
+from assay.errors import InputError
+
+HAS_RAY = importlib.util.find_spec("ray") is not None
+needs_ray = pytest.mark.skipif(
+    not HAS_RAY, reason="the 'ray' extra is not installed: pip install 'assay[ray]'"
+)
+
+
+def _double(table: pa.Table) -> pa.Table:
+    return pa.table({"x": pa.compute.multiply(table["x"], 2)})
+
+
+def _group_sizes(table: pa.Table) -> pa.Table:
+    frame = pl.from_arrow(table).group_by("key").len().rename({"len": "n"})
+    return frame.to_arrow()
+
+
+def test_local_engine_maps_batches_and_keeps_groups_whole():
+    engine = LocalEngine()
+    table = pa.table({"x": np.arange(10), "key": np.arange(10) % 3})
+    assert engine.map_batches(table, _double, batch_size=4)["x"].to_pylist() == list(
+        range(0, 20, 2)
+    )
+    sizes = pl.from_arrow(engine.shuffle_map(table, "key", _group_sizes)).sort("key")
+    assert sizes["n"].to_list() == [4, 3, 3]
+
+
+def test_unknown_engine_is_an_input_error():
+    with pytest.raises(InputError, match="unknown engine"):
+        get_engine("spark")
+
+
+def planted_corpus(n_base: int = 1500, seed: int = 3) -> pl.DataFrame:
+    """Random word texts; every fifth row gets a one-word-edited copy appended."""
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"w{i}" for i in range(5000)])
+    texts = [" ".join(vocab[rng.integers(0, len(vocab), size=30)]) for _ in range(n_base)]
+    copies = []
+    for i in range(0, n_base, 5):
+        words = texts[i].split()
+        words[int(rng.integers(0, len(words)))] = "edited"
+        copies.append(" ".join(words))
+    all_texts = texts + copies
+    return from_records(
+        all_texts,
+        ["a"] * len(all_texts),
+        split=["train"] * len(all_texts),
+        ids=[f"d{i}" for i in range(len(all_texts))],
+    )
+
+
+@needs_ray
+@pytest.mark.integration
+def test_ray_engine_gives_the_local_engine_output():
+    import ray
+
+    from assay.curate.dedup import DedupFilter
+    from assay.engine import RayEngine
+
+    corpus = planted_corpus()
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
+    try:
+        assert ray.is_initialized()
+        out = {}
+        for name in ("local", "ray"):
+            step = DedupFilter(method="minhash", engine=name, threshold=0.6)
+            out[name] = step.apply(corpus, RunContext(engine=name).for_step(0, "dedup"))
+        local, remote = out["local"], out["ray"]
+        assert remote.report.summary["engine"] == "ray"
+        assert local.corpus.equals(remote.corpus)
+        assert local.dropped.equals(remote.dropped)
+        # the planted copies are what was dropped
+        assert sorted(local.dropped["id"].to_list()) == [f"d{1500 + k}" for k in range(300)]
+        # the pure functions agree row for row under the hash shuffle too
+        engine = RayEngine()
+        table = pa.table({"x": np.arange(5000), "key": np.arange(5000) % 7})
+        sizes = pl.from_arrow(engine.shuffle_map(table, "key", _group_sizes)).sort("key")
+        assert sizes["n"].to_list() == [715, 715, 714, 714, 714, 714, 714]
+    finally:
+        ray.shutdown()
