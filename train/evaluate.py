@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +88,13 @@ def train_and_evaluate(
     progress: Progress | None = None,
     out_dir: str | Path | None = None,
     save_model: bool = False,
+    slice_by: Sequence[str] = (),
 ) -> TrainOutcome:
     """Fit on `corpus`'s labelled train rows; predict the dev and test rows of `eval_corpus`
-    (default: the same corpus). Weights come from the corpus `weight` column."""
+    (default: the same corpus). Weights come from the corpus `weight` column.
+
+    Metrics per split include slices by lang, origin, group and length bucket, and by any
+    further corpus columns named in `slice_by` (kept in the predictions too)."""
     options = dict(options or {})
     train = training_rows(corpus)
     if train.height == 0:
@@ -115,7 +120,10 @@ def train_and_evaluate(
     )
     seconds = time.perf_counter() - started
     classes = list(est.classes_)
-    predictions = _predictions(evals, proba, classes, est)
+    missing = [c for c in slice_by if c not in evals.columns]
+    if missing:
+        raise InputError(f"cannot slice by {missing}: the corpus has columns {evals.columns}")
+    predictions = _predictions(evals, proba, classes, est, list(slice_by))
     metrics = {}
     for split in EVAL_SPLITS:
         part = predictions.filter(pl.col("split") == split)
@@ -126,7 +134,7 @@ def train_and_evaluate(
                 classes,
                 np.array(part["proba"].to_list()),
             )
-            metrics[split]["slices"] = slices(part, classes)
+            metrics[split]["slices"] = slices(part, classes, slice_by)
     outcome = TrainOutcome(
         model=model,
         seed=seed,
@@ -146,17 +154,21 @@ def train_and_evaluate(
     return outcome
 
 
-def slices(predictions: pl.DataFrame, classes: list[str]) -> dict[str, list[dict[str, Any]]]:
+def slices(
+    predictions: pl.DataFrame, classes: list[str], extra: Sequence[str] = ()
+) -> dict[str, list[dict[str, Any]]]:
     """Accuracy and macro-F1 per value of each slice column that has more than one value."""
     out = {}
-    for column in SLICE_COLUMNS:
+    for column in dict.fromkeys([*SLICE_COLUMNS, *extra]):
         if column in predictions.columns and predictions[column].n_unique() < 2:
             continue
         out[column] = slice_metrics(predictions, column, classes).to_dicts()
     return out
 
 
-def _predictions(evals: pl.DataFrame, proba: np.ndarray, classes: list[str], est) -> pl.DataFrame:
+def _predictions(
+    evals: pl.DataFrame, proba: np.ndarray, classes: list[str], est, extra: list[str]
+) -> pl.DataFrame:
     multilabel = corpus_mod.is_multilabel(evals)
     if multilabel:
         threshold = getattr(getattr(est, "config", None), "threshold", None) or est.options.get(
@@ -169,7 +181,9 @@ def _predictions(evals: pl.DataFrame, proba: np.ndarray, classes: list[str], est
         pred_series = pl.Series(
             "pred", [classes[i] for i in proba.argmax(axis=1)] if len(proba) else [], pl.String
         )
-    return evals.select("id", "split", "text", "label", "lang", "origin", "group").with_columns(
+    keep = ["id", "split", "text", "label", "lang", "origin", "group"]
+    keep += [c for c in extra if c not in keep]
+    return evals.select(keep).with_columns(
         pred_series,
         pl.Series("proba", proba.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)),
     )

@@ -75,12 +75,14 @@ def test_train_and_evaluate_reports_slices_and_saves_predictions(tmp_path):
     labels = ["pos"] * 20 + ["neg"] * 20 + ["pos", "neg", "pos", "neg"]
     split = ["train"] * 40 + ["test"] * 4
     lang = ["en"] * 40 + ["en", "en", "de", "de"]
-    corpus = from_records(texts, labels, split=split, lang=lang)
-    out = train_and_evaluate(corpus, model="fast", out_dir=tmp_path)
+    source = ["a", "b"] * 22
+    corpus = from_records(texts, labels, split=split, lang=lang, source=source)
+    out = train_and_evaluate(corpus, model="fast", out_dir=tmp_path, slice_by=["source"])
     test = out.metrics["test"]
     assert test["accuracy"] == 1.0 and test["n"] == 4
     assert {r["value"] for r in test["slices"]["lang"]} == {"de", "en"}
     assert "origin" not in test["slices"]  # one value only
+    assert [r["n"] for r in test["slices"]["source"]] == [2, 2]
     saved = pl.read_parquet(tmp_path / "predictions_test.parquet")
     assert saved.columns[:5] == ["id", "split", "text", "label", "lang"]
     assert saved["pred"].to_list() == ["pos", "neg", "pos", "neg"]
