@@ -176,6 +176,20 @@ class WordNetIndex:
         self.names = tables["names"]
         self.exceptions = tables["exceptions"]
         self._cache: dict[tuple[str, str | None], tuple[str, ...]] = {}
+        self._irregular: dict[str, dict[str, tuple[str, ...]]] = {}
+
+    def irregular(self, base: str, pos: str) -> tuple[str, ...]:
+        """Irregular inflected forms of a lemma ("goose", "n" -> "geese"), from the
+        exception lists read backwards."""
+        table = self._irregular.get(pos)
+        if table is None:
+            built: dict[str, list[str]] = {}
+            for form, bases in self.exceptions.get(pos, {}).items():
+                for b in bases:
+                    built.setdefault(b, []).append(form)
+            table = {b: tuple(forms) for b, forms in built.items()}
+            self._irregular[pos] = table
+        return table.get(base, ())
 
     def morphy(self, form: str, pos: str) -> list[str]:
         """Base forms of `form` that are WordNet lemmas of `pos` (NLTK's `_morphy`)."""

@@ -68,6 +68,7 @@ class WordTable:
         self.keep = NEGATIONS if keep_negations else frozenset()
         self._cache: dict[str, Entry] = {}
         self._first: dict[str, Entry] = {}
+        self._inflected: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def entry(self, token: str, first: bool = False) -> Entry:
         cache = self._first if first else self._cache
@@ -78,7 +79,6 @@ class WordTable:
         return found
 
     def _entry(self, token: str, first: bool) -> Entry:
-        from assay.augment.tagger import wordnet_pos
 
         prefix, word, suffix = split_token(token)
         lower = word.lower()
@@ -90,18 +90,38 @@ class WordTable:
             tag = self.tagger.tag_token(word or token, first)
         if editable and self.synonyms is not None and lower not in self.stop_words:
             if self.tagger is not None:
-                pos = wordnet_pos(tag)
-                syns = self.synonyms(lower, pos) if pos else ()
+                syns = self.inflected(lower, tag)
             else:
                 syns = self.synonyms(lower, None)
         return (prefix, word, suffix, lower, syns, is_word, editable, tag)
+
+    def inflected(self, lower: str, tag: str) -> tuple[str, ...]:
+        """Synonyms of `lower` for the part of speech of `tag`, in the form `tag` asks
+        for ("films"/NNS -> "movies"), without the word itself."""
+        key = (lower, tag)
+        found = self._inflected.get(key)
+        if found is None:
+            from assay.augment.inflect import inflect
+            from assay.augment.tagger import wordnet_pos
+
+            pos = wordnet_pos(tag)
+            out: list[str] = []
+            if pos and self.synonyms is not None:
+                irregular = getattr(self.synonyms, "irregular", None)
+                for lemma in self.synonyms(lower, pos):
+                    form = inflect(lemma, tag, irregular)
+                    if form is not None and form.lower() != lower and form not in out:
+                        out.append(form)
+            found = tuple(out)
+            self._inflected[key] = found
+        return found
 
     def synonyms_at(self, entries: list[Entry], i: int) -> tuple[str, ...]:
         """Synonyms of the word at `i` for its part of speech in this sentence."""
         e = entries[i]
         if self.tagger is None or self.synonyms is None:
             return e[SYNONYMS]
-        from assay.augment.tagger import PAD, contextual_window, wordnet_pos
+        from assay.augment.tagger import PAD, contextual_window
 
         n = len(entries)
         w: list[str] = []
@@ -117,10 +137,7 @@ class WordTable:
         tag = contextual_window(w, t)
         if tag == e[TAG]:
             return e[SYNONYMS]
-        pos = wordnet_pos(tag)
-        if pos == wordnet_pos(e[TAG]):
-            return e[SYNONYMS]
-        return self.synonyms(e[LOWER], pos) if pos else ()
+        return self.inflected(e[LOWER], tag)
 
     def entries(self, tokens: list[str]) -> list[Entry]:
         if not tokens:

@@ -71,23 +71,27 @@ def test_same_seed_same_rows_other_seed_other_rows(corpus, wordnet_synonyms):
 
 
 @pytest.mark.parametrize(
-    ("text", "word", "pos"),
+    ("text", "word", "pos", "tag"),
     [
-        ("it is a tedious one .", "tedious", "a"),  # JJ
-        ("it is the film .", "film", "n"),  # NN
-        ("it bores me .", "bores", "v"),  # VBZ
-        ("so quickly .", "quickly", "r"),  # RB
+        ("it is a tedious one .", "tedious", "a", "JJ"),
+        ("it is the film .", "film", "n", "NN"),
+        ("it bores me .", "bores", "v", "VBZ"),  # the lexicon says NNS; context says VBZ
+        ("so quickly .", "quickly", "r", "RB"),
+        ("these films .", "films", "n", "NNS"),
     ],
 )
 def test_synonyms_come_from_wordnet_for_the_tagged_part_of_speech(
-    text, word, pos, wordnet_synonyms
+    text, word, pos, tag, wordnet_synonyms
 ):
+    from assay.augment.inflect import inflect
+
     corpus = from_records([text], ["neg"], split="train", ids=["r"])
     step = SynonymAugmenter(p=1.0, n_per_row=6)
     out = step.apply(corpus, ctx(name="synonyms")).corpus.filter(pl.col("parent_id") == "r")
     assert out.height >= 2
     head, tail = text.split(f" {word} ")
-    allowed = set(wordnet_synonyms(word, pos))
+    irregular = wordnet_synonyms.irregular
+    allowed = {inflect(s, tag, irregular) for s in wordnet_synonyms(word, pos)} - {word}
     other_pos = {s for p in "nvar" if p != pos for s in wordnet_synonyms(word, p)} - allowed
     for new in out["text"]:
         assert new.startswith(head + " ") and new.endswith(" " + tail)

@@ -39,7 +39,7 @@ def test_replace_edits_exactly_n_words_and_never_stop_words(draw, table):
     for before, after in zip(tokens, out, strict=True):
         if before != after:
             assert before not in {"the", "and", "with", "a", ","}
-            assert after.endswith(before)
+            assert before[:-1] in after  # fake synonyms embed the word (inflected)
 
 
 def test_replace_respects_part_of_speech(draw, table):
