@@ -263,3 +263,38 @@ def test_terms_chosen_by_a_step_are_handed_to_the_encoder():
         StepReport(step="other", kind="audit", summary={"other__terms": ["ekf", "slam"]}),
     ]
     assert domain_terms(reports) == ["lidar", "ekf", "slam"]
+
+
+def test_variants_add_remove_and_reconfigure_steps(tmp_path):
+    from assay.recipes.ablation import plan_arms
+
+    path = tmp_path / "toy.csv"
+    pl.DataFrame({"text": ["a b"], "label": ["x"]}).write_csv(path)
+    recipe = load_recipe(
+        {
+            "input": {"source": str(path)},
+            "steps": [{"clean": {"min_chars": 3}}, "split"],
+            "ablation": {
+                "baseline": [{"dedup": {"method": "exact"}}],
+                "variants": [
+                    {"name": "no-dedup", "remove": ["dedup"]},
+                    {"name": "near", "set": {"dedup": {"method": "minhash"}}},
+                    {"name": "noop-after-clean", "add": ["test_noop"], "after": "clean"},
+                    {"name": "twice", "add": ["test_twice"], "controls": ["duplicate"]},
+                ],
+            },
+        }
+    )
+    arms = {a.name: a for a in plan_arms(recipe, recipe.ablation)}
+    names = {n: ([s.name for s in a.prefix], [s.name for s in a.suffix]) for n, a in arms.items()}
+    assert names == {
+        "baseline": (["clean", "split"], ["dedup"]),
+        "no-dedup": (["clean", "split"], []),
+        "near": (["clean", "split"], ["dedup"]),
+        "noop-after-clean": (["clean", "test_noop", "split"], ["dedup"]),
+        "twice": (["clean", "split"], ["dedup", "test_twice"]),
+        "twice [duplicate control]": (["clean", "split"], ["dedup", "test_twice"]),
+    }
+    assert arms["near"].suffix[0].config.method == "minhash"
+    assert arms["baseline"].suffix[0].config.method == "exact"
+    assert arms["twice [duplicate control]"].control_of == "twice"
