@@ -166,11 +166,14 @@ class WordNetIndex:
 
     def __init__(self, corpus: Path | None = None) -> None:
         if corpus is None:
-            from assay.resources import WORDNET_SOURCE, wordnet_dir
+            from assay.errors import ResourceError
+            from assay.resources import wordnet_dir, wordnet_source
 
             # Debian's files serve as they are (only NLTK needs the prepared copy).
-            ok = all((WORDNET_SOURCE / f"data.{s}").exists() for s in POS_FILES.values())
-            corpus = WORDNET_SOURCE if ok else wordnet_dir() / "corpora" / "wordnet"
+            try:
+                corpus = wordnet_source()
+            except ResourceError:
+                corpus = wordnet_dir() / "corpora" / "wordnet"
         tables = _load_tables(Path(corpus))
         self.index = tables["index"]
         self.names = tables["names"]
