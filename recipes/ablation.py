@@ -409,7 +409,15 @@ def _report(
             cell = next(c for c in cells if c.arm == arm.name and c.seed == seed)
             frame = cell.predictions.filter(pl.col("split") == spec.eval_split)
             by_id = dict(zip(frame["id"].to_list(), frame["pred"].to_list(), strict=True))
-            preds.append(encode([by_id[i] for i in ids], classes))
+            pred = encode([by_id[i] for i in ids], classes)
+            if pred.ndim == 1 and len(classes) > 1 and len(np.unique(pred)) == 1:
+                _warn(
+                    warnings,
+                    f"{arm.name} (seed {seed}) predicted {classes[pred[0]]!r} for every "
+                    f"{spec.eval_split} example: the model collapsed to one class; give it "
+                    "more optimiser steps (budget) or rows",
+                )
+            preds.append(pred)
             summaries.append(cell.outcome)
         runs.append(ArmRuns(arm.name, arm.kind, preds, summaries, arm.control_of))
     rows, more = compare_arms(

@@ -248,7 +248,9 @@ def test_encoder_arms_warn_when_step_counts_differ(toy_csv, tiny_bert, tmp_path)
     )  # fmt: skip
     report = run_ablation(by_steps, tmp_path / "steps").report
     assert {r["optimizer_steps"] for r in report["arms"]} == {6}
-    assert not report["warnings"]
+    assert not any("different numbers of optimiser steps" in w for w in report["warnings"])
+    # 6 steps of a tiny model learn nothing yet: the report says the arms collapsed.
+    assert any("collapsed to one class" in w for w in report["warnings"])
 
 
 def test_terms_chosen_by_a_step_are_handed_to_the_encoder():
