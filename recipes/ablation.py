@@ -215,7 +215,8 @@ def run_ablation(
     options = _model_options(spec, model)
     progress = progress or SilentProgress()
     cache = cache if cache is not None else StepCache(enabled=recipe.cache)
-    out_dir = Path(out or Path("runs") / f"{recipe.name}-ablation")
+    default = recipe.name if recipe.name.endswith("ablation") else f"{recipe.name}-ablation"
+    out_dir = Path(out or Path("runs") / default)
     out_dir.mkdir(parents=True, exist_ok=True)
     cells_store = _Cells(out_dir / "cells")
     started = time.perf_counter()

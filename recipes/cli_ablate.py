@@ -12,7 +12,7 @@ import click
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output directory (default runs/<name>-ablation).",
+    help="Output directory (default runs/<name>-ablation, or runs/<name> if it ends so).",
 )
 @click.option(
     "--model",
