@@ -67,7 +67,6 @@ def test_ray_engine_gives_the_local_engine_output():
     import ray
 
     from assay.curate.dedup import DedupFilter
-    from assay.engine import RayEngine
 
     corpus = planted_corpus()
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
@@ -83,10 +82,5 @@ def test_ray_engine_gives_the_local_engine_output():
         assert local.dropped.equals(remote.dropped)
         # the planted copies are what was dropped
         assert sorted(local.dropped["id"].to_list()) == [f"d{1500 + k}" for k in range(300)]
-        # the pure functions agree row for row under the hash shuffle too
-        engine = RayEngine()
-        table = pa.table({"x": np.arange(5000), "key": np.arange(5000) % 7})
-        sizes = pl.from_arrow(engine.shuffle_map(table, "key", _group_sizes)).sort("key")
-        assert sizes["n"].to_list() == [715, 715, 714, 714, 714, 714, 714]
     finally:
         ray.shutdown()

@@ -205,3 +205,25 @@ def test_empty_and_punctuation_only_texts_are_not_near_duplicates():
     frame = corpus(["!!!", "???", BASE[0]])
     result = apply(frame, method="minhash")
     assert result.corpus.height == 3
+
+
+def test_dedup_parquet_streams_partitions_and_matches_in_memory(tmp_path):
+    from assay.curate.exact_dedup import dedup_parquet
+
+    texts = [BASE[i % 4] + ("!" if i % 3 else "") for i in range(40)] + BASE[4:]
+    frame = corpus(texts)
+    src = tmp_path / "in.parquet"
+    frame.write_parquet(src)
+    result = dedup_parquet(
+        src, tmp_path / "kept.parquet", tmp_path / "dropped.parquet", batch_rows=7, partition_rows=9
+    )
+    assert result.partitions == 5
+    kept = pl.read_parquet(tmp_path / "kept.parquet")
+    dropped = pl.read_parquet(tmp_path / "dropped.parquet")
+    assert kept["id"].to_list() == ["r0", "r1", "r2", "r3", "r40", "r41"]
+    assert kept["dedup__cluster_size"].to_list() == [10, 10, 10, 10, 1, 1]
+    assert dropped.height == 36 and result.dropped == 36
+    reps = dict(zip(dropped["id"], dropped["dedup__cluster"], strict=True))
+    assert reps["r4"] == "r0" and reps["r39"] == "r3"
+    in_memory = apply(frame, method="exact", splits="ignore")
+    assert ids(in_memory.corpus) == sorted(kept["id"].to_list())
