@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from assay.errors import InputError, require
+from assay.errors import InputError, ResourceError, require
 from assay.progress import Progress, SilentProgress
 from assay.train import data as data_mod
 from assay.train.device import DeviceSetup, ThreadGovernor, select_device
@@ -120,19 +120,27 @@ class EncoderModel:
         self.setup = select_device(cfg.device, cfg.threads)
         torch.manual_seed(self.seed)
         path = encoder(cfg.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
         labels = {i: c for i, c in enumerate(self.classes_)}
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            path,
-            num_labels=n_classes,
-            id2label=labels,
-            label2id={c: i for i, c in labels.items()},
-            problem_type=(
-                "multi_label_classification" if self.multilabel else "single_label_classification"
-            ),
-            # A checkpoint fine-tuned on other labels: keep the encoder, start a new head.
-            ignore_mismatched_sizes=True,
-        )
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                path,
+                num_labels=n_classes,
+                id2label=labels,
+                label2id={c: i for i, c in labels.items()},
+                problem_type=(
+                    "multi_label_classification"
+                    if self.multilabel
+                    else "single_label_classification"
+                ),
+                # A checkpoint fine-tuned on other labels: keep the encoder, new head.
+                ignore_mismatched_sizes=True,
+            )
+        except (OSError, ValueError) as exc:
+            raise ResourceError(
+                f"cannot load the encoder {cfg.model!r} ({path}): {str(exc).splitlines()[0]}; "
+                "give a local model directory, or leave model unset for the packaged MiniLM"
+            ) from None
         if cfg.domain_terms:
             self.added_terms = extend_vocabulary(self.tokenizer, self.model, cfg.domain_terms)
         if cfg.freeze_embeddings or cfg.freeze_layers:

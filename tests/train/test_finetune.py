@@ -220,3 +220,13 @@ def test_sliced_embeddings_give_the_same_model(tiny_encoder):
         )
     torch.testing.assert_close(runs[True][0], runs[False][0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(runs[True][1], runs[False][1], rtol=1e-4, atol=1e-5)
+
+
+def test_missing_encoder_is_one_resource_error(tmp_path, monkeypatch):
+    from assay.errors import ResourceError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    with pytest.raises(ResourceError, match="cannot load the encoder"):
+        EncoderModel(model=str(empty), threads=1).fit(["a b", "c d"], ["x", "y"])
