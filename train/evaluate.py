@@ -124,6 +124,8 @@ def train_and_evaluate(
     if missing:
         raise InputError(f"cannot slice by {missing}: the corpus has columns {evals.columns}")
     predictions = _predictions(evals, proba, classes, est, list(slice_by))
+    # A class the training rows lack (a variant dropped it) is scored, never predicted.
+    scored = sorted(set(classes) | set(corpus_mod.label_set(evals)))
     metrics = {}
     for split in EVAL_SPLITS:
         part = predictions.filter(pl.col("split") == split)
@@ -131,10 +133,10 @@ def train_and_evaluate(
             metrics[split] = classification_report(
                 part["label"].to_list(),
                 part["pred"].to_list(),
-                classes,
+                scored,
                 np.array(part["proba"].to_list()),
             )
-            metrics[split]["slices"] = slices(part, classes, slice_by)
+            metrics[split]["slices"] = slices(part, scored, slice_by)
     outcome = TrainOutcome(
         model=model,
         seed=seed,

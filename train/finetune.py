@@ -362,7 +362,9 @@ class EncoderModel:
 
     def _dev_score(self, texts: list[str], labels: list[Any]) -> float:
         pred = self.predict(texts)
-        return classification_report(labels, pred, self.classes_)["macro_f1"]
+        flat = (x for lab in labels for x in lab) if self.multilabel else labels
+        classes = sorted(set(self.classes_) | {str(x) for x in flat})
+        return classification_report(labels, pred, classes)["macro_f1"]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         import torch

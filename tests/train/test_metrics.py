@@ -87,3 +87,20 @@ def test_train_and_evaluate_reports_slices_and_saves_predictions(tmp_path):
     assert saved.columns[:5] == ["id", "split", "text", "label", "lang"]
     assert saved["pred"].to_list() == ["pos", "neg", "pos", "neg"]
     assert (tmp_path / "metrics.json").exists()
+
+
+def test_eval_class_missing_from_training_is_scored_not_an_error():
+    from assay.corpus import from_records
+    from assay.train.evaluate import train_and_evaluate
+
+    texts = ["great fun", "dull mess"] * 10 + ["great", "meh"]
+    labels = ["pos", "neg"] * 10 + ["pos", "neutral"]
+    corpus = from_records(texts, labels, split=["train"] * 20 + ["test"] * 2)
+    test = train_and_evaluate(corpus).metrics["test"]
+    assert test["accuracy"] == 0.5
+    assert test["per_class"]["neutral"] == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 1,
+    }
