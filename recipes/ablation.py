@@ -35,7 +35,7 @@ from assay.recipes.schema import Recipe, StepSpec, load_recipe
 from assay.step import StepReport
 from assay.train.compare import ArmRuns, arms_table, compare_arms
 from assay.train.controls import duplicate_control, subsample_train
-from assay.train.evaluate import FAST, TrainOutcome, train_and_evaluate
+from assay.train.evaluate import FAST, TRAIN_VERSION, TrainOutcome, train_and_evaluate
 from assay.train.metrics import encode
 
 log = logging.getLogger(__name__)
@@ -321,6 +321,7 @@ def run_ablation(
                         "options": arm_options,
                         "seed": seed,
                         "cell": CELL_VERSION,
+                        "train": TRAIN_VERSION,
                         "assay": __version__,
                     }
                 )

@@ -23,6 +23,9 @@ from assay.progress import Progress
 from assay.train.metrics import classification_report, slice_metrics
 
 FAST = "fast"
+# Bump when a change to the models or the loop changes results: finished ablation cells
+# keyed on an older version are retrained.
+TRAIN_VERSION = "1"
 EVAL_SPLITS = corpus_mod.EVAL_SPLITS
 SLICE_COLUMNS = ("lang", "origin", "group", "length_bucket")
 
