@@ -68,6 +68,12 @@ def generate(rows: int, path: Path, seed: int = 11) -> None:
 
 
 def _peak_rss_mb() -> float:
+    # VmHWM belongs to this process's own address space; ru_maxrss would carry the
+    # parent's peak across the spawn (fork + exec).
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
