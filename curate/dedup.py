@@ -70,7 +70,7 @@ class DedupConfig(StepConfig):
         "word", description="minhash shingles: word or char n-grams"
     )
     ngram: int = Field(2, ge=1, le=32, description="minhash shingle length in units")
-    num_perm: int = Field(128, ge=8, le=1024, description="minhash permutations")
+    num_perm: int = Field(64, ge=8, le=1024, description="minhash permutations")
     threshold: float = Field(
         0.5, gt=0, lt=1, description="minhash Jaccard or semantic cosine threshold"
     )
