@@ -17,7 +17,7 @@ by their first row). Resolving a cluster decides, per scope, which row stays:
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import polars as pl
@@ -33,6 +33,9 @@ from assay.errors import InputError
 from assay.registry import register
 from assay.step import Filter, Keep, StepConfig
 
+if TYPE_CHECKING:
+    from assay.curate.minhash import MinHashParams
+
 log = logging.getLogger(__name__)
 
 Method = Literal["exact", "minhash", "semantic"]
@@ -40,6 +43,8 @@ KeepRule = Literal["first", "longest", "most_frequent_label", "keep_all"]
 ConflictRule = Literal["drop_all", "keep_majority", "flag"]
 SplitRule = Literal["keep_eval", "within_split", "ignore"]
 _REST = "\x00rest"
+MINHASH_THRESHOLD = 0.5
+SEMANTIC_THRESHOLD = 0.9
 
 
 class DedupConfig(StepConfig):
@@ -71,8 +76,12 @@ class DedupConfig(StepConfig):
     )
     ngram: int = Field(2, ge=1, le=32, description="minhash shingle length in units")
     num_perm: int = Field(64, ge=8, le=1024, description="minhash permutations")
-    threshold: float = Field(
-        0.5, gt=0, lt=1, description="minhash Jaccard or semantic cosine threshold"
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="minhash Jaccard threshold (default 0.5) or semantic cosine threshold "
+        "(default 0.9)",
     )
     bands: int | None = Field(None, ge=1, description="LSH bands (chosen from threshold if unset)")
     rows: int | None = Field(None, ge=1, description="LSH rows per band (with bands)")
@@ -88,6 +97,13 @@ class DedupConfig(StepConfig):
         "exact", description="semantic: exact all-pairs or SimHash-blocked neighbours"
     )
     batch_size: int = Field(64, ge=1, description="semantic: embedding batch size")
+
+    @property
+    def similarity(self) -> float:
+        """The threshold in force: the configured one, else the method's default."""
+        if self.threshold is not None:
+            return self.threshold
+        return SEMANTIC_THRESHOLD if self.method == "semantic" else MINHASH_THRESHOLD
 
     @model_validator(mode="after")
     def _bands_and_rows(self) -> DedupConfig:
@@ -145,11 +161,11 @@ def find_clusters(
     return components(n, a, b), stats
 
 
-def minhash_params(cfg: DedupConfig, ctx: RunContext):
+def minhash_params(cfg: DedupConfig, ctx: RunContext) -> MinHashParams:
     from assay.curate.minhash import MinHashParams, optimal_param
 
     if cfg.bands is None:
-        bands, rows = optimal_param(cfg.threshold, cfg.num_perm)
+        bands, rows = optimal_param(cfg.similarity, cfg.num_perm)
     else:
         bands, rows = cfg.bands, cfg.rows or 1
     return MinHashParams(
@@ -168,9 +184,9 @@ def minhash_pairs(
     """Near-duplicate pairs (a < b) by MinHash-LSH, verified by true Jaccard if asked."""
     params = minhash_params(cfg, ctx)
     engine = get_engine(cfg.engine or ctx.engine)
-    verify = cfg.threshold if cfg.verify else None
+    verify = cfg.similarity if cfg.verify else None
     a, b, stats = near_duplicate_pairs(corpus["text"].to_arrow(), params, engine, verify)
-    stats.update(bands=params.bands, rows=params.rows, engine=engine.name)
+    stats.update(bands=params.bands, rows=params.rows, threshold=cfg.similarity, engine=engine.name)
     return a, b, stats
 
 
@@ -215,9 +231,10 @@ def semantic_pairs(
 
     vectors = semantic_dedup.embed(corpus["text"].to_list(), cfg.model, cfg.batch_size)
     a, b, _ = semantic_dedup.similar_pairs(
-        vectors, cfg.threshold, cfg.neighbours, rng=ctx.rng("semantic")
+        vectors, cfg.similarity, cfg.neighbours, rng=ctx.rng("semantic")
     )
-    return a, b, {"model": cfg.model or "all-MiniLM-L6-v2", "neighbours": cfg.neighbours}
+    stats = {"model": cfg.model or "all-MiniLM-L6-v2", "neighbours": cfg.neighbours}
+    return a, b, {**stats, "threshold": cfg.similarity}
 
 
 # -- resolving clusters --------------------------------------------------------------------------
