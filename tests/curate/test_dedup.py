@@ -227,3 +227,33 @@ def test_dedup_parquet_streams_partitions_and_matches_in_memory(tmp_path):
     assert reps["r4"] == "r0" and reps["r39"] == "r3"
     in_memory = apply(frame, method="exact", splits="ignore")
     assert ids(in_memory.corpus) == sorted(kept["id"].to_list())
+
+
+@pytest.mark.parametrize("method", ["exact", "minhash"])
+def test_empty_corpus_passes_through(method):
+    frame = corpus(["x"]).head(0)
+    result = apply(frame, method=method)
+    assert result.corpus.height == 0
+    assert result.report.summary["duplicates"] == 0
+
+
+def test_step_is_registered_through_the_catalog():
+    from assay import registry
+    from assay.recipes.catalog import load_steps
+
+    load_steps()
+    assert registry.get("dedup") is DedupFilter
+    assert registry.describe("dedup")["kind"] == "filter"
+
+
+def test_importing_dedup_loads_no_heavy_library():
+    import subprocess
+    import sys
+
+    heavy = ("torch", "transformers", "ray", "numba", "sentence_transformers")
+    code = (
+        "import sys, assay.curate.dedup, assay.engine; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
