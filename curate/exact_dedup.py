@@ -11,10 +11,17 @@ per row.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from queue import Queue
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -22,7 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from assay.errors import InputError
 
+log = logging.getLogger(__name__)
 PUNCTUATION = r"[\p{P}\p{S}]"
+PUNCTUATION_OR_SPACE = r"[\p{P}\p{S}\s]+"
 
 
 class Normalization(BaseModel):
@@ -40,14 +49,31 @@ def normalized(text: pl.Expr, norm: Normalization) -> pl.Expr:
     """The normalised form of a text expression."""
     if norm.unicode:
         text = text.str.normalize("NFKC")
+    return _folded(text, norm)
+
+
+def _folded(text: pl.Expr, norm: Normalization) -> pl.Expr:
     if norm.lowercase:
         text = text.str.to_lowercase()
+    if norm.punctuation and norm.whitespace:
+        # one pass: a run of marks and spaces becomes one space ("a , b" -> "a b")
+        return text.str.replace_all(PUNCTUATION_OR_SPACE, " ").str.strip_chars()
     if norm.punctuation:
-        # A removed mark may separate words ("a,b"): replace it with a space.
-        text = text.str.replace_all(PUNCTUATION, " " if norm.whitespace else "")
+        text = text.str.replace_all(PUNCTUATION, "")
     if norm.whitespace:
         text = text.str.replace_all(r"\s+", " ").str.strip_chars()
     return text
+
+
+def normalize_series(text: pl.Series, norm: Normalization) -> pl.Series:
+    """`normalized` for a Series, with NFKC applied only to rows that are not pure ASCII
+    (NFKC leaves ASCII unchanged, and it is the costliest part)."""
+    if norm.unicode:
+        non_ascii = text.str.len_bytes() != text.str.len_chars().cast(pl.UInt32)
+        if non_ascii.any():
+            idx = non_ascii.arg_true()
+            text = text.scatter(idx, text.gather(idx).str.normalize("NFKC"))
+    return pl.select(_folded(pl.lit(text), norm)).to_series().alias(text.name)
 
 
 def label_key(frame: pl.DataFrame) -> pl.Expr:
@@ -61,7 +87,7 @@ def exact_clusters(
     frame: pl.DataFrame, norm: Normalization, same_label_only: bool = False
 ) -> np.ndarray:
     """Cluster label of every row: the first row (position) with the same normalised text."""
-    keys = [normalized(pl.col("text"), norm).alias("_key")]
+    keys = [pl.lit(normalize_series(frame["text"], norm)).alias("_key")]
     by = ["_key"]
     if same_label_only:
         keys.append(label_key(frame).fill_null("\x00null").alias("_label"))
@@ -76,6 +102,35 @@ def exact_clusters(
 
 # -- out-of-core ---------------------------------------------------------------------------------
 
+T = TypeVar("T")
+_DONE = object()
+
+
+def _prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Produce the next item (Parquet decoding releases the GIL) while the caller works."""
+    queue: Queue[Any] = Queue(maxsize=depth)
+
+    def produce() -> None:
+        try:
+            for item in items:
+                queue.put(item)
+        except BaseException as exc:  # handed to the consumer, raised there
+            queue.put(exc)
+        queue.put(_DONE)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while (item := queue.get()) is not _DONE:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _after(pending: Future | None, pool: ThreadPoolExecutor, fn: Callable, *args: Any) -> Future:
+    """Run `fn` in `pool` once the previous write finished: writes stay in order."""
+    if pending is not None:
+        pending.result()
+    return pool.submit(fn, *args)
+
 
 @dataclasses.dataclass
 class ParquetDedupResult:
@@ -86,7 +141,7 @@ class ParquetDedupResult:
 
 
 def _hash_batch(batch: pl.DataFrame, norm: Normalization, same_label_only: bool) -> pl.DataFrame:
-    key = normalized(pl.col("text"), norm)
+    key = pl.lit(normalize_series(batch["text"], norm))
     if same_label_only:
         key = pl.concat_str(
             [key, pl.col("label").cast(pl.String).fill_null("\x00null")], separator="\x1f"
@@ -117,6 +172,7 @@ def dedup_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    started = time.perf_counter()
     norm = norm or Normalization()
     source_file = pq.ParquetFile(source)
     names = source_file.schema_arrow.names
@@ -133,7 +189,8 @@ def dedup_parquet(
         try:
             start = 0
             cols = ["text"] + (["label"] if same_label_only else [])
-            for record_batch in source_file.iter_batches(batch_size=batch_rows, columns=cols):
+            batches = source_file.iter_batches(batch_size=batch_rows, columns=cols)
+            for record_batch in _prefetch(batches):
                 hashed = _hash_batch(pl.from_arrow(record_batch), norm, same_label_only)
                 h1 = hashed["h1"].to_numpy()
                 h2 = hashed["h2"].to_numpy()
@@ -150,6 +207,7 @@ def dedup_parquet(
         finally:
             for f in files:
                 f.close()
+        log.debug("exact dedup pass 1 (hash, partition): %.2fs", time.perf_counter() - started)
         # pass 2: per partition, the first row of each key; others point at it
         drop = np.zeros(n, dtype=bool)
         rep_of: list[np.ndarray] = []
@@ -183,13 +241,16 @@ def dedup_parquet(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
+    log.debug("exact dedup pass 2 (first of each key): %.2fs", time.perf_counter() - started)
     # pass 3: stream the source again; representatives always come before their duplicates
     rep_ids = pl.DataFrame(schema={"_row": pl.Int64, "_rep_id": pl.String})
     kept_writer = dropped_writer = None
+    writes = ThreadPoolExecutor(1)  # compress and write while the next batch is read
+    pending: Future | None = None
     start = 0
     cluster, size_col = f"{step}__cluster", f"{step}__cluster_size"
     try:
-        for record_batch in source_file.iter_batches(batch_size=batch_rows):
+        for record_batch in _prefetch(source_file.iter_batches(batch_size=batch_rows)):
             batch = pl.from_arrow(record_batch).with_row_index("_row", offset=start)
             batch = batch.with_columns(pl.col("_row").cast(pl.Int64))
             stop = start + batch.height
@@ -220,15 +281,23 @@ def dedup_parquet(
             kept_table = kept.to_arrow()
             if kept_writer is None:
                 kept_writer = pq.ParquetWriter(kept_path, kept_table.schema, compression="zstd")
-            kept_writer.write_table(kept_table)
+            pending = _after(pending, writes, kept_writer.write_table, kept_table)
             if gone.height:
                 gone_table = gone.to_arrow()
                 if dropped_writer is None:
                     dropped_writer = pq.ParquetWriter(
                         dropped_path, gone_table.schema, compression="zstd"
                     )
-                dropped_writer.write_table(gone_table.cast(dropped_writer.schema))
+                pending = _after(
+                    pending,
+                    writes,
+                    dropped_writer.write_table,
+                    gone_table.cast(dropped_writer.schema),
+                )
+        if pending is not None:
+            pending.result()
     finally:
+        writes.shutdown(wait=True)
         if kept_writer is not None:
             kept_writer.close()
         if dropped_writer is not None:
@@ -237,4 +306,5 @@ def dedup_parquet(
         schema = pa.schema([*source_file.schema_arrow, pa.field(cluster, pa.large_string())])
         pq.write_table(schema.empty_table(), dropped_path)
     n_dropped = int(drop.sum())
+    log.debug("exact dedup pass 3 (write): %.2fs", time.perf_counter() - started)
     return ParquetDedupResult(rows=n, kept=n - n_dropped, dropped=n_dropped, partitions=nparts)
