@@ -61,26 +61,48 @@ def planted_corpus(n_base: int = 1500, seed: int = 3) -> pl.DataFrame:
     )
 
 
-@needs_ray
-@pytest.mark.integration
-def test_ray_engine_gives_the_local_engine_output():
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real local Ray cluster (separate processes), shared by the tests of this module."""
+    if not HAS_RAY:
+        pytest.skip("the 'ray' extra is not installed: pip install 'assay[ray]'")
     import ray
 
-    from assay.curate.dedup import DedupFilter
-
-    corpus = planted_corpus()
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
     try:
-        assert ray.is_initialized()
-        out = {}
-        for name in ("local", "ray"):
-            step = DedupFilter(method="minhash", engine=name, threshold=0.6)
-            out[name] = step.apply(corpus, RunContext(engine=name).for_step(0, "dedup"))
-        local, remote = out["local"], out["ray"]
-        assert remote.report.summary["engine"] == "ray"
-        assert local.corpus.equals(remote.corpus)
-        assert local.dropped.equals(remote.dropped)
-        # the planted copies are what was dropped
-        assert sorted(local.dropped["id"].to_list()) == [f"d{1500 + k}" for k in range(300)]
+        yield ray
     finally:
         ray.shutdown()
+
+
+def _both_engines(corpus: pl.DataFrame, **params):
+    from assay.curate.dedup import DedupFilter
+
+    out = {}
+    for name in ("local", "ray"):
+        step = DedupFilter(method="minhash", engine=name, **params)
+        out[name] = step.apply(corpus, RunContext(engine=name).for_step(0, "dedup"))
+    return out["local"], out["ray"]
+
+
+@needs_ray
+@pytest.mark.integration
+def test_ray_engine_gives_the_local_engine_output(ray_cluster):
+    assert ray_cluster.is_initialized()
+    corpus = planted_corpus()
+    local, remote = _both_engines(corpus, threshold=0.6)
+    assert remote.report.summary["engine"] == "ray"
+    assert local.corpus.equals(remote.corpus)
+    assert local.dropped.equals(remote.dropped)
+    # the planted copies are what was dropped
+    assert sorted(local.dropped["id"].to_list()) == sorted(f"d{1500 + k}" for k in range(300))
+
+
+@needs_ray
+@pytest.mark.integration
+@pytest.mark.slow
+def test_ray_engine_keeps_the_same_ids_on_100k_rows(ray_cluster):
+    corpus = planted_corpus(n_base=84_000)  # + 16,800 planted copies
+    local, remote = _both_engines(corpus, verify=False, ngram=5, num_perm=64)
+    assert local.corpus["id"].to_list() == remote.corpus["id"].to_list()
+    assert local.report.summary["candidate_pairs"] == remote.report.summary["candidate_pairs"]
