@@ -125,11 +125,24 @@ def steps_show(name: str, as_json: bool) -> None:
     click.echo(f"{info['name']} ({info['kind']}, version {info['version']})\n")
     click.echo(info["doc"] + "\n")
     click.echo("parameters:")
-    props = info["config_schema"].get("properties", {})
-    for key, prop in props.items():
-        kind = prop.get("type") or " | ".join(p.get("type", "?") for p in prop.get("anyOf", []))
-        default = json.dumps(prop.get("default")) if "default" in prop else "required"
-        click.echo(f"  {key} ({kind}, default {default}): {prop.get('description', '')}")
+    schema = info["config_schema"]
+    for key, prop in schema.get("properties", {}).items():
+        kind = " | ".join(_type_name(p) for p in prop.get("anyOf", [prop]))
+        if key in schema.get("required", []):
+            default = "required"
+        else:
+            default = f"default {json.dumps(prop['default'])}" if "default" in prop else "optional"
+        click.echo(f"  {key} ({kind}, {default}): {prop.get('description', '')}")
+
+
+def _type_name(prop: dict[str, Any]) -> str:
+    if "$ref" in prop:
+        return prop["$ref"].rsplit("/", 1)[-1]
+    if "enum" in prop:
+        return "|".join(json.dumps(v) for v in prop["enum"])
+    if prop.get("type") == "array":
+        return f"list[{_type_name(prop.get('items', {}))}]"
+    return str(prop.get("type", "any"))
 
 
 @main.group()
