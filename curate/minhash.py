@@ -443,10 +443,16 @@ def pairs_from_buckets(
 
 
 def unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct pairs, sorted by (a, b)."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
     if len(a) == 0:
-        return a.astype(np.int64), b.astype(np.int64)
-    packed = np.unique(np.stack([a, b], axis=1), axis=0)
-    return packed[:, 0].copy(), packed[:, 1].copy()
+        return a, b
+    if max(a.max(), b.max()) < 2**31:  # one packed integer per pair sorts much faster
+        packed = np.unique((a << 32) | b)
+        return packed >> 32, packed & 0xFFFFFFFF
+    pairs = np.unique(np.stack([a, b], axis=1), axis=0)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
 
 
 def jaccard(
