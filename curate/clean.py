@@ -3,6 +3,7 @@ language filters. Every drop is recorded with a reason."""
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from typing import Literal
@@ -54,6 +55,12 @@ class CleanTransform(Transform):
             ge=0,
             description="texts shorter than this are not language-checked (detection is unreliable)",
         )
+        lang_min_confidence: float = Field(
+            0.9,
+            ge=0,
+            le=1,
+            description="drop only when another language is detected with at least this probability",
+        )
 
     def rewrite(self, corpus: pl.DataFrame, ctx: RunContext) -> pl.Series:
         cfg = self.config
@@ -93,7 +100,9 @@ class CleanTransform(Transform):
         reasons = corpus.select(reason.alias("reason"))["reason"]
         summary: dict[str, object] = {}
         if cfg.lang is not None:
-            detected = _detect_language(corpus["text"], cfg.lang_min_chars, ctx)
+            detected = _detect_language(
+                corpus["text"], cfg.lang_min_chars, cfg.lang_min_confidence, ctx
+            )
             wrong = detected.is_not_null() & (detected != cfg.lang) & reasons.is_null()
             reasons = pl.select(
                 pl.when(wrong).then(pl.lit("language:") + detected).otherwise(reasons)
@@ -114,16 +123,32 @@ def _unescape(text: pl.Series) -> pl.Series:
     return pl.Series(text.name, values, dtype=pl.String)
 
 
-def _detect_language(text: pl.Series, min_chars: int, ctx: RunContext) -> pl.Series:
-    from assay.errors import require
-
-    langid = require("py3langid", "lang", "the language filter")
+def _detect_language(
+    text: pl.Series, min_chars: int, min_confidence: float, ctx: RunContext
+) -> pl.Series:
+    """The language of each text, or null where the text is short or detection unsure."""
+    identify = _language_identifier()
     codes: list[str | None] = []
     chunk = 1000
     values = text.to_list()
     with ctx.task("detecting languages", total=len(values)) as task:
         for start in range(0, len(values), chunk):
             for t in values[start : start + chunk]:
-                codes.append(langid.classify(t)[0] if t is not None and len(t) >= min_chars else None)
+                code = None
+                if t is not None and len(t) >= min_chars:
+                    guess, prob = identify(t)
+                    code = guess if prob >= min_confidence else None
+                codes.append(code)
             task.advance(min(chunk, len(values) - start))
     return pl.Series("lang", codes, dtype=pl.String)
+
+
+@functools.lru_cache(maxsize=1)
+def _language_identifier():
+    """langid's classifier with normalised probabilities (its model ships in the wheel)."""
+    from assay.errors import require
+
+    require("py3langid", "lang", "the language filter")
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True).classify

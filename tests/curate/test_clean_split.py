@@ -33,7 +33,7 @@ def test_clean_word_bounds_and_language_filter():
     c = from_records(
         [
             "this is a perfectly ordinary english sentence about films",
-            "esta es una frase completamente normal sobre películas y actores",
+            "la película es muy buena y los actores hacen un trabajo excelente en cada escena",
             "two words",
         ],
         ["a", "a", "a"],
@@ -93,3 +93,10 @@ def test_split_keeps_existing_and_puts_unlabelled_aside():
 def test_split_rejects_impossible_fractions():
     with pytest.raises(ValueError, match="below 1"):
         SplitStep(dev=0.6, test=0.5)
+
+
+def test_language_filter_keeps_texts_it_is_unsure_about():
+    pytest.importorskip("py3langid")
+    c = from_records(["A taut, intelligent psychological drama."], ["a"], ids=["short_english"])
+    assert CleanTransform(lang="en").apply(c).corpus.height == 1
+    assert CleanTransform(lang="en", lang_min_confidence=0.0).apply(c).corpus.height == 0
