@@ -103,6 +103,7 @@ def exact_clusters(
 # -- out-of-core ---------------------------------------------------------------------------------
 
 T = TypeVar("T")
+THREADS = max(2, min(8, os.cpu_count() or 2))
 _DONE = object()
 
 
@@ -151,6 +152,17 @@ def _hash_batch(batch: pl.DataFrame, norm: Normalization, same_label_only: bool)
     )
 
 
+def _hash_parallel(
+    batch: pl.DataFrame, norm: Normalization, same_label_only: bool, pool: ThreadPoolExecutor
+) -> pl.DataFrame:
+    """`_hash_batch` over slices in threads: polars runs one string chunk on one core, and
+    its string functions release the GIL."""
+    size = -(-batch.height // THREADS)
+    slices = [batch.slice(i, size) for i in range(0, batch.height, size)]
+    parts = list(pool.map(lambda b: _hash_batch(b, norm, same_label_only), slices))
+    return pl.concat(parts) if len(parts) > 1 else parts[0]
+
+
 def dedup_parquet(
     source: str | os.PathLike[str],
     kept_path: str | os.PathLike[str],
@@ -186,12 +198,13 @@ def dedup_parquet(
     try:
         # pass 1: (h1, h2, row) triples, partitioned by hash into flat binary files
         files = [open(scratch / f"part{p:04d}.bin", "wb") for p in range(nparts)]  # noqa: SIM115
+        pool = ThreadPoolExecutor(THREADS)
         try:
             start = 0
             cols = ["text"] + (["label"] if same_label_only else [])
             batches = source_file.iter_batches(batch_size=batch_rows, columns=cols)
             for record_batch in _prefetch(batches):
-                hashed = _hash_batch(pl.from_arrow(record_batch), norm, same_label_only)
+                hashed = _hash_parallel(pl.from_arrow(record_batch), norm, same_label_only, pool)
                 h1 = hashed["h1"].to_numpy()
                 h2 = hashed["h2"].to_numpy()
                 rows = np.arange(start, start + len(h1), dtype=np.uint64)
@@ -205,6 +218,7 @@ def dedup_parquet(
                     if len(chunk):
                         files[p].write(chunk.tobytes())
         finally:
+            pool.shutdown(wait=True)
             for f in files:
                 f.close()
         log.debug("exact dedup pass 1 (hash, partition): %.2fs", time.perf_counter() - started)
