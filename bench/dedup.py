@@ -26,6 +26,7 @@ import argparse
 import json
 import multiprocessing as mp
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -304,8 +305,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-ray", action="store_true", help="only: Ray vs local kept ids")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="assay-bench-"))
+    try:
+        return run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> int:
     peer_rows = min(args.rows, args.peer_rows or 100_000)
-    tmp = Path(tempfile.mkdtemp(prefix="assay-bench-dedup-"))
     big, small = tmp / "big.parquet", tmp / "small.parquet"
     generate(args.rows).write_parquet(big)
     if peer_rows != args.rows:

@@ -20,6 +20,7 @@ import argparse
 import json
 import multiprocessing as mp
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -134,7 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="assay-bench-exact-"))
+    tmp = Path(tempfile.mkdtemp(prefix="assay-bench-"))
+    try:
+        return run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> int:
     src = tmp / "corpus.parquet"
     generate(args.rows, src)
     results = {

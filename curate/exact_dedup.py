@@ -170,8 +170,8 @@ def dedup_parquet(
     *,
     norm: Normalization | None = None,
     same_label_only: bool = False,
-    batch_rows: int = 1_000_000,
-    partition_rows: int = 4_000_000,
+    batch_rows: int = 250_000,
+    partition_rows: int = 2_000_000,
     workdir: str | os.PathLike[str] | None = None,
     step: str = "dedup",
 ) -> ParquetDedupResult:
@@ -248,16 +248,20 @@ def dedup_parquet(
         dup = np.concatenate(dup_rows) if dup_rows else np.zeros(0, np.int64)
         rep = np.concatenate(rep_of) if rep_of else np.zeros(0, np.int64)
         drop[dup] = True
+        # sorted by row, so that each batch of pass 3 finds its rows by binary search
+        order = np.argsort(dup)
+        dup, rep = dup[order], rep[order]
         rep_rows = np.concatenate(sizes_rep) if sizes_rep else np.zeros(0, np.int64)
         rep_sizes = np.concatenate(sizes_n) if sizes_n else np.zeros(0, np.int64)
-        size_of = pl.DataFrame({"_row": rep_rows, "_size": rep_sizes})
-        rep_frame = pl.DataFrame({"_row": dup, "_rep": rep})
+        order = np.argsort(rep_rows)
+        rep_rows, rep_sizes = rep_rows[order], rep_sizes[order]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
     log.debug("exact dedup pass 2 (first of each key): %.2fs", time.perf_counter() - started)
-    # pass 3: stream the source again; representatives always come before their duplicates
-    rep_ids = pl.DataFrame(schema={"_row": pl.Int64, "_rep_id": pl.String})
+    # pass 3: stream the source again; representatives always come before their duplicates,
+    # so the ids of the representatives seen so far are enough (kept as chunks, no copies).
+    rep_id_chunks: list[pl.Series] = []
     kept_writer = dropped_writer = None
     writes = ThreadPoolExecutor(1)  # compress and write while the next batch is read
     pending: Future | None = None
@@ -265,32 +269,27 @@ def dedup_parquet(
     cluster, size_col = f"{step}__cluster", f"{step}__cluster_size"
     try:
         for record_batch in _prefetch(source_file.iter_batches(batch_size=batch_rows)):
-            batch = pl.from_arrow(record_batch).with_row_index("_row", offset=start)
-            batch = batch.with_columns(pl.col("_row").cast(pl.Int64))
-            stop = start + batch.height
-            start = stop
-            mask = pl.Series(drop[batch["_row"].to_numpy()])
-            is_rep = batch.select("_row", "id").join(size_of, on="_row", how="inner")
-            if is_rep.height:
-                rep_ids = pl.concat([rep_ids, is_rep.select("_row", pl.col("id").alias("_rep_id"))])
-            kept = batch.filter(~mask).join(size_of, on="_row", how="left", maintain_order="left")
-            kept = kept.with_columns(
-                pl.col("id").alias(cluster),
-                pl.col("_size").fill_null(1).cast(pl.Int64).alias(size_col),
-            ).drop("_row", "_size")
-            gone = batch.filter(mask)
+            batch = pl.from_arrow(record_batch)
+            lo, hi = start, start + batch.height
+            start = hi
+            i0, i1 = np.searchsorted(rep_rows, [lo, hi])
+            rep_id_chunks.append(batch["id"].gather(rep_rows[i0:i1] - lo))
+            sizes = np.ones(batch.height, dtype=np.int64)
+            sizes[rep_rows[i0:i1] - lo] = rep_sizes[i0:i1]
+            mask = drop[lo:hi]
+            keep_mask = pl.Series(~mask)
+            kept = batch.filter(keep_mask).with_columns(
+                pl.col("id").alias(cluster), pl.Series(size_col, sizes[~mask])
+            )
+            gone = batch.filter(pl.Series(mask))
             if gone.height:
-                gone = (
-                    gone.join(rep_frame, on="_row", how="left", maintain_order="left")
-                    .join(
-                        rep_ids, left_on="_rep", right_on="_row", how="left", maintain_order="left"
-                    )
-                    .with_columns(
-                        pl.col("_rep_id").alias(cluster),
-                        pl.lit(step).alias("step"),
-                        pl.lit("duplicate").alias("reason"),
-                    )
-                    .drop("_row", "_rep", "_rep_id")
+                j0, j1 = np.searchsorted(dup, [lo, hi])
+                known = pl.concat(rep_id_chunks, rechunk=False)
+                where = np.searchsorted(rep_rows[:i1], rep[j0:j1])
+                gone = gone.with_columns(
+                    known.gather(where).alias(cluster),
+                    pl.lit(step).alias("step"),
+                    pl.lit("duplicate").alias("reason"),
                 )
             kept_table = kept.to_arrow()
             if kept_writer is None:
@@ -317,7 +316,8 @@ def dedup_parquet(
         if dropped_writer is not None:
             dropped_writer.close()
     if dropped_writer is None:
-        schema = pa.schema([*source_file.schema_arrow, pa.field(cluster, pa.large_string())])
+        extra = [pa.field(c, pa.large_string()) for c in (cluster, "step", "reason")]
+        schema = pa.schema([*source_file.schema_arrow, *extra])
         pq.write_table(schema.empty_table(), dropped_path)
     n_dropped = int(drop.sum())
     log.debug("exact dedup pass 3 (write): %.2fs", time.perf_counter() - started)
