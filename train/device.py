@@ -14,6 +14,8 @@ import logging
 import os
 import time
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 CPU_BATCH = 16
@@ -96,45 +98,64 @@ def select_device(device: str = "auto", threads: int | None = None) -> DeviceSet
     return DeviceSetup("cpu", None, n, CPU_BATCH)
 
 
-class ThreadGovernor:
-    """Re-fits the torch thread count to the free cores while training runs.
+class ThreadTuner:
+    """Picks torch's CPU thread count by timing real training steps, again and again.
 
-    Other processes come and go during a long fine-tune. Every `interval` seconds the
-    governor compares the machine's busy CPU time with this process's own CPU time over
-    the same wall time; the difference is what others used. It costs two small file reads.
+    Load from other processes comes and goes, and whether a second thread helps depends
+    on it: on a loaded 2-core machine two threads ran 7x slower than one, on a quiet one
+    about 1.6x faster. So every `period` steps the tuner runs a few steps at each candidate
+    count (a candidate more than twice as slow as the best so far is dropped after one
+    step), keeps the fastest per token, and trains with it until the next round.
     """
 
-    def __init__(self, threads: int, interval: float = 15.0) -> None:
-        self.threads = threads
-        self.interval = interval
-        self.cores = available_cores()
-        self.changes = 0
-        self._mark = self._sample()
+    def __init__(self, start: int, cores: int | None = None, trial_steps: int = 3,
+                 period: int = 100) -> None:  # fmt: skip
+        cores = cores or available_cores()
+        self.candidates = sorted({1, start, cores} | ({cores // 2} if cores > 4 else set()))
+        self.trial_steps = trial_steps
+        self.period = period
+        self.threads = start
+        self.history: list[tuple[int, int]] = []  # (step, threads chosen)
+        self._step = 0
+        self._queue: list[int] = []
+        self._timings: dict[int, list[float]] = {}
+        self._started = 0.0
+        self._round()
 
-    @staticmethod
-    def _sample() -> tuple[float, float, float] | None:
-        try:
-            idle, total = _cpu_times()
-        except OSError:
-            return None
-        tick = os.sysconf("SC_CLK_TCK")
-        own = os.times()
-        return time.monotonic(), (total - idle) / tick, own.user + own.system
+    def _round(self) -> None:
+        self._timings = {}
+        self._queue = [c for c in self.candidates for _ in range(self.trial_steps)]
 
-    def tick(self) -> None:
-        if self._mark is None or time.monotonic() - self._mark[0] < self.interval:
-            return
-        now = self._sample()
-        if now is None:
-            return
-        wall = now[0] - self._mark[0]
-        others = max(0.0, (now[1] - self._mark[1]) - (now[2] - self._mark[2])) / wall
-        self._mark = now
-        wanted = max(1, min(self.cores, int(self.cores - others + 0.5)))
-        if wanted != self.threads:
+    def _set(self, n: int) -> None:
+        if n != self.threads:
             import torch
 
-            log.info("others use %.1f cores: torch threads %d -> %d", others, self.threads, wanted)
-            torch.set_num_threads(wanted)
-            self.threads = wanted
-            self.changes += 1
+            torch.set_num_threads(n)
+            self.threads = n
+
+    def before_step(self) -> None:
+        if self._queue:
+            self._set(self._queue[0])
+        self._started = time.perf_counter()
+
+    def after_step(self, tokens: int) -> None:
+        elapsed = time.perf_counter() - self._started
+        self._step += 1
+        if not self._queue:
+            if self._step % self.period == 0:
+                self._round()
+            return
+        n = self._queue.pop(0)
+        per_token = elapsed / max(tokens, 1)
+        self._timings.setdefault(n, []).append(per_token)
+        best = min(min(v) for v in self._timings.values())
+        if per_token > 2 * best:  # clearly worse: no more trial steps for it
+            self._queue = [c for c in self._queue if c != n]
+        if not self._queue:
+            chosen = min(self._timings, key=lambda c: float(np.median(self._timings[c])))
+            if not self.history or self.history[-1][1] != chosen:
+                log.info("torch CPU threads: %d (per-token step times %s)", chosen, {
+                    c: round(float(np.median(t)) * 1e6, 1) for c, t in self._timings.items()
+                })  # fmt: skip
+            self.history.append((self._step, chosen))
+            self._set(chosen)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from assay.errors import InputError, ResourceError, require
 from assay.progress import Progress, SilentProgress
 from assay.train import data as data_mod
-from assay.train.device import DeviceSetup, ThreadGovernor, select_device
+from assay.train.device import DeviceSetup, ThreadTuner, select_device
 from assay.train.embedding import sliced_embedding
 from assay.train.metrics import classification_report, encode
 from assay.train.surgery import LoraSettings, apply_lora, extend_vocabulary, freeze
@@ -101,6 +101,7 @@ class EncoderModel:
         self.model = None
         self.tokenizer = None
         self.added_terms: list[str] = []
+        self.thread_history: list[tuple[int, int]] = []  # (step, CPU threads chosen)
 
     @property
     def examples_per_s(self) -> float:
@@ -195,11 +196,12 @@ class EncoderModel:
         loss_fn = self._loss_function()
         amp = _autocast(self.setup)
         scaler = torch.amp.GradScaler("cuda", enabled=self.setup.amp_dtype == "float16")
-        governor = (
-            ThreadGovernor(self.setup.threads)
+        tuner = (
+            ThreadTuner(self.setup.threads)
             if self.setup.device == "cpu" and cfg.threads is None and self.setup.threads
             else None
         )
+        self.thread_history = tuner.history if tuner is not None else []
         self.model.train()
         step = micro = 0
         started = time.perf_counter()
@@ -208,6 +210,8 @@ class EncoderModel:
         with self.progress.task("fine-tune (examples)", total=total * batch * cfg.grad_accum) as t:
             while not stop:
                 for index in data_mod.batch_order(train.lengths, batch, rng, cfg.bucket_by_length):
+                    if tuner is not None:
+                        tuner.before_step()
                     ids, mask = data_mod.collate(train.input_ids, index, pad)
                     ids, mask = _to(ids, self.setup), _to(mask, self.setup)
                     target = torch.as_tensor(train.targets[index]).to(self.setup.device)
@@ -220,6 +224,8 @@ class EncoderModel:
                     self.train_examples += len(index)
                     t.advance(len(index))
                     if micro % cfg.grad_accum:
+                        if tuner is not None:
+                            tuner.after_step(ids.numel())
                         continue
                     if cfg.max_grad_norm:
                         scaler.unscale_(optimizer)
@@ -229,9 +235,9 @@ class EncoderModel:
                     decay *= 1.0 - optimizer.param_groups[0]["lr"] * cfg.weight_decay
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
+                    if tuner is not None:
+                        tuner.after_step(ids.numel())
                     step += 1
-                    if governor is not None:
-                        governor.tick()
                     if step in evals or step >= total:
                         record = {"step": step, "loss": float(loss.item() * cfg.grad_accum)}
                         if dev is not None:
