@@ -119,7 +119,7 @@ def test_shipped_quickstart_recipe_validates():
     from pathlib import Path
 
     recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml")
-    assert [s.name for s in recipe.steps][:2] == ["clean", "split"]
+    assert [s.name for s in recipe.steps] == ["clean", "dedup", "split"]
 
 
 def test_uncacheable_steps_always_rerun_and_key_later_steps_by_their_output(tmp_path):
