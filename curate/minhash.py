@@ -390,13 +390,19 @@ def _unit_code(unit: str) -> int:
 
 
 def signatures(
-    texts: pa.Array | pa.ChunkedArray, params: MinHashParams
+    texts: pa.Array | pa.ChunkedArray, params: MinHashParams, banded_only: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(n, num_perm) uint32 MinHash signatures and a mask of documents that had any shingle."""
+    """(n, num_perm) uint32 MinHash signatures and a mask of documents that had any shingle.
+
+    With `banded_only`, only the bands x rows permutations that LSH reads are computed.
+    """
     data, offsets = utf8_buffers(texts)
     n = len(offsets) - 1
     a, b = params.coefficients
-    sig = np.empty((n, params.num_perm), dtype=np.uint32)
+    if banded_only:
+        used = params.bands * params.rows
+        a, b = np.ascontiguousarray(a[:used]), np.ascontiguousarray(b[:used])
+    sig = np.empty((n, len(a)), dtype=np.uint32)
     ok = np.empty(n, dtype=np.bool_)
     _kernels()["signatures"](data, offsets, a, b, _unit_code(params.unit), params.ngram, sig, ok)
     return sig, ok
@@ -471,7 +477,7 @@ def jaccard(
 
 def signature_table(table: pa.Table, params: MinHashParams) -> pa.Table:
     """`row, text` -> `row, bucket`: one row per document and band (bucket 0: no shingles)."""
-    sig, ok = signatures(table["text"], params)
+    sig, ok = signatures(table["text"], params, banded_only=True)
     keys, rows = band_keys(sig, ok, params, np.asarray(table["row"], dtype=np.int64))
     return pa.table({"row": rows, "bucket": keys})
 
