@@ -445,18 +445,31 @@ def _findings(
     corpus: pl.DataFrame, decided: pl.DataFrame, cluster_id: pl.Series, rep_id: pl.Series
 ) -> pl.DataFrame:
     """One row per member of a conflicting or cross-split cluster."""
+    multi = (decided["size"] > 1).to_numpy()
+    if not multi.any():
+        return pl.DataFrame(
+            schema={
+                "finding": pl.String,
+                "id": pl.String,
+                "cluster": pl.String,
+                "representative": pl.String,
+                "split": pl.String,
+                "label": pl.String,
+                "size": pl.Int64,
+            }
+        )
+    rows = np.flatnonzero(multi)
     frame = pl.DataFrame(
         {
-            "id": corpus["id"],
-            "cluster": cluster_id,
-            "representative": rep_id,
-            "split": corpus["split"],
-            "label": corpus.select(label_key(corpus)).to_series(),
-            "size": decided["size"],
-            "label_conflict": decided["label_conflict"],
-            "n_splits": decided.select(pl.col("split").n_unique().over("cluster")).to_series(),
+            "id": corpus["id"].gather(rows),
+            "cluster": cluster_id.gather(rows),
+            "representative": rep_id.gather(rows),
+            "split": corpus["split"].gather(rows),
+            "label": corpus.select(label_key(corpus)).to_series().gather(rows),
+            "size": decided["size"].gather(rows),
+            "label_conflict": decided["label_conflict"].gather(rows),
         }
-    ).filter(pl.col("size") > 1)
+    ).with_columns(n_splits=pl.col("split").n_unique().over("cluster"))
     conflict = frame.filter(pl.col("label_conflict")).with_columns(finding=pl.lit("label_conflict"))
     cross = frame.filter(pl.col("n_splits") > 1).with_columns(finding=pl.lit("cross_split"))
     return pl.concat([conflict, cross]).select(
