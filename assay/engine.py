@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 TableFn = Callable[[pa.Table], pa.Table]
 ENGINES = ("local", "ray")
+MAX_PARTITION_ROWS = 2_000_000
 
 
 class Engine(Protocol):
@@ -95,10 +96,14 @@ class RayEngine:
             log.info("started Ray: %s", ray.cluster_resources())
         return ray
 
-    def _partitions(self, ray: Any) -> int:
+    def _partitions(self, ray: Any, rows: int = 0) -> int:
         if self.num_partitions:
             return self.num_partitions
-        return max(2, int(ray.cluster_resources().get("CPU", 2)) * 2)
+        # Enough partitions that none nears Ray Data's block size limit (a block split in
+        # two would hand one key to two calls of the function).
+        return max(
+            2, int(ray.cluster_resources().get("CPU", 2)) * 2, -(-rows // MAX_PARTITION_ROWS)
+        )
 
     def _dataset(self, ray: Any, table: pa.Table, blocks: int) -> Any:
         size = max(1, -(-table.num_rows // blocks))
@@ -130,7 +135,7 @@ class RayEngine:
         ray = self._ray()
         if table.num_rows == 0:
             return fn(table)
-        blocks = self._partitions(ray)
+        blocks = self._partitions(ray, table.num_rows)
         ds = self._dataset(ray, table, blocks).repartition(blocks, keys=[key])
         # batch_size=None hands each hash partition to fn whole, so no key is split.
         out = ds.map_batches(fn, batch_format="pyarrow", batch_size=None, zero_copy_batch=True)
