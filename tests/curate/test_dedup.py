@@ -183,7 +183,7 @@ def test_minhash_char_shingles_catch_typos():
     assert ids(result.corpus) == ["r0"]
 
 
-def test_minhash_is_deterministic_and_seed_dependent_only_in_hashes():
+def test_minhash_is_deterministic():
     texts = [*BASE, *(t.replace("the", "a", 1) for t in BASE)]
     frame = corpus(texts)
     runs = [apply(frame, method="minhash", threshold=0.6).corpus for _ in range(2)]
