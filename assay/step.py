@@ -181,6 +181,14 @@ def dropped_rows(
     )
 
 
+def attach_columns(corpus: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
+    """Add `extra`'s columns to `corpus` by id (replacing same-named ones)."""
+    corpus = corpus.drop([c for c in extra.columns if c != "id" and c in corpus.columns])
+    if extra.height == corpus.height and extra["id"].equals(corpus["id"]):
+        return corpus.hstack(extra.drop("id"))  # same rows in the same order: no join needed
+    return corpus.join(extra, on="id", how="left", maintain_order="left")
+
+
 def partition(corpus: pl.DataFrame, step: str, keep: Keep) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split `corpus` by a Keep decision into (kept, dropped-with-reasons)."""
     mask = pl.Series("keep", np.asarray(keep.mask, dtype=bool))
@@ -190,8 +198,7 @@ def partition(corpus: pl.DataFrame, step: str, keep: Keep) -> tuple[pl.DataFrame
         extra = keep.columns
         if "id" not in extra.columns:
             raise StepError(f"step {step!r} returned columns without an 'id' column")
-        corpus = corpus.drop([c for c in extra.columns if c != "id" and c in corpus.columns])
-        corpus = corpus.join(extra, on="id", how="left", maintain_order="left")
+        corpus = attach_columns(corpus, extra)
     if isinstance(keep.reason, str):
         reasons = pl.Series("reason", [keep.reason] * corpus.height, dtype=pl.String)
     else:
@@ -433,10 +440,7 @@ class Audit(Step):
         out = corpus
         if found.columns is not None:
             self._check_columns(found.columns, "added")
-            out = corpus.drop(
-                [c for c in found.columns.columns if c != "id" and c in corpus.columns]
-            )
-            out = out.join(found.columns, on="id", how="left", maintain_order="left")
+            out = attach_columns(corpus, found.columns)
         report = self._report(summary=dict(found.summary))
         return StepResult(out, report, findings=found.findings)
 
