@@ -23,11 +23,11 @@ _TABLES = ("corpus", "dropped", "findings", "lineage")
 
 
 def default_cache_dir() -> Path:
+    """`ASSAY_CACHE_DIR`, else `steps/` in assay's home directory."""
+    from assay.resources import home
+
     root = os.environ.get("ASSAY_CACHE_DIR")
-    if root:
-        return Path(root)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "assay" / "steps"
+    return Path(root) if root else home() / "steps"
 
 
 def step_key(

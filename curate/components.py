@@ -35,8 +35,10 @@ def _union_find(parent: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
                 parent[rb] = ra
             else:
                 parent[ra] = rb
+    # Roots are the smallest members, so one pass in row order resolves every row.
     for i in range(len(parent)):
-        parent[i] = parent[parent[i]] if parent[i] < i else parent[i]
+        if parent[i] < i:
+            parent[i] = parent[parent[i]]
     return parent
 
 
@@ -53,30 +55,12 @@ _KERNEL = None
 
 
 def _compiled():
-    global _KERNEL
+    """The union-find compiled with numba (once); `_find` is compiled first so the kernel
+    calls the compiled version."""
+    global _KERNEL, _find
     if _KERNEL is None:
         from numba import njit
 
-        find = njit(cache=True, nogil=True)(_find)
-        globals()["_find_jit"] = find
-        _KERNEL = njit(cache=True, nogil=True)(_union_find_jit)
+        _find = njit(cache=True, nogil=True)(_find)
+        _KERNEL = njit(cache=True, nogil=True)(_union_find)
     return _KERNEL
-
-
-_find_jit = _find
-
-
-def _union_find_jit(parent, a, b):  # pragma: no cover - compiled
-    for k in range(len(a)):
-        ra = _find_jit(parent, a[k])
-        rb = _find_jit(parent, b[k])
-        if ra != rb:
-            if ra < rb:
-                parent[rb] = ra
-            else:
-                parent[ra] = rb
-    # Roots are the smallest members, so one pass in row order resolves every row.
-    for i in range(len(parent)):
-        if parent[i] < i:
-            parent[i] = parent[parent[i]]
-    return parent
