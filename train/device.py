@@ -103,28 +103,51 @@ class ThreadTuner:
 
     Load from other processes comes and goes, and whether a second thread helps depends
     on it: on a loaded 2-core machine two threads ran 7x slower than one, on a quiet one
-    about 1.6x faster. So every `period` steps the tuner runs a few steps at each candidate
-    count (a candidate more than twice as slow as the best so far is dropped after one
-    step), keeps the fastest per token, and trains with it until the next round.
+    about 1.6x faster. A round runs a few steps at each candidate count and keeps the
+    fastest per token. Rounds recur every `period` steps, and at once when steps at the
+    chosen count get much slower than they were (load arrived). A count that the CPU time
+    of other processes says would oversubscribe the cores is not tried, and a candidate
+    more than twice as slow as the best so far is dropped after one step.
     """
 
-    def __init__(self, start: int, cores: int | None = None, trial_steps: int = 3,
-                 period: int = 100) -> None:  # fmt: skip
+    def __init__(self, start: int, cores: int | None = None, trial_steps: int = 2,
+                 period: int = 40, slowdown: float = 1.6) -> None:  # fmt: skip
         cores = cores or available_cores()
+        self.cores = cores
         self.candidates = sorted({1, start, cores} | ({cores // 2} if cores > 4 else set()))
         self.trial_steps = trial_steps
         self.period = period
+        self.slowdown = slowdown
         self.threads = start
         self.history: list[tuple[int, int]] = []  # (step, threads chosen)
         self._step = 0
+        self._since_round = 0
         self._queue: list[int] = []
         self._timings: dict[int, list[float]] = {}
+        self._reference = 0.0  # per-token time of the chosen count when it was chosen
         self._started = 0.0
+        self._load_mark = _load_sample()
         self._round()
 
+    def _others(self) -> float | None:
+        """Cores other processes used since the last round (None without /proc)."""
+        now = _load_sample()
+        before, self._load_mark = self._load_mark, now
+        if now is None or before is None or now[0] <= before[0]:
+            return None
+        return max(0.0, (now[1] - before[1]) - (now[2] - before[2])) / (now[0] - before[0])
+
     def _round(self) -> None:
+        others = self._others()
+        allowed = [
+            c for c in self.candidates if c == 1 or others is None or c <= self.cores - others + 0.5
+        ]
         self._timings = {}
-        self._queue = [c for c in self.candidates for _ in range(self.trial_steps)]
+        self._since_round = 0
+        self._queue = [c for c in allowed for _ in range(self.trial_steps)]
+        if len(allowed) == 1:
+            self._queue = []
+            self._choose(allowed[0], 0.0)
 
     def _set(self, n: int) -> None:
         if n != self.threads:
@@ -133,29 +156,43 @@ class ThreadTuner:
             torch.set_num_threads(n)
             self.threads = n
 
+    def _choose(self, n: int, reference: float) -> None:
+        if not self.history or self.history[-1][1] != n:
+            log.info("torch CPU threads: %d", n)
+        self.history.append((self._step, n))
+        self._reference = reference
+        self._set(n)
+
     def before_step(self) -> None:
         if self._queue:
             self._set(self._queue[0])
         self._started = time.perf_counter()
 
     def after_step(self, tokens: int) -> None:
-        elapsed = time.perf_counter() - self._started
+        per_token = (time.perf_counter() - self._started) / max(tokens, 1)
         self._step += 1
+        self._since_round += 1
         if not self._queue:
-            if self._step % self.period == 0:
+            slower = self._reference and per_token > self.slowdown * self._reference
+            if self._since_round >= self.period or slower:
                 self._round()
             return
         n = self._queue.pop(0)
-        per_token = elapsed / max(tokens, 1)
         self._timings.setdefault(n, []).append(per_token)
         best = min(min(v) for v in self._timings.values())
         if per_token > 2 * best:  # clearly worse: no more trial steps for it
             self._queue = [c for c in self._queue if c != n]
         if not self._queue:
-            chosen = min(self._timings, key=lambda c: float(np.median(self._timings[c])))
-            if not self.history or self.history[-1][1] != chosen:
-                log.info("torch CPU threads: %d (per-token step times %s)", chosen, {
-                    c: round(float(np.median(t)) * 1e6, 1) for c, t in self._timings.items()
-                })  # fmt: skip
-            self.history.append((self._step, chosen))
-            self._set(chosen)
+            medians = {c: float(np.median(t)) for c, t in self._timings.items()}
+            chosen = min(medians, key=medians.__getitem__)
+            self._choose(chosen, medians[chosen])
+
+
+def _load_sample() -> tuple[float, float, float] | None:
+    """(wall seconds, machine busy CPU seconds, this process's CPU seconds)."""
+    try:
+        idle, total = _cpu_times()
+    except OSError:
+        return None
+    own = os.times()
+    return time.monotonic(), (total - idle) / os.sysconf("SC_CLK_TCK"), own.user + own.system

@@ -166,19 +166,43 @@ def test_thread_tuner_keeps_the_faster_thread_count(monkeypatch):
 
     set_to = []
     monkeypatch.setattr(torch, "set_num_threads", set_to.append)
+    monkeypatch.setattr(device, "_load_sample", lambda: None)  # no /proc: try every count
     # Fake step times: 1 thread takes 1.0 s per step, 2 threads 5.0 s (an overloaded core).
     now = [0.0]
     monkeypatch.setattr(device.time, "perf_counter", lambda: now[0])
-    tuner = device.ThreadTuner(start=2, cores=2, trial_steps=3, period=10)
+    tuner = device.ThreadTuner(start=2, cores=2, trial_steps=2, period=10)
     assert tuner.candidates == [1, 2]
-    for _ in range(12):
+    for _ in range(14):
         tuner.before_step()
         now[0] += 1.0 if tuner.threads == 1 else 5.0
         tuner.after_step(tokens=100)
-    # Round 1: 3 steps at 1 thread, 1 step at 2 threads (dropped: > 2x slower), then 1.
-    assert tuner.history[0] == (4, 1)
+    # Round 1: 2 steps at 1 thread, 1 step at 2 threads (dropped: > 2x slower); the
+    # second round starts 10 steps after the first.
+    assert tuner.history == [(3, 1), (13, 1)]
     assert tuner.threads == 1
     assert set_to[:2] == [1, 2] and set_to[-1] == 1
+
+
+def test_thread_tuner_reacts_to_a_slowdown_and_skips_oversubscription(monkeypatch):
+    from assay.train import device
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    # Other processes: idle at first, then 1.5 cores busy.
+    samples = iter([(0.0, 0.0, 0.0), (10.0, 0.0, 0.0), (20.0, 25.0, 10.0)])
+    monkeypatch.setattr(device, "_load_sample", lambda: next(samples))
+    now = [0.0]
+    monkeypatch.setattr(device.time, "perf_counter", lambda: now[0])
+    tuner = device.ThreadTuner(start=2, cores=2, trial_steps=1, period=100)
+    step_time = {1: 1.0, 2: 0.6}
+    for i in range(6):
+        if i == 3:
+            step_time[2] = 4.0  # load arrives: two threads now oversubscribe
+        tuner.before_step()
+        now[0] += step_time[tuner.threads]
+        tuner.after_step(tokens=1)
+    # Chose 2 threads, saw them slow down, and (others now busy) only 1 was allowed.
+    assert [t for _, t in tuner.history] == [2, 1]
+    assert tuner.threads == 1
 
 
 def test_free_cores_subtracts_busy_cores():
