@@ -173,10 +173,11 @@ class Step:
 def dropped_rows(
     rows: pl.DataFrame, step: str, reason: str | pl.Series, generated: bool = False
 ) -> pl.DataFrame:
-    reason_col = pl.lit(reason) if isinstance(reason, str) else reason.alias("reason")
+    """`rows` with the columns dropped.parquet adds: step, reason, generated."""
+    reason_col = pl.lit(reason, dtype=pl.String) if isinstance(reason, str) else reason
     return rows.with_columns(
         pl.lit(step).alias("step"),
-        reason_col.alias("reason") if isinstance(reason, str) else reason_col,
+        reason_col.alias("reason"),
         pl.lit(generated).alias("generated"),
     )
 
