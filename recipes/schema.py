@@ -76,9 +76,7 @@ class Recipe(BaseModel):
     protect_eval: bool = Field(
         True, description="fail if augmentation, reweighting or relabelling touches dev/test rows"
     )
-    ablation: AblationSpec | None = Field(
-        None, description="variants to compare (`assay ablate`)"
-    )
+    ablation: AblationSpec | None = Field(None, description="variants to compare (`assay ablate`)")
 
     @field_validator("steps", mode="before")
     @classmethod
