@@ -9,4 +9,5 @@ if [ -f scripts/labelstudio_server.py ]; then
     # The server lives in its own venv (cached); installing it here keeps test timeouts honest.
     .venv/bin/python scripts/labelstudio_server.py install || echo "[test] Label Studio server could not be installed; its tests will skip" >&2
 fi
+.venv/bin/ruff check --quiet .
 exec .venv/bin/python -m pytest "$@"
