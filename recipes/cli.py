@@ -213,9 +213,11 @@ def doctor() -> None:
 # Command groups of other areas, attached last so their modules can import this one's helpers.
 from assay.recipes.cli_ablate import ablate  # noqa: E402
 from assay.recipes.cli_labelstudio import ls  # noqa: E402
+from assay.recipes.cli_train import train  # noqa: E402
 
 main.add_command(ablate)
 main.add_command(ls)
+main.add_command(train)
 
 if __name__ == "__main__":
     main()

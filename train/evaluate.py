@@ -192,3 +192,25 @@ def _predictions(
         pred_series,
         pl.Series("proba", proba.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)),
     )
+
+
+def metric_intervals(
+    outcome: TrainOutcome, seed: int = 0, metrics: Sequence[str] = ("accuracy", "macro_f1")
+) -> dict[str, dict[str, dict[str, float]]]:
+    """95% bootstrap intervals (over evaluation examples) of each metric, per split."""
+    from assay.train.bootstrap import bootstrap_ci
+    from assay.train.metrics import encode
+
+    scored = sorted(set(outcome.classes) | set(corpus_mod.label_set(outcome.predictions)))
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for split in EVAL_SPLITS:
+        part = outcome.predictions.filter(pl.col("split") == split)
+        if part.height == 0:
+            continue
+        y_true = encode(part["label"].to_list(), scored)
+        y_pred = encode(part["pred"].to_list(), scored)
+        out[split] = {
+            m: bootstrap_ci(y_true, y_pred, len(scored), m, rng=rng).to_dict() for m in metrics
+        }
+    return out

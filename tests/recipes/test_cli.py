@@ -87,3 +87,27 @@ def test_data_list_recipe_schema_and_doctor(runner, tmp_path):
     assert result.exit_code == 0 and json.loads(out.read_text())["title"] == "assay recipe"
     result = runner.invoke(main, ["doctor"])
     assert result.exit_code == 0 and "WordNet" in result.output
+
+
+def test_train_reports_metrics_with_intervals(runner, tmp_path):
+    pytest.importorskip("sklearn")
+    from assay import from_records
+    from assay.atomic import write_parquet
+
+    words = {"pos": ["great", "superb", "lovely"], "neg": ["awful", "dull", "boring"]}
+    texts, labels, splits = [], [], []
+    for i in range(120):
+        label = "pos" if i % 2 else "neg"
+        texts.append(f"a {words[label][i % 3]} film number {i}")
+        labels.append(label)
+        splits.append("test" if i % 5 == 0 else "dev" if i % 5 == 1 else "train")
+    run = tmp_path / "run"
+    write_parquet(run / "corpus.parquet", from_records(texts, labels, split=splits))
+    result = runner.invoke(main, ["train", str(run), "-q"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "train-fast" / "metrics.json").read_text())
+    ci = metrics["intervals"]["test"]["accuracy"]
+    assert ci["estimate"] == 1.0 and ci["low"] <= ci["estimate"] <= ci["high"]
+    assert (run / "train-fast" / "predictions_test.parquet").exists()
+    result = runner.invoke(main, ["train", str(tmp_path)])
+    assert result.exit_code == 1 and "neither a corpus parquet" in result.output
