@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import resource
 import shutil
 import statistics
 import sys
@@ -35,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from harness import isolated, peak_rss_mb, target
 
 SHARED = {"ngram": 5, "unit": "word", "num_perm": 64, "threshold": 0.5, "verify": False}
 SYLLABLES = [
@@ -163,16 +162,6 @@ def quality(frame: pl.DataFrame, predicted: np.ndarray) -> dict[str, float]:
 # -- runners (each in its own process) -----------------------------------------------------------
 
 
-def _peak_rss_mb() -> float:
-    # VmHWM belongs to this process's own address space; ru_maxrss would carry the
-    # parent's peak across the spawn (fork + exec).
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_assay(path: str, params: dict, engine: str, repeats: int) -> dict:
     from assay import RunContext
     from assay.corpus import conform
@@ -205,7 +194,7 @@ def run_assay(path: str, params: dict, engine: str, repeats: int) -> dict:
     return {
         "docs_per_s": frame.height / seconds,
         "seconds": seconds,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "bands": result.report.summary.get("bands"),
         "rows_per_band": result.report.summary.get("rows"),
         "kept": result.corpus.height,
@@ -245,7 +234,7 @@ def run_datasketch(path: str, params: dict, repeats: int) -> dict:
     return {
         "docs_per_s": len(texts) / seconds,
         "seconds": seconds,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "bands": lsh.b,
         "rows_per_band": lsh.r,
         "kept": len(np.unique(labels)),
@@ -272,25 +261,6 @@ def check_ray(path: str, params: dict) -> dict:
         "local_s": out["local"][1],
         "ray_s": out["ray"][1],
     }
-
-
-def _child(target, args, queue) -> None:
-    try:
-        queue.put(("ok", target(*args)))
-    except BaseException as exc:  # report, do not hang the parent
-        queue.put(("error", f"{type(exc).__name__}: {exc}"))
-
-
-def isolated(target, *args) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(target, args, queue))
-    proc.start()
-    status, value = queue.get()
-    proc.join()
-    if status != "ok":
-        return {"error": value}
-    return value
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -364,22 +334,22 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
 
     speedup = get(shared_big, "docs_per_s") / get(peer, "docs_per_s")
     targets = [
-        _target(f"docs_per_s_at_{args.rows}", get(shared_big, "docs_per_s"), 250_000, ">="),
-        _target("speedup_vs_datasketch", speedup, 60, ">="),
-        _target(f"peak_rss_mb_at_{args.rows}", get(shared_big, "peak_rss_mb"), 2048, "<="),
-        _target(
+        target(f"docs_per_s_at_{args.rows}", get(shared_big, "docs_per_s"), 250_000, ">="),
+        target("speedup_vs_datasketch", speedup, 60, ">="),
+        target(f"peak_rss_mb_at_{args.rows}", get(shared_big, "peak_rss_mb"), 2048, "<="),
+        target(
             "recall_minus_datasketch_shared_params",
             get(shared_small, "recall") - get(peer, "recall"),
             0.0,
             ">=",
         ),
-        _target(
+        target(
             "defaults_recall_1_2_edits",
             min(get(defaults, "recall_1_edit"), get(defaults, "recall_2_edit")),
             0.95,
             ">=",
         ),
-        _target("defaults_precision", get(defaults, "precision"), 0.99, ">="),
+        target("defaults_precision", get(defaults, "precision"), 0.99, ">="),
     ]
     report = {
         "bench": "dedup",
@@ -392,11 +362,6 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     else:
         print_table(report)
     return 0
-
-
-def _target(name: str, value: float, bound: float, op: str) -> dict:
-    met = value >= bound if op == ">=" else value <= bound
-    return {"name": name, "value": round(value, 4), "target": f"{op} {bound}", "met": bool(met)}
 
 
 def print_table(report: dict) -> None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import resource
 import shutil
 import sys
 import tempfile
@@ -29,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
+from harness import isolated, peak_rss_mb, target
 
 CHUNK = 1_000_000
 
@@ -68,16 +67,6 @@ def generate(rows: int, path: Path, seed: int = 11) -> None:
         writer.close()
 
 
-def _peak_rss_mb() -> float:
-    # VmHWM belongs to this process's own address space; ru_maxrss would carry the
-    # parent's peak across the spawn (fork + exec).
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_assay(src: str, out: str) -> dict:
     from assay.curate.exact_dedup import dedup_parquet
 
@@ -87,7 +76,7 @@ def run_assay(src: str, out: str) -> dict:
     return {
         "rows_per_s": res.rows / seconds,
         "seconds": seconds,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "kept": res.kept,
         "dropped": res.dropped,
     }
@@ -107,27 +96,10 @@ def run_polars(src: str, out: str) -> dict:
     return {
         "rows_per_s": frame.height / seconds,
         "seconds": seconds,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "kept": kept,
         "dropped": frame.height - kept,
     }
-
-
-def _child(target, args, queue) -> None:
-    try:
-        queue.put(("ok", target(*args)))
-    except BaseException as exc:
-        queue.put(("error", f"{type(exc).__name__}: {exc}"))
-
-
-def isolated(target, *args) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(target, args, queue))
-    proc.start()
-    status, value = queue.get()
-    proc.join()
-    return value if status == "ok" else {"error": value}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,8 +124,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     a, p = results["assay_streaming"], results["polars_eager"]
     same = a.get("kept") == p.get("kept")
     targets = [
-        _target("rows_per_s", a.get("rows_per_s", 0.0), 300_000, ">="),
-        _target("peak_rss_mb", a.get("peak_rss_mb", float("inf")), 3072, "<="),
+        target("rows_per_s", a.get("rows_per_s", 0.0), 300_000, ">=", digits=1),
+        target("peak_rss_mb", a.get("peak_rss_mb", float("inf")), 3072, "<=", digits=1),
         {"name": "same_kept_count_as_polars", "value": same, "target": "== true", "met": same},
     ]
     report = {
@@ -183,11 +155,6 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
                 f"  {'MET ' if t['met'] else 'MISS'} {t['name']}: {t['value']} (target {t['target']})"
             )
     return 0
-
-
-def _target(name: str, value: float, bound: float, op: str) -> dict:
-    met = value >= bound if op == ">=" else value <= bound
-    return {"name": name, "value": round(value, 1), "target": f"{op} {bound}", "met": bool(met)}
 
 
 if __name__ == "__main__":
