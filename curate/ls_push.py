@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,18 +189,15 @@ def push(
         with progress.task(
             f"importing tasks into project {project.id}", total=len(new_rows)
         ) as bar:
-            for start in range(0, len(new_rows), batch_size):
-                batch = new_rows[start : start + batch_size]
-                # No automatic retry: a retried import whose first attempt landed would
-                # duplicate tasks. A rerun of push lists first and fills what is missing.
-                client.call(
-                    f"import {len(batch)} tasks into project {project.id}",
-                    client.sdk.projects.import_tasks,
-                    id=project.id,
-                    request=batch,
-                    request_options={"max_retries": 0},
-                )
-                bar.advance(len(batch))
+            _import_batches(
+                client,
+                project,
+                "tasks",
+                client.sdk.projects.import_tasks,
+                new_rows,
+                batch_size,
+                bar.advance,
+            )
     report.n_created = len(new_rows)
     report.n_predictions = sum(1 for t in new_rows if "predictions" in t)
     report.n_predictions += _predict_existing(client, project, keep, preds, batch_size)
@@ -247,16 +244,36 @@ def _predict_existing(
         for ex, task_id in targets.items()
         if (task_id, preds[ex]["model_version"]) not in have
     ]
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
+    _import_batches(
+        client, project, "predictions", client.sdk.projects.import_predictions, todo, batch_size
+    )
+    return len(todo)
+
+
+def _import_batches(
+    client: Client,
+    project: Project,
+    what: str,
+    importer: Callable[..., Any],
+    rows: list[dict[str, Any]],
+    batch_size: int,
+    advance: Callable[[int], None] | None = None,
+) -> None:
+    """Send `rows` to an import endpoint in batches of `batch_size`.
+
+    No automatic retry: a retried import whose first attempt landed would duplicate rows.
+    A rerun of push lists first and fills what is missing."""
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
         client.call(
-            f"import {len(batch)} predictions into project {project.id}",
-            client.sdk.projects.import_predictions,
+            f"import {len(batch)} {what} into project {project.id}",
+            importer,
             id=project.id,
             request=batch,
             request_options={"max_retries": 0},
         )
-    return len(todo)
+        if advance is not None:
+            advance(len(batch))
 
 
 def _existing_tasks(client: Client, project: Project, progress: Progress) -> list[dict[str, Any]]:
