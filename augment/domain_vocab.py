@@ -5,12 +5,12 @@ chosen ones to training as new tokenizer tokens.
     term to the domain term). Each augmentation substitutes matched terms by a variant,
     or inserts a variant at a random position, with a cap on how many generated rows may
     use each domain term.
-(b) Mining (`mine:`, see `assay.augment.domain_terms`): words over-represented in the
+(b) Mining (`mine:`, see `assay.augment.term_mining`): words over-represented in the
     corpus against a general reference word-frequency list, with their fertility under
     the model's tokenizer (and optionally under a sentencepiece model of the corpus).
 (c) The chosen terms go to the report summary as `<step>__terms` and to
     `domain_terms.txt` in the step's work directory; the training loop adds them as
-    tokens (see `assay.augment.domain_terms` for the format and `chosen_terms`).
+    tokens (see `assay.augment.term_mining` for the format and `chosen_terms`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pydantic import Field
 
 from assay import corpus as corpus_mod
 from assay.augment.base import Draw, TextAugmenter, TextAugmenterConfig
-from assay.augment.domain_terms import MineConfig, mine_terms, write_terms
+from assay.augment.term_mining import MineConfig, mine_terms, write_terms
 from assay.context import RunContext
 from assay.errors import InputError
 from assay.registry import register

@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from assay.augment.base import Draw, TextAugmenter, TextAugmenterConfig
-from assay.augment.words import IS_WORD, OPS, WordTable, shared_table
+from assay.augment.word_ops import IS_WORD, OPS, WordTable, shared_table
 from assay.context import RunContext
 from assay.registry import register
 
@@ -46,7 +46,7 @@ def word_table(cfg: WordEditConfig, needs_synonyms: bool) -> WordTable:
 
 
 class WordEditAugmenter(TextAugmenter):
-    """Base of augmenters that apply word operations from `assay.augment.words`."""
+    """Base of augmenters that apply word operations from `assay.augment.word_ops`."""
 
     Config: ClassVar[type[WordEditConfig]] = WordEditConfig
     ops: ClassVar[tuple[str, ...]] = ()

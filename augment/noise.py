@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from assay.augment.base import Draw, TextAugmenter, TextAugmenterConfig
-from assay.augment.words import EDITABLE, IS_WORD, PREFIX, SUFFIX, WORD, shared_table
+from assay.augment.word_ops import EDITABLE, IS_WORD, PREFIX, SUFFIX, WORD, shared_table
 from assay.context import RunContext
 from assay.errors import ResourceError
 from assay.registry import register

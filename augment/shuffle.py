@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from assay.augment.base import Draw, TextAugmenter, TextAugmenterConfig
-from assay.augment.words import shared_table, shuffle_words
+from assay.augment.word_ops import shared_table, shuffle_words
 from assay.context import RunContext
 from assay.registry import register
 

@@ -207,7 +207,7 @@ def run_datasketch(path: str, params: dict, repeats: int) -> dict:
 
     from datasketch import MinHash, MinHashLSH
 
-    from assay.curate.components import components
+    from assay.curate.dedup_clusters import components
 
     frame = pl.read_parquet(path)
     texts = frame["text"].to_list()

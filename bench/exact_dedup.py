@@ -4,7 +4,7 @@ Generates `--rows` short rows (8 random words; 30% are copies of an earlier row 
 changed case, punctuation or spacing), written to Parquet outside the timing. Then, each
 in its own fresh process (so peak RSS is its own), one after the other:
 
-- assay: `assay.curate.exact_dedup.dedup_parquet` (streaming: hash partitions on disk,
+- assay: `assay.curate.dedup_exact.dedup_parquet` (streaming: hash partitions on disk,
   one partition in memory at a time, kept and dropped rows streamed out);
 - polars eager: read the file, normalise, keep the first row of each normalised text
   (`is_first_distinct`), write kept and dropped rows.
@@ -68,7 +68,7 @@ def generate(rows: int, path: Path, seed: int = 11) -> None:
 
 
 def run_assay(src: str, out: str) -> dict:
-    from assay.curate.exact_dedup import dedup_parquet
+    from assay.curate.dedup_exact import dedup_parquet
 
     start = time.perf_counter()
     res = dedup_parquet(src, f"{out}/assay_kept.parquet", f"{out}/assay_dropped.parquet")
@@ -83,7 +83,7 @@ def run_assay(src: str, out: str) -> dict:
 
 
 def run_polars(src: str, out: str) -> dict:
-    from assay.curate.exact_dedup import Normalization, normalized
+    from assay.curate.dedup_exact import Normalization, normalized
 
     start = time.perf_counter()
     frame = pl.read_parquet(src)

@@ -31,9 +31,9 @@ from pathlib import Path
 import httpx
 
 from assay.corpus import from_records
-from assay.curate import ls_sync
-from assay.curate.ls_client import Connection
-from assay.curate.ls_config import init_project
+from assay.curate.labelstudio import sync as ls_sync
+from assay.curate.labelstudio.client import Connection
+from assay.curate.labelstudio.config import init_project
 
 LABELS = ["neg", "pos"]
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,15 +26,15 @@ from pydantic import Field, model_validator
 
 from assay.context import RunContext
 from assay.corpus import EVAL_SPLITS
-from assay.curate.components import components
-from assay.curate.exact_dedup import Normalization, exact_clusters, label_key
+from assay.curate.dedup_clusters import components
+from assay.curate.dedup_exact import Normalization, exact_clusters, label_key
 from assay.engine import get_engine
 from assay.errors import InputError
 from assay.registry import register
 from assay.step import Filter, Keep, StepConfig
 
 if TYPE_CHECKING:
-    from assay.curate.minhash import MinHashParams
+    from assay.curate.dedup_minhash import MinHashParams
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def find_clusters(
 
 
 def minhash_params(cfg: DedupConfig, ctx: RunContext) -> MinHashParams:
-    from assay.curate.minhash import MinHashParams, optimal_param
+    from assay.curate.dedup_minhash import MinHashParams, optimal_param
 
     if cfg.bands is None:
         bands, rows = optimal_param(cfg.similarity, cfg.num_perm)
@@ -199,14 +199,14 @@ def near_duplicate_pairs(
     """Candidate pairs from LSH buckets, optionally verified; rows are positions in `texts`."""
     import functools
 
-    from assay.curate import minhash
+    from assay.curate import dedup_minhash
 
     engine = get_engine(engine)
     n = len(texts)
     rows = pa.table({"row": pa.array(np.arange(n, dtype=np.int64)), "text": texts})
-    buckets = engine.map_batches(rows, functools.partial(minhash.signature_table, params=params))
-    pairs = engine.shuffle_map(buckets, "bucket", minhash.bucket_pairs)
-    a, b = minhash.unique_pairs(
+    buckets = engine.map_batches(rows, functools.partial(dedup_minhash.signature_table, params=params))
+    pairs = engine.shuffle_map(buckets, "bucket", dedup_minhash.bucket_pairs)
+    a, b = dedup_minhash.unique_pairs(
         np.asarray(pairs["a"], dtype=np.int64), np.asarray(pairs["b"], dtype=np.int64)
     )
     stats: dict[str, Any] = {"candidate_pairs": len(a)}
@@ -214,12 +214,12 @@ def near_duplicate_pairs(
         table = pa.table(
             {"a": a, "b": b, "text_a": texts.take(pa.array(a)), "text_b": texts.take(pa.array(b))}
         )
-        scored = engine.map_batches(table, functools.partial(minhash.verify_pairs, params=params))
+        scored = engine.map_batches(table, functools.partial(dedup_minhash.verify_pairs, params=params))
         score = np.asarray(scored["jaccard"])
         ok = score >= verify_threshold
         a = np.asarray(scored["a"], dtype=np.int64)[ok]
         b = np.asarray(scored["b"], dtype=np.int64)[ok]
-        a, b = minhash.unique_pairs(a, b)
+        a, b = dedup_minhash.unique_pairs(a, b)
         stats["verified_pairs"] = len(a)
     return a, b, stats
 
@@ -227,10 +227,10 @@ def near_duplicate_pairs(
 def semantic_pairs(
     corpus: pl.DataFrame, cfg: DedupConfig, ctx: RunContext
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    from assay.curate import semantic_dedup
+    from assay.curate import dedup_semantic
 
-    vectors = semantic_dedup.embed(corpus["text"].to_list(), cfg.model, cfg.batch_size)
-    a, b, _ = semantic_dedup.similar_pairs(
+    vectors = dedup_semantic.embed(corpus["text"].to_list(), cfg.model, cfg.batch_size)
+    a, b, _ = dedup_semantic.similar_pairs(
         vectors, cfg.similarity, cfg.neighbours, rng=ctx.rng("semantic")
     )
     stats = {"model": cfg.model or "all-MiniLM-L6-v2", "neighbours": cfg.neighbours}

@@ -17,7 +17,7 @@ BUILTIN_STEP_MODULES = [
     "assay.augment.shuffle",
     "assay.augment.noise",
     "assay.augment.domain_vocab",
-    "assay.curate.labelstudio",
+    "assay.curate.labelstudio.steps",
 ]
 
 _loaded = False

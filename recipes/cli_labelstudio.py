@@ -49,7 +49,7 @@ def _connection_options(fn):
 
 
 def _client(url: str, token_env: str):
-    from assay.curate.ls_client import Connection
+    from assay.curate.labelstudio.client import Connection
 
     return Connection.from_env(url, token_env).client()
 
@@ -113,7 +113,7 @@ def init_cmd(
 ) -> None:
     """Create a project with a label config from the corpus's labels, or check an existing one."""
     from assay import corpus as corpus_mod
-    from assay.curate.ls_config import init_project
+    from assay.curate.labelstudio.config import init_project
 
     label_set: list[str] = []
     if corpus is not None:
@@ -169,7 +169,7 @@ def push_cmd(
     import numpy as np
     import polars as pl
 
-    from assay.curate import ls_sync
+    from assay.curate.labelstudio import sync as ls_sync
 
     frame = read_corpus(corpus)
     rows = ls_sync.select_rows(
@@ -244,7 +244,7 @@ def pull_cmd(
     """Pull annotations updated since the last pull; resolve labels; report agreement."""
     import polars as pl
 
-    from assay.curate import ls_sync
+    from assay.curate.labelstudio import sync as ls_sync
 
     probs = pl.read_parquet(pred_probs) if pred_probs is not None else None
     client = _client(url, token_env)
@@ -302,7 +302,7 @@ def status_cmd(
     url: str, token_env: str, project: str, sync_dir: Path | None, quiet: bool, as_json: bool
 ) -> None:
     """Counts of tasks, annotated tasks and disagreements, and the last sync times."""
-    from assay.curate import ls_sync
+    from assay.curate.labelstudio import sync as ls_sync
 
     client = _client(url, token_env)
     info = ls_sync.status(client, project, _sync_dir(sync_dir, project))

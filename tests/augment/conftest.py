@@ -21,7 +21,7 @@ def fake_synonyms():
 def table(fake_synonyms):
     """A WordTable over the fake synonyms and the real offline tagger."""
     from assay.augment.tagger import default_tagger
-    from assay.augment.words import WordTable
+    from assay.augment.word_ops import WordTable
 
     def make(**kw):
         return WordTable(fake_synonyms, default_tagger(), **kw)
@@ -48,7 +48,7 @@ def wordnet_synonyms():
 
 
 def _general_english(n_sentences: int, seed: int = 0) -> list[list[str]]:
-    from assay.augment.domain_terms import reference_counts
+    from assay.augment.term_mining import reference_counts
 
     counts = reference_counts(None)
     words = [w for w, _ in counts.most_common(3000) if w.isalpha() and len(w) > 2]

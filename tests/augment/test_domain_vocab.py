@@ -4,8 +4,8 @@ import polars as pl
 import pytest
 
 from assay import RunContext, from_records
-from assay.augment.domain_terms import TERMS_FILE, MineConfig, mine_terms
 from assay.augment.domain_vocab import DomainVocabAugmenter, load_lexicon
+from assay.augment.term_mining import TERMS_FILE, MineConfig, mine_terms
 from assay.errors import InputError
 
 

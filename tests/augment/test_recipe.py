@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assay import RunContext, from_records, registry
-from assay.augment.domain_terms import chosen_terms
+from assay.augment.term_mining import chosen_terms
 from assay.errors import RecipeError
 from assay.recipes.catalog import load_steps
 from assay.recipes.runner import run_recipe

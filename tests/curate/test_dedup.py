@@ -196,7 +196,7 @@ def test_config_rejects_unknown_keys_and_half_banding():
     with pytest.raises(ValueError, match="bands and rows"):
         DedupFilter(method="minhash", bands=4)
     with pytest.raises(InputError):
-        from assay.curate.minhash import MinHashParams
+        from assay.curate.dedup_minhash import MinHashParams
 
         MinHashParams(bands=10, rows=10, num_perm=64)
 
@@ -208,7 +208,7 @@ def test_empty_and_punctuation_only_texts_are_not_near_duplicates():
 
 
 def test_dedup_parquet_streams_partitions_and_matches_in_memory(tmp_path):
-    from assay.curate.exact_dedup import dedup_parquet
+    from assay.curate.dedup_exact import dedup_parquet
 
     texts = [BASE[i % 4] + ("!" if i % 3 else "") for i in range(40)] + BASE[4:]
     frame = corpus(texts)

@@ -7,7 +7,7 @@ import pytest
 
 from assay import RunContext
 from assay.corpus import from_records
-from assay.curate import semantic_dedup
+from assay.curate import dedup_semantic
 from assay.curate.dedup import DedupFilter
 from assay.step import check_accounting
 
@@ -34,7 +34,7 @@ def fake_encoder(monkeypatch):
         seen["model"] = model
         return VECTORS[[int(t.split()[-1]) for t in texts]]
 
-    monkeypatch.setattr(semantic_dedup, "embed", embed)
+    monkeypatch.setattr(dedup_semantic, "embed", embed)
     return seen
 
 
@@ -76,10 +76,10 @@ def test_exact_and_blocked_neighbours_agree_on_planted_pairs():
     base = rng.standard_normal((300, 32)).astype(np.float32)
     near = base[:40] + 0.05 * rng.standard_normal((40, 32)).astype(np.float32)
     vectors = np.concatenate([base, near])
-    a, b, s = semantic_dedup.similar_pairs(vectors, 0.95, "exact")
+    a, b, s = dedup_semantic.similar_pairs(vectors, 0.95, "exact")
     assert sorted(zip(a.tolist(), b.tolist(), strict=True)) == [(i, 300 + i) for i in range(40)]
     assert (s >= 0.95).all()
-    a2, b2, _ = semantic_dedup.similar_pairs(vectors, 0.95, "blocked", rng=np.random.default_rng(1))
+    a2, b2, _ = dedup_semantic.similar_pairs(vectors, 0.95, "blocked", rng=np.random.default_rng(1))
     assert set(zip(a2.tolist(), b2.tolist(), strict=True)) <= set(
         zip(a.tolist(), b.tolist(), strict=True)
     )

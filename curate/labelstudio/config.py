@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from assay.curate.ls_client import Client
+from assay.curate.labelstudio.client import Client
 from assay.errors import InputError
 
 log = logging.getLogger(__name__)

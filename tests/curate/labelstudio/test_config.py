@@ -12,10 +12,11 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from assay.corpus import from_records
-from assay.curate import ls_sync
-from assay.curate.labelstudio import LabelStudioPull, LabelStudioPush, corpus_from_export
-from assay.curate.ls_client import Connection
-from assay.curate.ls_config import check_config, label_config_xml, parse_label_config
+from assay.curate.labelstudio import sync as ls_sync
+from assay.curate.labelstudio.client import Connection
+from assay.curate.labelstudio.config import check_config, label_config_xml, parse_label_config
+from assay.curate.labelstudio.export import corpus_from_export
+from assay.curate.labelstudio.steps import LabelStudioPull, LabelStudioPush
 from assay.errors import InputError, RemoteError
 
 
@@ -153,7 +154,7 @@ def test_every_ls_command_has_help():
 
 def test_steps_do_not_import_the_sdk_until_used():
     code = (
-        "import sys, assay.curate.labelstudio, assay.recipes.cli_labelstudio; "
+        "import sys, assay.curate.labelstudio.steps, assay.recipes.cli_labelstudio; "
         "print(any(m.startswith('label_studio_sdk') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

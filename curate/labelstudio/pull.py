@@ -21,9 +21,9 @@ import polars as pl
 from assay import atomic
 from assay import corpus as corpus_mod
 from assay.curate import agreement as agreement_mod
-from assay.curate.ls_client import LS_TIME, Client
-from assay.curate.ls_config import ID_KEY, LabelConfig, Project
-from assay.curate.ls_state import (
+from assay.curate.labelstudio.client import LS_TIME, Client
+from assay.curate.labelstudio.config import ID_KEY, LabelConfig, Project
+from assay.curate.labelstudio.state import (
     AGREEMENT,
     ANNOTATIONS,
     CONSENSUS,

@@ -27,7 +27,7 @@ from pathlib import Path
 import polars as pl
 from pydantic import Field
 
-from assay.augment.words import STOP_WORDS
+from assay.augment.word_ops import STOP_WORDS
 from assay.errors import ResourceError, require
 from assay.step import StepConfig
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import Counter
 
 from assay.augment.base import Protected, n_edits, split_token
-from assay.augment.words import delete, insert, replace, shuffle_words, swap
+from assay.augment.word_ops import delete, insert, replace, shuffle_words, swap
 
 SENTENCE = (
     "the director films quiet scenes , builds tension slowly and rewards patient viewers "

@@ -3,7 +3,7 @@ from __future__ import annotations
 import polars as pl
 
 from assay.corpus import from_records
-from assay.train.controls import duplicate_control, subsample_train
+from assay.train.ablation_data import duplicate_control, subsample_train
 
 
 def test_duplicate_control_matches_rows_per_parent_and_label():

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from assay.context import RunContext
 from assay.corpus import from_records
-from assay.curate import ls_sync
-from assay.curate.labelstudio import LabelStudioPull, LabelStudioPush
-from assay.curate.ls_client import Connection
-from assay.curate.ls_config import init_project
+from assay.curate.labelstudio import sync as ls_sync
+from assay.curate.labelstudio.client import Connection
+from assay.curate.labelstudio.config import init_project
+from assay.curate.labelstudio.steps import LabelStudioPull, LabelStudioPush
 from assay.errors import InputError, RemoteError
 from assay.step import check_accounting
 

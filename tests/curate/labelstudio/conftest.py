@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "labelstudio_server.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "labelstudio_server.py"
 
 
 def server_module():

@@ -6,7 +6,7 @@ incremental, and both keep their state in a sync directory (ls_state).
 
 from __future__ import annotations
 
-from assay.curate.ls_pull import (
+from assay.curate.labelstudio.pull import (
     LIGHT_FIELDS,
     PULL_MARGIN_S,
     TASK_SCHEMA,
@@ -18,8 +18,8 @@ from assay.curate.ls_pull import (
     status,
     task_annotations,
 )
-from assay.curate.ls_push import BATCH_SIZE, PushReport, push, select_rows
-from assay.curate.ls_state import (
+from assay.curate.labelstudio.push import BATCH_SIZE, PushReport, push, select_rows
+from assay.curate.labelstudio.state import (
     AGREEMENT,
     ANNOTATIONS,
     CONSENSUS,

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from assay.corpus import from_records
-from assay.curate import ls_sync
-from assay.curate.ls_client import Connection
-from assay.curate.ls_config import init_project
+from assay.curate.labelstudio import sync as ls_sync
+from assay.curate.labelstudio.client import Connection
+from assay.curate.labelstudio.config import init_project
 from assay.errors import RemoteError
 
 from .conftest import installed_server_module

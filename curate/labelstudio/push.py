@@ -20,9 +20,9 @@ import numpy as np
 import polars as pl
 
 from assay import corpus as corpus_mod
-from assay.curate.ls_client import Client
-from assay.curate.ls_config import ID_KEY, LabelConfig, Project
-from assay.curate.ls_state import SyncState, fresh_project, utc_now
+from assay.curate.labelstudio.client import Client
+from assay.curate.labelstudio.config import ID_KEY, LabelConfig, Project
+from assay.curate.labelstudio.state import SyncState, fresh_project, utc_now
 from assay.errors import InputError
 from assay.progress import Progress, SilentProgress
 

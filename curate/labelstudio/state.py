@@ -18,8 +18,8 @@ from typing import Any
 import polars as pl
 
 from assay import atomic
-from assay.curate.ls_client import LS_TIME, Client
-from assay.curate.ls_config import Project, get_project
+from assay.curate.labelstudio.client import LS_TIME, Client
+from assay.curate.labelstudio.config import Project, get_project
 from assay.errors import InputError
 
 log = logging.getLogger(__name__)

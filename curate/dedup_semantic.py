@@ -100,7 +100,7 @@ def _blocked(
     bits: int | None,
     tables: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from assay.curate.minhash import pairs_from_buckets
+    from assay.curate.dedup_minhash import pairs_from_buckets
 
     n, dim = vectors.shape
     # about 16 rows per bucket: candidates stay O(n) and buckets rarely turn into stars
