@@ -5,7 +5,8 @@ import json
 import polars as pl
 import pytest
 
-from assay.curate.io import ReadOptions, labelstudio_to_table, read, write
+from assay.curate.io import ReadOptions, read, write
+from assay.curate.labelstudio.export import read_export
 from assay.errors import InputError
 
 
@@ -145,7 +146,7 @@ def test_label_studio_export_takes_latest_accepted_annotation(tmp_path):
     p.write_text(json.dumps(tasks))
     c = read(opts(p, id_column="ex_id")).corpus
     assert c.sort("id")["label"].to_list() == ["pos", None]
-    assert labelstudio_to_table(tasks).height == 2
+    assert read_export(tasks).height == 2
 
 
 def test_parquet_limit_and_content_ids_are_stable(tmp_path):
