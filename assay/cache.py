@@ -261,13 +261,11 @@ class StepCache:
 
     def entries(self) -> list[CacheEntry]:
         """Every complete entry, with its size and the time it was last written or used."""
-        out = []
-        if not self.root.is_dir():
-            return out
-        for shard in sorted(self.root.iterdir()):
+        out: list[CacheEntry] = []
+        for shard in _listdir(self.root):
             if not shard.is_dir() or shard.name.startswith("."):
                 continue
-            for entry in sorted(shard.iterdir()):
+            for entry in _listdir(shard):
                 if entry.name.startswith(".") or not entry.is_dir():
                     continue
                 try:
@@ -295,7 +293,8 @@ class StepCache:
     ) -> PruneResult:
         """Remove entries not used for `older_than`, or every entry; returns what was freed.
 
-        Half-written entries left by a crashed writer are removed too once an hour old."""
+        Half-written entries left by a crashed writer are removed too once an hour old
+        (younger ones may belong to a writer at work)."""
         if older_than is None and not everything:
             raise InputError("prune needs an age (older_than) or everything=True")
         now = time.time()
@@ -306,13 +305,12 @@ class StepCache:
                 freed += entry.size
                 removed += 1
                 _remove(entry.path)
-        if self.root.is_dir():
-            for shard in self.root.iterdir():
-                if not shard.is_dir():
-                    continue
+        for shard in _listdir(self.root):
+            if shard.is_dir():
                 for tmp in shard.glob(".*"):
                     try:
-                        stale = everything or now - tmp.stat().st_mtime > _STALE_TMP_S
+                        # even with everything: a young one may be a writer at work
+                        stale = now - tmp.stat().st_mtime > _STALE_TMP_S
                     except OSError:
                         continue
                     if stale:
@@ -385,6 +383,13 @@ def format_age(seconds: float | None) -> str:
         if seconds >= span:
             return f"{seconds / span:.1f}{unit}"
     return f"{seconds:.0f}s"
+
+
+def _listdir(path: Path) -> list[Path]:
+    try:
+        return sorted(path.iterdir())
+    except OSError:  # missing or unreadable: nothing to list
+        return []
 
 
 def _size(path: Path) -> int:

@@ -225,8 +225,13 @@ def test_info_and_prune_by_age(tmp_path):
     info = cache.info()
     assert info.entries == 3 and info.size > 0
     assert info.to_dict()["oldest_age_s"] > 30 * 86400 > info.to_dict()["newest_age_s"]
+    crashed = tmp_path / "ol" / ".old3.half-written"  # a writer died before its rename
+    crashed.mkdir()
+    (crashed / "corpus.parquet").write_bytes(b"x" * 10)
+    os.utime(crashed, (month_ago, month_ago))
     pruned = cache.prune(timedelta(days=30))
     assert pruned.removed == 2 and pruned.freed > 0
+    assert not crashed.exists()
     assert [e.key for e in cache.entries()] == ["new1"]
     assert cache.prune(everything=True).removed == 1
     assert cache.info().entries == 0
