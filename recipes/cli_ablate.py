@@ -24,7 +24,9 @@ def ablate(
     no_cache: bool,
     quiet: bool,
 ) -> None:
-    """Compare a recipe's data variants: mean metric, delta vs baseline with a 95% CI."""
+    """Compare a recipe's data variants: mean metric, delta vs baseline with a 95% CI.
+
+    Finished (variant, seed) cells resume even with --no-cache."""
     from rich.console import Console
 
     from assay.cache import StepCache
