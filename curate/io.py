@@ -15,13 +15,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from assay import corpus as corpus_mod
 from assay.atomic import atomic_path, write_parquet
+from assay.curate.labelstudio.export import DEFAULT_RULE, LabelRule, read_export
 from assay.errors import InputError
 from assay.hashing import file_hash, json_hash
 from assay.ids import content_ids
@@ -89,6 +90,12 @@ class ReadOptions(BaseModel):
         False, description="null or empty text is an error instead of a recorded drop"
     )
     limit: int | None = Field(None, ge=1, description="read only the first N rows")
+    annotations: LabelRule = Field(
+        DEFAULT_RULE,
+        description="Label Studio exports: the label of a task with several annotations; "
+        "latest (newest non-cancelled), majority (annotators' consensus; ties unlabelled) "
+        "or all (majority, and every annotation kept in labelstudio__annotations)",
+    )
 
 
 @dataclasses.dataclass
@@ -130,6 +137,31 @@ def read(options: ReadOptions) -> Loaded:
     return Loaded(
         corpus, dropped, raw.height, input_hash, str(path if path.exists() else options.source)
     )
+
+
+def read_corpus(path: str | os.PathLike[str]) -> pl.DataFrame:
+    """A corpus from a run directory (its corpus.parquet), a corpus parquet file, or any
+    file or dataset `read` takes (then mapped with the default options)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        if (path / "corpus.parquet").exists():
+            path = path / "corpus.parquet"
+        elif not any((path / f).exists() for f in _HF_MARKERS):
+            raise InputError(
+                f"{str(path)!r} is neither a corpus parquet nor a run directory with "
+                "corpus.parquet; pass a corpus file or the directory `assay run` wrote"
+            )
+    if path.suffix == ".parquet":
+        try:
+            frame = pl.read_parquet(path)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise InputError(f"cannot read {str(path)!r} as parquet: {_first_line(exc)}") from None
+        if "id" in frame.columns:  # already a corpus (a run's output), not raw data
+            return corpus_mod.conform(frame)
+    return read(ReadOptions(source=str(path))).corpus
+
+
+_HF_MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")
 
 
 def guess_format(path: Path, source: str) -> str:
@@ -185,8 +217,11 @@ def read_raw(path: Path, fmt: str, options: ReadOptions) -> pl.DataFrame:
             elif fmt == "jsonl":
                 frame = pl.read_ndjson(_io.BytesIO(data), infer_schema_length=None)
             else:
-                frame = labelstudio_to_table(
-                    json.loads(text), options.text_column, options.multilabel
+                frame = read_export(
+                    json.loads(text),
+                    annotations=options.annotations,
+                    text_key=options.text_column,
+                    multilabel=options.multilabel,
                 )
         except (pl.exceptions.PolarsError, json.JSONDecodeError) as exc:
             raise InputError(f"cannot parse {str(path)!r} as {fmt}: {_first_line(exc)}") from None
@@ -258,44 +293,6 @@ def _read_hf(path: Path, options: ReadOptions) -> pl.DataFrame:
             frame = frame.with_columns(pl.lit(split_name).alias("__split"))
         frames.append(frame)
     return pl.concat(frames, how="diagonal_relaxed")
-
-
-def labelstudio_to_table(
-    tasks: Any, text_key: str = "text", multilabel: bool = False
-) -> pl.DataFrame:
-    """Flatten a Label Studio JSON export: one row per task, its latest accepted choice(s).
-
-    Cancelled (skipped) annotations are not labels; a task without an accepted annotation
-    has a null label. Every `data` field becomes a column. Labels are strings unless
-    `multilabel` is set or some task has several choices.
-    """
-    if not isinstance(tasks, list) or (tasks and not isinstance(tasks[0], dict)):
-        raise InputError("a Label Studio export is a JSON list of tasks")
-    rows = []
-    for task in tasks:
-        data = dict(task.get("data") or {})
-        accepted = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
-        accepted.sort(
-            key=lambda a: (a.get("updated_at") or a.get("created_at") or "", a.get("id") or 0)
-        )
-        choices = None
-        if accepted:
-            for result in accepted[-1].get("result") or []:
-                value = result.get("value") or {}
-                if "choices" in value:
-                    choices = value["choices"]
-                    break
-        data["label"] = choices
-        data.setdefault("ls_task_id", task.get("id"))
-        rows.append(data)
-    if not multilabel and all(len(r["label"] or []) <= 1 for r in rows):
-        for r in rows:
-            r["label"] = r["label"][0] if r["label"] else None
-    if rows and not any(text_key in r for r in rows):
-        raise InputError(
-            f"the Label Studio tasks have no data field {text_key!r}; found {sorted(rows[0])}"
-        )
-    return pl.DataFrame(rows, infer_schema_length=None, strict=False)
 
 
 def to_corpus(raw: pl.DataFrame, options: ReadOptions) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -15,6 +15,14 @@ from typing import Any
 import click
 
 from assay.recipes.cli_group import AssayGroup
+from assay.recipes.cli_options import (
+    json_option,
+    no_cache_option,
+    out_dir_option,
+    out_file_option,
+    quiet_option,
+    seed_option,
+)
 
 
 def _console(quiet: bool):
@@ -36,14 +44,10 @@ def main(verbose: int) -> None:
 
 @main.command()
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default runs/<name>).",
-)
-@click.option("--seed", type=int, help="Override the recipe's seed.")
-@click.option("--no-cache", is_flag=True, help="Recompute every step.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
+@out_dir_option("runs/<name>")
+@seed_option()
+@no_cache_option
+@quiet_option
 def run(recipe: Path, out: Path | None, seed: int | None, no_cache: bool, quiet: bool) -> None:
     """Run a recipe and write its run directory."""
     from assay.cache import StepCache
@@ -111,7 +115,7 @@ def steps_list() -> None:
 
 @steps.command("show")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print the full description as JSON.")
+@json_option
 def steps_show(name: str, as_json: bool) -> None:
     """Show a step's documentation and the JSON schema of its Config."""
     from assay import registry
@@ -176,11 +180,7 @@ def recipe() -> None:
 
 
 @recipe.command("schema")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to a file instead of stdout.",
-)
+@out_file_option("the schema (instead of stdout)")
 def recipe_schema(out: Path | None) -> None:
     """Print the JSON Schema of recipes (for editor completion)."""
     from assay import atomic
@@ -212,10 +212,12 @@ def doctor() -> None:
 
 # Command groups of other areas, attached last so their modules can import this one's helpers.
 from assay.recipes.cli_ablate import ablate  # noqa: E402
+from assay.recipes.cli_cache import cache  # noqa: E402
 from assay.recipes.cli_labelstudio import ls  # noqa: E402
 from assay.recipes.cli_train import train  # noqa: E402
 
 main.add_command(ablate)
+main.add_command(cache)
 main.add_command(ls)
 main.add_command(train)
 

@@ -6,24 +6,16 @@ from pathlib import Path
 
 import click
 
+from assay.recipes.cli_options import model_option, no_cache_option, out_dir_option, quiet_option
+
 
 @click.command()
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output directory (default runs/<name>-ablation, or runs/<name> if it ends so).",
-)
-@click.option(
-    "--model",
-    help="fast (TF-IDF + logistic regression) or an encoder (minilm, a HF id or a path); "
-    "overrides the recipe.",
-)
+@out_dir_option("runs/<name>-ablation, or runs/<name> if the name ends so")
+@model_option()
 @click.option("--seeds", type=click.IntRange(min=1), help="Number of seeds (overrides the recipe).")
-@click.option(
-    "--no-cache", is_flag=True, help="Recompute every step (finished cells still resume)."
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars or table.")
+@no_cache_option
+@quiet_option
 def ablate(
     recipe: Path,
     out: Path | None,
@@ -32,7 +24,9 @@ def ablate(
     no_cache: bool,
     quiet: bool,
 ) -> None:
-    """Compare a recipe's data variants: mean metric, delta vs baseline with a 95% CI."""
+    """Compare a recipe's data variants: mean metric, delta vs baseline with a 95% CI.
+
+    Finished (variant, seed) cells resume even with --no-cache."""
     from rich.console import Console
 
     from assay.cache import StepCache

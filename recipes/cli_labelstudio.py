@@ -16,6 +16,13 @@ import click
 
 from assay.errors import InputError
 from assay.recipes.cli_group import AssayGroup
+from assay.recipes.cli_options import (
+    corpus_argument,
+    json_option,
+    out_file_option,
+    quiet_option,
+    seed_option,
+)
 
 _CONNECTION_OPTIONS = (
     click.option(
@@ -37,7 +44,7 @@ _CONNECTION_OPTIONS = (
         type=click.Path(file_okay=False, path_type=Path),
         help="Sync directory (default .assay/labelstudio/<project>).",
     ),
-    click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+    quiet_option,
 )
 
 
@@ -71,33 +78,13 @@ def _progress(quiet: bool):
     return RichProgress(Console(stderr=True))
 
 
-def read_corpus(path: Path):
-    """A corpus from a run directory, a corpus parquet file, or any format `assay run` reads."""
-    import polars as pl
-
-    from assay import corpus as corpus_mod
-
-    if path.is_dir() and (path / "corpus.parquet").exists():
-        path = path / "corpus.parquet"
-    if path.suffix == ".parquet":
-        try:
-            frame = pl.read_parquet(path)
-        except (OSError, pl.exceptions.PolarsError) as exc:
-            raise InputError(f"cannot read {path} as parquet: {exc}") from None
-        if "id" in frame.columns:
-            return corpus_mod.conform(frame)
-    from assay.curate import io
-
-    return io.read(io.ReadOptions(source=str(path))).corpus
-
-
 @click.group("ls", cls=AssayGroup)
 def ls() -> None:
     """Sync a corpus with a Label Studio project: init, push, pull, status."""
 
 
 @ls.command("init")
-@click.argument("corpus", type=click.Path(exists=True, path_type=Path), required=False)
+@corpus_argument(required=False)
 @_connection_options
 @click.option("--labels", help="Comma-separated label set (default: the corpus's labels).")
 @click.option("--multilabel", is_flag=True, help="Annotators may choose several labels.")
@@ -113,11 +100,12 @@ def init_cmd(
 ) -> None:
     """Create a project with a label config from the corpus's labels, or check an existing one."""
     from assay import corpus as corpus_mod
+    from assay.curate import io
     from assay.curate.labelstudio.config import init_project
 
     label_set: list[str] = []
     if corpus is not None:
-        frame = read_corpus(corpus)
+        frame = io.read_corpus(corpus)
         label_set = corpus_mod.label_set(frame)
         multilabel = multilabel or corpus_mod.is_multilabel(frame)
     if labels:
@@ -133,13 +121,13 @@ def init_cmd(
 
 
 @ls.command("push")
-@click.argument("corpus", type=click.Path(exists=True, path_type=Path))
+@corpus_argument()
 @_connection_options
 @click.option("--only-unlabeled", is_flag=True, help="Push only rows without a label.")
 @click.option("--flagged", help="Push only rows where this boolean column is true.")
 @click.option("--split", "splits", multiple=True, help="Push only rows of this split (repeat).")
 @click.option("--sample", type=int, help="Push a random sample of this many rows.")
-@click.option("--seed", type=int, default=13, show_default=True, help="Seed for --sample.")
+@seed_option(default=13, of="--sample")
 @click.option(
     "--predictions",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -169,9 +157,10 @@ def push_cmd(
     import numpy as np
     import polars as pl
 
+    from assay.curate import io
     from assay.curate.labelstudio import sync as ls_sync
 
-    frame = read_corpus(corpus)
+    frame = io.read_corpus(corpus)
     rows = ls_sync.select_rows(
         frame,
         only_unlabeled=only_unlabeled,
@@ -213,9 +202,7 @@ def push_cmd(
     type=click.Path(exists=True, path_type=Path),
     help="Apply resolved labels to this corpus (default: a corpus of the project's tasks).",
 )
-@click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the labelled corpus here."
-)
+@out_file_option("the labelled corpus")
 @click.option("--full", is_flag=True, help="Pull every task, not only those updated since.")
 @click.option(
     "--method",
@@ -244,6 +231,7 @@ def pull_cmd(
     """Pull annotations updated since the last pull; resolve labels; report agreement."""
     import polars as pl
 
+    from assay.curate import io
     from assay.curate.labelstudio import sync as ls_sync
 
     probs = pl.read_parquet(pred_probs) if pred_probs is not None else None
@@ -284,12 +272,10 @@ def pull_cmd(
         )
     if out is not None:
         frame = (
-            ls_sync.apply_labels(read_corpus(corpus), result.consensus)
+            ls_sync.apply_labels(io.read_corpus(corpus), result.consensus)
             if corpus is not None
             else ls_sync.corpus_from_pull(result)
         )
-        from assay.curate import io
-
         io.write(frame, out)
         click.echo(f"wrote {frame.height} rows to {out}")
     click.echo(f"sync directory: {directory}")
@@ -297,7 +283,7 @@ def pull_cmd(
 
 @ls.command("status")
 @_connection_options
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@json_option
 def status_cmd(
     url: str, token_env: str, project: str, sync_dir: Path | None, quiet: bool, as_json: bool
 ) -> None:

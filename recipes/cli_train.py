@@ -6,21 +6,20 @@ from pathlib import Path
 
 import click
 
+from assay.recipes.cli_options import (
+    corpus_argument,
+    model_option,
+    out_dir_option,
+    quiet_option,
+    seed_option,
+)
+
 
 @click.command()
-@click.argument("corpus", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--model",
-    default="fast",
-    show_default=True,
-    help="fast (TF-IDF + logistic regression), minilm, a HF id or a path.",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the training run.")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where predictions and metrics go (default <run>/train-<model>).",
-)
+@corpus_argument()
+@model_option(default="fast")
+@seed_option(default=0, of="the training run")
+@out_dir_option("<run>/train-<model>, beside a corpus file")
 @click.option(
     "--slice",
     "slice_by",
@@ -28,7 +27,7 @@ import click
     help="Also report metrics per value of this column (repeat).",
 )
 @click.option("--save-model", is_flag=True, help="Save the fine-tuned model or adapter.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars or table.")
+@quiet_option
 def train(
     corpus: Path,
     model: str,
@@ -39,25 +38,18 @@ def train(
     quiet: bool,
 ) -> None:
     """Train on CORPUS (a corpus parquet or a run directory) and report dev/test metrics with 95% CIs."""
-    import polars as pl
     from rich.console import Console
     from rich.table import Table
 
-    from assay import atomic
-    from assay.errors import InputError
+    from assay.curate.io import read_corpus
     from assay.progress import RichProgress, SilentProgress
-    from assay.train.evaluate import metric_intervals, train_and_evaluate
+    from assay.train.evaluate import train_and_evaluate
 
-    path = corpus / "corpus.parquet" if corpus.is_dir() else corpus
-    if not path.exists():
-        raise InputError(
-            f"{str(corpus)!r} is neither a corpus parquet nor a run directory with corpus.parquet"
-        )
+    frame = read_corpus(corpus)
     console = Console(stderr=True, quiet=quiet)
-    name = model.replace("/", "_")
-    out = out or (corpus if corpus.is_dir() else path.parent) / f"train-{name}"
+    out = out or (corpus if corpus.is_dir() else corpus.parent) / f"train-{model.replace('/', '_')}"
     outcome = train_and_evaluate(
-        pl.read_parquet(path),
+        frame,
         model=model,
         seed=seed,
         progress=SilentProgress() if quiet else RichProgress(console),
@@ -65,16 +57,12 @@ def train(
         save_model=save_model,
         slice_by=slice_by,
     )
-    intervals = metric_intervals(outcome, seed)
-    summary = outcome.summary()
-    summary["intervals"] = intervals
-    atomic.write_json(out / "metrics.json", summary)
     table = Table(
-        title=f"{model} on {path} (seed {seed}, {outcome.train_rows:,} train rows, {outcome.seconds:.1f} s)"
+        title=f"{model} on {corpus} (seed {seed}, {outcome.train_rows:,} train rows, {outcome.seconds:.1f} s)"
     )
     for col in ("split", "n", "accuracy [95% CI]", "macro-F1 [95% CI]", "ECE"):
         table.add_column(col, justify="left" if col == "split" else "right")
-    for split, ci in intervals.items():
+    for split, ci in outcome.intervals.items():
         m = outcome.metrics[split]
         cells = [
             f"{100 * ci[k]['estimate']:.2f} [{100 * ci[k]['low']:.2f}, {100 * ci[k]['high']:.2f}]"

@@ -89,7 +89,7 @@ def run_steps(
     reports: list[StepReport] = []
     for index, step in enumerate(steps):
         sctx = ctx.for_step(index, step.name)
-        key = step_key(key, step.name, step.version, step.params, ctx.seed, index)
+        key = step_key(key, step, ctx.seed, index)
         use_cache = cache is not None and step.cacheable
         result = cache.get(key) if use_cache else None
         if result is None:
@@ -107,9 +107,7 @@ def run_steps(
             elif not step.cacheable:
                 # Output depends on more than the input (a remote service): later steps are
                 # keyed by what it actually returned.
-                key = step_key(
-                    frame_hash(result.corpus), step.name, step.version, step.params, ctx.seed, index
-                )
+                key = step_key(frame_hash(result.corpus), step, ctx.seed, index)
         log.info(
             "%s: %d -> %d rows (%d dropped, %d added)%s",
             step.name,

@@ -5,7 +5,8 @@ import json
 import polars as pl
 import pytest
 
-from assay.curate.io import ReadOptions, labelstudio_to_table, read, write
+from assay.curate.io import ReadOptions, read, write
+from assay.curate.labelstudio.export import read_export
 from assay.errors import InputError
 
 
@@ -145,7 +146,7 @@ def test_label_studio_export_takes_latest_accepted_annotation(tmp_path):
     p.write_text(json.dumps(tasks))
     c = read(opts(p, id_column="ex_id")).corpus
     assert c.sort("id")["label"].to_list() == ["pos", None]
-    assert labelstudio_to_table(tasks).height == 2
+    assert read_export(tasks).height == 2
 
 
 def test_parquet_limit_and_content_ids_are_stable(tmp_path):
@@ -156,3 +157,20 @@ def test_parquet_limit_and_content_ids_are_stable(tmp_path):
     assert a["id"].to_list() == b["id"].to_list()
     assert a["id"].n_unique() == 3
     assert read(opts(p, limit=2)).corpus.height == 2
+
+
+def test_read_corpus_takes_a_run_directory_a_corpus_file_or_raw_data(tmp_path):
+    from assay import from_records
+    from assay.curate.io import read_corpus
+
+    corpus = from_records(["a b", "c d"], ["x", "y"], ids=["k1", "k2"], split=["train", "dev"])
+    run = tmp_path / "run"
+    write(corpus, run / "corpus.parquet")
+    assert read_corpus(run)["id"].to_list() == ["k1", "k2"]
+    assert read_corpus(run / "corpus.parquet")["split"].to_list() == ["train", "dev"]
+    raw = tmp_path / "raw.csv"
+    raw.write_text("text,label\nhello,x\n")
+    assert read_corpus(raw)["text"].to_list() == ["hello"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="neither a corpus parquet nor a run directory"):
+        read_corpus(tmp_path / "empty")

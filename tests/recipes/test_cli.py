@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
 
 import click
 import pytest
@@ -86,7 +89,13 @@ def test_data_list_recipe_schema_and_doctor(runner, tmp_path):
     result = runner.invoke(main, ["recipe", "schema", "--out", str(out)])
     assert result.exit_code == 0 and json.loads(out.read_text())["title"] == "assay recipe"
     result = runner.invoke(main, ["doctor"])
-    assert result.exit_code == 0 and "WordNet" in result.output
+    assert result.exit_code == 0
+    from assay import resources
+
+    installed = (resources.WORDNET_SOURCE / "data.noun").exists()
+    mark = re.search(r"^(ok|miss)\s+WordNet\s", result.output, re.M)
+    assert mark is not None and mark.group(1) == ("ok" if installed else "miss")
+    assert (str(resources.WORDNET_SOURCE) in result.output) == installed
 
 
 def test_train_reports_metrics_with_intervals(runner, tmp_path):
@@ -111,3 +120,82 @@ def test_train_reports_metrics_with_intervals(runner, tmp_path):
     assert (run / "train-fast" / "predictions_test.parquet").exists()
     result = runner.invoke(main, ["train", str(tmp_path)])
     assert result.exit_code == 1 and "neither a corpus parquet" in result.output
+
+
+def test_shared_options_have_one_help_text_everywhere():
+    helps: dict[str, set[str]] = {}
+
+    def walk(cmd):
+        for param in cmd.params:
+            if isinstance(param, click.Option):
+                for flag in ("--quiet", "--no-cache", "--model", "--json"):
+                    if flag in param.opts:
+                        helps.setdefault(flag, set()).add(param.help.split(";")[0].rstrip("."))
+        if isinstance(cmd, click.Group):
+            for sub in cmd.commands.values():
+                walk(sub)
+
+    walk(main)
+    assert set(helps) == {"--quiet", "--no-cache", "--model", "--json"}
+    assert all(len(texts) == 1 for texts in helps.values()), helps
+
+
+def test_cache_info_and_prune(runner, tmp_path, monkeypatch):
+    cache_dir = tmp_path / "cache"
+    monkeypatch.setenv("ASSAY_CACHE_DIR", str(cache_dir))
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "\n".join(f"row {i},{'ab'[i % 2]}" for i in range(20)) + "\n")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: c\ninput: {{source: {data}}}\nsteps:\n  - clean\n  - split\n")
+    assert (
+        runner.invoke(main, ["run", str(recipe), "--out", str(tmp_path / "run"), "-q"]).exit_code
+        == 0
+    )
+
+    result = runner.invoke(main, ["cache", "info", "--json"])
+    info = json.loads(result.output)
+    assert info["root"] == str(cache_dir) and info["entries"] == 2 and info["size"] > 0
+    result = runner.invoke(main, ["cache", "info"])
+    assert (
+        result.exit_code == 0 and "entries  2" in result.output and str(cache_dir) in result.output
+    )
+
+    old = time.time() - 40 * 86400
+    first = sorted(cache_dir.glob("*/*/report.json"))[0]
+    os.utime(first, (old, old))
+    result = runner.invoke(main, ["cache", "prune", "--older-than", "30d"])
+    assert result.exit_code == 0 and "removed 1 entries" in result.output
+    assert json.loads(runner.invoke(main, ["cache", "info", "--json"]).output)["entries"] == 1
+    # the run still works and recomputes only what was pruned
+    result = runner.invoke(main, ["run", str(recipe), "--out", str(tmp_path / "run2"), "-q"])
+    assert result.exit_code == 0
+    cached = json.loads((tmp_path / "run2" / "manifest.json").read_text())["cached_steps"]
+    assert len(cached) <= 1
+
+    for args, message in [
+        (["cache", "prune"], "--older-than AGE"),
+        (["cache", "prune", "--all", "--older-than", "1d"], "--older-than AGE"),
+        (["cache", "prune", "--older-than", "3y"], "12h, 30d or 2w"),
+    ]:
+        result = runner.invoke(main, args)
+        assert result.exit_code == 1 and message in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    result = runner.invoke(main, ["cache", "prune", "--all"])
+    assert result.exit_code == 0 and "removed 2 entries" in result.output
+    assert json.loads(runner.invoke(main, ["cache", "info", "--json"]).output)["entries"] == 0
+
+
+def test_train_reads_a_corpus_file_as_well_as_a_run_directory(runner, tmp_path):
+    pytest.importorskip("sklearn")
+    from assay import from_records
+    from assay.atomic import write_parquet
+
+    texts = [f"{'good' if i % 2 else 'bad'} film {i}" for i in range(60)]
+    labels = ["pos" if i % 2 else "neg" for i in range(60)]
+    splits = ["test" if i % 3 == 0 else "train" for i in range(60)]
+    path = tmp_path / "mine.parquet"
+    write_parquet(path, from_records(texts, labels, split=splits))
+    result = runner.invoke(main, ["train", str(path), "-q", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert set(metrics["intervals"]) == {"test"}

@@ -1,0 +1,66 @@
+"""Options that several `assay` commands share, declared once with one help text each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MODEL_HELP = "fast (TF-IDF + logistic regression), minilm, a Hugging Face id or a path"
+
+
+def quiet_option(fn: F) -> F:
+    return click.option(
+        "-q", "--quiet", is_flag=True, help="No progress bars, tables or summaries."
+    )(fn)
+
+
+def no_cache_option(fn: F) -> F:
+    return click.option(
+        "--no-cache", is_flag=True, help="Recompute every step instead of reading the step cache."
+    )(fn)
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(fn)
+
+
+def out_dir_option(default: str) -> Callable[[F], F]:
+    """`--out DIR`; `default` says where output goes without it."""
+    return click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        help=f"Output directory (default {default}).",
+    )
+
+
+def out_file_option(what: str) -> Callable[[F], F]:
+    """`--out FILE`; `what` says what is written there."""
+    return click.option(
+        "--out", type=click.Path(dir_okay=False, path_type=Path), help=f"Write {what} to this file."
+    )
+
+
+def model_option(default: str | None = None) -> Callable[[F], F]:
+    """`--model`; without a default the recipe's model is used."""
+    if default is None:
+        return click.option("--model", help=f"{MODEL_HELP}; overrides the recipe.")
+    return click.option("--model", default=default, show_default=True, help=f"{MODEL_HELP}.")
+
+
+def seed_option(default: int | None = None, of: str = "the run") -> Callable[[F], F]:
+    """`--seed`; without a default the recipe's seed is used."""
+    if default is None:
+        return click.option("--seed", type=int, help="Seed (overrides the recipe's).")
+    return click.option(
+        "--seed", type=int, default=default, show_default=True, help=f"Seed of {of}."
+    )
+
+
+def corpus_argument(required: bool = True) -> Callable[[F], F]:
+    """A CORPUS argument: a corpus file or a run directory (its corpus.parquet)."""
+    return click.argument("corpus", type=click.Path(exists=True, path_type=Path), required=required)
