@@ -41,7 +41,7 @@ def main(verbose: int) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Run directory (default runs/<name>).",
 )
-@click.option("--seed", type=int, help="Override the recipe's seed.")
+@click.option("--seed", type=click.IntRange(min=0), help="Override the recipe's seed.")
 @click.option("--no-cache", is_flag=True, help="Recompute every step.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 def run(recipe: Path, out: Path | None, seed: int | None, no_cache: bool, quiet: bool) -> None:
