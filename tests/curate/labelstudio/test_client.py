@@ -104,5 +104,5 @@ def test_task_listing_needs_the_tested_sdk(monkeypatch):
     from assay.errors import ResourceError
 
     client = client_mod.Client(object(), "http://h:1")
-    with pytest.raises(ResourceError, match="label-studio-sdk>=2.1,<2.2"):
+    with pytest.raises(ResourceError, match=r"label-studio-sdk>=2\.1,<2\.2"):
         client.server_time()
