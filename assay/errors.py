@@ -63,6 +63,13 @@ class MissingDependencyError(ResourceError):
     """An optional Python package is not installed; the message names the extra."""
 
 
+class OutputError(AssayError, OSError):
+    """An output cannot be written (read-only folder, a file in the way, disk full).
+
+    Also an `OSError`, so code that handles failed writes as OS errors keeps doing so.
+    """
+
+
 class RemoteError(AssayError):
     """A remote service (Label Studio, a hub) is unreachable or refused the request."""
 

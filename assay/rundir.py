@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from assay import atomic
-from assay.errors import InputError
+from assay.errors import OutputError
 from assay.hashing import file_hash
 
 CORPUS = "corpus.parquet"
@@ -51,7 +51,7 @@ class RunDirectory:
             )
             os.chmod(staging, 0o755)  # mkdtemp creates 0700; runs are meant to be shared
         except OSError as exc:
-            raise InputError(
+            raise OutputError(
                 f"cannot write the run directory {str(target)!r}: {exc.strerror or exc}; "
                 "choose a writable --out"
             ) from None
@@ -131,7 +131,7 @@ def check_writable_target(target: Path) -> None:
     parent = target.parent
     for ancestor in [target, *target.parents]:
         if ancestor.exists() and not ancestor.is_dir():
-            raise InputError(
+            raise OutputError(
                 f"cannot write {where}: {str(ancestor)!r} is a file, not a folder; "
                 "choose another --out"
             )
@@ -139,21 +139,21 @@ def check_writable_target(target: Path) -> None:
             break
     if target.exists():
         if any(target.iterdir()) and not (target / MANIFEST).exists():
-            raise InputError(
+            raise OutputError(
                 f"{where} exists and is not a run (no {MANIFEST}); a run replaces its folder "
                 "whole, so choose a new or empty --out"
             )
         if not os.access(target, os.W_OK):
-            raise InputError(f"{where} is read-only; make it writable or choose another --out")
+            raise OutputError(f"{where} is read-only; make it writable or choose another --out")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(
+        raise OutputError(
             f"cannot create {str(parent)!r} for {where}: {exc.strerror or exc}; "
             "choose a writable --out"
         ) from None
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(
+        raise OutputError(
             f"cannot write {where}: its folder {str(parent)!r} is read-only; "
             "choose a writable --out"
         )

@@ -148,7 +148,9 @@ def init_cmd(
 @click.option("--flagged", help="Push only rows where this boolean column is true.")
 @click.option("--split", "splits", multiple=True, help="Push only rows of this split (repeat).")
 @click.option("--sample", type=int, help="Push a random sample of this many rows.")
-@click.option("--seed", type=int, default=13, show_default=True, help="Seed for --sample.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=13, show_default=True, help="Seed for --sample."
+)
 @click.option(
     "--predictions",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -239,11 +239,11 @@ def test_label_studio_sync_state_survives_reruns_and_failed_runs(tmp_path, data_
 
 
 def test_out_under_a_file_is_one_clear_error_before_any_work(tmp_path, data_csv):
-    from assay.errors import InputError
+    from assay.errors import OutputError
 
     blocker = tmp_path / "afile"
     blocker.write_text("x")
-    with pytest.raises(InputError, match="is a file, not a folder"):
+    with pytest.raises(OutputError, match="is a file, not a folder"):
         run_recipe(write_recipe(tmp_path, data_csv), blocker / "run")
 
 
@@ -251,7 +251,7 @@ def test_read_only_out_is_refused_before_any_work(tmp_path, data_csv, monkeypatc
     import os
 
     from assay import rundir
-    from assay.errors import InputError
+    from assay.errors import OutputError
 
     run = tmp_path / "run"
     run_recipe(write_recipe(tmp_path, data_csv), run)
@@ -264,7 +264,7 @@ def test_read_only_out_is_refused_before_any_work(tmp_path, data_csv, monkeypatc
     loads = []
     monkeypatch.setattr("assay.curate.io.read", lambda *a: loads.append(1))
     try:
-        with pytest.raises(InputError, match="is read-only"):
+        with pytest.raises(OutputError, match="is read-only"):
             run_recipe(write_recipe(tmp_path, data_csv), run)
     finally:
         run.chmod(0o755)
@@ -272,12 +272,12 @@ def test_read_only_out_is_refused_before_any_work(tmp_path, data_csv, monkeypatc
 
 
 def test_a_folder_that_is_not_a_run_is_never_replaced(tmp_path, data_csv):
-    from assay.errors import InputError
+    from assay.errors import OutputError
 
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "notes.txt").write_text("keep me")
-    with pytest.raises(InputError, match="is not a run"):
+    with pytest.raises(OutputError, match="is not a run"):
         run_recipe(write_recipe(tmp_path, data_csv), folder)
     assert (folder / "notes.txt").read_text() == "keep me"
 
@@ -347,3 +347,13 @@ def _nested(depth):
     for _ in range(depth):
         value = [value]
     return value
+
+
+def test_unwritable_outputs_are_one_error_that_is_also_an_os_error(tmp_path):
+    from assay import atomic
+    from assay.errors import AssayError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(AssayError, match=r"afile' is a file, not a folder") as info:
+        atomic.write_text(tmp_path / "afile" / "schema.json", "{}")
+    assert isinstance(info.value, OSError)
