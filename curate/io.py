@@ -374,8 +374,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _read_hf(path: Path, options: ReadOptions) -> pl.DataFrame:
+    import importlib.util
+
     from assay.errors import require
 
+    if not path.exists() and importlib.util.find_spec("datasets") is None:
+        raise InputError(
+            f"input {options.source!r} does not exist; to read it as a Hugging Face Hub id, "
+            "pip install 'assay[hf]'"
+        )
     datasets = require("datasets", "hf", "Hugging Face datasets")
     try:
         if path.exists():
@@ -441,10 +448,10 @@ def _load_from_hub(datasets: Any, options: ReadOptions) -> Any:
             if online:
                 raise
             raise InputError(
-                f"cannot load {options.source!r} from the Hugging Face Hub: the Hub is not "
-                "reachable from here and the dataset is not in the local Hugging Face cache "
-                f"({_first_line(exc)}); download it where the Hub is reachable, or use a local "
-                "path"
+                f"{options.source!r} is not a local path, and cannot be loaded from the Hugging "
+                "Face Hub: the Hub is not reachable from here and the dataset is not in the "
+                f"local Hugging Face cache ({_first_line(exc)}); fix the path, or download the "
+                "dataset where the Hub is reachable"
             ) from None
 
 
