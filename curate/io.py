@@ -422,13 +422,13 @@ def _class_names(frame: pl.DataFrame, features: Any, column: str | None) -> pl.D
     if feature is None or column not in frame.columns:
         return frame
     names = getattr(feature, "names", None)
-    if names:
+    if names is not None:  # -1 (unlabelled) and ids past the names become null
         return frame.with_columns(
             pl.col(column).replace_strict(list(range(len(names))), names, default=None)
         )
     inner = getattr(feature, "feature", None)  # Sequence(ClassLabel) / List(ClassLabel)
     inner_names = getattr(inner, "names", None)
-    if inner_names and isinstance(frame.schema[column], pl.List):
+    if inner_names is not None and isinstance(frame.schema[column], pl.List):
         ids = list(range(len(inner_names)))
         return frame.with_columns(
             pl.col(column).list.eval(

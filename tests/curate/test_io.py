@@ -304,3 +304,12 @@ def test_hub_options_select_config_split_and_data_files(tmp_path):
     assert loaded.corpus["split"].to_list() == ["train", "train"]
     options = ReadOptions(source="nyu-mll/glue", config="sst2", revision="main")
     assert options.hub_options() == {"name": "sst2", "revision": "main"}
+
+
+def test_unlabelled_rows_round_trip_through_a_dataset_dict(tmp_path):
+    pytest.importorskip("datasets")
+    src = tmp_path / "d.csv"
+    src.write_text("text,label\na b,\nc d,\n")
+    corpus = read(opts(src, split="test")).corpus
+    back = read(opts(write(corpus, tmp_path / "hf", "hf"), id_column="id")).corpus
+    assert back["label"].to_list() == [None, None]
