@@ -172,7 +172,11 @@ def run_recipe(
     progress: Progress | None = None,
     cache: StepCache | None = None,
 ) -> RunResult:
-    """Run a recipe end to end and write its run directory."""
+    """Run a recipe end to end and write its run directory.
+
+    The run is staged beside `out` and swapped in only when complete (manifest last), so a
+    failure leaves the previous run as it was; `out` is checked for writability first.
+    """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     if seed is not None:
