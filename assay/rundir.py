@@ -128,6 +128,12 @@ def path_hash(path: Path) -> str:
 def check_writable_target(target: Path) -> None:
     """One clear error, before any work, when a run cannot be written at `target`."""
     where = f"the run directory {str(target)!r}"
+    resolved, here = target.resolve(), Path.cwd().resolve()
+    if resolved == here or resolved in here.parents or resolved.parent == resolved:
+        raise OutputError(
+            f"{where} is the current folder or one of its parents; a run replaces its folder "
+            "whole, so choose a new --out"
+        )
     parent = target.parent
     for ancestor in [target, *target.parents]:
         if ancestor.exists() and not ancestor.is_dir():
@@ -138,7 +144,9 @@ def check_writable_target(target: Path) -> None:
         if ancestor.exists():
             break
     if target.exists():
-        if any(target.iterdir()) and not (target / MANIFEST).exists():
+        # A first run that failed leaves only its sync state: that folder is still a run's.
+        others = [p for p in target.iterdir() if p.name not in STATE_DIRS]
+        if others and not (target / MANIFEST).exists():
             raise OutputError(
                 f"{where} exists and is not a run (no {MANIFEST}); a run replaces its folder "
                 "whole, so choose a new or empty --out"

@@ -357,3 +357,35 @@ def test_unwritable_outputs_are_one_error_that_is_also_an_os_error(tmp_path):
     with pytest.raises(AssayError, match=r"afile' is a file, not a folder") as info:
         atomic.write_text(tmp_path / "afile" / "schema.json", "{}")
     assert isinstance(info.value, OSError)
+
+
+def test_the_current_folder_is_never_replaced(tmp_path, data_csv, monkeypatch):
+    from assay.errors import OutputError
+
+    run = tmp_path / "run"
+    run_recipe(write_recipe(tmp_path, data_csv), run)
+    monkeypatch.chdir(run)
+    with pytest.raises(OutputError, match="current folder"):
+        run_recipe(write_recipe(tmp_path, data_csv), ".")
+    assert (run / "manifest.json").exists()
+
+
+def test_a_failed_first_run_keeps_its_sync_state_and_can_be_rerun(tmp_path, data_csv, monkeypatch):
+    import assay.audits.report as report
+
+    run = tmp_path / "run"
+    real = report.render_run_report
+
+    def sync_then_crash(run_dir, *args, **kwargs):
+        (run_dir / "labelstudio").mkdir(exist_ok=True)
+        (run_dir / "labelstudio" / "state.json").write_text("v1")
+        raise RuntimeError("crash after a sync")
+
+    monkeypatch.setattr(report, "render_run_report", sync_then_crash)
+    with pytest.raises(RuntimeError):
+        run_recipe(write_recipe(tmp_path, data_csv), run)
+    assert [p.name for p in run.iterdir()] == ["labelstudio"]
+    monkeypatch.setattr(report, "render_run_report", real)
+    run_recipe(write_recipe(tmp_path, data_csv), run)
+    assert (run / "labelstudio" / "state.json").read_text() == "v1"
+    assert (run / "manifest.json").exists()
