@@ -389,3 +389,10 @@ def test_a_failed_first_run_keeps_its_sync_state_and_can_be_rerun(tmp_path, data
     run_recipe(write_recipe(tmp_path, data_csv), run)
     assert (run / "labelstudio" / "state.json").read_text() == "v1"
     assert (run / "manifest.json").exists()
+
+
+def test_the_label_studio_sync_folder_is_a_state_folder_of_runs():
+    from assay.curate.labelstudio.steps import SYNC_DIR
+    from assay.rundir import STATE_DIRS
+
+    assert SYNC_DIR in STATE_DIRS
