@@ -5,6 +5,7 @@ A crash leaves either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -15,21 +16,48 @@ from typing import Any
 
 import polars as pl
 
+from assay.errors import OutputError
+
 
 @contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path; on success it is renamed to `target`, on failure removed."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _output_error(target, exc) from None
     os.close(fd)
     os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
     try:
         yield Path(tmp)
         os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OutputError) or exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise _output_error(target, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# Failures of the write itself (as opposed to errors of the code producing the data).
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EISDIR}
+
+
+def _output_error(target: Path, exc: OSError) -> OutputError:
+    in_the_way = next(
+        (p for p in target.parents if p.exists() and not p.is_dir()),
+        None,
+    )
+    reason = (
+        f"{str(in_the_way)!r} is a file, not a folder"
+        if in_the_way is not None
+        else exc.strerror or type(exc).__name__
+    )
+    return OutputError(f"cannot write {str(target)!r}: {reason}; write it somewhere else")
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:

@@ -6,11 +6,35 @@ Messages say what was expected, what was found, and the fix. The CLI prints them
 
 from __future__ import annotations
 
+from typing import Any
+
+# An error is one line a person reads: values echoed in it are cut to this many characters,
+# and a whole message to MAX_MESSAGE (a YAML alias bomb must not make a megabyte line).
+MAX_VALUE = 80
+MAX_MESSAGE = 2000
+
+
+def shorten(value: Any, limit: int = MAX_VALUE) -> str:
+    """`repr(value)`, cut to `limit` characters with a note of how much was left out."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<deeply nested {type(value).__name__}>"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
 
 class AssayError(Exception):
     """Base of every error assay raises on purpose."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if len(text) > MAX_MESSAGE:
+            text = f"{text[:MAX_MESSAGE]}... ({len(text) - MAX_MESSAGE:,} more characters)"
+        return text
 
 
 class SchemaError(AssayError):
@@ -37,6 +61,13 @@ class ResourceError(AssayError):
 
 class MissingDependencyError(ResourceError):
     """An optional Python package is not installed; the message names the extra."""
+
+
+class OutputError(AssayError, OSError):
+    """An output cannot be written (read-only folder, a file in the way, disk full).
+
+    Also an `OSError`, so code that handles failed writes as OS errors keeps doing so.
+    """
 
 
 class RemoteError(AssayError):

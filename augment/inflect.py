@@ -2,20 +2,71 @@
 
 WordNet gives synonyms as lemmas; put in place of "films" or "contrived" they would break
 the sentence ("movie", "devise"). The Penn tag of the replaced word says which form is
-needed; irregular forms come from WordNet's own exception lists (read backwards: the
-lists map "geese" to "goose"), regular ones from English spelling rules. Comparatives and
-superlatives are not inflected (no synonyms are offered for them).
+needed. Which words are irregular comes from WordNet's own exception lists (read
+backwards: the lists map "geese" to "goose"), but the lists do not say which form is which
+("went" and "gone" both map to "go"), so the form itself comes from lemminflect when it is
+installed, else from a table of common irregular verbs. Regular forms follow English
+spelling rules. Comparatives and superlatives are not inflected (no synonyms are offered
+for them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 _VOWELS = set("aeiou")
 BASE_TAGS = frozenset({"NN", "NNP", "VB", "VBP", "JJ", "RB", "FW", "UH", ""})
 NO_SYNONYMS = frozenset({"JJR", "JJS", "RBR", "RBS"})
 # (base, WordNet pos) -> irregular inflected forms, e.g. ("goose", "n") -> ("geese",).
 Irregular = Callable[[str, str], tuple[str, ...]]
+
+
+# base -> (past, past participle), used when lemminflect is not installed.
+IRREGULAR_VERBS: dict[str, tuple[str, str]] = {
+    "be": ("was", "been"), "have": ("had", "had"), "do": ("did", "done"),
+    "go": ("went", "gone"), "run": ("ran", "run"), "show": ("showed", "shown"),
+    "take": ("took", "taken"), "give": ("gave", "given"), "see": ("saw", "seen"),
+    "make": ("made", "made"), "come": ("came", "come"), "get": ("got", "gotten"),
+    "know": ("knew", "known"), "think": ("thought", "thought"),
+    "write": ("wrote", "written"), "begin": ("began", "begun"),
+    "break": ("broke", "broken"), "choose": ("chose", "chosen"), "eat": ("ate", "eaten"),
+    "fall": ("fell", "fallen"), "become": ("became", "become"), "bring": ("brought", "brought"),
+    "buy": ("bought", "bought"), "catch": ("caught", "caught"), "drink": ("drank", "drunk"),
+    "drive": ("drove", "driven"), "feel": ("felt", "felt"), "find": ("found", "found"),
+    "fly": ("flew", "flown"), "forget": ("forgot", "forgotten"), "grow": ("grew", "grown"),
+    "hear": ("heard", "heard"), "hide": ("hid", "hidden"), "hold": ("held", "held"),
+    "keep": ("kept", "kept"), "leave": ("left", "left"), "lose": ("lost", "lost"),
+    "meet": ("met", "met"), "pay": ("paid", "paid"), "ride": ("rode", "ridden"),
+    "rise": ("rose", "risen"), "say": ("said", "said"), "sell": ("sold", "sold"),
+    "send": ("sent", "sent"), "sing": ("sang", "sung"), "sit": ("sat", "sat"),
+    "sleep": ("slept", "slept"), "speak": ("spoke", "spoken"), "spend": ("spent", "spent"),
+    "stand": ("stood", "stood"), "steal": ("stole", "stolen"), "swim": ("swam", "swum"),
+    "teach": ("taught", "taught"), "tell": ("told", "told"), "throw": ("threw", "thrown"),
+    "understand": ("understood", "understood"), "wake": ("woke", "woken"),
+    "wear": ("wore", "worn"), "win": ("won", "won"), "draw": ("drew", "drawn"),
+    "forgive": ("forgave", "forgiven"), "shake": ("shook", "shaken"), "tear": ("tore", "torn"),
+}  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _lemminflect() -> Callable[..., tuple[str, ...]] | None:
+    try:
+        from lemminflect import getInflection
+    except ImportError:
+        return None
+    return getInflection
+
+
+def exact_form(base: str, tag: str) -> str | None:
+    """The form of `base` that `tag` asks for, from lemminflect or the table; None if unknown."""
+    get = _lemminflect()
+    if get is not None:
+        found = get(base, tag=tag, inflect_oov=False)
+        return found[0] if found else None
+    if tag in ("VBD", "VBN") and base in IRREGULAR_VERBS:
+        return IRREGULAR_VERBS[base][0 if tag == "VBD" else 1]
+    return None
 
 
 def _plural(word: str) -> str:
@@ -89,7 +140,8 @@ def inflect(lemma: str, tag: str, irregular: Irregular | None = None) -> str | N
         return lemma
     # Third person singular has no exception list; the others come from WordNet's.
     forms = irregular(head.lower(), pos) if irregular is not None and tag != "VBZ" else ()
-    form = _pick(forms, tag) if forms else None
+    # An irregular word: the exact form for the tag, else the listed form that fits best.
+    form = (exact_form(head.lower(), tag) or _pick(forms, tag)) if forms else None
     if form is None:
         if tag == "VBZ" and head.endswith("o"):
             form = head + "es"

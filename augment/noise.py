@@ -1,8 +1,8 @@
 """Character noise: keyboard typos, OCR confusions, swapped, dropped and extra letters.
 
 Robustness augmentation: a model that meets typos in production should meet them in
-training. The keyboard neighbours and OCR confusions come from nlpaug's bundled maps
-(read as data; nlpaug's augmenters and their global random state are not used).
+training. The keyboard neighbours and OCR confusions are nlpaug's maps, shipped with assay
+in `data/` (MIT; see data/LICENSE-nlpaug); nlpaug itself is not needed.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -24,14 +25,15 @@ Action = Literal["keyboard", "ocr", "swap", "delete", "insert"]
 CharMap = dict[str, tuple[str, ...]]
 
 
-def _nlpaug_map(kind: str, lang: str) -> dict[str, list[str]]:
-    from assay.augment.base import package_file
+DATA = Path(__file__).resolve().parent / "data"
 
-    base = package_file("nlpaug", "res", "char", kind, purpose=f"the {kind} map")
+
+def _nlpaug_map(kind: str, lang: str) -> dict[str, list[str]]:
+    base = DATA / kind
     path = base / f"{lang}.json"
     if not path.exists():
         found = sorted(p.stem for p in base.glob("*.json"))
-        raise ResourceError(f"no {kind} map for {lang!r}; nlpaug has {found}")
+        raise ResourceError(f"no {kind} map for {lang!r}; there are maps for {found}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

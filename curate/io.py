@@ -7,15 +7,21 @@ label columns and given splits are handled here; making splits is the `split` st
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gzip
 import io as _io
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from assay import corpus as corpus_mod
 from assay.atomic import atomic_path, write_parquet
 from assay.curate.labelstudio.export import DEFAULT_RULE, LabelRule, read_export
-from assay.errors import InputError
+from assay.errors import InputError, shorten
 from assay.hashing import file_hash, json_hash
 from assay.ids import content_ids
 from assay.step import dropped_rows
@@ -96,6 +102,29 @@ class ReadOptions(BaseModel):
         "latest (newest non-cancelled), majority (annotators' consensus; ties unlabelled) "
         "or all (majority, and every annotation kept in labelstudio__annotations)",
     )
+    config: str | None = Field(
+        None, description="Hugging Face dataset configuration name (`sst2` of nyu-mll/glue)"
+    )
+    source_split: str | None = Field(
+        None, description="Hugging Face split(s) to read, e.g. train or train[:1000]; all if unset"
+    )
+    revision: str | None = Field(
+        None, description="Hugging Face dataset revision: a branch, tag or commit"
+    )
+    data_files: str | list[str] | dict[str, str | list[str]] | None = Field(
+        None,
+        description="data files for a Hugging Face builder source (csv, json, parquet, text)",
+    )
+
+    def hub_options(self) -> dict[str, Any]:
+        """The load_dataset arguments that are set."""
+        given = {
+            "name": self.config,
+            "split": self.source_split,
+            "revision": self.revision,
+            "data_files": self.data_files,
+        }
+        return {k: v for k, v in given.items() if v is not None}
 
 
 @dataclasses.dataclass
@@ -105,6 +134,8 @@ class Loaded:
     rows_read: int
     input_hash: str
     source: str
+    # What was read but looks wrong (short rows, a repeated header...): in the manifest.
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -119,8 +150,15 @@ def read(options: ReadOptions) -> Loaded:
         path = datasets.cached_path(options.source)
         if options.id_column is None:  # the datasets carry their source keys as ids
             options = options.model_copy(update={"id_column": "id"})
-    fmt = options.format if options.format != "auto" else guess_format(path, options.source)
-    raw = read_raw(path if path.exists() else Path(options.source), fmt, options)
+    fmt = (
+        options.format
+        if options.format != "auto"
+        else "hf"
+        if options.hub_options() and not path.exists()
+        else guess_format(path, options.source)
+    )
+    notes: list[str] = []
+    raw = read_raw(path if path.exists() else Path(options.source), fmt, options, notes)
     if options.limit is not None:
         raw = raw.head(options.limit)
     if path.is_file():
@@ -134,8 +172,15 @@ def read(options: ReadOptions) -> Loaded:
             {"frame": frame_hash(raw), "options": options.model_dump(mode="json")}
         )
     corpus, dropped = to_corpus(raw, options)
+    for note in notes:
+        log.warning("%s", note)
     return Loaded(
-        corpus, dropped, raw.height, input_hash, str(path if path.exists() else options.source)
+        corpus,
+        dropped,
+        raw.height,
+        input_hash,
+        str(path if path.exists() else options.source),
+        notes,
     )
 
 
@@ -168,8 +213,8 @@ def guess_format(path: Path, source: str) -> str:
     if path.is_dir():
         return "hf"
     suffix = (
-        "".join(path.suffixes[-2:]).lower()
-        if path.suffix in (".gz", ".zst")
+        path.suffixes[-2].lower()
+        if path.suffix.lower() in (".gz", ".gzip") and len(path.suffixes) >= 2
         else path.suffix.lower()
     )
     by_suffix = {
@@ -184,8 +229,8 @@ def guess_format(path: Path, source: str) -> str:
     }
     if suffix in by_suffix:
         return by_suffix[suffix]
-    if not path.exists() and "/" in source and not source.startswith((".", "/", "~")):
-        return "hf"  # looks like a Hugging Face hub id
+    if not path.exists() and looks_like_hub_id(source):
+        return "hf"
     if not path.exists():
         raise InputError(
             f"input {source!r} does not exist (and is not a dataset from `assay data list`)"
@@ -196,8 +241,21 @@ def guess_format(path: Path, source: str) -> str:
     )
 
 
-def read_raw(path: Path, fmt: str, options: ReadOptions) -> pl.DataFrame:
-    """Read a file into a plain table of its own columns."""
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
+def looks_like_hub_id(source: str) -> bool:
+    """`owner/name` with no local folder `owner`: a Hugging Face Hub id, not a missing path."""
+    if not _HUB_ID.fullmatch(source) or ".." in source:
+        return False
+    return not Path(source.split("/", 1)[0]).exists()
+
+
+def read_raw(
+    path: Path, fmt: str, options: ReadOptions, notes: list[str] | None = None
+) -> pl.DataFrame:
+    """Read a file into a plain table of its own columns; doubts are appended to `notes`."""
+    notes = notes if notes is not None else []
     if fmt in ("csv", "tsv", "jsonl", "labelstudio"):
         if not path.exists():
             raise InputError(f"input file {str(path)!r} does not exist")
@@ -214,7 +272,10 @@ def read_raw(path: Path, fmt: str, options: ReadOptions) -> pl.DataFrame:
                     quote_char=None if fmt == "tsv" else '"',
                     truncate_ragged_lines=False,
                 )
+                _check_header(path, data, fmt)
+                notes.extend(_ragged_rows(path, text, fmt, frame))
             elif fmt == "jsonl":
+                _check_jsonl(path, text, options.text_column)
                 frame = pl.read_ndjson(_io.BytesIO(data), infer_schema_length=None)
             else:
                 frame = read_export(
@@ -247,6 +308,18 @@ def _decode(path: Path, encoding: str) -> str:
     raw = path.read_bytes()
     if not raw:
         raise InputError(f"input file {str(path)!r} is empty")
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise InputError(
+                f"{str(path)!r} is gzip-compressed but cannot be decompressed ({_first_line(exc)})"
+            ) from None
+    elif raw.startswith((b"\x28\xb5\x2f\xfd", b"PK\x03\x04")):
+        raise InputError(
+            f"{str(path)!r} is a compressed archive, not text; decompress it first "
+            "(gzip-compressed files are read as they are)"
+        )
     try:
         return raw.decode(encoding).removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
@@ -259,40 +332,200 @@ def _decode(path: Path, encoding: str) -> str:
         raise InputError(f"unknown encoding {encoding!r}") from None
 
 
+def _check_header(path: Path, data: bytes, fmt: str) -> None:
+    """A column named twice is an error: which one would be the text?"""
+    import csv
+
+    first = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    header = next(csv.reader([first], delimiter="\t" if fmt == "tsv" else ","), [])
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, 1):
+        if name in seen:
+            raise InputError(
+                f"{str(path)!r}: the header names column {shorten(name)} twice (columns "
+                f"{seen[name]} and {i}); rename one so each column has its own name"
+            )
+        seen[name] = i
+
+
+def _ragged_rows(path: Path, text: str, fmt: str, frame: pl.DataFrame) -> list[str]:
+    """Notes on rows with fewer fields than the header, and on repeated header lines."""
+    import csv
+
+    notes = []
+    header = frame.columns
+    repeated = frame.filter(pl.all_horizontal(pl.col(c) == pl.lit(c) for c in header)).height
+    if repeated:
+        notes.append(
+            f"{str(path)!r}: {repeated} row(s) repeat the header line (files concatenated?); "
+            "they are read as data"
+        )
+    if frame.width < 2 or frame.height == 0 or frame[header[-1]].null_count() == 0:
+        return notes
+    reader = csv.reader(
+        _io.StringIO(text),
+        delimiter="\t" if fmt == "tsv" else ",",
+        quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL,
+    )
+    short, first = 0, None
+    for record in reader:
+        if record and len(record) < len(header):
+            short += 1
+            first = first or reader.line_num
+    if short:
+        notes.append(
+            f"{str(path)!r}: {short} row(s) have fewer fields than the header's {len(header)} "
+            f"(first on line {first}); their missing fields are read as empty (no label)"
+        )
+    return notes
+
+
+def _check_jsonl(path: Path, text: str, text_key: str) -> None:
+    """One error naming the line of a broken record or of a text that is not a string."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"{str(path)!r} line {number} is not valid JSON: {exc.msg} at column {exc.colno}"
+            ) from None
+        if not isinstance(record, dict):
+            raise InputError(
+                f"{str(path)!r} line {number}: each line must be a JSON object, got "
+                f"{type(record).__name__}"
+            )
+        value = record.get(text_key)
+        if value is not None and not isinstance(value, str):
+            raise InputError(
+                f"{str(path)!r} line {number}: {text_key!r} must be a string, got "
+                f"{type(value).__name__} {shorten(value)}; fix the data or set text_column"
+            )
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _read_hf(path: Path, options: ReadOptions) -> pl.DataFrame:
+    import importlib.util
+
     from assay.errors import require
 
+    if not path.exists() and importlib.util.find_spec("datasets") is None:
+        raise InputError(
+            f"input {options.source!r} does not exist; to read it as a Hugging Face Hub id, "
+            "pip install 'assay[hf]'"
+        )
     datasets = require("datasets", "hf", "Hugging Face datasets")
     try:
         if path.exists():
             ds = datasets.load_from_disk(str(path))
+            if options.source_split is not None and isinstance(ds, datasets.DatasetDict):
+                if options.source_split not in ds:
+                    raise InputError(
+                        f"{str(path)!r} has no split {options.source_split!r}; it has {sorted(ds)}"
+                    )
+                ds = datasets.DatasetDict({options.source_split: ds[options.source_split]})
         else:
-            ds = datasets.load_dataset(options.source)
+            ds = _load_from_hub(datasets, options)
     except (FileNotFoundError, ValueError, OSError, ConnectionError) as exc:
         raise InputError(
             f"cannot load Hugging Face dataset {options.source!r}: {_first_line(exc)}"
         ) from None
-    parts = ds.items() if isinstance(ds, (datasets.DatasetDict, dict)) else [(options.split, ds)]
+    split = options.source_split
+    parts = (
+        ds.items()
+        if isinstance(ds, (datasets.DatasetDict, dict))
+        else [(split.split("[")[0] if split else options.split, ds)]
+    )
     frames = []
     for split_name, part in parts:
         frame = pl.from_arrow(part.data.table)
         assert isinstance(frame, pl.DataFrame)
-        label_feature = part.features.get(options.label_column or "")
-        names = getattr(label_feature, "names", None)
-        if names and options.label_column in frame.columns:
-            frame = frame.with_columns(
-                pl.col(options.label_column).replace_strict(
-                    list(range(len(names))), names, default=None
-                )
-            )
+        frame = _class_names(frame, part.features, options.label_column)
         if split_name is not None and options.split_column is None:
             frame = frame.with_columns(pl.lit(split_name).alias("__split"))
         frames.append(frame)
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _class_names(frame: pl.DataFrame, features: Any, column: str | None) -> pl.DataFrame:
+    """ClassLabel ids (and lists of them) become the class names."""
+    feature = features.get(column or "")
+    if feature is None or column not in frame.columns:
+        return frame
+    names = getattr(feature, "names", None)
+    if names is not None:  # -1 (unlabelled) and ids past the names become null
+        return frame.with_columns(
+            pl.col(column).replace_strict(list(range(len(names))), names, default=None)
+        )
+    inner = getattr(feature, "feature", None)  # Sequence(ClassLabel) / List(ClassLabel)
+    inner_names = getattr(inner, "names", None)
+    if inner_names is not None and isinstance(frame.schema[column], pl.List):
+        ids = list(range(len(inner_names)))
+        return frame.with_columns(
+            pl.col(column).list.eval(
+                pl.element().replace_strict(ids, inner_names, default=None, return_dtype=pl.String)
+            )
+        )
+    return frame
+
+
+def _load_from_hub(datasets: Any, options: ReadOptions) -> Any:
+    """load_dataset with the recipe's config/split/revision; offline, one line, no retries."""
+    online = _hub_reachable()
+    with _hub_call(offline=not online):
+        try:
+            return datasets.load_dataset(options.source, **options.hub_options())
+        except (ConnectionError, OSError, ValueError) as exc:
+            if online:
+                raise
+            raise InputError(
+                f"{options.source!r} is not a local path, and cannot be loaded from the Hugging "
+                "Face Hub: the Hub is not reachable from here and the dataset is not in the "
+                f"local Hugging Face cache ({_first_line(exc)}); fix the path, or download the "
+                "dataset where the Hub is reachable"
+            ) from None
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    from urllib.parse import urlsplit
+
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _hub_call(offline: bool) -> Iterator[None]:
+    """Offline mode and quiet Hub loggers for this one call; the previous state comes back."""
+    import datasets
+    import huggingface_hub.constants as hub_constants
+
+    saved = (datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE)
+    loggers = [logging.getLogger(n) for n in ("datasets", "huggingface_hub", "fsspec")]
+    levels = [lg.level for lg in loggers]
+    try:
+        if offline:
+            datasets.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
+            for lg in loggers:
+                lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            if offline:
+                warnings.simplefilter("ignore")
+            yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def to_corpus(raw: pl.DataFrame, options: ReadOptions) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -328,6 +561,12 @@ def to_corpus(raw: pl.DataFrame, options: ReadOptions) -> tuple[pl.DataFrame, pl
     frame = raw.rename(collisions).rename(renames)
     if "__split" in frame.columns:
         frame = frame.rename({"__split": "split"})
+    text_type = frame.schema["text"]
+    if not (text_type in (pl.String, pl.Null, pl.Categorical) or isinstance(text_type, pl.Enum)):
+        raise InputError(
+            f"text column {options.text_column!r} holds {text_type} values, not text; "
+            "set text_column to the column with the text"
+        )
     frame = frame.with_columns(pl.col("text").cast(pl.String))
     if "label" not in frame.columns:
         frame = frame.with_columns(label=pl.lit(None, dtype=pl.String))
@@ -422,8 +661,24 @@ def _splits(frame: pl.DataFrame) -> pl.DataFrame:
 # -- writing --------------------------------------------------------------------------------
 
 
-def write(corpus: pl.DataFrame, target: str | os.PathLike[str], fmt: str | None = None) -> Path:
-    """Write a corpus as csv, tsv, jsonl, parquet or a Hugging Face DatasetDict (atomically)."""
+# Hugging Face names the dev split `validation`; the other split names are shared.
+HF_SPLIT_NAMES = {"dev": "validation"}
+HF_COLUMNS = ("id", "text", "label")
+
+
+def write(
+    corpus: pl.DataFrame,
+    target: str | os.PathLike[str],
+    fmt: str | None = None,
+    *,
+    hf_all_columns: bool = False,
+) -> Path:
+    """Write a corpus as csv, tsv, jsonl, parquet or a Hugging Face DatasetDict (atomically).
+
+    The DatasetDict follows the Hub's conventions: one split per corpus split (dev is
+    `validation`), the label as a `ClassLabel` (a list of them for multi-label), and only
+    id, text and label unless `hf_all_columns`.
+    """
     target = Path(target)
     fmt = fmt or {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}.get(
         target.suffix, "hf"
@@ -442,25 +697,48 @@ def write(corpus: pl.DataFrame, target: str | os.PathLike[str], fmt: str | None 
         with atomic_path(target) as tmp:
             corpus.write_ndjson(tmp)
     else:
-        _write_hf(corpus, target)
+        _write_hf(corpus, target, hf_all_columns)
     return target
 
 
-def _write_hf(corpus: pl.DataFrame, target: Path) -> None:
+def to_dataset_dict(corpus: pl.DataFrame, all_columns: bool = False) -> Any:
+    """The corpus as a `datasets.DatasetDict` with ClassLabel labels and Hub split names."""
     from assay.errors import require
 
     datasets = require("datasets", "hf", "writing a Hugging Face DatasetDict")
+    names = corpus_mod.label_set(corpus)
+    multilabel = corpus_mod.is_multilabel(corpus)
+    ids = list(range(len(names)))
+    if multilabel:
+        label = (
+            pl.col("label")
+            .fill_null([])
+            .list.eval(pl.element().replace_strict(names, ids, return_dtype=pl.Int64))
+        )
+        feature = datasets.Sequence(datasets.ClassLabel(names=names))
+    else:
+        # -1 is the Hub's mark of an unlabelled row (GLUE test splits).
+        label = pl.col("label").replace_strict(names, ids, default=-1, return_dtype=pl.Int64)
+        feature = datasets.ClassLabel(names=names)
+    columns = [c for c in corpus.columns if c != "split"] if all_columns else list(HF_COLUMNS)
     parts = {}
     for split in corpus["split"].fill_null("train").unique().sort().to_list():
         part = corpus.filter(pl.col("split").fill_null("train") == split)
-        parts[split] = datasets.Dataset(part.to_arrow())
+        table = part.with_columns(label.alias("label")).select(columns)
+        ds = datasets.Dataset(table.to_arrow()).cast_column("label", feature)
+        parts[HF_SPLIT_NAMES.get(split, split)] = ds
+    return datasets.DatasetDict(parts)
+
+
+def _write_hf(corpus: pl.DataFrame, target: Path, all_columns: bool = False) -> None:
+    dataset_dict = to_dataset_dict(corpus, all_columns)
     tmp = Path(
         tempfile.mkdtemp(
             prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None
         )
     )
     try:
-        datasets.DatasetDict(parts).save_to_disk(str(tmp))
+        dataset_dict.save_to_disk(str(tmp))
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -27,8 +27,8 @@ from assay.recipes.cli_options import (
 _CONNECTION_OPTIONS = (
     click.option(
         "--url",
-        envvar="ASSAY_LS_URL",
-        help="Label Studio URL (or set ASSAY_LS_URL).",
+        envvar=["ASSAY_LS_URL", "LABEL_STUDIO_URL"],
+        help="Label Studio URL (or set ASSAY_LS_URL or LABEL_STUDIO_URL).",
         required=True,
     ),
     click.option(
@@ -45,6 +45,14 @@ _CONNECTION_OPTIONS = (
         help="Sync directory (default .assay/labelstudio/<project>).",
     ),
     quiet_option,
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        expose_value=False,
+        callback=lambda ctx, _param, value: ctx.meta.__setitem__("ls_timeout", value),
+        help="Seconds to wait for each answer from the server (or set ASSAY_LS_TIMEOUT; "
+        "default 300).",
+    ),
 )
 
 
@@ -58,7 +66,8 @@ def _connection_options(fn):
 def _client(url: str, token_env: str):
     from assay.curate.labelstudio.client import Connection
 
-    return Connection.from_env(url, token_env).client()
+    timeout = click.get_current_context().meta.get("ls_timeout")
+    return Connection.from_env(url, token_env, timeout).client()
 
 
 def _sync_dir(sync_dir: Path | None, project: str) -> Path:

@@ -55,9 +55,15 @@ def model_option(default: str | None = None) -> Callable[[F], F]:
 def seed_option(default: int | None = None, of: str = "the run") -> Callable[[F], F]:
     """`--seed`; without a default the recipe's seed is used."""
     if default is None:
-        return click.option("--seed", type=int, help="Seed (overrides the recipe's).")
+        return click.option(
+            "--seed", type=click.IntRange(min=0), help="Seed (overrides the recipe's)."
+        )
     return click.option(
-        "--seed", type=int, default=default, show_default=True, help=f"Seed of {of}."
+        "--seed",
+        type=click.IntRange(min=0),
+        default=default,
+        show_default=True,
+        help=f"Seed of {of}.",
     )
 
 

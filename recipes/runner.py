@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import ValidationError
 
 from assay import __version__
 from assay import corpus as corpus_mod
 from assay.cache import StepCache, step_key
 from assay.context import RunContext
 from assay.curate import io
-from assay.errors import StepError
+from assay.errors import RecipeError, StepError, shorten
 from assay.hashing import frame_hash
 from assay.progress import Progress, SilentProgress
 from assay.recipes.schema import Recipe, StepSpec, dump_recipe, load_recipe
@@ -103,7 +105,7 @@ def run_steps(
                 raise StepError(f"step {step.name!r} produced an invalid corpus: {exc}") from None
             result.report.seconds = round(time.perf_counter() - started, 4)
             if use_cache:
-                cache.put(key, result)
+                _cache_put(cache, key, result)
             elif not step.cacheable:
                 # Output depends on more than the input (a remote service): later steps are
                 # keyed by what it actually returned.
@@ -140,6 +142,14 @@ def run_steps(
     )
 
 
+def _cache_put(cache: StepCache, key: str, result: Any) -> None:
+    try:
+        cache.put(key, result)
+    except OSError as exc:
+        log.warning("could not write the step cache (%s); running without it", exc.strerror or exc)
+        cache.enabled = False
+
+
 def _concat(frames: list[pl.DataFrame], empty: pl.DataFrame) -> pl.DataFrame:
     if frames:
         return pl.concat(frames, how="diagonal_relaxed")
@@ -160,12 +170,55 @@ def run_recipe(
     progress: Progress | None = None,
     cache: StepCache | None = None,
 ) -> RunResult:
-    """Run a recipe end to end and write its run directory."""
+    """Run a recipe end to end and write its run directory.
+
+    The run is staged beside `out` and swapped in only when complete (manifest last), so a
+    failure leaves the previous run as it was; `out` is checked for writability first.
+    """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     if seed is not None:
-        recipe = recipe.model_copy(update={"seed": seed})
+        recipe = _with_seed(recipe, seed)
     run_dir = RunDirectory(out or Path("runs") / recipe.name).prepare()
+    try:
+        result = _run_into(recipe, run_dir, progress, cache)
+    except BaseException:
+        run_dir.abort()
+        raise
+    run_dir.commit()
+    return result
+
+
+def _with_seed(recipe: Recipe, seed: int) -> Recipe:
+    try:
+        data = recipe.model_dump(exclude={"steps"})
+        return Recipe.model_validate({**data, "steps": recipe.steps, "seed": seed})
+    except ValidationError as exc:
+        raise RecipeError(f"seed: {exc.errors()[0]['msg']} (got {shorten(seed)})") from None
+
+
+def _usable_cache(cache: StepCache) -> StepCache:
+    """The cache, or a disabled one (with a warning) when its folder cannot be written."""
+    if not cache.enabled:
+        return cache
+    root = cache.root
+    existing = next((p for p in [root, *root.parents] if p.exists()), None)
+    if existing is None or (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+        return cache
+    log.warning(
+        "the step cache %s is not writable; running without it (set ASSAY_CACHE_DIR to a "
+        "writable folder, or run with --no-cache)",
+        root,
+    )
+    return StepCache(root, enabled=False)
+
+
+def _run_into(
+    recipe: Recipe,
+    run_dir: RunDirectory,
+    progress: Progress | None,
+    cache: StepCache | None,
+) -> RunResult:
     ctx = RunContext(
         seed=recipe.seed,
         run_dir=run_dir.path,
@@ -173,10 +226,17 @@ def run_recipe(
         progress=progress or SilentProgress(),
     )
     started = time.perf_counter()
-    corpus, load_dropped, input_key, rows_read = load_input(recipe)
+    loaded = io.read(recipe.input)
+    corpus, load_dropped, input_key, rows_read = (
+        loaded.corpus,
+        loaded.dropped,
+        loaded.input_hash,
+        loaded.rows_read,
+    )
     steps = build_steps(recipe.steps)
     if cache is None:
         cache = StepCache(enabled=recipe.cache)
+    cache = _usable_cache(cache)
     result = run_steps(
         corpus, steps, ctx, cache=cache, input_key=input_key, protect_eval=recipe.protect_eval
     )
@@ -201,12 +261,13 @@ def run_recipe(
     outputs = [CORPUS, DROPPED, LINEAGE]
     for fmt in recipe.output.formats:
         name = f"corpus.{fmt}" if fmt != "hf" else "corpus_hf"
-        io.write(result.corpus, run_dir / name, fmt)
+        io.write(result.corpus, run_dir / name, fmt, hf_all_columns=recipe.output.hf_all_columns)
         outputs.append(name)
     manifest = _manifest(
         recipe, input_key, rows_read, load_dropped, result, time.perf_counter() - started
     )
     manifest["outputs"] = run_dir.hashes(outputs)
+    manifest["warnings"] = list(loaded.warnings)
     if recipe.output.report:
         from assay.audits.report import render_run_report
 

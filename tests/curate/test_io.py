@@ -174,3 +174,160 @@ def test_read_corpus_takes_a_run_directory_a_corpus_file_or_raw_data(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="neither a corpus parquet nor a run directory"):
         read_corpus(tmp_path / "empty")
+
+
+# -- inputs that used to pass in silence ------------------------------------------------------
+
+
+def test_column_named_twice_in_header_is_an_error(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("text,label,text\nhello there,a,x\nbye now,b,y\n")
+    with pytest.raises(InputError, match=r"column 'text' twice \(columns 1 and 3\)"):
+        read(opts(p))
+
+
+def test_repeated_header_line_is_a_warning(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\nhello there,a\ntext,label\nbye now,b\n")
+    loaded = read(opts(p))
+    assert any("repeat the header" in w for w in loaded.warnings)
+
+
+def test_short_rows_are_a_warning_with_their_line(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\nhello there,a\nbye now\nok then,b\nlast one\n")
+    loaded = read(opts(p))
+    assert loaded.corpus["label"].null_count() == 2
+    assert len(loaded.warnings) == 1
+    assert "2 row(s) have fewer fields" in loaded.warnings[0] and "line 3" in loaded.warnings[0]
+
+
+def test_well_formed_csv_has_no_warnings(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\nhello there,a\nunlabelled one,\n")
+    assert read(opts(p)).warnings == []
+
+
+@pytest.mark.parametrize("value", ["5", '["x", "y"]', "true"])
+def test_non_string_text_in_jsonl_names_the_line(tmp_path, value):
+    p = tmp_path / "d.jsonl"
+    p.write_text(f'{{"text": "fine", "label": "a"}}\n{{"text": {value}, "label": "b"}}\n')
+    with pytest.raises(InputError, match=r"line 2: 'text' must be a string"):
+        read(opts(p))
+
+
+def test_non_string_text_column_in_parquet_is_an_error(tmp_path):
+    p = tmp_path / "d.parquet"
+    pl.DataFrame({"text": [1, 2], "label": ["a", "b"]}).write_parquet(p)
+    with pytest.raises(InputError, match="holds Int64 values, not text"):
+        read(opts(p))
+
+
+def test_broken_jsonl_line_is_named(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"text": "a", "label": "a"}\n{"text": "b", "label": \n{"text": "c"}\n')
+    with pytest.raises(InputError, match="line 2 is not valid JSON"):
+        read(opts(p))
+
+
+def test_gzip_compressed_csv_is_read(tmp_path):
+    import gzip
+
+    for name in ("d.csv", "e.csv.gz"):
+        p = tmp_path / name
+        p.write_bytes(gzip.compress(b"text,label\nhello there,a\n"))
+        assert read(opts(p)).corpus["text"].to_list() == ["hello there"]
+
+
+def test_missing_relative_path_is_not_sent_to_the_hub(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    with pytest.raises(InputError, match="does not exist"):
+        read(ReadOptions(source="data/nothere"))
+
+
+def test_hub_id_offline_is_one_error_without_retries(tmp_path, monkeypatch):
+    pytest.importorskip("datasets")
+    import time
+
+    from assay.curate import io as io_mod
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(io_mod, "_hub_reachable", lambda timeout=3.0: False)
+    started = time.perf_counter()
+    with pytest.raises(InputError, match=r"not a local path.*Hub is not reachable"):
+        read(ReadOptions(source="someone/no-such-dataset", config="sst2"))
+    assert time.perf_counter() - started < 10
+    import datasets
+    import huggingface_hub.constants
+
+    # offline only for that call
+    assert datasets.config.HF_HUB_OFFLINE == huggingface_hub.constants.HF_HUB_OFFLINE
+
+
+# -- Hugging Face conventions -----------------------------------------------------------------
+
+
+def test_hugging_face_multilabel_class_labels_become_names(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict(
+        {"text": ["a b", "c d"], "label": [[0, 1], [1]]},
+        features=datasets.Features(
+            {
+                "text": datasets.Value("string"),
+                "label": datasets.Sequence(datasets.ClassLabel(names=["joy", "anger"])),
+            }
+        ),
+    )
+    datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "ds"))
+    c = read(opts(tmp_path / "ds")).corpus
+    assert c["label"].to_list() == [["joy", "anger"], ["anger"]]
+
+
+def test_dataset_dict_output_follows_hub_conventions(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    src = tmp_path / "d.csv"
+    src.write_text("text,label,part\na b,x,train\nc d,y,test\ne f,x,dev\ng h,,train\n")
+    corpus = read(opts(src, split_column="part")).corpus
+    out = write(corpus, tmp_path / "hf", "hf")
+    back = datasets.load_from_disk(str(out))
+    assert sorted(back) == ["test", "train", "validation"]
+    feature = back["train"].features["label"]
+    assert isinstance(feature, datasets.ClassLabel) and feature.names == ["x", "y"]
+    assert sorted(back["train"]["label"]) == [-1, 0]
+    assert back["validation"].column_names == ["id", "text", "label"]
+    every = datasets.load_from_disk(str(write(corpus, tmp_path / "hf2", "hf", hf_all_columns=True)))
+    assert {"weight", "origin", "lang"} <= set(every["train"].column_names)
+
+
+def test_multilabel_dataset_dict_output_uses_a_sequence_of_class_labels(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    src = tmp_path / "d.csv"
+    src.write_text("text,label\na b,x|y\nc d,y\n")
+    corpus = read(opts(src, label_separator="|", split="train")).corpus
+    back = datasets.load_from_disk(str(write(corpus, tmp_path / "hf", "hf")))
+    feature = back["train"].features["label"]
+    assert feature.feature.names == ["x", "y"]
+    assert back["train"]["label"] == [[0, 1], [1]]
+    again = read(opts(tmp_path / "hf", id_column="id")).corpus
+    assert again["label"].to_list() == [["x", "y"], ["y"]]
+
+
+def test_hub_options_select_config_split_and_data_files(tmp_path):
+    pytest.importorskip("datasets")
+    csv = tmp_path / "d.csv"
+    csv.write_text("text,label\nhello,a\nthere,b\n")
+    loaded = read(ReadOptions(source="csv", data_files={"train": str(csv)}, source_split="train"))
+    assert loaded.corpus["text"].to_list() == ["hello", "there"]
+    assert loaded.corpus["split"].to_list() == ["train", "train"]
+    options = ReadOptions(source="nyu-mll/glue", config="sst2", revision="main")
+    assert options.hub_options() == {"name": "sst2", "revision": "main"}
+
+
+def test_unlabelled_rows_round_trip_through_a_dataset_dict(tmp_path):
+    pytest.importorskip("datasets")
+    src = tmp_path / "d.csv"
+    src.write_text("text,label\na b,\nc d,\n")
+    corpus = read(opts(src, split="test")).corpus
+    back = read(opts(write(corpus, tmp_path / "hf", "hf"), id_column="id")).corpus
+    assert back["label"].to_list() == [None, None]

@@ -199,3 +199,51 @@ def test_train_reads_a_corpus_file_as_well_as_a_run_directory(runner, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
     assert set(metrics["intervals"]) == {"test"}
+
+
+def _small_recipe(tmp_path, extra=""):
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "\n".join(f"row number {i},{'ab'[i % 2]}" for i in range(20)))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"input: {{source: {data}}}\n{extra}")
+    return recipe
+
+
+def test_negative_seed_is_refused_by_validate_and_run(runner, tmp_path):
+    recipe = _small_recipe(tmp_path, "seed: -1\n")
+    result = runner.invoke(main, ["validate", str(recipe)])
+    assert result.exit_code == 2 and "seed" in result.output
+    result = runner.invoke(main, ["run", str(_small_recipe(tmp_path)), "--seed", "-5", "-q"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_out_under_a_file_is_one_line(runner, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = runner.invoke(
+        main, ["run", str(_small_recipe(tmp_path)), "--out", str(tmp_path / "afile/run"), "-q"]
+    )
+    assert result.exit_code == 1 and "is a file, not a folder" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_relative_path_is_one_line_and_quick(runner, tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("input: {source: data/nothere}\n")
+    started = time.perf_counter()
+    result = runner.invoke(main, ["run", str(recipe), "-q"])
+    assert time.perf_counter() - started < 5
+    assert result.exit_code == 1 and "does not exist" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_hf_output_runs_from_the_cli(runner, tmp_path):
+    pytest.importorskip("datasets")
+    recipe = _small_recipe(tmp_path, "steps: [split]\noutput: {formats: [hf]}\n")
+    result = runner.invoke(main, ["run", str(recipe), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert "corpus_hf" in manifest["outputs"]

@@ -161,3 +161,238 @@ def test_recipe_errors_give_the_line_of_the_key(tmp_path):
     )
     with pytest.raises(RecipeError, match=r"r\.yaml:7: steps\[1\]\.clean\.min_chrs: unknown key"):
         load_recipe(path)
+
+
+# -- the run directory is written whole ---------------------------------------------------------
+
+
+def test_hf_output_is_written_and_hashed_in_the_manifest(tmp_path, data_csv):
+    pytest.importorskip("datasets")
+    recipe = write_recipe(tmp_path, data_csv, output={"formats": ["hf", "csv"], "report": False})
+    result = run_recipe(recipe, tmp_path / "run")
+    assert (tmp_path / "run" / "corpus_hf" / "dataset_dict.json").exists()
+    assert set(result.manifest["outputs"]) >= {"corpus_hf", "corpus.csv"}
+    again = run_recipe(recipe, tmp_path / "again")
+    assert again.manifest["outputs"]["corpus_hf"] == result.manifest["outputs"]["corpus_hf"]
+
+
+def test_a_failed_rerun_leaves_the_previous_run_whole(tmp_path, data_csv, monkeypatch):
+    import assay.audits.report as report
+
+    run = tmp_path / "run"
+    run_recipe(write_recipe(tmp_path, data_csv), run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report, "render_run_report", crash)
+    with pytest.raises(RuntimeError):
+        run_recipe(write_recipe(tmp_path, data_csv), run, seed=99)
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert after == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run")] == []
+
+
+def test_a_rerun_with_other_outputs_leaves_no_stale_files(tmp_path, data_csv):
+    run = tmp_path / "run"
+    run_recipe(
+        write_recipe(
+            tmp_path,
+            data_csv,
+            output={"formats": ["csv", "jsonl", "tsv"]},
+            steps=[{"clean": {"min_chars": 6}}, "dedup", "split"],
+        ),
+        run,
+    )
+    assert (run / "corpus.tsv").exists() and (run / "findings").is_dir()
+    run_recipe(write_recipe(tmp_path, data_csv, steps=["split"]), run)
+    names = {p.name for p in run.iterdir()}
+    assert names == {
+        "corpus.parquet",
+        "dropped.parquet",
+        "lineage.parquet",
+        "manifest.json",
+        "report.html",
+    }
+
+
+def test_label_studio_sync_state_survives_reruns_and_failed_runs(tmp_path, data_csv, monkeypatch):
+    import assay.audits.report as report
+
+    run = tmp_path / "run"
+    run_recipe(write_recipe(tmp_path, data_csv), run)
+    (run / "labelstudio").mkdir()
+    (run / "labelstudio" / "state.json").write_text("v1")
+    run_recipe(write_recipe(tmp_path, data_csv), run)
+    assert (run / "labelstudio" / "state.json").read_text() == "v1"
+
+    def sync_then_crash(run_dir, *args, **kwargs):
+        (run_dir / "labelstudio" / "state.json").write_text("v2")
+        raise RuntimeError("crash after a sync")
+
+    monkeypatch.setattr(report, "render_run_report", sync_then_crash)
+    with pytest.raises(RuntimeError):
+        run_recipe(write_recipe(tmp_path, data_csv), run)
+    assert (run / "labelstudio" / "state.json").read_text() == "v2"
+    assert (run / "manifest.json").exists()
+
+
+def test_out_under_a_file_is_one_clear_error_before_any_work(tmp_path, data_csv):
+    from assay.errors import OutputError
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        run_recipe(write_recipe(tmp_path, data_csv), blocker / "run")
+
+
+def test_read_only_out_is_refused_before_any_work(tmp_path, data_csv, monkeypatch):
+    import os
+
+    from assay import rundir
+    from assay.errors import OutputError
+
+    run = tmp_path / "run"
+    run_recipe(write_recipe(tmp_path, data_csv), run)
+    run.chmod(0o555)
+    real_access = os.access
+    # As root every folder is writable: emulate what any other user sees.
+    monkeypatch.setattr(
+        rundir.os, "access", lambda p, mode: False if str(p) == str(run) else real_access(p, mode)
+    )
+    loads = []
+    monkeypatch.setattr("assay.curate.io.read", lambda *a: loads.append(1))
+    try:
+        with pytest.raises(OutputError, match="is read-only"):
+            run_recipe(write_recipe(tmp_path, data_csv), run)
+    finally:
+        run.chmod(0o755)
+    assert loads == []
+
+
+def test_a_folder_that_is_not_a_run_is_never_replaced(tmp_path, data_csv):
+    from assay.errors import OutputError
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputError, match="is not a run"):
+        run_recipe(write_recipe(tmp_path, data_csv), folder)
+    assert (folder / "notes.txt").read_text() == "keep me"
+
+
+def test_unwritable_cache_runs_without_it(tmp_path, data_csv, monkeypatch):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    monkeypatch.setenv("ASSAY_CACHE_DIR", str(blocker / "steps"))
+    result = run_recipe(write_recipe(tmp_path, data_csv), tmp_path / "run")
+    assert result.manifest["accounting"]["balanced"]
+
+
+def test_negative_seed_is_a_recipe_error(tmp_path, data_csv):
+    with pytest.raises(RecipeError, match="seed"):
+        load_recipe(write_recipe(tmp_path, data_csv, seed=-1))
+    with pytest.raises(RecipeError, match="seed"):
+        run_recipe(write_recipe(tmp_path, data_csv), tmp_path / "run", seed=-3)
+
+
+def test_load_warnings_go_into_the_manifest(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "\n".join(f"row number {i},a" for i in range(9)) + "\nshort\n")
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"input": {"source": str(data)}}))
+    manifest = run_recipe(path, tmp_path / "run").manifest
+    assert len(manifest["warnings"]) == 1 and "fewer fields" in manifest["warnings"][0]
+
+
+# -- hostile recipes ----------------------------------------------------------------------------
+
+
+def test_yaml_alias_bomb_is_one_short_error(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(
+        'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+        "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+        "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+        "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+        "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+        "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+        "name: *f\ninput: {source: x.csv}\n"
+    )
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    assert len(str(info.value)) < 300 and "aliases" in str(info.value)
+
+
+def test_long_values_are_cut_in_errors(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"name": ["x" * 50] * 100, "input": {"source": "x.csv"}}))
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    assert len(str(info.value)) < 300 and "more characters" in str(info.value)
+
+
+def test_deeply_nested_values_are_one_error(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: " + "[" * 3000 + "]" * 3000 + "\ninput: {source: x.csv}\n")
+    with pytest.raises(RecipeError, match="nested"):
+        load_recipe(path)
+    with pytest.raises(RecipeError, match="nested"):
+        load_recipe({"name": "x", "input": {"source": "x.csv"}, "steps": _nested(3000)})
+
+
+def _nested(depth):
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_unwritable_outputs_are_one_error_that_is_also_an_os_error(tmp_path):
+    from assay import atomic
+    from assay.errors import AssayError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(AssayError, match=r"afile' is a file, not a folder") as info:
+        atomic.write_text(tmp_path / "afile" / "schema.json", "{}")
+    assert isinstance(info.value, OSError)
+
+
+def test_the_current_folder_is_never_replaced(tmp_path, data_csv, monkeypatch):
+    from assay.errors import OutputError
+
+    run = tmp_path / "run"
+    run_recipe(write_recipe(tmp_path, data_csv), run)
+    monkeypatch.chdir(run)
+    with pytest.raises(OutputError, match="current folder"):
+        run_recipe(write_recipe(tmp_path, data_csv), ".")
+    assert (run / "manifest.json").exists()
+
+
+def test_a_failed_first_run_keeps_its_sync_state_and_can_be_rerun(tmp_path, data_csv, monkeypatch):
+    import assay.audits.report as report
+
+    run = tmp_path / "run"
+    real = report.render_run_report
+
+    def sync_then_crash(run_dir, *args, **kwargs):
+        (run_dir / "labelstudio").mkdir(exist_ok=True)
+        (run_dir / "labelstudio" / "state.json").write_text("v1")
+        raise RuntimeError("crash after a sync")
+
+    monkeypatch.setattr(report, "render_run_report", sync_then_crash)
+    with pytest.raises(RuntimeError):
+        run_recipe(write_recipe(tmp_path, data_csv), run)
+    assert [p.name for p in run.iterdir()] == ["labelstudio"]
+    monkeypatch.setattr(report, "render_run_report", real)
+    run_recipe(write_recipe(tmp_path, data_csv), run)
+    assert (run / "labelstudio" / "state.json").read_text() == "v1"
+    assert (run / "manifest.json").exists()
+
+
+def test_the_label_studio_sync_folder_is_a_state_folder_of_runs():
+    from assay.curate.labelstudio.steps import SYNC_DIR
+    from assay.rundir import STATE_DIRS
+
+    assert SYNC_DIR in STATE_DIRS
