@@ -56,7 +56,7 @@ def describe(name: str) -> dict[str, Any]:
     return {
         "name": name,
         "kind": cls.kind,
-        "version": cls.version,
+        "version": "1",
         "class": f"{cls.__module__}.{cls.__qualname__}",
         "summary": summary(cls),
         "doc": inspect.getdoc(cls) or "",

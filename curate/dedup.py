@@ -127,7 +127,6 @@ class DedupFilter(Filter):
     """
 
     Config = DedupConfig
-    version = "1"
 
     def keep(self, corpus: pl.DataFrame, ctx: RunContext) -> Keep:
         cfg: DedupConfig = self.config
@@ -204,7 +203,9 @@ def near_duplicate_pairs(
     engine = get_engine(engine)
     n = len(texts)
     rows = pa.table({"row": pa.array(np.arange(n, dtype=np.int64)), "text": texts})
-    buckets = engine.map_batches(rows, functools.partial(dedup_minhash.signature_table, params=params))
+    buckets = engine.map_batches(
+        rows, functools.partial(dedup_minhash.signature_table, params=params)
+    )
     pairs = engine.shuffle_map(buckets, "bucket", dedup_minhash.bucket_pairs)
     a, b = dedup_minhash.unique_pairs(
         np.asarray(pairs["a"], dtype=np.int64), np.asarray(pairs["b"], dtype=np.int64)
@@ -214,7 +215,9 @@ def near_duplicate_pairs(
         table = pa.table(
             {"a": a, "b": b, "text_a": texts.take(pa.array(a)), "text_b": texts.take(pa.array(b))}
         )
-        scored = engine.map_batches(table, functools.partial(dedup_minhash.verify_pairs, params=params))
+        scored = engine.map_batches(
+            table, functools.partial(dedup_minhash.verify_pairs, params=params)
+        )
         score = np.asarray(scored["jaccard"])
         ok = score >= verify_threshold
         a = np.asarray(scored["a"], dtype=np.int64)[ok]

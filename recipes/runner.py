@@ -20,6 +20,7 @@ import polars as pl
 
 from assay import __version__
 from assay import corpus as corpus_mod
+from assay.books import LINEAGE_SCHEMA
 from assay.cache import StepCache, step_key
 from assay.context import RunContext
 from assay.curate import io
@@ -89,7 +90,7 @@ def run_steps(
     reports: list[StepReport] = []
     for index, step in enumerate(steps):
         sctx = ctx.for_step(index, step.name)
-        key = step_key(key, step.name, step.version, step.params, ctx.seed, index)
+        key = step_key(key, step.name, "1", step.params, ctx.seed, index)
         use_cache = cache is not None and step.cacheable
         result = cache.get(key) if use_cache else None
         if result is None:
@@ -108,7 +109,7 @@ def run_steps(
                 # Output depends on more than the input (a remote service): later steps are
                 # keyed by what it actually returned.
                 key = step_key(
-                    frame_hash(result.corpus), step.name, step.version, step.params, ctx.seed, index
+                    frame_hash(result.corpus), step.name, "1", step.params, ctx.seed, index
                 )
         log.info(
             "%s: %d -> %d rows (%d dropped, %d added)%s",
@@ -132,9 +133,7 @@ def run_steps(
         dropped=_concat(dropped, corpus_mod.empty(corpus_mod.is_multilabel(corpus))),
         lineage=_concat(
             lineage,
-            pl.DataFrame(
-                schema={"id": pl.String, "step": pl.String, "before": pl.String, "after": pl.String}
-            ),
+            pl.DataFrame(schema=LINEAGE_SCHEMA),
         ),
         reports=reports,
         findings=findings,

@@ -93,9 +93,9 @@ def test_augmenter_assigns_ids_parents_origin_and_rejects_copies():
     check_accounting(c, r)
     added = r.corpus.filter(pl.col("origin") == "augment.echo")
     # train rows only (r4 is test); reversed texts accepted once each
-    assert sorted(added["id"].to_list()) == ["r1~echo0", "r2~echo0", "r3~echo0"]
-    assert added.filter(pl.col("id") == "r1~echo0")["parent_id"].item() == "r1"
-    assert added.filter(pl.col("id") == "r1~echo0")["text"].item() == "ereht olleh"
+    assert sorted(added["id"].to_list()) == ["r1~0.echo0", "r2~0.echo0", "r3~0.echo0"]
+    assert added.filter(pl.col("id") == "r1~0.echo0")["parent_id"].item() == "r1"
+    assert added.filter(pl.col("id") == "r1~0.echo0")["text"].item() == "ereht olleh"
     assert added["split"].unique().to_list() == ["train"]
     reasons = r.dropped["reason"].value_counts().sort("reason")
     assert dict(reasons.iter_rows()) == {"duplicate_of_generated_row": 3, "identical_to_parent": 3}
