@@ -52,9 +52,11 @@ def test_char_noise_spares_protected_and_short_words():
         [TEXT],
         "char_noise",
     )
+    assert out.height >= 1
     for text in out["text"]:
         words = text.split()
         assert words[0] == "the" and words[1] == "remarkable" and words[-1] == "."
+        assert text != TEXT
 
 
 def test_word_shuffle_keeps_words_and_punctuation_in_place():
