@@ -82,9 +82,78 @@ __all__ = [
 
 
 class StepConfig(BaseModel):
-    """Base of every step's Config: typed, frozen, unknown keys rejected."""
+    """Base of every step's Config: typed, frozen, unknown keys rejected.
+
+    A config whose keys differ by method is a discriminated union: the base class holds
+    the shared keys and maps each value of `variant_key` to a subclass in `variants`;
+    `Base(**params)` builds the subclass the params name, so keys of another method are
+    unknown keys, and `Base.model_json_schema()` is the union's schema.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variant_key: ClassVar[str] = "method"
+    variants: ClassVar[dict[str, type[StepConfig]]] = {}
+
+    def __new__(cls, *args: Any, **params: Any) -> StepConfig:
+        return super().__new__(cls.variant_for(params))
+
+    @classmethod
+    def _is_union(cls) -> bool:
+        return bool(cls.variants) and cls not in cls.variants.values()
+
+    @classmethod
+    def variant_for(cls, params: dict[str, Any]) -> type[StepConfig]:
+        """The class that validates `params`: this one, or the variant they name."""
+        if not cls._is_union():
+            return cls
+        value = params.get(cls.variant_key, cls.model_fields[cls.variant_key].default)
+        return cls.variants.get(value, cls) if isinstance(value, str) else cls
+
+    @classmethod
+    def owners_of(cls, key: str) -> list[str]:
+        """Values of `variant_key` whose variant has `key` (for error hints)."""
+        return [v for v, sub in cls.variants.items() if key in sub.model_fields]
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The schema; for a union, one of the variants' schemas (the variant key is
+        required but for the default variant), with every key listed in `properties`."""
+        if not cls._is_union():
+            return super().model_json_schema(*args, **kwargs)
+        key = cls.variant_key
+        default = cls.model_fields[key].default
+        members, merged, owners = [], {}, {}
+        for value, sub in cls.variants.items():
+            schema = sub.model_json_schema(*args, **kwargs)
+            if value != default:
+                schema["required"] = [key, *schema.get("required", [])]
+            members.append(schema)
+            for name, prop in schema.get("properties", {}).items():
+                merged.setdefault(name, dict(prop))
+                owners.setdefault(name, []).append((value, prop.get("default")))
+        merged[key] = {
+            "enum": list(cls.variants),
+            "default": default,
+            "description": cls.model_fields[key].description or "",
+        }
+        for name, found in owners.items():
+            if name == key:
+                continue
+            prop = merged[name]
+            if len(found) < len(cls.variants):
+                prop["description"] = (
+                    f"{prop.get('description', '')} [{key}: {', '.join(v for v, _ in found)}]"
+                )
+            if len({repr(d) for _, d in found}) > 1:
+                prop.pop("default", None)
+                shown = ", ".join(f"{d} for {v}" for v, d in found)
+                prop["description"] += f" (default {shown})"
+        out: dict[str, Any] = {"title": cls.__name__, "type": "object", "properties": merged}
+        if cls.__doc__ and cls.__doc__.strip():
+            out["description"] = cls.__doc__.strip().splitlines()[0]
+        out["oneOf"] = members
+        return out
 
 
 class Step:

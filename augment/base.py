@@ -5,7 +5,9 @@ and origin, rejects texts identical to the parent or to another row, and applies
 `max_per_row` and `budget`. This module adds what every text augmenter here shares:
 
 - an edit rate `p` with `min_edits` / `max_edits`: p * words edits per augmentation,
-  rounded stochastically by default (or down, Wei & Zou's rule, or up, nlpaug's);
+  rounded stochastically by default (or down, Wei & Zou's rule, or up, nlpaug's), in
+  `TextAugmenterConfig` (augmenters without an edit rate, like shuffling, take
+  `TextAugmenterBaseConfig`);
 - protected terms, never edited;
 - a stream of uniform draws from the run context (one numpy call per 64k draws, so the
   per-word loops stay in plain Python without calling numpy per decision);
@@ -41,7 +43,19 @@ _CORE = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)
 Draw = Callable[[], float]
 
 
-class TextAugmenterConfig(AugmenterConfig):
+class TextAugmenterBaseConfig(AugmenterConfig):
+    """Rows to augment, terms to keep, and the guard: what every text augmenter takes."""
+
+    protected: list[str] = Field(
+        default_factory=list,
+        description="words or phrases never edited (case-insensitive)",
+    )
+    guard: GuardConfig | None = Field(
+        None, description="drop generated rows whose label no longer holds (off if unset)"
+    )
+
+
+class TextAugmenterConfig(TextAugmenterBaseConfig):
     """Rows to augment, how much to edit each, terms to keep, and the guard."""
 
     p: float = Field(0.1, ge=0, le=1, description="edit rate: share of a text's words edited")
@@ -51,13 +65,6 @@ class TextAugmenterConfig(AugmenterConfig):
         "stochastic",
         description="how p * words becomes a count: stochastic (expected count exactly "
         "p * words), floor (Wei & Zou) or ceil (nlpaug)",
-    )
-    protected: list[str] = Field(
-        default_factory=list,
-        description="words or phrases never edited (case-insensitive)",
-    )
-    guard: GuardConfig | None = Field(
-        None, description="drop generated rows whose label no longer holds (off if unset)"
     )
 
 
@@ -140,7 +147,7 @@ class Protected:
 class TextAugmenter(Augmenter):
     """Base of the text augmenters: edit counts, protected terms, uniform draws, guard."""
 
-    Config: ClassVar[type[TextAugmenterConfig]] = TextAugmenterConfig
+    Config: ClassVar[type[TextAugmenterBaseConfig]] = TextAugmenterConfig
     chunk: ClassVar[int] = 2048  # rows per progress update
 
     def prepare(self, texts: list[str], ctx: RunContext) -> None:

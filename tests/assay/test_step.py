@@ -145,8 +145,10 @@ def test_eval_protection_blocks_steps_that_touch_test_rows():
     r.corpus = r.corpus.with_columns(
         text=pl.when(pl.col("split") == "test").then(pl.lit("changed")).otherwise(pl.col("text"))
     )
-    with pytest.raises(StepError, match="modified 1 dev/test rows"):
+    with pytest.raises(StepError, match="modified 1 dev/test rows") as err:
         check_eval_protected(c, r, TestTouching(), protect=True)
+    assert "protect_eval: false at the top level of the recipe" in str(err.value)
+    assert "on the step" not in str(err.value)
     check_eval_protected(c, r, TestTouching(), protect=False)
 
 

@@ -76,3 +76,13 @@ def test_sentence_shuffle_reorders_whole_sentences():
     for new in out["text"]:
         assert sorted(new.split(" ")) == sorted(text.split(" "))
         assert new != text
+
+
+def test_shuffle_rejects_edit_rate_keys_it_would_ignore():
+    import pytest
+    from pydantic import ValidationError
+
+    for key, value in (("p", 0.3), ("min_edits", 2), ("max_edits", 3), ("rounding", "floor")):
+        with pytest.raises(ValidationError, match=key):
+            ShuffleAugmenter(**{key: value})
+    assert "p" in CharNoiseAugmenter.Config.model_fields
