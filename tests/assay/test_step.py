@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from assay import Audit, Augmenter, Filter, Findings, Keep, RunContext, Transform, from_records
 from assay.errors import StepError
-from assay.step import StepConfig, check_accounting, check_eval_protected
+from assay.step import Changes, Edit, StepConfig, Sync, check_accounting, check_eval_protected
 
 
 class LengthFilter(Filter):
@@ -187,3 +187,111 @@ def test_rng_is_deterministic_per_step_and_stream():
     assert not np.array_equal(
         a.rng().random(4), RunContext(seed=6).for_step(2, "x").rng().random(4)
     )
+
+
+class FlagAndFix(Edit):
+    """Relabel one row, reweight another, drop a third, oversample a fourth."""
+
+    name = "fix"
+    op = "os"
+    touches_eval = False
+
+    def edit(self, corpus, ctx):
+        columns = pl.DataFrame(
+            {
+                "id": ["r1", "r3"],
+                "label": ["b", "a"],  # r3 keeps its label: no lineage row
+                "weight": [1.0, 2.5],
+                "fix__flag": [True, False],
+            }
+        )
+        keep = Keep(corpus["id"] != "r2", "noisy")
+        added = pl.DataFrame({"parent_id": ["r3"], "text": ["fine film indeed"]})
+        return Changes(columns=columns, keep=keep, added=added, summary={"n_flagged": 1})
+
+
+def test_edit_sets_fields_by_id_drops_adds_and_keeps_every_book():
+    c = make()
+    r = FlagAndFix().apply(c, RunContext(seed=1).for_step(3, "fix"))
+    check_accounting(c, r)
+    rows = {row["id"]: row for row in r.corpus.to_dicts()}
+    assert rows["r1"]["label"] == "b" and rows["r1"]["fix__flag"] is True
+    assert rows["r3"]["weight"] == 2.5 and rows["r4"]["fix__flag"] is None
+    assert "r2" not in rows and r.dropped["reason"].to_list() == ["noisy"]
+    assert rows["r3~3.os0"]["parent_id"] == "r3" and rows["r3~3.os0"]["weight"] == 2.5
+    lineage = {(x["id"], x["field"]): (x["before"], x["after"]) for x in r.lineage.to_dicts()}
+    assert lineage == {("r1", "label"): ("a", "b"), ("r3", "weight"): ("1.0", "2.5")}
+    assert r.lineage["step"].unique().to_list() == ["fix"]
+    rep = r.report
+    assert (rep.kind, rep.n_modified, rep.n_dropped, rep.n_added) == ("edit", 2, 1, 1)
+    assert rep.summary["n_flagged"] == 1
+
+
+def test_lineage_writes_list_labels_as_json_arrays():
+    class AddTag(Edit):
+        """Add a label."""
+
+        name = "tag"
+
+        def edit(self, corpus, ctx):
+            labels = [[*lab, "z"] for lab in corpus["label"].to_list()]
+            return Changes(columns=pl.DataFrame({"id": corpus["id"], "label": labels}))
+
+    c = from_records(["one text", "two text"], [["a"], ["a", "b"]], ids=["m1", "m2"])
+    r = AddTag().apply(c)
+    assert r.lineage.filter(pl.col("id") == "m2").row(0, named=True) == {
+        "id": "m2",
+        "step": "tag",
+        "field": "label",
+        "before": '["a", "b"]',
+        "after": '["a", "b", "z"]',
+    }
+
+
+def test_edit_rejects_unknown_ids_and_unnamespaced_columns():
+    class Bad(Edit):
+        """Bad."""
+
+        name = "bad"
+
+        def __init__(self, columns):
+            super().__init__()
+            self.columns = columns
+
+        def edit(self, corpus, ctx):
+            return Changes(columns=self.columns)
+
+    with pytest.raises(StepError, match="not in the corpus"):
+        Bad(pl.DataFrame({"id": ["nope"], "label": ["a"]})).apply(make())
+    with pytest.raises(StepError, match="bad__"):
+        Bad(pl.DataFrame({"id": ["r1"], "origin": ["x"]})).apply(make())
+
+
+def test_sync_steps_add_only_namespaced_columns():
+    class Send(Sync):
+        """Pretend to send rows."""
+
+        name = "send"
+
+        def send(self, corpus, ctx):
+            return Findings(columns=corpus.select("id", pl.lit(True).alias("label")))
+
+    with pytest.raises(StepError, match="send__"):
+        Send().apply(make())
+    assert Send.kind == "sync" and not Send.cacheable
+
+
+def test_built_in_steps_use_only_public_hooks():
+    from assay import registry
+    from assay.recipes.catalog import load_steps
+
+    load_steps()
+    private = {"_run", "_changes", "apply"}
+    offenders = [
+        f"{klass.__module__}.{klass.__qualname__}.{attr}"
+        for name in registry.names()
+        for klass in registry.get(name).__mro__
+        if klass.__module__.startswith("assay.") and klass.__module__ != "assay.step"
+        for attr in private & set(vars(klass))
+    ]
+    assert offenders == []
