@@ -111,6 +111,15 @@ class StepConfig(BaseModel):
         return cls.variants.get(value, cls) if isinstance(value, str) else cls
 
     @classmethod
+    def known_keys(cls) -> list[str]:
+        """Every key this config takes; for a union, the keys of any variant."""
+        keys = dict.fromkeys(cls.model_fields)
+        if cls._is_union():
+            for sub in cls.variants.values():
+                keys.update(dict.fromkeys(sub.model_fields))
+        return list(keys)
+
+    @classmethod
     def owners_of(cls, key: str) -> list[str]:
         """Values of `variant_key` whose variant has `key` (for error hints)."""
         return [v for v, sub in cls.variants.items() if key in sub.model_fields]
