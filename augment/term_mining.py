@@ -185,10 +185,9 @@ def write_terms(frame: pl.DataFrame, directory: Path) -> dict[str, str]:
 
 @register("domain_terms")
 class DomainTermsAudit(Audit):
-    """Mine candidate domain terms (over-represented words the tokenizer fragments) for
-    the training loop to add as tokens.
+    """Mine domain terms for the tokenizer: over-represented words that it fragments.
 
-    Mines training and unlabelled originals only (dev/test vocabulary would leak). The
+    The training loop adds the chosen terms as tokens. Mines training and unlabelled originals only (dev/test vocabulary would leak). The
     chosen terms go to the report summary (`domain_terms__terms`), every candidate to the
     findings table, and the lists to `domain_terms.txt` / `.tsv` in the step's work dir.
     """
