@@ -132,12 +132,13 @@ class Rejections:
     """A step's own rule for added rows: a reason per candidate (None: accepted).
 
     `columns` (aligned with the candidates, no `id`) are kept on accepted and rejected
-    rows alike, e.g. the score behind the decision; rejected rows get ids tagged `tag`.
+    rows alike, e.g. the score behind the decision; rejected rows get ids tagged `tag`
+    (not "rejected", the tag of the adoption's own rejections).
     """
 
     reason: pl.Series | Sequence[str | None]
     columns: pl.DataFrame | None = None
-    tag: str = "rejected"
+    tag: str = "rule"
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -326,7 +327,7 @@ def adopt(
     if reject is not None and new.height:
         candidates = new.filter(~pl.col("_same")).drop(*scratch, "_row", "_same")
         rule = reject(candidates, parents, corpus, ctx)
-    tag = "rejected"
+    tag = "rule"
     summary: dict[str, Any] = {}
     new = new.with_columns(_rule=pl.lit(None, dtype=pl.String))
     if rule is not None:
@@ -341,6 +342,8 @@ def adopt(
             check_step_columns(step, rule.columns, "scored")
             judged = judged.hstack(rule.columns)
         new = new.drop("_rule").join(judged, on="_row", how="left", maintain_order="left")
+        if rule.tag == "rejected":
+            raise StepError(f"step {step!r}: a rejection rule's tag must not be 'rejected'")
         tag = rule.tag
         summary.update(rule.summary)
     failed = new.filter(pl.col("_rule").is_not_null())

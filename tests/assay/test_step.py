@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 
 from assay import Audit, Augmenter, Filter, Findings, Keep, RunContext, Transform, from_records
 from assay.errors import StepError
-from assay.step import Changes, Edit, StepConfig, Sync, check_accounting, check_eval_protected
+from assay.step import (
+    Changes,
+    Edit,
+    Rejections,
+    StepConfig,
+    Sync,
+    check_accounting,
+    check_eval_protected,
+)
 
 
 class LengthFilter(Filter):
@@ -295,3 +303,42 @@ def test_built_in_steps_use_only_public_hooks():
         for attr in private & set(vars(klass))
     ]
     assert offenders == []
+
+
+def test_a_rejection_rule_runs_inside_the_one_adoption_path():
+    class Picky(Augmenter):
+        """Emit two variants per row; refuse the shouting one."""
+
+        name = "picky"
+        op = "pk"
+
+        def generate(self, rows, ctx):
+            parents = rows["id"].to_list()
+            texts = rows["text"].to_list()
+            return pl.DataFrame(
+                {
+                    "parent_id": parents * 2,
+                    "text": [t.upper() + "!" for t in texts] + [t + " indeed" for t in texts],
+                }
+            )
+
+        def reject(self, candidates, parents, corpus, ctx):
+            loud = candidates["text"].str.ends_with("!")
+            return Rejections(
+                reason=[("too_loud" if x else None) for x in loud.to_list()],
+                columns=pl.DataFrame({"picky__loud": loud}),
+                tag="picky",
+                summary={"refused": int(loud.sum())},
+            )
+
+    c = make()
+    r = Picky(max_per_row=1).apply(c, RunContext(seed=1).for_step(2, "picky"))
+    check_accounting(c, r)
+    added = r.corpus.filter(pl.col("origin") == "augment.picky")
+    # the refused rows do not use up max_per_row: every parent keeps its quiet variant
+    assert sorted(added["id"].to_list()) == ["r1~2.pk0", "r2~2.pk0", "r3~2.pk0"]
+    assert added["text"].str.ends_with(" indeed").all() and not added["picky__loud"].any()
+    refused = r.dropped.filter(pl.col("reason") == "too_loud")
+    assert sorted(refused["id"].to_list()) == ["r1~2.pk-picky0", "r2~2.pk-picky0", "r3~2.pk-picky0"]
+    assert refused["picky__loud"].all() and refused["generated"].all()
+    assert r.report.summary["refused"] == 3 and r.report.summary["rejected"] == {}
