@@ -1,6 +1,7 @@
 """The step contract: one public hook per kind, one set of books for all of them.
 
-A step is a registered class with a frozen pydantic `Config` and the one hook of its kind.
+A step is a registered class with a frozen pydantic `Config` (a union of per-method
+variants where methods take different keys, see `StepConfig`) and the hook of its kind.
 Every hook's answer becomes a `Changes` (columns to set by id, rows to drop, rows to add,
 findings, summary), and `assay.books.record` applies it and keeps the books: counts,
 `n_modified`, dropped rows with reasons, lineage of every changed core field, examples.
