@@ -26,6 +26,8 @@ from assay.step import (
     Audit,
     Augmenter,
     AugmenterConfig,
+    Changes,
+    Edit,
     Filter,
     Findings,
     Keep,
@@ -33,6 +35,7 @@ from assay.step import (
     StepConfig,
     StepReport,
     StepResult,
+    Sync,
     Transform,
 )
 
@@ -41,6 +44,8 @@ __all__ = [
     "Audit",
     "Augmenter",
     "AugmenterConfig",
+    "Changes",
+    "Edit",
     "Filter",
     "Findings",
     "InputError",
@@ -56,6 +61,7 @@ __all__ = [
     "StepError",
     "StepReport",
     "StepResult",
+    "Sync",
     "Transform",
     "__version__",
     "from_records",

@@ -1,7 +1,15 @@
 """Deterministic example ids.
 
 Originals take the source's key where it has one, else a content hash of text and label;
-repeats of the same content get a `.k` suffix in input order. Derived rows are
+repeats of the same content get a `.k` suffix in input order.
+
+Derived rows (added by a step) are `"{parent_id}~{scope}.{op}{k}"`: `scope` is the
+position of the step in its recipe, `op` the operation tag (`sr`, `ws`, `dvs`...) and `k`
+numbers the rows of one (parent, op) in generation order. The scope makes ids unique by
+construction across steps: two augmenters in one recipe (even the same one twice) never
+name a row alike. Rows a step rejected carry a tag after the op
+(`"{parent_id}~{scope}.{op}-rejected{k}"`, `-guard` for the label guard). Rows derived
+outside a recipe's steps (the ablation's duplicate control) have no scope:
 `"{parent_id}~{op}{k}"`.
 """
 
@@ -40,15 +48,39 @@ def disambiguate(ids: list[str]) -> list[str]:
     return out
 
 
-def derived_id(parent_id: str, op: str, k: int) -> str:
-    return f"{parent_id}~{op}{k}"
+def _prefix(scope: int | str | None, tag: str | None) -> tuple[str, str]:
+    return ("" if scope is None else f"{scope}."), ("" if not tag else f"-{tag}")
 
 
-def derived_ids(parent_ids: pl.Series, op: pl.Series | str, k: pl.Series) -> pl.Series:
-    op_expr = pl.lit(op) if isinstance(op, str) else pl.col("op")
+def derived_id(
+    parent_id: str, op: str, k: int, scope: int | str | None = None, tag: str | None = None
+) -> str:
+    """The id of the k-th row derived from `parent_id` by `op` (see the module docstring)."""
+    head, tail = _prefix(scope, tag)
+    return f"{parent_id}~{head}{op}{tail}{k}"
+
+
+def derived_id_expr(
+    parent_id: pl.Expr,
+    op: pl.Expr | str,
+    k: pl.Expr,
+    scope: int | str | None = None,
+    tag: str | None = None,
+) -> pl.Expr:
+    """`derived_id` as a polars expression over columns."""
+    head, tail = _prefix(scope, tag)
+    op_expr = pl.lit(op) if isinstance(op, str) else op
+    return pl.concat_str([parent_id, pl.lit(f"~{head}"), op_expr, pl.lit(tail), k.cast(pl.String)])
+
+
+def derived_ids(
+    parent_ids: pl.Series,
+    op: pl.Series | str,
+    k: pl.Series,
+    scope: int | str | None = None,
+    tag: str | None = None,
+) -> pl.Series:
     frame = pl.DataFrame({"parent_id": parent_ids, "k": k})
-    if not isinstance(op, str):
-        frame = frame.with_columns(op=op)
-    return frame.select(
-        pl.concat_str([pl.col("parent_id"), pl.lit("~"), op_expr, pl.col("k").cast(pl.String)])
-    ).to_series()
+    frame = frame.with_columns(op=pl.lit(op) if isinstance(op, str) else op)
+    expr = derived_id_expr(pl.col("parent_id"), pl.col("op"), pl.col("k"), scope, tag)
+    return frame.select(expr.alias("id")).to_series()

@@ -52,11 +52,13 @@ def summary(cls: type[Step]) -> str:
 
 
 def describe(name: str) -> dict[str, Any]:
+    from assay.cache import code_hash
+
     cls = get(name)
     return {
         "name": name,
         "kind": cls.kind,
-        "version": cls.version,
+        "code": code_hash(cls),
         "class": f"{cls.__module__}.{cls.__qualname__}",
         "summary": summary(cls),
         "doc": inspect.getdoc(cls) or "",

@@ -1,17 +1,26 @@
-"""The step contract and the base classes that keep the books.
+"""The step contract: one public hook per kind, one set of books for all of them.
 
-A step is a registered class with a frozen pydantic `Config` and one method that a base
-class calls:
+A step is a registered class with a frozen pydantic `Config` (a union of per-method
+variants where methods take different keys, see `StepConfig`) and the hook of its kind.
+Every hook's answer becomes a `Changes` (columns to set by id, rows to drop, rows to add,
+findings, summary), and `assay.books.record` applies it and keeps the books: counts,
+`n_modified`, dropped rows with reasons, lineage of every changed core field, examples.
 
-- `Filter.keep(corpus, ctx) -> Keep`: a keep mask and reasons; the base records every
-  dropped row with the step and reason.
-- `Transform.rewrite(corpus, ctx) -> pl.Series`: new text for every row; the base records
-  which ids changed and keeps the old text in the lineage. A Transform may also define
-  `keep` (cleaning both rewrites and drops).
-- `Augmenter.generate(rows, ctx) -> pl.DataFrame`: new rows only; the base assigns ids,
-  `parent_id`, `origin`, copies the parent's fields, and rejects texts identical to the
-  parent or to another row.
-- `Audit.score(corpus, ctx) -> Findings`: finding columns and a findings table; never drops.
+- `Edit.edit(corpus, ctx) -> Changes`: the general kind; sets core fields (`label`,
+  `split`, `weight`, `text`) and namespaced `<step>__<field>` columns, drops and adds rows.
+- `Filter.keep(corpus, ctx) -> Keep`: a keep mask and reasons; dropped rows are recorded.
+- `Transform.rewrite(corpus, ctx) -> pl.Series`: new text for every row (plus an optional
+  `keep` on the rewritten rows); changed texts go to the lineage.
+- `Augmenter.generate(rows, ctx) -> pl.DataFrame`: new rows only (`parent_id`, `text`,
+  optional `op`, `label`, `lang`) from the rows `select` chose; the books adopt them.
+- `Audit.score(corpus, ctx) -> Findings`: namespaced columns and a findings table.
+- `Sync.send(corpus, ctx) -> Findings`: sends rows to a service; the corpus keeps its
+  rows and fields and gains only namespaced columns.
+
+Added rows (from `generate` or `Changes.added`) go through one adoption path: parent
+fields inherited, empty texts and copies of the parent or of another row rejected, the
+step's `reject(candidates, parents, corpus, ctx)` rule, `max_per_row`, a cap on added rows.
+Derived ids are `{parent_id}~{step index}.{op}{k}` (see `assay.ids`).
 
 `Step.apply` returns a `StepResult` whose report carries counts, timings, params and the
 seed; `check_accounting` verifies `n_out = n_in - dropped + added`.
@@ -19,9 +28,7 @@ seed; `check_accounting` verifies `n_out = n_in - dropped + added`.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,88 +36,145 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from assay import corpus as corpus_mod
+from assay.books import (
+    DROP_COLUMNS,
+    EDITABLE,
+    N_EXAMPLES,
+    Changes,
+    Findings,
+    Keep,
+    Rejections,
+    StepReport,
+    StepResult,
+    attach_columns,
+    check_step_columns,
+    dropped_rows,
+    partition,
+    record,
+)
 from assay.context import RunContext
 from assay.errors import StepError
-from assay.ids import derived_ids
 
-DROP_COLUMNS = ("step", "reason", "generated")
-N_EXAMPLES = 5
+__all__ = [
+    "DROP_COLUMNS",
+    "EDITABLE",
+    "N_EXAMPLES",
+    "Audit",
+    "Augmenter",
+    "AugmenterConfig",
+    "Changes",
+    "Edit",
+    "Filter",
+    "Findings",
+    "Keep",
+    "Rejections",
+    "Step",
+    "StepConfig",
+    "StepReport",
+    "StepResult",
+    "Sync",
+    "Transform",
+    "attach_columns",
+    "check_accounting",
+    "check_eval_protected",
+    "dropped_rows",
+    "partition",
+]
 
 
 class StepConfig(BaseModel):
-    """Base of every step's Config: typed, frozen, unknown keys rejected."""
+    """Base of every step's Config: typed, frozen, unknown keys rejected.
+
+    A config whose keys differ by method is a discriminated union: the base class holds
+    the shared keys and maps each value of `variant_key` to a subclass in `variants`;
+    `Base(**params)` builds the subclass the params name, so keys of another method are
+    unknown keys, and `Base.model_json_schema()` is the union's schema.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    variant_key: ClassVar[str] = "method"
+    variants: ClassVar[dict[str, type[StepConfig]]] = {}
 
-@dataclasses.dataclass
-class StepReport:
-    step: str
-    kind: str
-    index: int = 0
-    n_in: int = 0
-    n_out: int = 0
-    n_dropped: int = 0
-    n_added: int = 0
-    n_modified: int = 0
-    n_rejected: int = 0
-    seconds: float = 0.0
-    params: dict[str, Any] = dataclasses.field(default_factory=dict)
-    seed: int | None = None
-    cached: bool = False
-    drop_reasons: dict[str, int] = dataclasses.field(default_factory=dict)
-    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
-    examples: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def __new__(cls, *args: Any, **params: Any) -> StepConfig:
+        return super().__new__(cls.variant_for(params))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StepReport:
-        return cls(**data)
+    def _is_union(cls) -> bool:
+        return bool(cls.variants) and cls not in cls.variants.values()
 
+    @classmethod
+    def variant_for(cls, params: dict[str, Any]) -> type[StepConfig]:
+        """The class that validates `params`: this one, or the variant they name."""
+        if not cls._is_union():
+            return cls
+        value = params.get(cls.variant_key, cls.model_fields[cls.variant_key].default)
+        return cls.variants.get(value, cls) if isinstance(value, str) else cls
 
-@dataclasses.dataclass
-class StepResult:
-    corpus: pl.DataFrame
-    report: StepReport
-    dropped: pl.DataFrame | None = None
-    findings: pl.DataFrame | None = None
-    lineage: pl.DataFrame | None = None
+    @classmethod
+    def known_keys(cls) -> list[str]:
+        """Every key this config takes; for a union, the keys of any variant."""
+        keys = dict.fromkeys(cls.model_fields)
+        if cls._is_union():
+            for sub in cls.variants.values():
+                keys.update(dict.fromkeys(sub.model_fields))
+        return list(keys)
 
+    @classmethod
+    def owners_of(cls, key: str) -> list[str]:
+        """Values of `variant_key` whose variant has `key` (for error hints)."""
+        return [v for v, sub in cls.variants.items() if key in sub.model_fields]
 
-@dataclasses.dataclass
-class Keep:
-    """What a Filter decided. `mask` is in corpus row order; `reason` is read where False.
-
-    `columns` (with an `id` column) adds namespaced columns to every row, kept or dropped.
-    """
-
-    mask: np.ndarray | pl.Series | Sequence[bool]
-    reason: str | pl.Series | Sequence[str | None] = "filtered"
-    columns: pl.DataFrame | None = None
-    findings: pl.DataFrame | None = None
-    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass
-class Findings:
-    """What an Audit found: per-row columns (joined by `id`) and a findings table."""
-
-    columns: pl.DataFrame | None = None
-    findings: pl.DataFrame | None = None
-    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The schema; for a union, one of the variants' schemas (the variant key is
+        required but for the default variant), with every key listed in `properties`."""
+        if not cls._is_union():
+            return super().model_json_schema(*args, **kwargs)
+        key = cls.variant_key
+        default = cls.model_fields[key].default
+        members, merged, owners = [], {}, {}
+        for value, sub in cls.variants.items():
+            schema = sub.model_json_schema(*args, **kwargs)
+            if value != default:
+                schema["required"] = [key, *schema.get("required", [])]
+            members.append(schema)
+            for name, prop in schema.get("properties", {}).items():
+                merged.setdefault(name, dict(prop))
+                owners.setdefault(name, []).append((value, prop.get("default")))
+        merged[key] = {
+            "enum": list(cls.variants),
+            "default": default,
+            "description": cls.model_fields[key].description or "",
+        }
+        for name, found in owners.items():
+            if name == key:
+                continue
+            prop = merged[name]
+            if len(found) < len(cls.variants):
+                prop["description"] = (
+                    f"{prop.get('description', '')} [{key}: {', '.join(v for v, _ in found)}]"
+                )
+            if len({repr(d) for _, d in found}) > 1:
+                prop.pop("default", None)
+                shown = ", ".join(f"{d} for {v}" for v, d in found)
+                prop["description"] += f" (default {shown})"
+        out: dict[str, Any] = {"title": cls.__name__, "type": "object", "properties": merged}
+        if cls.__doc__ and cls.__doc__.strip():
+            out["description"] = cls.__doc__.strip().splitlines()[0]
+        out["oneOf"] = members
+        return out
 
 
 class Step:
-    """Base of all steps. Subclasses set `Config` and implement one method of their kind."""
+    """Base of all steps. Subclasses set `Config` and implement the hook of their kind."""
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "step"
-    version: ClassVar[str] = "1"
     Config: ClassVar[type[StepConfig]] = StepConfig
+    op: ClassVar[str] = "add"  # tag of rows this step adds, in derived ids
     # May the step change text, label or weight of dev/test rows? Cleaning may; augmentation,
-    # reweighting and relabelling may not unless configured to (`protect_eval: false`).
+    # reweighting and relabelling may not unless the recipe allows it (`protect_eval: false`).
     touches_eval: ClassVar[bool] = True
     # Is the output a function of (input, config, seed) alone? Steps that read a remote
     # service (Label Studio pull) are not: a runner must rerun them instead of caching.
@@ -129,6 +193,14 @@ class Step:
     @property
     def params(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json")
+
+    def reject(
+        self, candidates: pl.DataFrame, parents: pl.DataFrame, corpus: pl.DataFrame, ctx: RunContext
+    ) -> Rejections | None:
+        """An extra rule for rows this step adds, run inside the adoption before the
+        duplicate checks and `max_per_row` (None: no rule). `candidates` carry their
+        parent's fields and exclude copies of the parent."""
+        return None
 
     def apply(self, corpus: pl.DataFrame, ctx: RunContext | None = None) -> StepResult:
         ctx = ctx or RunContext().for_step(0, self.name)
@@ -156,58 +228,31 @@ class Step:
         return result
 
     def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
-        raise NotImplementedError
+        return record(self, corpus, ctx, self._changes(corpus, ctx))
+
+    def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+        raise NotImplementedError(
+            f"{type(self).__name__} must derive from a kind (Edit, Filter, Transform, "
+            f"Augmenter, Audit, Sync) and implement its hook"
+        )
 
     def _report(self, **fields: Any) -> StepReport:
         return StepReport(step=self.name, kind=self.kind, **fields)
 
     def _check_columns(self, frame: pl.DataFrame, where: str) -> None:
-        bad = [c for c in frame.columns if c != "id" and not c.startswith(f"{self.name}__")]
-        if bad:
-            raise StepError(
-                f"step {self.name!r} {where} columns {bad}: step columns must be named "
-                f"'{self.name}__<field>'"
-            )
+        check_step_columns(self.name, frame, where)
 
 
-def dropped_rows(
-    rows: pl.DataFrame, step: str, reason: str | pl.Series, generated: bool = False
-) -> pl.DataFrame:
-    """`rows` with the columns dropped.parquet adds: step, reason, generated."""
-    reason_col = pl.lit(reason, dtype=pl.String) if isinstance(reason, str) else reason
-    return rows.with_columns(
-        pl.lit(step).alias("step"),
-        reason_col.alias("reason"),
-        pl.lit(generated).alias("generated"),
-    )
+class Edit(Step):
+    """Sets fields of rows by id, drops and adds rows: whatever its `Changes` say."""
 
+    kind = "edit"
 
-def attach_columns(corpus: pl.DataFrame, extra: pl.DataFrame) -> pl.DataFrame:
-    """Add `extra`'s columns to `corpus` by id (replacing same-named ones)."""
-    corpus = corpus.drop([c for c in extra.columns if c != "id" and c in corpus.columns])
-    if extra.height == corpus.height and extra["id"].equals(corpus["id"]):
-        return corpus.hstack(extra.drop("id"))  # same rows in the same order: no join needed
-    return corpus.join(extra, on="id", how="left", maintain_order="left")
+    def edit(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+        raise NotImplementedError
 
-
-def partition(corpus: pl.DataFrame, step: str, keep: Keep) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split `corpus` by a Keep decision into (kept, dropped-with-reasons)."""
-    mask = pl.Series("keep", np.asarray(keep.mask, dtype=bool))
-    if len(mask) != corpus.height:
-        raise StepError(f"step {step!r} returned a mask of {len(mask)} rows for {corpus.height}")
-    if keep.columns is not None:
-        extra = keep.columns
-        if "id" not in extra.columns:
-            raise StepError(f"step {step!r} returned columns without an 'id' column")
-        corpus = attach_columns(corpus, extra)
-    if isinstance(keep.reason, str):
-        reasons = pl.Series("reason", [keep.reason] * corpus.height, dtype=pl.String)
-    else:
-        reasons = pl.Series("reason", list(keep.reason), dtype=pl.String)
-    kept = corpus.filter(mask)
-    gone = corpus.filter(~mask)
-    reason = reasons.filter(~mask).fill_null("filtered")
-    return kept, dropped_rows(gone, step, reason)
+    def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+        return self.edit(corpus, ctx)
 
 
 class Filter(Step):
@@ -218,14 +263,8 @@ class Filter(Step):
     def keep(self, corpus: pl.DataFrame, ctx: RunContext) -> Keep:
         raise NotImplementedError
 
-    def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
-        decision = self.keep(corpus, ctx)
-        if decision.columns is not None:
-            self._check_columns(decision.columns, "added")
-        kept, dropped = partition(corpus, self.name, decision)
-        examples = dropped.select("id", "text", "reason").head(N_EXAMPLES).to_dicts()
-        report = self._report(summary=dict(decision.summary), examples=examples)
-        return StepResult(kept, report, dropped=dropped, findings=decision.findings)
+    def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+        return Changes(keep=self.keep(corpus, ctx))
 
 
 class Transform(Step):
@@ -240,31 +279,15 @@ class Transform(Step):
         """Optionally drop rows after rewriting (e.g. text that became too short)."""
         return None
 
-    def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
+    def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         new_text = self.rewrite(corpus, ctx)
         if len(new_text) != corpus.height:
             raise StepError(
                 f"step {self.name!r} rewrote {len(new_text)} texts for {corpus.height} rows"
             )
-        changed = (new_text != corpus["text"]).fill_null(True)
-        lineage = pl.DataFrame(
-            {
-                "id": corpus["id"].filter(changed),
-                "step": pl.Series([self.name] * int(changed.sum()), dtype=pl.String),
-                "before": corpus["text"].filter(changed),
-                "after": new_text.filter(changed),
-            }
-        )
-        rewritten = corpus.with_columns(text=new_text)
-        dropped = None
-        summary: dict[str, Any] = {}
-        decision = self.keep(rewritten, ctx)
-        if decision is not None:
-            rewritten, dropped = partition(rewritten, self.name, decision)
-            summary.update(decision.summary)
-        examples = lineage.select("id", "before", "after").head(N_EXAMPLES).to_dicts()
-        report = self._report(n_modified=lineage.height, summary=summary, examples=examples)
-        return StepResult(rewritten, report, dropped=dropped, lineage=lineage)
+        new_text = new_text.cast(pl.String).alias("text")
+        decision = self.keep(corpus.with_columns(text=new_text), ctx)
+        return Changes(columns=pl.DataFrame([corpus["id"], new_text]), keep=decision)
 
 
 class AugmenterConfig(StepConfig):
@@ -286,12 +309,16 @@ class Augmenter(Step):
     kind = "augmenter"
     touches_eval = False
     Config: ClassVar[type[AugmenterConfig]] = AugmenterConfig
-    op: ClassVar[str] = "aug"  # short tag used in derived ids: "{parent}~{op}{k}"
+    op = "aug"
 
     def generate(self, rows: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
         """Return new rows: `parent_id`, `text`, and optionally `op`, `label`, `lang`, or
         namespaced columns. Rows may be returned in any number per parent."""
         raise NotImplementedError
+
+    def generation_summary(self) -> dict[str, Any]:
+        """Report summary entries about the last `generate` call (e.g. uses per term)."""
+        return {}
 
     def select(self, corpus: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
         cfg = self.config
@@ -308,7 +335,7 @@ class Augmenter(Step):
             rows = rows[pick]
         return rows
 
-    def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
+    def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         cfg = self.config
         rows = self.select(corpus, ctx)
         new = (
@@ -316,116 +343,13 @@ class Augmenter(Step):
             if rows.height
             else pl.DataFrame(schema={"parent_id": pl.String, "text": pl.String})
         )
-        added, rejected, summary = self._adopt(corpus, rows, new, ctx)
-        if cfg.budget is not None:
-            cap = int(cfg.budget * rows.height)
-            if added.height > cap:
-                pick = np.sort(ctx.rng("budget").choice(added.height, size=cap, replace=False))
-                keep = np.zeros(added.height, dtype=bool)
-                keep[pick] = True
-                over = added.filter(~pl.Series(keep))
-                rejected.append(dropped_rows(over, self.name, "over_budget", generated=True))
-                added = added.filter(pl.Series(keep))
-        out = pl.concat([corpus, added], how="diagonal_relaxed") if added.height else corpus
-        dropped = pl.concat(rejected, how="diagonal_relaxed") if rejected else None
-        parents = rows.select(pl.col("id").alias("parent_id"), pl.col("text").alias("parent_text"))
-        examples = (
-            added.head(N_EXAMPLES)
-            .join(parents, on="parent_id", how="left")
-            .select("id", "parent_text", "text")
-            .to_dicts()
+        return Changes(
+            added=new,
+            parents=rows,
+            max_per_row=cfg.max_per_row,
+            max_added=int(cfg.budget * rows.height) if cfg.budget is not None else None,
+            summary={**self.generation_summary(), "n_selected": rows.height},
         )
-        summary["n_selected"] = rows.height
-        report = self._report(n_added=added.height, summary=summary, examples=examples)
-        return StepResult(out, report, dropped=dropped)
-
-    def _adopt(
-        self, corpus: pl.DataFrame, rows: pl.DataFrame, new: pl.DataFrame, ctx: RunContext
-    ) -> tuple[pl.DataFrame, list[pl.DataFrame], dict[str, Any]]:
-        """Give generated rows ids and the parent's fields; reject identical texts."""
-        if "parent_id" not in new.columns or "text" not in new.columns:
-            raise StepError(f"augmenter {self.name!r} must return parent_id and text columns")
-        extra = [c for c in new.columns if c not in ("parent_id", "text", "op", "label", "lang")]
-        self._check_columns(new.select(extra), "generated")
-        if "op" not in new.columns:
-            new = new.with_columns(op=pl.lit(self.op))
-        new = new.with_columns(pl.col("text").cast(pl.String))
-        inherit = ["label", "split", "weight", "lang", "group"]
-        parent_cols = rows.select(
-            pl.col("id").alias("parent_id"),
-            *[pl.col(c).alias(f"_parent_{c}") for c in [*inherit, "text"]],
-        )
-        new = new.join(parent_cols, on="parent_id", how="left", maintain_order="left")
-        orphans = new.filter(pl.col("_parent_text").is_null())
-        if orphans.height:
-            raise StepError(
-                f"augmenter {self.name!r} returned rows whose parent_id is not a selected row, "
-                f"e.g. {orphans['parent_id'].head(3).to_list()}"
-            )
-        own = [c for c in ("label", "lang") if c in new.columns]
-        new = new.with_columns(
-            *[pl.col(c).fill_null(pl.col(f"_parent_{c}")).alias(c) for c in own],
-            *[pl.col(f"_parent_{c}").alias(c) for c in inherit if c not in own],
-        )
-        existing = corpus["text"].unique()
-        text = pl.col("text")
-        new = new.with_columns(
-            reason=pl.when(text.is_null() | (text.str.strip_chars() == ""))
-            .then(pl.lit("empty_text"))
-            .when(text.str.strip_chars() == pl.col("_parent_text").str.strip_chars())
-            .then(pl.lit("identical_to_parent"))
-            .when(text.is_in(existing.implode()))
-            .then(pl.lit("duplicate_of_existing_row"))
-            .when(text.cum_count().over("text") > 1)
-            .then(pl.lit("duplicate_of_generated_row"))
-            .otherwise(pl.lit(None, dtype=pl.String))
-        )
-        cap = self.config.max_per_row
-        if cap is not None:
-            ok = pl.col("reason").is_null()
-            rank = ok.cast(pl.Int32).cum_sum().over("parent_id")
-            new = new.with_columns(
-                reason=pl.when(ok & (rank > cap))
-                .then(pl.lit("over_max_per_row"))
-                .otherwise(pl.col("reason"))
-            )
-        label_type = corpus_mod.label_dtype(corpus)
-        # k numbers the accepted rows per (parent, op) in generation order: stable ids.
-        accepted = new.filter(pl.col("reason").is_null())
-        accepted = accepted.with_columns(k=pl.int_range(pl.len()).over(["parent_id", "op"]))
-        accepted = accepted.with_columns(
-            id=derived_ids(accepted["parent_id"], accepted["op"], accepted["k"]),
-            origin=pl.lit(f"augment.{self.name}"),
-            label=pl.col("label").cast(label_type),
-        ).rename({"op": f"{self.name}__op"})
-        scratch = [c for c in new.columns if c.startswith("_parent_")] + ["reason"]
-        added = corpus_mod.conform(accepted.drop([*scratch, "k"]))
-        rejected_rows = new.filter(pl.col("reason").is_not_null())
-        rejected: list[pl.DataFrame] = []
-        if rejected_rows.height:
-            rej = rejected_rows.with_columns(
-                id=pl.concat_str(
-                    [
-                        pl.col("parent_id"),
-                        pl.lit("~"),
-                        pl.col("op"),
-                        pl.lit("-rejected"),
-                        pl.int_range(pl.len()).over(["parent_id", "op"]).cast(pl.String),
-                    ]
-                ),
-                origin=pl.lit(f"augment.{self.name}"),
-                label=pl.col("label").cast(label_type),
-            ).rename({"op": f"{self.name}__op"})
-            rejected.append(
-                dropped_rows(
-                    corpus_mod.conform(rej.drop(scratch)), self.name, rej["reason"], generated=True
-                )
-            )
-        counts = rejected_rows.group_by("reason").len()
-        summary = {
-            "rejected": dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
-        }
-        return added, rejected, summary
 
 
 class Audit(Step):
@@ -436,14 +360,27 @@ class Audit(Step):
     def score(self, corpus: pl.DataFrame, ctx: RunContext) -> Findings:
         raise NotImplementedError
 
-    def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
-        found = self.score(corpus, ctx)
-        out = corpus
-        if found.columns is not None:
-            self._check_columns(found.columns, "added")
-            out = attach_columns(corpus, found.columns)
-        report = self._report(summary=dict(found.summary))
-        return StepResult(out, report, findings=found.findings)
+    def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+        return _observed(self, self.score(corpus, ctx))
+
+
+class Sync(Step):
+    """Sends rows to an outside service; the corpus gains only namespaced columns."""
+
+    kind = "sync"
+    cacheable = False
+
+    def send(self, corpus: pl.DataFrame, ctx: RunContext) -> Findings:
+        raise NotImplementedError
+
+    def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+        return _observed(self, self.send(corpus, ctx))
+
+
+def _observed(step: Step, found: Findings) -> Changes:
+    if found.columns is not None:
+        step._check_columns(found.columns, "added")
+    return Changes(columns=found.columns, findings=found.findings, summary=dict(found.summary))
 
 
 def check_accounting(before: pl.DataFrame, result: StepResult) -> None:
@@ -480,7 +417,8 @@ def check_eval_protected(
     if new_eval.height:
         raise StepError(
             f"step {step.name!r} added {new_eval.height} rows to dev/test; set "
-            f"protect_eval: false on the step to allow it"
+            f"protect_eval: false at the top level of the recipe (a recipe setting, not a step "
+            f"parameter) to allow it"
         )
     cols = ["id", "text", "label", "weight", "split"]
     old = before.filter(pl.col("split").is_in(corpus_mod.EVAL_SPLITS)).select(cols)
@@ -492,5 +430,6 @@ def check_eval_protected(
     if changed.height:
         raise StepError(
             f"step {step.name!r} modified {changed.height} dev/test rows, e.g. "
-            f"{changed['id'].head(3).to_list()}; set protect_eval: false on the step to allow it"
+            f"{changed['id'].head(3).to_list()}; set protect_eval: false at the top level of "
+            f"the recipe (a recipe setting, not a step parameter) to allow it"
         )

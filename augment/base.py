@@ -5,12 +5,15 @@ and origin, rejects texts identical to the parent or to another row, and applies
 `max_per_row` and `budget`. This module adds what every text augmenter here shares:
 
 - an edit rate `p` with `min_edits` / `max_edits`: p * words edits per augmentation,
-  rounded stochastically by default (or down, Wei & Zou's rule, or up, nlpaug's);
+  rounded stochastically by default (or down, Wei & Zou's rule, or up, nlpaug's), in
+  `TextAugmenterConfig` (augmenters without an edit rate, like shuffling, take
+  `TextAugmenterBaseConfig`);
 - protected terms, never edited;
 - a stream of uniform draws from the run context (one numpy call per 64k draws, so the
   per-word loops stay in plain Python without calling numpy per decision);
-- the label-preservation `guard`, applied to generated rows before they are adopted, with
-  every dropped row recorded with its reason and score.
+- the label-preservation `guard`, the adoption's rejection rule (`reject`): generated rows
+  whose label no longer holds are dropped before the duplicate checks and `max_per_row`,
+  every one recorded with its reason and score.
 
 A subclass implements `augment(text, draw)` returning `(new_text, op)` or None, or
 overrides `augment_batch` for a batched path.
@@ -23,17 +26,16 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import polars as pl
 from pydantic import Field
 
-from assay import corpus as corpus_mod
 from assay.augment.guard import GuardConfig, check
 from assay.context import RunContext
 from assay.errors import MissingDependencyError, ResourceError
-from assay.step import Augmenter, AugmenterConfig, dropped_rows
+from assay.step import Augmenter, AugmenterConfig, Rejections
 
 _BLOCK = 1 << 16
 _CORE = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)
@@ -41,7 +43,19 @@ _CORE = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)
 Draw = Callable[[], float]
 
 
-class TextAugmenterConfig(AugmenterConfig):
+class TextAugmenterBaseConfig(AugmenterConfig):
+    """Rows to augment, terms to keep, and the guard: what every text augmenter takes."""
+
+    protected: list[str] = Field(
+        default_factory=list,
+        description="words or phrases never edited (case-insensitive)",
+    )
+    guard: GuardConfig | None = Field(
+        None, description="drop generated rows whose label no longer holds (off if unset)"
+    )
+
+
+class TextAugmenterConfig(TextAugmenterBaseConfig):
     """Rows to augment, how much to edit each, terms to keep, and the guard."""
 
     p: float = Field(0.1, ge=0, le=1, description="edit rate: share of a text's words edited")
@@ -51,13 +65,6 @@ class TextAugmenterConfig(AugmenterConfig):
         "stochastic",
         description="how p * words becomes a count: stochastic (expected count exactly "
         "p * words), floor (Wei & Zou) or ceil (nlpaug)",
-    )
-    protected: list[str] = Field(
-        default_factory=list,
-        description="words or phrases never edited (case-insensitive)",
-    )
-    guard: GuardConfig | None = Field(
-        None, description="drop generated rows whose label no longer holds (off if unset)"
     )
 
 
@@ -140,7 +147,7 @@ class Protected:
 class TextAugmenter(Augmenter):
     """Base of the text augmenters: edit counts, protected terms, uniform draws, guard."""
 
-    Config: ClassVar[type[TextAugmenterConfig]] = TextAugmenterConfig
+    Config: ClassVar[type[TextAugmenterBaseConfig]] = TextAugmenterConfig
     chunk: ClassVar[int] = 2048  # rows per progress update
 
     def prepare(self, texts: list[str], ctx: RunContext) -> None:
@@ -189,79 +196,33 @@ class TextAugmenter(Augmenter):
             schema={"parent_id": pl.String, "text": pl.String, "op": pl.String},
         )
 
-    def _adopt(
-        self, corpus: pl.DataFrame, rows: pl.DataFrame, new: pl.DataFrame, ctx: RunContext
-    ) -> tuple[pl.DataFrame, list[pl.DataFrame], dict[str, Any]]:
+    def reject(
+        self, candidates: pl.DataFrame, parents: pl.DataFrame, corpus: pl.DataFrame, ctx: RunContext
+    ) -> Rejections | None:
+        """The label-preservation guard, as the adoption's rejection rule (off if unset)."""
         guard = getattr(self.config, "guard", None)
-        if guard is None or not new.height:
-            return super()._adopt(corpus, rows, new, ctx)
-        # Guard before adoption, so max_per_row counts only rows that passed.
-        parent_text = rows.select(pl.col("id").alias("parent_id"), pl.col("text").alias("_pt"))
-        same = (
-            new.join(parent_text, on="parent_id", how="left", maintain_order="left")
-            .select(pl.col("text").str.strip_chars() == pl.col("_pt").str.strip_chars())
-            .to_series()
-            .fill_null(False)
-        )
-        checked = check(guard, corpus, rows, new.filter(~same), ctx.step_seed("guard"), self.name)
-        failed = checked.filter(pl.col("_guard_reason").is_not_null())
-        passed = pl.concat(
-            [
-                checked.filter(pl.col("_guard_reason").is_null()).drop("_guard_reason"),
-                new.filter(same),
-            ],
-            how="diagonal_relaxed",
-        )
-        added, rejected, summary = super()._adopt(corpus, rows, passed, ctx)
-        if failed.height:
-            rejected.append(self._guard_rejects(rows, failed, corpus))
-        reasons = failed.group_by("_guard_reason").len()
-        summary["guard"] = {
-            "checked": checked.height,
-            "dropped": failed.height,
-            "reasons": dict(
-                zip(reasons["_guard_reason"].to_list(), reasons["len"].to_list(), strict=True)
-            ),
-            "model": guard.model,
-            "min_confidence": guard.min_confidence,
-            "max_drop": guard.max_drop,
-            "similarity": guard.similarity,
-            "folds": guard.folds,
+        if guard is None:
+            return None
+        checked = check(guard, corpus, parents, candidates, ctx.step_seed("guard"), self.name)
+        reason = checked["_guard_reason"]
+        failed = reason.drop_nulls()
+        counts = failed.value_counts(sort=True)
+        summary = {
+            "guard": {
+                "checked": checked.height,
+                "dropped": len(failed),
+                "reasons": dict(
+                    zip(counts[reason.name].to_list(), counts["count"].to_list(), strict=True)
+                ),
+                "model": guard.model,
+                "min_confidence": guard.min_confidence,
+                "max_drop": guard.max_drop,
+                "similarity": guard.similarity,
+                "folds": guard.folds,
+            }
         }
-        return added, rejected, summary
-
-    def _guard_rejects(
-        self, rows: pl.DataFrame, failed: pl.DataFrame, corpus: pl.DataFrame
-    ) -> pl.DataFrame:
-        """Rows the guard dropped, shaped like the corpus, for dropped.parquet."""
-        inherit = ["label", "split", "weight", "lang", "group"]
-        parents = rows.select(
-            pl.col("id").alias("parent_id"), *[pl.col(c).alias(f"_p_{c}") for c in inherit]
-        )
-        frame = failed.join(parents, on="parent_id", how="left", maintain_order="left")
-        own = [c for c in ("label", "lang") if c in frame.columns]
-        op = pl.col("op") if "op" in frame.columns else pl.lit(self.op)
-        frame = frame.with_columns(
-            *[pl.col(c).fill_null(pl.col(f"_p_{c}")).alias(c) for c in own],
-            *[pl.col(f"_p_{c}").alias(c) for c in inherit if c not in own],
-            op.alias(f"{self.name}__op"),
-        ).with_columns(
-            id=pl.concat_str(
-                [
-                    pl.col("parent_id"),
-                    pl.lit("~"),
-                    pl.col(f"{self.name}__op"),
-                    pl.lit("-guard"),
-                    pl.int_range(pl.len()).over(["parent_id", f"{self.name}__op"]).cast(pl.String),
-                ]
-            ),
-            origin=pl.lit(f"augment.{self.name}"),
-            label=pl.col("label").cast(corpus_mod.label_dtype(corpus)),
-        )
-        reason = frame["_guard_reason"]
-        scratch = [c for c in frame.columns if c.startswith("_p_")] + ["_guard_reason"]
-        frame = frame.drop([*scratch, *[c for c in ("op",) if c in frame.columns]])
-        return dropped_rows(corpus_mod.conform(frame), self.name, reason, generated=True)
+        scores = checked.select(f"{self.name}__guard_score", f"{self.name}__guard_similarity")
+        return Rejections(reason=reason, columns=scores, tag="guard", summary=summary)
 
 
 def package_file(package: str, *parts: str, extra: str = "augment", purpose: str = "") -> Path:

@@ -1,16 +1,11 @@
-"""Domain vocabulary: inject domain terms from a lexicon, mine candidate terms, hand the
-chosen ones to training as new tokenizer tokens.
+"""Domain vocabulary: inject domain terms from a lexicon.
 
-(a) Lexicon injection: a user lexicon maps a term to its domain variants (or a general
-    term to the domain term). Each augmentation substitutes matched terms by a variant,
-    or inserts a variant at a random position, with a cap on how many generated rows may
-    use each domain term.
-(b) Mining (`mine:`, see `assay.augment.term_mining`): words over-represented in the
-    corpus against a general reference word-frequency list, with their fertility under
-    the model's tokenizer (and optionally under a sentencepiece model of the corpus).
-(c) The chosen terms go to the report summary as `<step>__terms` and to
-    `domain_terms.txt` in the step's work directory; the training loop adds them as
-    tokens (see `assay.augment.term_mining` for the format and `chosen_terms`).
+A user lexicon maps a term to its domain variants (or a general term to the domain
+term). Each augmentation substitutes matched terms by a variant, or inserts a variant at a
+random position, with a cap on how many generated rows may use each domain term.
+
+Mining candidate terms for the tokenizer is its own step, `domain_terms`
+(`assay.augment.term_mining`).
 """
 
 from __future__ import annotations
@@ -25,16 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import polars as pl
 from pydantic import Field
 
-from assay import corpus as corpus_mod
 from assay.augment.base import Draw, TextAugmenter, TextAugmenterConfig
-from assay.augment.term_mining import MineConfig, mine_terms, write_terms
 from assay.context import RunContext
 from assay.errors import InputError
 from assay.registry import register
-from assay.step import StepResult
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +102,16 @@ class LexiconMatcher:
 
 @register("domain_vocab")
 class DomainVocabAugmenter(TextAugmenter):
-    """Inject domain terms from a lexicon, and mine candidate domain terms for the tokenizer.
+    """Inject domain terms from a lexicon, with a cap on generated rows per term.
 
-    With `lexicon`, each augmentation substitutes matched terms by a domain variant (or
-    inserts a variant at a random position), at most `max_per_term` generated rows per
-    domain term. With `mine`, the chosen terms are listed in the report summary
-    (`domain_vocab__terms`) and written to `domain_terms.txt` in the step's work dir.
+    Each augmentation substitutes matched terms by a domain variant (or inserts a variant
+    at a random position), at most `max_per_term` generated rows per domain term. Per-term
+    uses go to the report summary (`term_uses`). To mine candidate terms for the
+    tokenizer, use the `domain_terms` step.
     """
 
     class Config(TextAugmenterConfig):
-        lexicon: str | None = Field(
-            None, description="YAML or CSV file: term -> domain variants (none: mine only)"
-        )
+        lexicon: str = Field(description="YAML or CSV file: term -> domain variants")
         mode: Literal["substitute", "insert"] = Field(
             "substitute", description="replace matched terms, or insert a variant elsewhere"
         )
@@ -133,7 +122,6 @@ class DomainVocabAugmenter(TextAugmenter):
             None, ge=1, description="at most this many generated rows use each domain term"
         )
         p: float = Field(1.0, ge=0, le=1, description="share of matched terms edited")
-        mine: MineConfig | None = Field(None, description="propose domain terms (off if unset)")
 
     op = "dv"
 
@@ -143,24 +131,18 @@ class DomainVocabAugmenter(TextAugmenter):
         by params) must not serve a result computed from an earlier version of a lexicon."""
         out = super().params
         cfg = self.config
-        files = {"lexicon": cfg.lexicon, "reference": cfg.mine.reference if cfg.mine else None}
-        for name, path in files.items():
-            if path and Path(path).is_file():
-                out[f"{name}_sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        if Path(cfg.lexicon).is_file():
+            out["lexicon_sha256"] = hashlib.sha256(Path(cfg.lexicon).read_bytes()).hexdigest()
         return out
 
     def prepare(self, texts: list[str], ctx: RunContext) -> None:
         cfg = self.config
-        self.matcher = (
-            LexiconMatcher(load_lexicon(cfg.lexicon), cfg.symmetric) if cfg.lexicon else None
-        )
+        self.matcher = LexiconMatcher(load_lexicon(cfg.lexicon), cfg.symmetric)
         self.uses: Counter[str] = Counter()
 
     def augment_batch(
         self, texts: list[str], n_per_row: int, draw: Draw
     ) -> Iterator[tuple[int, str, str]]:
-        if self.matcher is None:
-            return
         cap = self.config.max_per_term
         insert = self.config.mode == "insert"
         tag = "dvi" if insert else "dvs"
@@ -193,28 +175,8 @@ class DomainVocabAugmenter(TextAugmenter):
                     uses[v] += 1
                 yield i, new, tag
 
-    def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
-        result = super()._run(corpus, ctx)
-        summary = result.report.summary
-        if self.config.max_per_term is not None or self.config.lexicon:
-            summary["term_uses"] = dict(sorted(getattr(self, "uses", Counter()).items()))
-        if self.config.mine is not None:
-            mined = self.mine(corpus, ctx)
-            chosen = mined.filter(pl.col("chosen"))["term"].to_list()
-            summary[f"{self.name}__terms"] = chosen
-            # The file is written when the step runs; a cached rerun finds the same list in
-            # the manifest (the summary is cached) and in findings/NN_domain_vocab.parquet.
-            write_terms(mined, ctx.workdir(self.name))
-            result.findings = mined
-        return result
-
-    def mine(self, corpus: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
-        # Mine on training and unlabelled originals only: dev/test vocabulary would leak.
-        rows = corpus.filter(
-            ~pl.col("split").is_in(corpus_mod.EVAL_SPLITS)
-            & (pl.col("origin") == corpus_mod.SOURCE_ORIGIN)
-        )
-        return mine_terms(rows["text"].to_list(), self.config.mine)
+    def generation_summary(self) -> dict[str, Any]:
+        return {"term_uses": dict(sorted(getattr(self, "uses", Counter()).items()))}
 
 
 def _substitute(text: str, chosen: list[tuple[re.Match[str], str]]) -> str:

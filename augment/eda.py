@@ -83,7 +83,8 @@ class EdaAugmenter(WordEditAugmenter):
     """EDA: synonym replacement, random insertion, random swap and random deletion, mixed.
 
     Each new row applies one operation (ops taken in turn from a random start per row);
-    the op is in the row id (`~sr0`, `~ri0`, `~rs0`, `~rd0`) and in `eda__op`.
+    the op is in the row id (`<parent>~<step index>.sr0`, `.ri0`, `.rs0`, `.rd0`) and in
+    `eda__op`.
     """
 
     class Config(WordEditConfig):

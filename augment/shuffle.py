@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from assay.augment.base import Draw, TextAugmenter, TextAugmenterConfig
+from assay.augment.base import Draw, TextAugmenter, TextAugmenterBaseConfig
 from assay.augment.word_ops import shared_table, shuffle_words
 from assay.context import RunContext
 from assay.registry import register
@@ -36,12 +36,14 @@ def shuffle_sentences(text: str, draw: Draw) -> str | None:
 class ShuffleAugmenter(TextAugmenter):
     """Shuffle the words of a text, or its sentences, into a new random order.
 
-    Punctuation, negations and protected terms keep their positions. Word order noise teaches order invariance where the label does not depend on order
-    (topic, intent); it rarely suits sentiment with negation scope. `p` and the edit
-    counts do not apply: every movable word (or sentence) may move.
+    Punctuation, negations and protected terms keep their positions. Word order noise
+    teaches order invariance where the label does not depend on order (topic, intent); it
+    rarely suits sentiment with negation scope. There is no edit rate (`p`, `min_edits`,
+    `max_edits`, `rounding` are unknown keys here): every movable word (or sentence) may
+    move.
     """
 
-    class Config(TextAugmenterConfig):
+    class Config(TextAugmenterBaseConfig):
         unit: Literal["word", "sentence"] = Field(
             "word", description="shuffle the words of the text, or its sentences"
         )

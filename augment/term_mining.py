@@ -7,10 +7,10 @@ of a unigram sentencepiece model trained on the corpus. Chosen terms are the bes
 `max_terms` candidates that the tokenizer splits into at least `min_pieces` pieces: the
 ones worth a token of their own.
 
-Hand-over to training: the `domain_vocab` step lists the chosen terms, best first, in its
-report summary (`domain_vocab__terms`, kept in manifest.json whether or not the step was
-cached), in `findings/NN_domain_vocab.parquet` (every candidate, `chosen` flag), and in
-`work/domain_vocab/domain_terms.txt` (one term per line, UTF-8) with the statistics in
+Hand-over to training: the `domain_terms` step lists the chosen terms, best first, in its
+report summary (`domain_terms__terms`, kept in manifest.json whether or not the step was
+cached), in `findings/NN_domain_terms.parquet` (every candidate, `chosen` flag), and in
+`work/domain_terms/domain_terms.txt` (one term per line, UTF-8) with the statistics in
 `domain_terms.tsv` (columns term, count, ref_count, log_ratio, pieces[, corpus_pieces],
 chosen). `chosen_terms(run_dir)` reads them back; the fine-tune loop adds them as tokens
 whose embeddings start as the mean of their former pieces.
@@ -18,18 +18,23 @@ whose embeddings start as the mean of their former pieces.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from pydantic import Field
 
+from assay import corpus as corpus_mod
 from assay.augment.word_ops import STOP_WORDS
+from assay.context import RunContext
 from assay.errors import ResourceError, require
-from assay.step import StepConfig
+from assay.registry import register
+from assay.step import Audit, Findings, StepConfig
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z\-]*[A-Za-z]")
 TERMS_FILE = "domain_terms.txt"
@@ -176,6 +181,43 @@ def write_terms(frame: pl.DataFrame, directory: Path) -> dict[str, str]:
     write_text(terms_path, "".join(f"{t}\n" for t in chosen))
     write_text(table_path, frame.write_csv(separator="\t"))
     return {"terms": str(terms_path), "table": str(table_path)}
+
+
+@register("domain_terms")
+class DomainTermsAudit(Audit):
+    """Mine domain terms for the tokenizer: over-represented words that it fragments.
+
+    The training loop adds the chosen terms as tokens. Mines training and unlabelled originals only (dev/test vocabulary would leak). The
+    chosen terms go to the report summary (`domain_terms__terms`), every candidate to the
+    findings table, and the lists to `domain_terms.txt` / `.tsv` in the step's work dir.
+    """
+
+    Config = MineConfig
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The config, plus the content hash of the reference list: the step cache (keyed
+        by params) must not serve terms mined against an earlier version of it."""
+        out = super().params
+        ref = self.config.reference
+        if ref and Path(ref).is_file():
+            out["reference_sha256"] = hashlib.sha256(Path(ref).read_bytes()).hexdigest()
+        return out
+
+    def score(self, corpus: pl.DataFrame, ctx: RunContext) -> Findings:
+        rows = corpus.filter(
+            ~pl.col("split").is_in(corpus_mod.EVAL_SPLITS)
+            & (pl.col("origin") == corpus_mod.SOURCE_ORIGIN)
+        )
+        mined = mine_terms(rows["text"].to_list(), self.config)
+        chosen = mined.filter(pl.col("chosen"))["term"].to_list()
+        # The file is written when the step runs; a cached rerun finds the same list in
+        # the manifest (the summary is cached) and in findings/NN_domain_terms.parquet.
+        write_terms(mined, ctx.workdir(self.name))
+        return Findings(
+            findings=mined,
+            summary={f"{self.name}__terms": chosen, "n_candidates": mined.height},
+        )
 
 
 def chosen_terms(run_dir: str | Path) -> list[str]:

@@ -31,8 +31,6 @@ class CleanTransform(Transform):
     short, too long or in another language than `lang` are dropped with that reason.
     """
 
-    version = "1"
-
     class Config(StepConfig):
         unicode: Literal["NFKC", "NFC", "none"] = Field(
             "NFKC", description="unicode normalisation form"

@@ -48,10 +48,9 @@ SEMANTIC_THRESHOLD = 0.9
 
 
 class DedupConfig(StepConfig):
+    """How duplicates are found and resolved; the keys after `method` depend on it."""
+
     method: Method = Field("exact", description="exact, minhash (near) or semantic duplicates")
-    normalization: Normalization = Field(
-        default_factory=Normalization, description="text normalisation for method: exact"
-    )
     same_label_only: bool = Field(
         False, description="only rows with the same label can be duplicates"
     )
@@ -70,43 +69,46 @@ class DedupConfig(StepConfig):
         description="keep_eval: a dev/test copy wins over train copies; within_split: "
         "dedup each split alone; ignore: splits play no part",
     )
-    # minhash: defaults tuned for short texts (see bench/dedup.py)
-    unit: Literal["word", "char"] = Field(
-        "word", description="minhash shingles: word or char n-grams"
+
+
+class ExactDedupConfig(DedupConfig):
+    """Exact duplicates after text normalisation."""
+
+    method: Literal["exact"] = Field("exact", description="exact duplicates")
+    normalization: Normalization = Field(
+        default_factory=Normalization, description="text normalisation before comparing"
     )
-    ngram: int = Field(2, ge=1, le=32, description="minhash shingle length in units")
-    num_perm: int = Field(64, ge=8, le=1024, description="minhash permutations")
-    threshold: float | None = Field(
-        None,
+
+
+class MinHashDedupConfig(DedupConfig):
+    """Near duplicates by MinHash-LSH, verified by true Jaccard."""
+
+    method: Literal["minhash"] = Field("minhash", description="near duplicates (MinHash-LSH)")
+    # defaults tuned for short texts (see bench/dedup.py)
+    unit: Literal["word", "char"] = Field("word", description="shingles: word or char n-grams")
+    ngram: int = Field(2, ge=1, le=32, description="shingle length in units")
+    num_perm: int = Field(64, ge=8, le=1024, description="MinHash permutations")
+    threshold: float = Field(
+        MINHASH_THRESHOLD,
         gt=0,
         lt=1,
-        description="minhash Jaccard threshold (default 0.5) or semantic cosine threshold "
-        "(default 0.9)",
+        description="similarity threshold: Jaccard for minhash, cosine for semantic",
     )
     bands: int | None = Field(None, ge=1, description="LSH bands (chosen from threshold if unset)")
     rows: int | None = Field(None, ge=1, description="LSH rows per band (with bands)")
     verify: bool = Field(
-        True, description="minhash: keep only candidate pairs whose true Jaccard >= threshold"
+        True, description="keep only candidate pairs whose true Jaccard >= threshold"
     )
     engine: Literal["local", "ray"] | None = Field(
-        None, description="where minhash runs (default: the run's engine)"
+        None, description="where MinHash runs (default: the run's engine)"
     )
-    # semantic
-    model: str | None = Field(None, description="sentence embedding model (default: MiniLM)")
-    neighbours: Literal["exact", "blocked"] = Field(
-        "exact", description="semantic: exact all-pairs or SimHash-blocked neighbours"
-    )
-    batch_size: int = Field(64, ge=1, description="semantic: embedding batch size")
 
     @property
     def similarity(self) -> float:
-        """The threshold in force: the configured one, else the method's default."""
-        if self.threshold is not None:
-            return self.threshold
-        return SEMANTIC_THRESHOLD if self.method == "semantic" else MINHASH_THRESHOLD
+        return self.threshold
 
     @model_validator(mode="after")
-    def _bands_and_rows(self) -> DedupConfig:
+    def _bands_and_rows(self) -> MinHashDedupConfig:
         if (self.bands is None) != (self.rows is None):
             raise ValueError("set both bands and rows, or neither (then threshold decides)")
         if self.bands is not None and self.bands * (self.rows or 0) > self.num_perm:
@@ -115,6 +117,34 @@ class DedupConfig(StepConfig):
                 f"{self.num_perm}"
             )
         return self
+
+
+class SemanticDedupConfig(DedupConfig):
+    """Semantic duplicates by sentence-embedding cosine."""
+
+    method: Literal["semantic"] = Field("semantic", description="semantic duplicates")
+    threshold: float = Field(
+        SEMANTIC_THRESHOLD,
+        gt=0,
+        lt=1,
+        description="similarity threshold: Jaccard for minhash, cosine for semantic",
+    )
+    model: str | None = Field(None, description="sentence embedding model (default: MiniLM)")
+    neighbours: Literal["exact", "blocked"] = Field(
+        "exact", description="exact all-pairs or SimHash-blocked neighbours"
+    )
+    batch_size: int = Field(64, ge=1, description="embedding batch size")
+
+    @property
+    def similarity(self) -> float:
+        return self.threshold
+
+
+DedupConfig.variants = {
+    "exact": ExactDedupConfig,
+    "minhash": MinHashDedupConfig,
+    "semantic": SemanticDedupConfig,
+}
 
 
 @register("dedup")
@@ -127,10 +157,9 @@ class DedupFilter(Filter):
     """
 
     Config = DedupConfig
-    version = "1"
 
     def keep(self, corpus: pl.DataFrame, ctx: RunContext) -> Keep:
-        cfg: DedupConfig = self.config
+        cfg = self.config
         n = corpus.height
         with ctx.task(f"dedup ({cfg.method})", total=n) as task:
             clusters, stats = find_clusters(corpus, cfg, ctx)
@@ -161,7 +190,7 @@ def find_clusters(
     return components(n, a, b), stats
 
 
-def minhash_params(cfg: DedupConfig, ctx: RunContext) -> MinHashParams:
+def minhash_params(cfg: MinHashDedupConfig, ctx: RunContext) -> MinHashParams:
     from assay.curate.dedup_minhash import MinHashParams, optimal_param
 
     if cfg.bands is None:
@@ -179,7 +208,7 @@ def minhash_params(cfg: DedupConfig, ctx: RunContext) -> MinHashParams:
 
 
 def minhash_pairs(
-    corpus: pl.DataFrame, cfg: DedupConfig, ctx: RunContext
+    corpus: pl.DataFrame, cfg: MinHashDedupConfig, ctx: RunContext
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Near-duplicate pairs (a < b) by MinHash-LSH, verified by true Jaccard if asked."""
     params = minhash_params(cfg, ctx)
@@ -204,7 +233,9 @@ def near_duplicate_pairs(
     engine = get_engine(engine)
     n = len(texts)
     rows = pa.table({"row": pa.array(np.arange(n, dtype=np.int64)), "text": texts})
-    buckets = engine.map_batches(rows, functools.partial(dedup_minhash.signature_table, params=params))
+    buckets = engine.map_batches(
+        rows, functools.partial(dedup_minhash.signature_table, params=params)
+    )
     pairs = engine.shuffle_map(buckets, "bucket", dedup_minhash.bucket_pairs)
     a, b = dedup_minhash.unique_pairs(
         np.asarray(pairs["a"], dtype=np.int64), np.asarray(pairs["b"], dtype=np.int64)
@@ -214,7 +245,9 @@ def near_duplicate_pairs(
         table = pa.table(
             {"a": a, "b": b, "text_a": texts.take(pa.array(a)), "text_b": texts.take(pa.array(b))}
         )
-        scored = engine.map_batches(table, functools.partial(dedup_minhash.verify_pairs, params=params))
+        scored = engine.map_batches(
+            table, functools.partial(dedup_minhash.verify_pairs, params=params)
+        )
         score = np.asarray(scored["jaccard"])
         ok = score >= verify_threshold
         a = np.asarray(scored["a"], dtype=np.int64)[ok]
@@ -225,7 +258,7 @@ def near_duplicate_pairs(
 
 
 def semantic_pairs(
-    corpus: pl.DataFrame, cfg: DedupConfig, ctx: RunContext
+    corpus: pl.DataFrame, cfg: SemanticDedupConfig, ctx: RunContext
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     from assay.curate import dedup_semantic
 

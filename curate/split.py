@@ -8,11 +8,11 @@ from pydantic import Field, model_validator
 from assay import corpus as corpus_mod
 from assay.context import RunContext
 from assay.registry import register
-from assay.step import N_EXAMPLES, Step, StepConfig, StepResult
+from assay.step import Changes, Edit, StepConfig
 
 
 @register("split")
-class SplitStep(Step):
+class SplitStep(Edit):
     """Assign train/dev/test splits, stratified by label, keeping every group in one split.
 
     Rows that already have a split keep it (unless `keep_existing` is false); unlabelled rows
@@ -20,8 +20,6 @@ class SplitStep(Step):
     straddles splits: its unsplit rows follow any split the group already has, and new groups
     are assigned whole.
     """
-
-    version = "1"
 
     class Config(StepConfig):
         dev: float = Field(0.1, ge=0, lt=1, description="fraction of rows for dev")
@@ -36,22 +34,18 @@ class SplitStep(Step):
                 raise ValueError(f"dev + test must be below 1, got {self.dev} + {self.test}")
             return self
 
-    def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
+    def edit(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         cfg = self.config
-        before = corpus["split"]
         frame = (
             corpus
             if cfg.keep_existing
             else corpus.with_columns(split=pl.lit(None, dtype=pl.String))
         )
         assigned = assign_splits(frame, cfg.dev, cfg.test, ctx, cfg.stratify, cfg.by_group)
-        out = corpus.with_columns(split=assigned)
-        changed = before.ne_missing(assigned)
-        counts = out.group_by("split").len().sort("split")
+        changed = corpus["split"].ne_missing(assigned)
+        counts = assigned.value_counts().sort("split")
         summary = {"splits": dict(counts.iter_rows()), "assigned": int(changed.sum())}
-        examples = out.filter(changed).select("id", "label", "split").head(N_EXAMPLES).to_dicts()
-        report = self._report(n_modified=int(changed.sum()), summary=summary, examples=examples)
-        return StepResult(out, report)
+        return Changes(columns=pl.DataFrame([corpus["id"], assigned]), summary=summary)
 
 
 def assign_splits(

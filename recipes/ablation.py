@@ -135,9 +135,13 @@ def _apply_variant(
 def _override(step: StepSpec, overrides: dict[str, Any], where: str) -> StepSpec:
     from pydantic import ValidationError
 
-    params = {**step.config.model_dump(), **overrides}
+    from assay import registry
+
+    # The step's own Config (not the variant already built): `set: {dedup: {method: ..}}`
+    # may switch a per-method config to another method.
+    params = {**step.config.model_dump(exclude_unset=True), **overrides}
     try:
-        return StepSpec(name=step.name, config=type(step.config)(**params))
+        return StepSpec(name=step.name, config=registry.get(step.name).Config(**params))
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])

@@ -116,7 +116,7 @@ class VariantSpec(BaseModel):
                 raise ValueError(
                     f"set: unknown step {step!r}{registry.suggest(step, registry.names())}"
                 )
-            fields = registry.get(step).Config.model_fields
+            fields = registry.get(step).Config.known_keys()
             for key in params:
                 if key not in fields:
                     hint = registry.suggest(key, fields)

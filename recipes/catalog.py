@@ -17,6 +17,7 @@ BUILTIN_STEP_MODULES = [
     "assay.augment.shuffle",
     "assay.augment.noise",
     "assay.augment.domain_vocab",
+    "assay.augment.term_mining",
     "assay.curate.labelstudio.steps",
 ]
 

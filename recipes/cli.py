@@ -126,7 +126,7 @@ def steps_show(name: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    click.echo(f"{info['name']} ({info['kind']}, version {info['version']})\n")
+    click.echo(f"{info['name']} ({info['kind']}, code {info['code'][:12]})\n")
     click.echo(info["doc"] + "\n")
     click.echo("parameters:")
     schema = info["config_schema"]

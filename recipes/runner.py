@@ -2,7 +2,7 @@
 
 After every step it checks the books (`n_out = n_in - dropped + added`, no row lost without a
 record), the corpus schema, and that dev/test rows were not touched by steps that must not
-touch them. Step outputs are cached by (input key, step, config, version, seed, position).
+touch them. Step outputs are cached by (input key, step code, config, seed, position).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from assay import __version__
 from assay import corpus as corpus_mod
+from assay.books import LINEAGE_SCHEMA
 from assay.cache import StepCache, step_key
 from assay.context import RunContext
 from assay.curate import io
@@ -132,9 +133,7 @@ def run_steps(
         dropped=_concat(dropped, corpus_mod.empty(corpus_mod.is_multilabel(corpus))),
         lineage=_concat(
             lineage,
-            pl.DataFrame(
-                schema={"id": pl.String, "step": pl.String, "before": pl.String, "after": pl.String}
-            ),
+            pl.DataFrame(schema=LINEAGE_SCHEMA),
         ),
         reports=reports,
         findings=findings,

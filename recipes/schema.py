@@ -116,23 +116,44 @@ def parse_step(item: Any, where: str) -> StepSpec:
     try:
         return StepSpec(name=name, config=config_cls(**params))
     except ValidationError as exc:
-        raise RecipeError(_describe(exc, f"{where}.{name}", config_cls)) from None
+        # A per-method config is validated by the variant the params name: describe the
+        # error against that variant, and say which methods a misplaced key belongs to.
+        variant = config_cls.variant_for(params)
+        raise RecipeError(_describe(exc, f"{where}.{name}", variant, config_cls)) from None
 
 
-def _describe(exc: ValidationError, where: str, model: type[BaseModel]) -> str:
+def _describe(
+    exc: ValidationError,
+    where: str,
+    model: type[BaseModel],
+    union: type[StepConfig] | None = None,
+) -> str:
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]
     path = ".".join([where, *loc]) if where else ".".join(loc)
     if err["type"] == "extra_forbidden":
+        key = loc[-1]
+        owners = union.owners_of(key) if union is not None and len(loc) == 1 else []
+        if owners:
+            current = getattr(model, "model_fields", {}).get(union.variant_key)
+            which = f" {union.variant_key}: {current.default}" if current is not None else ""
+            return (
+                f"{path}: unknown key {shorten(key)} for{which}; it is a key of "
+                f"{union.variant_key}: {', '.join(owners)}"
+            )
         fields = _fields_at(model, err["loc"][:-1])
-        hint = registry.suggest(loc[-1], fields)
+        hint = registry.suggest(key, fields)
         more = f" (known keys: {', '.join(sorted(fields))})" if not hint and fields else ""
-        return f"{path}: unknown key {shorten(loc[-1])}{hint}{more}"
+        return f"{path}: unknown key {shorten(key)}{hint}{more}"
     if err["type"] == "missing":
         return f"{path}: required key is missing"
     value = err.get("input")
     shown = f" (got {shorten(value)})" if not isinstance(value, dict) else ""
-    return f"{path}: {err['msg']}{shown}"
+    hint = ""
+    if err["type"] == "literal_error" and isinstance(value, str):
+        choices = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+        hint = registry.suggest(value, choices)
+    return f"{path}: {err['msg']}{shown}{hint}"
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -13,6 +13,7 @@ import polars as pl
 
 from assay import corpus as corpus_mod
 from assay.errors import InputError
+from assay.ids import derived_id_expr
 
 DUPLICATE_OP = "dup"
 
@@ -76,12 +77,8 @@ def duplicate_control(corpus: pl.DataFrame, fallback: pl.DataFrame) -> tuple[pl.
     twin = twin.with_columns(
         text=pl.col("_p_text"),
         label=pl.col("_p_label"),
-        id=pl.concat_str(
-            [
-                pl.col("parent_id"),
-                pl.lit(f"~{DUPLICATE_OP}"),
-                pl.int_range(pl.len()).over("parent_id").cast(pl.String),
-            ]
+        id=derived_id_expr(
+            pl.col("parent_id"), DUPLICATE_OP, pl.int_range(pl.len()).over("parent_id")
         ),
         origin=pl.lit(f"ablation.{DUPLICATE_OP}"),
     ).drop("_p_text", "_p_label")

@@ -25,7 +25,7 @@ from assay.curate.labelstudio import sync as ls_sync
 from assay.curate.labelstudio.client import TOKEN_ENV, Connection
 from assay.curate.labelstudio.config import init_project
 from assay.registry import register
-from assay.step import Audit, Findings, Step, StepConfig, StepResult
+from assay.step import Changes, Edit, Findings, StepConfig, Sync
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _sync_dir(cfg: _ConnectionConfig, ctx: RunContext) -> Path:
 
 
 @register("labelstudio_push")
-class LabelStudioPush(Audit):
+class LabelStudioPush(Sync):
     """Push corpus rows to a Label Studio project as tasks (idempotent; never changes the corpus).
 
     Creates the project from the corpus's label set when it does not exist, or checks the
@@ -77,9 +77,6 @@ class LabelStudioPush(Audit):
     text updates its task; new rows add tasks. Optional pre-annotations come from corpus
     columns holding a model's predicted label and score.
     """
-
-    kind = "sync"
-    cacheable = False
 
     class Config(_ConnectionConfig):
         labels: list[str] | None = Field(
@@ -98,7 +95,7 @@ class LabelStudioPush(Audit):
         model_version: str = Field("assay", description="model version named on predictions")
         batch_size: int = Field(ls_sync.BATCH_SIZE, ge=1, description="tasks per import request")
 
-    def score(self, corpus: pl.DataFrame, ctx: RunContext) -> Findings:
+    def send(self, corpus: pl.DataFrame, ctx: RunContext) -> Findings:
         cfg = self.config
         client = _connection(cfg).client()
         labels = cfg.labels or corpus_mod.label_set(corpus)
@@ -134,7 +131,7 @@ class LabelStudioPush(Audit):
 
 
 @register("labelstudio_pull")
-class LabelStudioPull(Step):
+class LabelStudioPull(Edit):
     """Pull annotations from a Label Studio project and resolve one label per example.
 
     Incremental: only tasks updated since the last pull are fetched (the mark lives in the
@@ -144,7 +141,7 @@ class LabelStudioPull(Step):
     disagreements go to the report and the sync directory.
     """
 
-    kind = "sync"
+    kind = "sync"  # an Edit whose changes come from a service
     touches_eval = False
     cacheable = False
 
@@ -173,7 +170,7 @@ class LabelStudioPull(Step):
                 raise ValueError(f"method must be one of {list(agreement_mod.METHODS)}")
             return value
 
-    def _run(self, corpus: pl.DataFrame, ctx: RunContext) -> StepResult:
+    def edit(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         cfg = self.config
         client = _connection(cfg).client()
         pred_probs = None
@@ -205,10 +202,13 @@ class LabelStudioPull(Step):
                 .then(pl.lit(cfg.labelled_split))
                 .otherwise(pl.col("split"))
             )
-        before = corpus.select("id", pl.col("label").alias("_old"))
-        changed = out.join(before, on="id").filter(pl.col("label").ne_missing(pl.col("_old")))
+        n_relabelled = int(corpus["label"].ne_missing(out["label"]).sum())
         summary = result.summary()
-        summary["n_relabelled"] = changed.height
-        report = self._report(n_modified=changed.height, summary=summary)
+        summary["n_relabelled"] = n_relabelled
+        own = [c for c in out.columns if c.startswith(f"{self.name}__")]
         disagreements = result.agreement.disagreements if result.agreement else None
-        return StepResult(out, report, findings=disagreements)
+        return Changes(
+            columns=out.select("id", "label", "split", *own),
+            findings=disagreements,
+            summary=summary,
+        )

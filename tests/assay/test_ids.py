@@ -20,6 +20,8 @@ def test_repeated_content_gets_ordered_suffixes():
 
 def test_derived_id_format():
     assert derived_id("p1", "syn", 2) == "p1~syn2"
+    assert derived_id("p1", "syn", 2, scope=3) == "p1~3.syn2"
+    assert derived_id("p1", "syn", 0, scope=3, tag="guard") == "p1~3.syn-guard0"
 
 
 @given(st.lists(st.sampled_from(["a", "b", "c"]), max_size=50))

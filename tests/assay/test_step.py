@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 
 from assay import Audit, Augmenter, Filter, Findings, Keep, RunContext, Transform, from_records
 from assay.errors import StepError
-from assay.step import StepConfig, check_accounting, check_eval_protected
+from assay.step import (
+    Changes,
+    Edit,
+    Rejections,
+    StepConfig,
+    Sync,
+    check_accounting,
+    check_eval_protected,
+)
 
 
 class LengthFilter(Filter):
@@ -93,9 +101,9 @@ def test_augmenter_assigns_ids_parents_origin_and_rejects_copies():
     check_accounting(c, r)
     added = r.corpus.filter(pl.col("origin") == "augment.echo")
     # train rows only (r4 is test); reversed texts accepted once each
-    assert sorted(added["id"].to_list()) == ["r1~echo0", "r2~echo0", "r3~echo0"]
-    assert added.filter(pl.col("id") == "r1~echo0")["parent_id"].item() == "r1"
-    assert added.filter(pl.col("id") == "r1~echo0")["text"].item() == "ereht olleh"
+    assert sorted(added["id"].to_list()) == ["r1~0.echo0", "r2~0.echo0", "r3~0.echo0"]
+    assert added.filter(pl.col("id") == "r1~0.echo0")["parent_id"].item() == "r1"
+    assert added.filter(pl.col("id") == "r1~0.echo0")["text"].item() == "ereht olleh"
     assert added["split"].unique().to_list() == ["train"]
     reasons = r.dropped["reason"].value_counts().sort("reason")
     assert dict(reasons.iter_rows()) == {"duplicate_of_generated_row": 3, "identical_to_parent": 3}
@@ -145,8 +153,10 @@ def test_eval_protection_blocks_steps_that_touch_test_rows():
     r.corpus = r.corpus.with_columns(
         text=pl.when(pl.col("split") == "test").then(pl.lit("changed")).otherwise(pl.col("text"))
     )
-    with pytest.raises(StepError, match="modified 1 dev/test rows"):
+    with pytest.raises(StepError, match="modified 1 dev/test rows") as err:
         check_eval_protected(c, r, TestTouching(), protect=True)
+    assert "protect_eval: false at the top level of the recipe" in str(err.value)
+    assert "on the step" not in str(err.value)
     check_eval_protected(c, r, TestTouching(), protect=False)
 
 
@@ -185,3 +195,150 @@ def test_rng_is_deterministic_per_step_and_stream():
     assert not np.array_equal(
         a.rng().random(4), RunContext(seed=6).for_step(2, "x").rng().random(4)
     )
+
+
+class FlagAndFix(Edit):
+    """Relabel one row, reweight another, drop a third, oversample a fourth."""
+
+    name = "fix"
+    op = "os"
+    touches_eval = False
+
+    def edit(self, corpus, ctx):
+        columns = pl.DataFrame(
+            {
+                "id": ["r1", "r3"],
+                "label": ["b", "a"],  # r3 keeps its label: no lineage row
+                "weight": [1.0, 2.5],
+                "fix__flag": [True, False],
+            }
+        )
+        keep = Keep(corpus["id"] != "r2", "noisy")
+        added = pl.DataFrame({"parent_id": ["r3"], "text": ["fine film indeed"]})
+        return Changes(columns=columns, keep=keep, added=added, summary={"n_flagged": 1})
+
+
+def test_edit_sets_fields_by_id_drops_adds_and_keeps_every_book():
+    c = make()
+    r = FlagAndFix().apply(c, RunContext(seed=1).for_step(3, "fix"))
+    check_accounting(c, r)
+    rows = {row["id"]: row for row in r.corpus.to_dicts()}
+    assert rows["r1"]["label"] == "b" and rows["r1"]["fix__flag"] is True
+    assert rows["r3"]["weight"] == 2.5 and rows["r4"]["fix__flag"] is None
+    assert "r2" not in rows and r.dropped["reason"].to_list() == ["noisy"]
+    assert rows["r3~3.os0"]["parent_id"] == "r3" and rows["r3~3.os0"]["weight"] == 2.5
+    lineage = {(x["id"], x["field"]): (x["before"], x["after"]) for x in r.lineage.to_dicts()}
+    assert lineage == {("r1", "label"): ("a", "b"), ("r3", "weight"): ("1.0", "2.5")}
+    assert r.lineage["step"].unique().to_list() == ["fix"]
+    rep = r.report
+    assert (rep.kind, rep.n_modified, rep.n_dropped, rep.n_added) == ("edit", 2, 1, 1)
+    assert rep.summary["n_flagged"] == 1
+
+
+def test_lineage_writes_list_labels_as_json_arrays():
+    class AddTag(Edit):
+        """Add a label."""
+
+        name = "tag"
+
+        def edit(self, corpus, ctx):
+            labels = [[*lab, "z"] for lab in corpus["label"].to_list()]
+            return Changes(columns=pl.DataFrame({"id": corpus["id"], "label": labels}))
+
+    c = from_records(["one text", "two text"], [["a"], ["a", "b"]], ids=["m1", "m2"])
+    r = AddTag().apply(c)
+    assert r.lineage.filter(pl.col("id") == "m2").row(0, named=True) == {
+        "id": "m2",
+        "step": "tag",
+        "field": "label",
+        "before": '["a", "b"]',
+        "after": '["a", "b", "z"]',
+    }
+
+
+def test_edit_rejects_unknown_ids_and_unnamespaced_columns():
+    class Bad(Edit):
+        """Bad."""
+
+        name = "bad"
+
+        def __init__(self, columns):
+            super().__init__()
+            self.columns = columns
+
+        def edit(self, corpus, ctx):
+            return Changes(columns=self.columns)
+
+    with pytest.raises(StepError, match="not in the corpus"):
+        Bad(pl.DataFrame({"id": ["nope"], "label": ["a"]})).apply(make())
+    with pytest.raises(StepError, match="bad__"):
+        Bad(pl.DataFrame({"id": ["r1"], "origin": ["x"]})).apply(make())
+
+
+def test_sync_steps_add_only_namespaced_columns():
+    class Send(Sync):
+        """Pretend to send rows."""
+
+        name = "send"
+
+        def send(self, corpus, ctx):
+            return Findings(columns=corpus.select("id", pl.lit(True).alias("label")))
+
+    with pytest.raises(StepError, match="send__"):
+        Send().apply(make())
+    assert Send.kind == "sync" and not Send.cacheable
+
+
+def test_built_in_steps_use_only_public_hooks():
+    from assay import registry
+    from assay.recipes.catalog import load_steps
+
+    load_steps()
+    private = {"_run", "_changes", "apply"}
+    offenders = [
+        f"{klass.__module__}.{klass.__qualname__}.{attr}"
+        for name in registry.names()
+        for klass in registry.get(name).__mro__
+        if klass.__module__.startswith("assay.") and klass.__module__ != "assay.step"
+        for attr in private & set(vars(klass))
+    ]
+    assert offenders == []
+
+
+def test_a_rejection_rule_runs_inside_the_one_adoption_path():
+    class Picky(Augmenter):
+        """Emit two variants per row; refuse the shouting one."""
+
+        name = "picky"
+        op = "pk"
+
+        def generate(self, rows, ctx):
+            parents = rows["id"].to_list()
+            texts = rows["text"].to_list()
+            return pl.DataFrame(
+                {
+                    "parent_id": parents * 2,
+                    "text": [t.upper() + "!" for t in texts] + [t + " indeed" for t in texts],
+                }
+            )
+
+        def reject(self, candidates, parents, corpus, ctx):
+            loud = candidates["text"].str.ends_with("!")
+            return Rejections(
+                reason=[("too_loud" if x else None) for x in loud.to_list()],
+                columns=pl.DataFrame({"picky__loud": loud}),
+                tag="picky",
+                summary={"refused": int(loud.sum())},
+            )
+
+    c = make()
+    r = Picky(max_per_row=1).apply(c, RunContext(seed=1).for_step(2, "picky"))
+    check_accounting(c, r)
+    added = r.corpus.filter(pl.col("origin") == "augment.picky")
+    # the refused rows do not use up max_per_row: every parent keeps its quiet variant
+    assert sorted(added["id"].to_list()) == ["r1~2.pk0", "r2~2.pk0", "r3~2.pk0"]
+    assert added["text"].str.ends_with(" indeed").all() and not added["picky__loud"].any()
+    refused = r.dropped.filter(pl.col("reason") == "too_loud")
+    assert sorted(refused["id"].to_list()) == ["r1~2.pk-picky0", "r2~2.pk-picky0", "r3~2.pk-picky0"]
+    assert refused["picky__loud"].all() and refused["generated"].all()
+    assert r.report.summary["refused"] == 3 and r.report.summary["rejected"] == {}

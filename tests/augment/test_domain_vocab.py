@@ -5,7 +5,7 @@ import pytest
 
 from assay import RunContext, from_records
 from assay.augment.domain_vocab import DomainVocabAugmenter, load_lexicon
-from assay.augment.term_mining import TERMS_FILE, MineConfig, mine_terms
+from assay.augment.term_mining import TERMS_FILE, DomainTermsAudit, MineConfig, mine_terms
 from assay.errors import InputError
 
 
@@ -86,13 +86,15 @@ def test_mined_terms_reach_the_summary_and_the_work_dir(tmp_path, general_englis
     texts += ["echocardiogram findings were normal"] * 6
     splits += ["test"] * 6
     corpus = from_records(texts, ["x"] * len(texts), split=splits)
-    step = DomainVocabAugmenter(mine=MineConfig(tokenizer="none"))
-    result = step.apply(corpus, ctx(tmp_path))
-    terms = result.report.summary["domain_vocab__terms"]
+    step = DomainTermsAudit(tokenizer="none")
+    run = RunContext(seed=5, run_dir=tmp_path).for_step(0, "domain_terms")
+    result = step.apply(corpus, run)
+    terms = result.report.summary["domain_terms__terms"]
     assert set(terms) == {"troponin", "angioplasty"}
-    written = (tmp_path / "work" / "domain_vocab" / TERMS_FILE).read_text().split()
+    written = (tmp_path / "work" / "domain_terms" / TERMS_FILE).read_text().split()
     assert written == terms
     assert result.report.n_added == 0
+    assert result.corpus.equals(corpus)
     assert set(result.findings.columns) >= {"term", "count", "ref_count", "log_ratio", "chosen"}
 
 

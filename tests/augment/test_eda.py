@@ -44,9 +44,9 @@ def test_eda_augments_only_train_originals_and_leaves_them_untouched(corpus, wor
     assert set(new["parent_id"]) <= {"t1", "t2", "t3", "t4"}
     assert set(new["split"]) == {"train"}
     assert new["id"].is_unique().all()
-    # ids are "{parent}~{op}{k}", the op is recorded, labels are the parent's
-    assert all(i.split("~")[1][:2] in {"sr", "ri", "rs", "rd"} for i in new["id"])
-    assert (new["eda__op"] == new["id"].str.split("~").list.get(1).str.slice(0, 2)).all()
+    # ids are "{parent}~{step index}.{op}{k}", the op is recorded, labels are the parent's
+    assert all(i.split("~")[1][:4] in {"0.sr", "0.ri", "0.rs", "0.rd"} for i in new["id"])
+    assert (new["eda__op"] == new["id"].str.split("~").list.get(1).str.slice(2, 2)).all()
     parents = dict(zip(IDS, LABELS, strict=True))
     assert new["label"].to_list() == [parents[p] for p in new["parent_id"]]
 

@@ -52,9 +52,11 @@ def test_char_noise_spares_protected_and_short_words():
         [TEXT],
         "char_noise",
     )
+    assert out.height >= 1
     for text in out["text"]:
         words = text.split()
         assert words[0] == "the" and words[1] == "remarkable" and words[-1] == "."
+        assert text != TEXT
 
 
 def test_word_shuffle_keeps_words_and_punctuation_in_place():
@@ -115,3 +117,13 @@ def test_character_maps_ship_with_assay_without_nlpaug(monkeypatch):
         )
     }
     assert "LICENSE-nlpaug" in {Path(p).name for p in shipped}
+
+
+def test_shuffle_rejects_edit_rate_keys_it_would_ignore():
+    import pytest
+    from pydantic import ValidationError
+
+    for key, value in (("p", 0.3), ("min_edits", 2), ("max_edits", 3), ("rounding", "floor")):
+        with pytest.raises(ValidationError, match=key):
+            ShuffleAugmenter(**{key: value})
+    assert "p" in CharNoiseAugmenter.Config.model_fields

@@ -14,7 +14,7 @@ from assay.errors import RecipeError
 from assay.recipes.catalog import load_steps
 from assay.recipes.runner import run_recipe
 from assay.recipes.schema import parse_step
-from assay.step import check_accounting, check_eval_protected
+from assay.step import Augmenter, check_accounting, check_eval_protected
 
 AUGMENTERS = ["eda", "synonyms", "shuffle", "char_noise", "domain_vocab"]
 
@@ -28,9 +28,22 @@ def test_augment_steps_are_registered_with_summaries_and_documented_fields():
             assert info.description, f"{name}.{field} has no description"
 
 
-@pytest.mark.parametrize("name", ["eda", "shuffle", "char_noise"])
-def test_every_augmenter_is_deterministic_and_leaves_originals_and_eval_alone(name):
+# A config under which each registered augmenter generates rows from the texts below; an
+# augmenter missing here is tried with {n_per_row: 3} and fails if it generates nothing.
+GENERATING: dict[str, dict] = {
+    "eda": {"n_per_row": 3, "pos": False},
+    "synonyms": {"n_per_row": 3, "pos": False, "p": 0.5},
+    "domain_vocab": {"n_per_row": 3, "lexicon": "{lexicon}"},
+}
+
+
+def registered_augmenters() -> list[str]:
     load_steps()
+    return [n for n in registry.names() if issubclass(registry.get(n), Augmenter)]
+
+
+@pytest.mark.parametrize("name", registered_augmenters())
+def test_every_augmenter_is_deterministic_and_leaves_originals_and_eval_alone(name, tmp_path):
     texts = [
         "the remarkable cast carries an otherwise ordinary thriller . Then it ends.",
         "a slow , muddled plot that never quite comes together . Sad.",
@@ -38,12 +51,14 @@ def test_every_augmenter_is_deterministic_and_leaves_originals_and_eval_alone(na
         "dev sentence that must stay exactly as it is .",
         "test sentence that must stay exactly as it is .",
     ]
+    lexicon = tmp_path / "lexicon.yaml"
+    lexicon.write_text("thriller: [suspense film]\nplot: [storyline]\ncharacters: [roles]\n")
+    params = {
+        k: (str(lexicon) if v == "{lexicon}" else v)
+        for k, v in GENERATING.get(name, {"n_per_row": 3}).items()
+    }
     corpus = from_records(texts, ["p", "n", "p", "n", "p"], split=["train"] * 3 + ["dev", "test"])
-    step = (
-        registry.get(name)(n_per_row=3, pos=False)
-        if name == "eda"
-        else registry.get(name)(n_per_row=3)
-    )
+    step = registry.get(name)(**params)
     ctx = RunContext(seed=11).for_step(2, name)
     first, second = step.apply(corpus, ctx), step.apply(corpus, ctx)
     assert first.corpus.equals(second.corpus)
@@ -53,6 +68,11 @@ def test_every_augmenter_is_deterministic_and_leaves_originals_and_eval_alone(na
     assert originals.equals(corpus)
     new = first.corpus.filter(pl.col("origin") != "source")
     assert new.height > 0 and set(new["split"]) == {"train"}
+
+
+def test_the_determinism_test_covers_every_registered_augmenter():
+    assert set(registered_augmenters()) >= {"eda", "synonyms", "shuffle", "char_noise"}
+    assert set(GENERATING) <= set(registered_augmenters())
 
 
 def test_recipe_rejects_a_misspelled_guard_key_with_its_path():
@@ -75,7 +95,7 @@ def test_recipe_runs_augmenters_with_guard_and_hands_domain_terms_to_training(
         "input": {"source": str(data), "labels": ["negative", "positive"]},
         "steps": [
             {"split": {"dev": 0.2, "test": 0.2}},
-            {"domain_vocab": {"mine": {"tokenizer": "none"}}},
+            {"domain_terms": {"tokenizer": "none"}},
             {"eda": {"p": 0.2, "n_per_row": 2, "guard": {"min_confidence": 0.5}}},
         ],
     }
@@ -87,14 +107,14 @@ def test_recipe_runs_augmenters_with_guard_and_hands_domain_terms_to_training(
     assert reports["eda"]["n_added"] > 0
     assert "guard" in reports["eda"]["summary"]
     assert set(chosen_terms(tmp_path / "run")) == {"troponin", "angioplasty"}
-    written = (tmp_path / "run" / "work" / "domain_vocab" / "domain_terms.txt").read_text()
+    written = (tmp_path / "run" / "work" / "domain_terms" / "domain_terms.txt").read_text()
     assert set(written.split()) == {"troponin", "angioplasty"}
     corpus = pl.read_parquet(tmp_path / "run" / "corpus.parquet")
     new = corpus.filter(pl.col("origin") == "augment.eda")
     assert set(new["split"]) == {"train"}
     # a cached rerun still hands over the terms (from the manifest)
     rerun = run_recipe(path, tmp_path / "rerun")
-    assert "domain_vocab" in rerun.manifest["cached_steps"]
+    assert "domain_terms" in rerun.manifest["cached_steps"]
     assert set(chosen_terms(tmp_path / "rerun")) == {"troponin", "angioplasty"}
     assert result.manifest["accounting"]["balanced"]
 
@@ -114,3 +134,39 @@ def test_augmenters_take_any_text_and_keep_the_books(texts, seed):
         result = step.apply(corpus, RunContext(seed=seed).for_step(0, step.name))
         check_accounting(corpus, result)
         assert result.corpus["id"].is_unique().all()
+
+
+@pytest.mark.parametrize(
+    "stack", [["synonyms", "eda"], ["eda", "eda"], ["shuffle", "shuffle", "char_noise"]]
+)
+def test_stacked_augmenters_name_their_rows_apart(tmp_path, stack):
+    data = tmp_path / "data.csv"
+    rows = ["text,label"] + [
+        f"the quick film number {k} was a good and happy one,{'pos' if k % 2 else 'neg'}"
+        for k in range(12)
+    ]
+    data.write_text("\n".join(rows) + "\n")
+    params = {"eda": {"n_per_row": 2, "pos": False}, "synonyms": {"pos": False, "p": 0.3}}
+    recipe = {
+        "name": "stacked",
+        "input": {"source": str(data)},
+        "steps": [{"split": {"dev": 0.2, "test": 0.2}}]
+        + [{name: params.get(name, {"n_per_row": 2})} for name in stack],
+        "output": {"report": False},
+    }
+    result = run_recipe(recipe_file(tmp_path, recipe), tmp_path / "run")
+    corpus = result.pipeline.corpus
+    assert corpus["id"].is_unique().all()
+    for index, name in enumerate(stack, start=1):
+        report = result.manifest["steps"][index]
+        assert report["n_added"] > 0, name
+        added = corpus.filter(pl.col("origin") == f"augment.{name}")
+        mine = added.filter(pl.col("id").str.contains(f"~{index}.", literal=True))
+        assert mine.height == report["n_added"], name
+    assert result.manifest["accounting"]["balanced"]
+
+
+def recipe_file(tmp_path, recipe):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path

@@ -90,6 +90,17 @@ def test_split_keeps_existing_and_puts_unlabelled_aside():
     }
 
 
+def test_split_is_an_edit_whose_assignments_are_in_the_lineage():
+    c = from_records(
+        ["a", "b", "c"], ["x", None, "y"], ids=["1", "2", "3"], split=["test", None, None]
+    )
+    r = SplitStep(dev=0.0, test=0.0).apply(c)
+    assert r.report.kind == "edit" and r.report.n_modified == 2
+    rows = {(x["id"], x["field"], x["before"], x["after"]) for x in r.lineage.to_dicts()}
+    assert rows == {("2", "split", None, "unlabeled"), ("3", "split", None, "train")}
+    assert r.report.summary == {"splits": {"test": 1, "train": 1, "unlabeled": 1}, "assigned": 2}
+
+
 def test_split_rejects_impossible_fractions():
     with pytest.raises(ValueError, match="below 1"):
         SplitStep(dev=0.6, test=0.5)

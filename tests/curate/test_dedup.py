@@ -257,3 +257,78 @@ def test_importing_dedup_loads_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_each_method_takes_only_its_own_keys():
+    from assay.curate.dedup import ExactDedupConfig, MinHashDedupConfig, SemanticDedupConfig
+
+    assert isinstance(DedupFilter().config, ExactDedupConfig)
+    assert isinstance(DedupFilter(method="minhash").config, MinHashDedupConfig)
+    assert isinstance(DedupFilter(method="semantic").config, SemanticDedupConfig)
+    with pytest.raises(ValueError, match="num_perm"):
+        DedupFilter(method="exact", num_perm=128)
+    with pytest.raises(ValueError, match="normalization"):
+        DedupFilter(method="minhash", normalization={})
+    assert DedupFilter(method="minhash").config.similarity == 0.5
+    assert DedupFilter(method="semantic").config.similarity == 0.9
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"method": "exact", "num_perm": 128},
+            "steps[0].dedup.num_perm: unknown key 'num_perm' for method: exact; "
+            "it is a key of method: minhash",
+        ),
+        ({"num_perm": 128}, "unknown key 'num_perm' for method: exact"),
+        (
+            {"method": "minhash", "num_prem": 128},
+            "steps[0].dedup.num_prem: unknown key 'num_prem' (did you mean 'num_perm'?)",
+        ),
+        ({"method": "minhahs"}, "(got 'minhahs') (did you mean 'minhash'?)"),
+        ({"method": "semantic", "bands": 4}, "it is a key of method: minhash"),
+    ],
+)
+def test_a_key_of_another_method_is_one_clean_recipe_error(tmp_path, params, message):
+    import yaml
+
+    from assay.errors import RecipeError
+    from assay.recipes.schema import load_recipe
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"input": {"source": "x.csv"}, "steps": [{"dedup": params}]}))
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    text = str(err.value)
+    assert message in text
+    assert "\n" not in text and "validation error" not in text
+
+
+def test_assay_validate_names_the_misplaced_key(tmp_path):
+    from click.testing import CliRunner
+
+    from assay.recipes.cli import main
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text("input: {source: x.csv}\nsteps:\n  - dedup: {method: exact, num_perm: 128}\n")
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code != 0
+    assert "recipe.yaml:3: steps[0].dedup.num_perm: unknown key 'num_perm'" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_dedup_schema_is_the_union_of_the_methods():
+    jsonschema = pytest.importorskip("jsonschema")
+
+    from assay import registry
+    from assay.recipes.catalog import load_steps
+
+    load_steps()
+    schema = registry.describe("dedup")["config_schema"]
+    assert {"num_perm", "normalization", "neighbours", "keep"} <= set(schema["properties"])
+    assert "[method: minhash]" in schema["properties"]["num_perm"]["description"]
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid({}) and validator.is_valid({"method": "minhash", "num_perm": 128})
+    assert not validator.is_valid({"method": "exact", "num_perm": 128})
+    assert not validator.is_valid({"threshold": 0.5})

@@ -56,6 +56,22 @@ def test_run_accounts_for_every_input_row(tmp_path, data_csv):
     assert (tmp_path / "run" / "report.html").read_text().count("balanced") >= 1
 
 
+def test_lineage_records_each_changed_field_with_its_step(tmp_path, data_csv):
+    run_recipe(write_recipe(tmp_path, data_csv), tmp_path / "run")
+    lineage = pl.read_parquet(tmp_path / "run" / "lineage.parquet")
+    assert lineage.columns == ["id", "step", "field", "before", "after"]
+    by_step = dict(lineage.group_by("step", "field").len().select("step", "len").iter_rows())
+    assert by_step == {"clean": 60, "split": 60}
+    text = lineage.filter(pl.col("field") == "text")
+    assert text["before"].str.contains("<b>").all() and not text["after"].str.contains("<b>").any()
+
+
+def test_a_run_without_changes_writes_an_empty_lineage_with_the_field_column(tmp_path, data_csv):
+    run_recipe(write_recipe(tmp_path, data_csv, steps=[]), tmp_path / "run")
+    lineage = pl.read_parquet(tmp_path / "run" / "lineage.parquet")
+    assert lineage.height == 0 and lineage.columns == ["id", "step", "field", "before", "after"]
+
+
 def test_same_recipe_and_seed_give_identical_bytes_and_reuse_the_cache(tmp_path, data_csv):
     recipe = write_recipe(tmp_path, data_csv)
     first = run_recipe(recipe, tmp_path / "a")
