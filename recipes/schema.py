@@ -128,7 +128,9 @@ def _describe(
     model: type[BaseModel],
     union: type[StepConfig] | None = None,
 ) -> str:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # A misspelt key also makes the key it meant "missing": name the misspelling.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = [str(p) for p in err["loc"]]
     path = ".".join([where, *loc]) if where else ".".join(loc)
     if err["type"] == "extra_forbidden":

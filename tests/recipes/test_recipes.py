@@ -107,6 +107,13 @@ def test_typo_in_step_key_names_path_and_suggestion(tmp_path, data_csv):
         load_recipe(path)
 
 
+def test_misspelt_required_key_names_the_misspelling_not_the_missing_key(tmp_path, data_csv):
+    # domain_vocab requires `lexicon`: a typo makes it both unknown and missing.
+    path = write_recipe(tmp_path, data_csv, steps=[{"domain_vocab": {"lexcon": "x.yaml"}}])
+    with pytest.raises(RecipeError, match=r"unknown key 'lexcon' \(did you mean 'lexicon'\?\)"):
+        load_recipe(path)
+
+
 def test_unknown_step_top_level_key_bad_value_and_broken_yaml(tmp_path, data_csv):
     with pytest.raises(RecipeError, match="did you mean 'split'"):
         load_recipe(write_recipe(tmp_path, data_csv, steps=["splitt"]))
