@@ -88,11 +88,12 @@ def _check_counts(names: Sequence[str], counts: np.ndarray, k: int) -> None:
     if len(counts) == 0:
         raise InputError("cross-fitting got no labelled rows")
     smallest = int(np.argmin(counts))
+    name = str(names[smallest])
     if counts[smallest] < k:
         raise InputError(
             f"cross-fitting with {k} folds needs at least {k} rows of every label; label "
-            f"{names[smallest]!r} has {int(counts[smallest])}: pass folds <= "
-            f"{max(int(counts[smallest]), 2)} or label more rows of {names[smallest]!r}"
+            f"{name!r} has {int(counts[smallest])}: pass folds <= "
+            f"{max(int(counts[smallest]), 2)} or label more rows of {name!r}"
         )
 
 
