@@ -13,7 +13,8 @@ Rankers:
   go through `cleanlab.multilabel_classification`.
 - `oof_loss`: the out-of-fold cross-entropy of the given label (Chong, Hong and Kim 2022
   found this plain loss ranking a strong baseline); score = exp(-loss) = P(given label)
-  (multi-label: the exp of minus the mean binary cross-entropy over labels). Flagging
+  (multi-label: the loss is the largest binary cross-entropy over the labels, so the score
+  is the probability of the least probable given decision). Flagging
   rule (`flag`): `cleanlab_count` flags the n highest-loss rows, n being cleanlab's
   estimate of the number of label errors (`cleanlab.count.num_label_issues`, the off-
   diagonal count of the confident joint); `threshold` flags loss > `max_loss`; `share`
@@ -35,7 +36,7 @@ from assay.errors import InputError, require
 
 CLEANLAB = "cleanlab"
 OOF_LOSS = "oof_loss"
-DEFAULT_RANKER = CLEANLAB
+DEFAULT_RANKER = OOF_LOSS
 FilterBy = Literal[
     "prune_by_noise_rate",
     "prune_by_class",
@@ -203,10 +204,11 @@ def _cleanlab(
 
 
 def oof_loss(y: np.ndarray, p: np.ndarray, multilabel: bool) -> np.ndarray:
-    """Per-row cross-entropy of the given label (multi-label: mean binary cross-entropy)."""
+    """Per-row cross-entropy of the given label (multi-label: the largest binary cross-
+    entropy over the labels, so one wrong label among many is not averaged away)."""
     q = np.clip(p, _EPS, 1 - _EPS)
     if multilabel:
-        return -(y * np.log(q) + (1 - y) * np.log(1 - q)).mean(axis=1)
+        return -(y * np.log(q) + (1 - y) * np.log(1 - q)).min(axis=1)
     return -np.log(q[np.arange(len(y)), y])
 
 
