@@ -202,6 +202,39 @@ def planted(data: Path) -> dict:
     return results
 
 
+def encoder_flips(data: Path, encoder: str, rows: int, options: dict) -> dict:
+    """Fast model, encoder and their ensemble (averaged probabilities) on the same folds,
+    default ranker, 10% flips on the first `rows` SST-2 train sentences."""
+    from cleanlab.filter import find_label_issues
+
+    from assay.train.crossfit import cross_fit
+
+    texts, clean = load_csv(data / "sst2" / "train.csv", rows)
+    ids = [str(i) for i in range(len(texts))]
+    labels, flipped = flip(clean, 0.10, SEED)
+    truth = {str(i) for i in flipped}
+    out: dict = {"rows": len(texts), "encoder_model": encoder, "options": options}
+    proba, classes = plain_oof(texts, labels)
+    issues = find_label_issues(np.array([classes.index(x) for x in labels]), proba)
+    out["plain_pipeline"] = prf({str(i) for i in np.flatnonzero(issues)}, truth)
+    runs = {}
+    for name, model in (("fast", "fast"), ("encoder", encoder)):
+        started = time.perf_counter()
+        opts = {model: options} if model != "fast" else None
+        runs[name] = cross_fit(texts, labels, ids=ids, seed=SEED, model=model, options=opts)
+        out[f"{name}_seconds"] = round(time.perf_counter() - started, 1)
+    # Same seed, same folds: the ensemble's probabilities are the average of the two runs.
+    probas = {
+        "fast": runs["fast"].proba,
+        "encoder": runs["encoder"].proba,
+        "ensemble": (runs["fast"].proba + runs["encoder"].proba) / 2,
+    }
+    for name, proba in probas.items():
+        _, flagged = assay_flags(labels, proba, runs["fast"].classes, ids, {})
+        out[name] = prf(flagged, truth)
+    return out
+
+
 # -- speed -------------------------------------------------------------------------------------
 
 
@@ -283,6 +316,15 @@ def table(report: dict) -> str:
     lines.append(f"Speed, {sp['rows']} MR rows, K=5 (fresh process each)")
     for name in ("assay_fast_k5", "plain_tfidf_lr_k5"):
         lines.append(f"{name:20} {sp[name]}")
+    if "encoder" in report:
+        enc = report["encoder"]
+        lines.append("")
+        lines.append(
+            f"SST-2 first {enc['rows']} rows, 10% flipped, default ranker: fast vs encoder "
+            f"({enc['fast_seconds']} s vs {enc['encoder_seconds']} s to cross-fit)"
+        )
+        for name in ("plain_pipeline", "fast", "encoder", "ensemble"):
+            lines.append(f"{name:20} {enc[name]}")
     lines.append("")
     for t in report["targets"]:
         lines.append(f"target {t['name']}: {t['value']} ({t['target']}) met={t['met']}")
@@ -293,6 +335,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--speed-rows", type=int, default=10_000)
+    parser.add_argument(
+        "--encoder",
+        help="also cross-fit this encoder (name or path; 'packaged' = all-MiniLM-L6-v2) "
+        "and the fast+encoder ensemble on SST-2 with 10%% flips (slow on CPU)",
+    )
+    parser.add_argument("--encoder-rows", type=int, default=2000)
+    parser.add_argument("--encoder-epochs", type=float, default=2.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report = {
@@ -300,6 +349,12 @@ def main() -> None:
         "planted": planted(args.data),
         "speed": speed(args.data, args.speed_rows),
     }
+    if args.encoder:
+        from assay.resources import encoder as packaged
+
+        name = packaged(None) if args.encoder == "packaged" else args.encoder
+        options = {"epochs": args.encoder_epochs, "max_length": 64}
+        report["encoder"] = encoder_flips(args.data, str(name), args.encoder_rows, options)
     report["targets"] = targets(report)
     if args.json:
         print(
@@ -307,7 +362,9 @@ def main() -> None:
                 {
                     "bench": "label_noise",
                     "params": {"flip_rates": list(FLIP_RATES), "folds": 5, "seed": SEED},
-                    "results": {k: report[k] for k in ("imdb", "planted", "speed")},
+                    "results": {
+                        k: report[k] for k in ("imdb", "planted", "speed", "encoder") if k in report
+                    },
                     "targets": report["targets"],
                 }
             )
