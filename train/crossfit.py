@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from assay.errors import InputError
+from assay.progress import Progress, SilentProgress
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def _iterative(y: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarra
 
 
 def model_factory(
-    model: str, options: Mapping[str, Any] | None = None, progress: Any = None
+    model: str, options: Mapping[str, Any] | None = None, progress: Progress | None = None
 ) -> ModelFactory:
     """A factory for `"fast"` or an encoder (name or path) through the training entry point."""
     from assay.train.evaluate import make_model
@@ -215,7 +216,7 @@ def cross_fit(
     weights: Sequence[float] | np.ndarray | None = None,
     factory: ModelFactory | None = None,
     multilabel_split: str = "iterative",
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> OutOfFold:
     """Out-of-fold probabilities of every row, from models that never saw it.
 
@@ -253,12 +254,15 @@ def cross_fit(
             )
         factories = [(name, model_factory(name, opts.get(name), progress)) for name in names]
     proba = np.zeros((len(texts), len(classes)))
-    for name, make in factories:
-        for fold, fitted in fold_models(texts, labels, fold_of, make, model_seed, w):
-            held = np.flatnonzero(fold_of == fold)
-            scored = np.asarray(fitted.predict_proba([texts[i] for i in held]), dtype=np.float64)
-            proba[held] += _aligned(scored, fitted.classes_, classes)
-        log.info("cross-fitted %s: %d rows, %d folds", name, len(texts), folds)
+    progress = progress or SilentProgress()
+    with progress.task("cross-fitting", total=folds * len(factories)) as task:
+        for name, make in factories:
+            for fold, fitted in fold_models(texts, labels, fold_of, make, model_seed, w):
+                held = np.flatnonzero(fold_of == fold)
+                scored = fitted.predict_proba([texts[i] for i in held])
+                proba[held] += _aligned(np.asarray(scored, np.float64), fitted.classes_, classes)
+                task.advance()
+            log.info("cross-fitted %s: %d rows, %d folds", name, len(texts), folds)
     proba /= len(factories)
     return OutOfFold(
         ids=ids,

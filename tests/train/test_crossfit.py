@@ -176,3 +176,25 @@ def test_ensemble_averages_fast_and_encoder_probabilities(tiny_encoder):
     assert both.models == ["fast", str(tiny_encoder)]
     assert np.allclose(both.proba.sum(axis=1), 1.0, atol=1e-5)
     assert not np.allclose(both.proba, fast.proba)
+
+
+def test_progress_advances_once_per_fold_model(lookup):
+    from contextlib import contextmanager
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, int | None]] = []
+            self.advanced = 0
+
+        @contextmanager
+        def task(self, description, total=None):
+            self.calls.append((description, total))
+            yield self
+
+        def advance(self, n: int = 1) -> None:
+            self.advanced += n
+
+    texts, labels = separable(30, 0)
+    recorder = Recorder()
+    cross_fit(texts, labels, folds=3, factory=lookup, progress=recorder)
+    assert recorder.calls == [("cross-fitting", 3)] and recorder.advanced == 3
