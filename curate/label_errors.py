@@ -19,6 +19,12 @@ Rankers:
   estimate of the number of label errors (`cleanlab.count.num_label_issues`, the off-
   diagonal count of the confident joint); `threshold` flags loss > `max_loss`; `share`
   flags the top `share` of rows.
+
+The default is `oof_loss` with `cleanlab_count`: in bench/label_noise.py it flagged planted
+flips on SST-2 (fast-model probabilities, 5% and 10% flipped) with a higher F1 than
+cleanlab's `find_label_issues` (which flags more rows: higher recall, lower precision),
+and on the IMDB test set its precision@100/500/1000 equals cleanlab's (with two classes
+every score that falls with P(given label) ranks rows in the same order).
 """
 
 from __future__ import annotations
