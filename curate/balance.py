@@ -224,7 +224,7 @@ class BalanceEdit(Edit):
                 continue
             drawn = np.bincount(rng.integers(0, n, size=floor - n), minlength=n)
             hit = np.flatnonzero(drawn)
-            ids.extend(part["id"][i] for i in hit)
+            ids.extend(part["id"][int(i)] for i in hit)
             w = part["weight"].to_numpy()
             weights.extend(float(w[i] * (1 + drawn[i])) for i in hit)
         summary["distribution_after"] = after
