@@ -162,3 +162,23 @@ def test_bad_options_are_one_clear_error(planted):
     small = corpus.filter(pl.col("split") == "train").head(12)
     with pytest.raises(StepError, match="folds"):
         run(small, folds=10)
+
+
+def test_run_report_shows_class_balance_and_the_top_flagged_rows(planted, tmp_path):
+    from assay.recipes.runner import run_recipe
+
+    corpus, flips, _ = planted
+    source = tmp_path / "planted.csv"
+    corpus.select("id", "text", "label", "split").write_csv(source)
+    recipe = {
+        "name": "noise",
+        "seed": 3,
+        "input": {"source": str(source), "split_column": "split", "id_column": "id"},
+        "steps": [{"label_noise": {"action": "review"}}, {"balance": {"strategy": "reweight"}}],
+        "cache": False,
+    }
+    run_recipe(recipe, tmp_path / "run")
+    doc = (tmp_path / "run" / "report.html").read_text()
+    assert "Likely label errors" in doc and "Class balance (reweight" in doc
+    assert "train rows per label, before" in doc and doc.count("<svg") >= 4
+    assert any(f"<td>{i}</td>" in doc for i in flips)
