@@ -8,6 +8,8 @@ Four arms through the ablation runner (`assay.recipes.ablation.run_ablation`), f
 - `+label_noise drop`: drop the rows the step flags (out-of-fold fast model, K=5, default
   ranker `oof_loss` with `cleanlab_count`);
 - `+label_noise relabel`: set the flagged rows to the suggested label;
+- `+label_noise drop share10`: drop the worst 10% by out-of-fold loss (the flip rate, as
+  if it were known: does a smaller, surer cut help more?);
 - clean labels: the flipped labels restored (the upper bound).
 
 Test accuracy and macro-F1 per arm (mean over seeds, bootstrap CI over test sentences and
@@ -94,6 +96,10 @@ def run(data: Path, seeds: int, out: Path) -> dict:
     variants = [
         {"name": "+label_noise drop", "add": [{"label_noise": {"action": "drop"}}]},
         {"name": "+label_noise relabel", "add": [{"label_noise": {"action": "relabel"}}]},
+        {
+            "name": "+label_noise drop share10",
+            "add": [{"label_noise": {"action": "drop", "flag": "share", "share": FLIP_RATE}}],
+        },
         {"name": "clean labels", "add": [{"bench_true_labels": {"path": str(truth)}}]},
     ]
     results: dict[str, dict] = {}
