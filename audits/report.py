@@ -128,6 +128,7 @@ def render_run_report(
             ),
         ),
     ]
+    sections.extend(_class_balance_sections(manifest["steps"]))
     for r in manifest["steps"]:
         summary = {k: v for k, v in r["summary"].items() if isinstance(v, (int, float, str))}
         if summary:
@@ -152,3 +153,42 @@ def _label_split_table(corpus: pl.DataFrame) -> str:
         .fill_null(0)
     )
     return table(pivot.to_dicts())
+
+
+def _class_balance_sections(steps: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """The label_noise and balance steps' findings: class distribution before and after,
+    the top flagged rows (given label, suggested label, score)."""
+    out = []
+    for r in steps:
+        summary = r.get("summary") or {}
+        if r["step"] == "balance" and summary.get("distribution_before"):
+            before, after = summary["distribution_before"], summary.get("distribution_after") or {}
+            ratio = f"imbalance ratio {summary.get('imbalance_before')} -> {summary.get('imbalance_after')}"
+            out.append(
+                (
+                    f"Class balance ({summary.get('strategy')}, step {r['index']})",
+                    f"<p>{html.escape(ratio)}</p>"
+                    + bar_chart(
+                        {f"{k} before": v for k, v in before.items()},
+                        "train rows per label, before",
+                    )
+                    + bar_chart(
+                        {f"{k} after": v for k, v in after.items()}, "after (rows, or total weight)"
+                    ),
+                )
+            )
+        if r["step"] == "label_noise" and "n_flagged" in summary:
+            head = (
+                f"<p>{summary['n_flagged']:,} of {summary.get('n_scored', 0):,} scored rows "
+                f"flagged ({summary.get('action')}, ranker {summary.get('ranker')}).</p>"
+            )
+            out.append(
+                (
+                    f"Likely label errors (step {r['index']})",
+                    head
+                    + table(
+                        summary.get("top_flagged") or [], ["id", "given", "suggested", "score"]
+                    ),
+                )
+            )
+    return out

@@ -13,6 +13,8 @@ BUILTIN_STEP_MODULES = [
     "assay.curate.clean",
     "assay.curate.split",
     "assay.curate.dedup",
+    "assay.curate.label_noise",
+    "assay.curate.balance",
     "assay.augment.eda",
     "assay.augment.shuffle",
     "assay.augment.noise",

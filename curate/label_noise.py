@@ -1,0 +1,185 @@
+"""Label noise: find train rows whose given label the out-of-fold probabilities disagree
+with, then flag, drop, relabel or send them for review.
+
+Probabilities come from cross-fitting (`assay.train.crossfit`: the fast model, an encoder,
+or several averaged) on the rows of `splits` only, so the models never see dev or test;
+or from a file the user supplies (`probabilities`: `id` + one column per label). The ranker
+and its options are those of `assay.curate.label_errors` (default `oof_loss` with the
+`cleanlab_count` rule). Every scored row gets `label_noise__is_issue`,
+`label_noise__score` (label quality, lower = worse) and `label_noise__suggested`.
+
+Actions: `flag` (columns only), `drop` (flagged rows to dropped.parquet, reason
+`label_issue`, score kept), `relabel` (label set to the suggestion; the books keep the old
+one in the lineage), `review` (`label_noise__review` marks the rows for
+`labelstudio_push` with `flagged: label_noise__review`, `prediction_column:
+label_noise__suggested`, `score_column: label_noise__score`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import Field, field_validator
+
+from assay import corpus as corpus_mod
+from assay.context import RunContext
+from assay.errors import AssayError, StepError
+from assay.registry import register
+from assay.step import Changes, Edit, Keep, StepConfig
+from assay.train import crossfit
+
+from . import label_errors
+
+DROP_REASON = "label_issue"
+_LE = label_errors.LabelErrorConfig.model_fields
+
+
+@register("label_noise")
+class LabelNoiseEdit(Edit):
+    """Find likely label errors from out-of-fold probabilities; flag, drop, relabel or review.
+
+    Only rows of `splits` (train by default) are scored and changed; the cross-fitted
+    models are trained on those rows alone, so dev and test stay unseen.
+    """
+
+    touches_eval = False
+
+    class Config(StepConfig):
+        action: Literal["flag", "drop", "relabel", "review"] = Field(
+            "flag",
+            description="flag: columns only; drop: remove flagged rows; relabel: set the "
+            "suggested label; review: mark rows for labelstudio_push",
+        )
+        splits: list[str] = Field(
+            default_factory=lambda: ["train"], description="splits scored (and changed)"
+        )
+        model: str | list[str] = Field(
+            crossfit.FAST,
+            description="cross-fitted model: fast, an encoder name or path, or a list (ensemble)",
+        )
+        model_options: dict[str, dict[str, Any]] = Field(
+            default_factory=dict, description="options per model name (e.g. {fast: {C: 1.0}})"
+        )
+        probabilities: str | None = Field(
+            None,
+            description="parquet/csv of probabilities keyed by id (id + one column per label); "
+            "replaces cross-fitting",
+        )
+        folds: int = Field(crossfit.DEFAULT_FOLDS, ge=2, description="cross-fitting folds (K)")
+        multilabel_split: Literal["iterative", "first"] = Field(
+            "iterative", description="multi-label fold assignment"
+        )
+        ranker: str = Field(label_errors.DEFAULT_RANKER, description=_LE["ranker"].description)
+        filter_by: label_errors.FilterBy = _LE["filter_by"]
+        rank_by: label_errors.RankBy = _LE["rank_by"]
+        frac_noise: float = _LE["frac_noise"]
+        min_examples_per_class: int = _LE["min_examples_per_class"]
+        flag: Literal["cleanlab_count", "threshold", "share"] = _LE["flag"]
+        max_loss: float = _LE["max_loss"]
+        share: float = _LE["share"]
+
+        @field_validator("ranker")
+        @classmethod
+        def _known_ranker(cls, value: str) -> str:
+            if value not in label_errors.rankers():
+                raise ValueError(
+                    f"unknown ranker {value!r}; expected one of {label_errors.rankers()}"
+                )
+            return value
+
+        def ranker_config(self) -> label_errors.LabelErrorConfig:
+            keys = label_errors.LabelErrorConfig.model_fields
+            return label_errors.LabelErrorConfig(**{k: getattr(self, k) for k in keys})
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The config, plus the content hash of a probabilities file it names."""
+        out = super().params
+        path = self.config.probabilities
+        if path and Path(path).is_file():
+            out["probabilities_sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return out
+
+    def _probabilities(self, rows: pl.DataFrame, classes: list[str], ctx: RunContext):
+        cfg = self.config
+        if cfg.probabilities:
+            return label_errors.read_probabilities(cfg.probabilities, classes)
+        names = [cfg.model] if isinstance(cfg.model, str) else list(cfg.model)
+        oof = crossfit.cross_fit(
+            rows["text"].to_list(),
+            rows["label"].to_list(),
+            ids=rows["id"].to_list(),
+            folds=cfg.folds,
+            seed=ctx.step_seed("crossfit"),
+            model=names if len(names) > 1 else names[0],
+            options=cfg.model_options or None,
+            weights=rows["weight"].to_numpy(),
+            multilabel_split=cfg.multilabel_split,
+            progress=ctx.progress,
+        )
+        return oof.to_frame()
+
+    def edit(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+        cfg = self.config
+        multilabel = corpus_mod.is_multilabel(corpus)
+        cond = pl.col("split").is_in(cfg.splits) & pl.col("label").is_not_null()
+        if multilabel:
+            cond &= pl.col("label").list.len() > 0
+        rows = corpus.filter(cond)
+        if rows.height == 0:
+            raise StepError(
+                f"label_noise found no labelled rows in splits {cfg.splits}; add a split step "
+                "before it or set splits"
+            )
+        classes = corpus_mod.label_set(corpus)
+        try:
+            probs = self._probabilities(rows, classes, ctx)
+            found = label_errors.find_label_errors(
+                rows.select("id", "label"), probs, cfg.ranker_config(), classes=classes
+            )
+        except AssayError as exc:
+            raise StepError(f"label_noise: {exc}") from None
+        p = f"{self.name}__"
+        columns = found.select(
+            "id",
+            pl.col("is_issue").alias(f"{p}is_issue"),
+            pl.col("score").alias(f"{p}score"),
+            pl.col("suggested").alias(f"{p}suggested"),
+        )
+        flagged = found.filter("is_issue")
+        given = rows.select("id", pl.col("label").alias("given"))
+        top = (
+            flagged.join(given, on="id", how="left")
+            .sort(["rank", "id"])
+            .head(20)
+            .select("id", "given", "suggested", pl.col("score").round(4))
+        )
+        summary: dict[str, Any] = {
+            "action": cfg.action,
+            "n_scored": found.height,
+            "n_flagged": flagged.height,
+            "flag_rate": round(flagged.height / max(found.height, 1), 4),
+            "ranker": cfg.ranker,
+            "top_flagged": top.to_dicts(),
+        }
+        keep = None
+        if cfg.action == "drop":
+            ids = flagged["id"].implode()
+            keep = Keep(~corpus["id"].is_in(ids), DROP_REASON)
+        elif cfg.action == "relabel":
+            fix = flagged.filter(pl.col("suggested").list.len() > 0) if multilabel else flagged
+            columns = columns.join(
+                fix.select("id", pl.col("suggested").alias("label")), on="id", how="left"
+            )
+            # Rows not relabelled keep their label: the books only see changed values.
+            columns = columns.join(
+                rows.select("id", pl.col("label").alias("_given")), on="id", how="left"
+            ).with_columns(pl.col("label").fill_null(pl.col("_given")))
+            columns = columns.drop("_given")
+            summary["n_relabelled"] = fix.height
+        elif cfg.action == "review":
+            columns = columns.with_columns(pl.col(f"{p}is_issue").alias(f"{p}review"))
+        return Changes(columns=columns, keep=keep, summary=summary)

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from pydantic import ValidationError
+
+from assay import from_records
+from assay.context import RunContext
+from assay.curate.label_noise import LabelNoiseEdit
+from assay.curate.labelstudio.push import select_rows
+from assay.errors import RecipeError, StepError
+from assay.recipes.catalog import load_steps
+from assay.recipes.runner import run_steps
+from assay.recipes.schema import parse_step
+
+pytest.importorskip("cleanlab")
+pytest.importorskip("sklearn")
+
+POSITIVE = ["good", "great", "lovely", "superb", "brilliant", "fine"]
+NEGATIVE = ["bad", "awful", "poor", "dull", "boring", "weak"]
+FILLER = ["the", "film", "movie", "was", "is", "a", "plot", "very", "and", "it"]
+
+
+def planted_corpus(n_train: int = 300, n_eval: int = 40, flips: int = 15, seed: int = 0):
+    """Separable sentiment rows (two sentiment words decide), `flips` train labels flipped;
+    dev/test rows carry flipped labels too, which the step must not see or change."""
+    rng = np.random.default_rng(seed)
+    texts, labels, splits, truth = [], [], [], {}
+    n = n_train + 2 * n_eval
+    for i in range(n):
+        positive = i % 2 == 0
+        words = [*rng.choice(FILLER, 4), *rng.choice(POSITIVE if positive else NEGATIVE, 2)]
+        texts.append(" ".join(words) + f" {i}")
+        labels.append("pos" if positive else "neg")
+        splits.append("train" if i < n_train else ("dev" if i < n_train + n_eval else "test"))
+        truth[f"r{i}"] = labels[-1]
+    flipped = {int(i) for i in rng.choice(n_train, flips, replace=False)}
+    flipped |= {n_train, n_train + 1, n - 1}  # planted eval flips
+    for i in flipped:
+        labels[i] = "neg" if labels[i] == "pos" else "pos"
+    ids = [f"r{i}" for i in range(n)]
+    corpus = from_records(texts, labels, ids=ids, split=splits)
+    train_flips = {f"r{i}" for i in flipped if i < n_train}
+    return corpus, train_flips, truth
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return planted_corpus()
+
+
+def run(corpus, **params):
+    return run_steps(corpus, [LabelNoiseEdit(**params)], RunContext(seed=3))
+
+
+def flagged_ids(frame: pl.DataFrame) -> set[str]:
+    return set(frame.filter(pl.col("label_noise__is_issue").fill_null(False))["id"].to_list())
+
+
+def test_flag_finds_the_planted_flips_and_only_scores_train(planted):
+    corpus, flips, truth = planted
+    out = run(corpus, action="flag").corpus
+    flagged = flagged_ids(out)
+    hits = len(flagged & flips)
+    # 15 flips among 300 separable rows: recall and precision at least 0.85.
+    assert hits / len(flips) >= 0.85, sorted(flips - flagged)
+    assert hits / len(flagged) >= 0.85, sorted(flagged - flips)
+    rows = {r["id"]: r for r in out.to_dicts()}
+    assert all(rows[i]["label_noise__suggested"] == truth[i] for i in flagged & flips)
+    evals = out.filter(pl.col("split") != "train")
+    assert evals["label_noise__score"].null_count() == evals.height
+    assert out.sort("id")["label"].equals(corpus.sort("id")["label"])
+
+
+def test_drop_records_the_reason_and_keeps_the_score(planted):
+    corpus, flips, _ = planted
+    res = run(corpus, action="drop")
+    gone = res.dropped
+    assert set(gone["reason"].unique().to_list()) == {"label_issue"}
+    assert gone["label_noise__score"].null_count() == 0
+    assert (gone["label_noise__score"] < 0.5).all()
+    assert len(set(gone["id"].to_list()) & flips) >= 0.85 * len(flips)
+    assert set(gone["split"].unique().to_list()) == {"train"}
+    assert res.corpus.height + gone.height == corpus.height
+
+
+def test_relabel_sets_the_suggestion_and_keeps_the_old_label_in_the_lineage(planted):
+    corpus, flips, truth = planted
+    res = run(corpus, action="relabel")
+    fixed = {r["id"]: r["label"] for r in res.corpus.to_dicts()}
+    lineage = res.lineage.filter(pl.col("field") == "label")
+    assert set(lineage["id"].to_list()) == flagged_ids(res.corpus)
+    for row in lineage.to_dicts():
+        assert row["after"] == fixed[row["id"]] and row["before"] != row["after"]
+    assert sum(fixed[i] == truth[i] for i in flips) >= 0.85 * len(flips)
+    # dev/test keep their (planted wrong) labels: the runner's eval check passed too.
+    for i in ("r300", "r301", "r379"):
+        assert fixed[i] != truth[i]
+
+
+def test_review_marks_rows_that_push_selects_with_pre_annotations(planted):
+    corpus, flips, _ = planted
+    out = run(corpus, action="review").corpus
+    marked = set(out.filter(pl.col("label_noise__review").fill_null(False))["id"].to_list())
+    assert marked == flagged_ids(out) and len(marked & flips) >= 0.85 * len(flips)
+    chosen = select_rows(out, flagged="label_noise__review")
+    assert set(chosen["id"].to_list()) == marked
+    assert chosen["label_noise__suggested"].null_count() == 0
+    assert chosen.schema["label_noise__score"] == pl.Float64
+
+
+def test_dev_and_test_are_never_scored_or_changed_even_when_asked(planted):
+    corpus, _, _ = planted
+    step = LabelNoiseEdit(action="relabel", splits=["train", "test"])
+    with pytest.raises(StepError, match=r"modified \d+ dev/test rows"):
+        run_steps(corpus, [step], RunContext(seed=3))
+
+
+def test_user_probabilities_replace_cross_fitting(tmp_path):
+    corpus = from_records(
+        ["a one", "a two", "b one", "b two"],
+        ["x", "x", "y", "x"],
+        ids=["1", "2", "3", "4"],
+        split="train",
+    )
+    probs = pl.DataFrame({"id": ["1", "2", "3", "4"], "x": [0.9, 0.95, 0.1, 0.02]})
+    probs = probs.with_columns(y=1 - pl.col("x"))
+    path = tmp_path / "p.parquet"
+    probs.write_parquet(path)
+    out = run(corpus, action="relabel", probabilities=str(path), flag="threshold").corpus
+    assert out.sort("id")["label"].to_list() == ["x", "x", "y", "y"]
+    assert "probabilities_sha256" in LabelNoiseEdit(probabilities=str(path)).params
+
+
+def test_multilabel_rows_are_scored_and_relabelled(tmp_path):
+    corpus = from_records(
+        ["t1", "t2", "t3"], [["a"], ["a", "b"], ["b"]], ids=["1", "2", "3"], split="train"
+    )
+    probs = pl.DataFrame({"id": ["1", "2", "3"], "a": [0.9, 0.9, 0.95], "b": [0.05, 0.9, 0.02]})
+    path = tmp_path / "p.csv"
+    probs.write_csv(path)
+    res = run(corpus, action="relabel", probabilities=str(path), flag="threshold")
+    assert res.corpus.sort("id")["label"].to_list() == [["a"], ["a", "b"], ["a"]]
+    assert res.lineage.filter(pl.col("id") == "3")["before"].to_list() == ['["b"]']
+
+
+def test_same_seed_same_output(planted):
+    corpus, _, _ = planted
+    a = run(corpus, action="flag").corpus
+    b = run(corpus, action="flag").corpus
+    assert a.equals(b)
+
+
+def test_bad_options_are_one_clear_error(planted):
+    load_steps()
+    with pytest.raises(RecipeError, match="unknown ranker 'loss'"):
+        parse_step({"label_noise": {"ranker": "loss"}}, "steps[0]")
+    with pytest.raises(ValidationError):
+        LabelNoiseEdit.Config(action="fix")
+    corpus, _, _ = planted
+    small = corpus.filter(pl.col("split") == "train").head(12)
+    with pytest.raises(StepError, match="folds"):
+        run(small, folds=10)
+
+
+def test_run_report_shows_class_balance_and_the_top_flagged_rows(planted, tmp_path):
+    from assay.recipes.runner import run_recipe
+
+    corpus, flips, _ = planted
+    source = tmp_path / "planted.csv"
+    corpus.select("id", "text", "label", "split").write_csv(source)
+    recipe = {
+        "name": "noise",
+        "seed": 3,
+        "input": {"source": str(source), "split_column": "split", "id_column": "id"},
+        "steps": [{"label_noise": {"action": "review"}}, {"balance": {"strategy": "reweight"}}],
+        "cache": False,
+    }
+    run_recipe(recipe, tmp_path / "run")
+    doc = (tmp_path / "run" / "report.html").read_text()
+    assert "Likely label errors" in doc and "Class balance (reweight" in doc
+    assert "train rows per label, before" in doc and doc.count("<svg") >= 4
+    assert any(f"<td>{i}</td>" in doc for i in flips)
