@@ -125,6 +125,9 @@ class Changes:
     parents: pl.DataFrame | None = None
     max_per_row: int | None = None
     max_added: int | None = None
+    # Added rows may repeat their parent's text (oversampling): then only empty texts are
+    # rejected, and the copies still get their own derived ids and lineage to the parent.
+    copies: bool = False
 
 
 @dataclasses.dataclass
@@ -289,13 +292,15 @@ def adopt(
     op: str,
     max_per_row: int | None = None,
     reject: RejectRule | None = None,
+    copies: bool = False,
 ) -> tuple[pl.DataFrame, list[pl.DataFrame], dict[str, Any]]:
     """Give new rows ids and their parent's fields; reject what must not join the corpus.
 
     Returns (accepted rows shaped like the corpus, rejected rows for dropped.parquet,
     summary). Rows identical to their parent are rejected before the step's own rule
     sees them; the rule runs before the duplicate checks and `max_per_row`, so the cap
-    counts only rows that passed.
+    counts only rows that passed. With `copies`, texts equal to the parent's or to another
+    row's are accepted (oversampling).
     """
     if "parent_id" not in new.columns or "text" not in new.columns:
         raise StepError(f"step {step!r} must return added rows with parent_id and text columns")
@@ -320,7 +325,8 @@ def adopt(
         *[pl.col(c).fill_null(pl.col(f"_parent_{c}")).alias(c) for c in own],
         *[pl.col(f"_parent_{c}").alias(c) for c in INHERITED if c not in own],
         _row=pl.int_range(pl.len()),
-        _same=(text.str.strip_chars() == pl.col("_parent_text").str.strip_chars()).fill_null(False),
+        _same=(text.str.strip_chars() == pl.col("_parent_text").str.strip_chars()).fill_null(False)
+        & pl.lit(not copies),
     )
     scratch = [c for c in new.columns if c.startswith("_parent_")]
     rule = None
@@ -348,7 +354,8 @@ def adopt(
         summary.update(rule.summary)
     failed = new.filter(pl.col("_rule").is_not_null())
     passed = new.filter(pl.col("_rule").is_null())
-    existing = corpus["text"].unique()
+    existing = corpus["text"].unique() if not copies else pl.Series("text", [], pl.String)
+    repeated = pl.lit(False) if copies else text.cum_count().over("text") > 1
     passed = passed.with_columns(
         reason=pl.when(text.is_null() | (text.str.strip_chars() == ""))
         .then(pl.lit("empty_text"))
@@ -356,7 +363,7 @@ def adopt(
         .then(pl.lit("identical_to_parent"))
         .when(text.is_in(existing.implode()))
         .then(pl.lit("duplicate_of_existing_row"))
-        .when(text.cum_count().over("text") > 1)
+        .when(repeated)
         .then(pl.lit("duplicate_of_generated_row"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
@@ -432,6 +439,7 @@ def record(step: Any, corpus: pl.DataFrame, ctx: RunContext, changes: Changes) -
             op=step.op,
             max_per_row=changes.max_per_row,
             reject=step.reject,
+            copies=changes.copies,
         )
         summary.update(adopted)
         dropped.extend(rejected)

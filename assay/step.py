@@ -407,10 +407,21 @@ def check_accounting(before: pl.DataFrame, result: StepResult) -> None:
 def check_eval_protected(
     before: pl.DataFrame, result: StepResult, step: Step, protect: bool
 ) -> None:
-    """Dev/test rows keep their text, label and weight, and gain no new rows, unless allowed."""
+    """Dev/test rows stay, keep their text, label and weight, and gain no new rows, unless
+    allowed."""
     if not protect or step.touches_eval:
         return
     after = result.corpus
+    if result.dropped is not None:
+        gone = result.dropped.filter(
+            ~pl.col("generated") & pl.col("split").is_in(corpus_mod.EVAL_SPLITS)
+        )
+        if gone.height:
+            raise StepError(
+                f"step {step.name!r} dropped {gone.height} dev/test rows, e.g. "
+                f"{gone['id'].head(3).to_list()}; set protect_eval: false at the top level of "
+                f"the recipe (a recipe setting, not a step parameter) to allow it"
+            )
     new_eval = after.filter(
         pl.col("split").is_in(corpus_mod.EVAL_SPLITS) & ~pl.col("id").is_in(before["id"])
     )

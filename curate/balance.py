@@ -11,9 +11,8 @@ Strategies (only rows of `splits`, train by default, are reweighted or resampled
 - `undersample`: rows of the larger classes dropped at random (reason `undersampled`)
   until no class has more than `ratio` times the rows of the smallest;
 - `oversample`: rows of the smaller classes drawn at random (with replacement) until every
-  class has at least 1/`ratio` of the largest class's rows. The books reject added rows
-  that copy their parent, so a drawn row stands for its copies through its `weight`
-  (1 + times drawn): the same loss as the copies for both models;
+  class has at least 1/`ratio` of the largest class's rows; each draw adds a copy of its
+  row with an id derived from it (`{parent}~{index}.os{k}`) and `parent_id` set;
 - `augment_to`: a registered augmenter (`augmenter`: `synonyms`, `eda`, ...) is asked,
   through its public `apply`, for new rows of each class below the `target` distribution
   (default uniform); as many of its rows as needed are drawn at random and added here, so
@@ -214,25 +213,24 @@ class BalanceEdit(Edit):
     ) -> Changes:
         floor = math.ceil(max(counts.values()) / self.config.ratio)
         rng = ctx.rng("oversample")
-        ids: list[str] = []
-        weights: list[float] = []
+        parents: list[str] = []
+        texts: list[str] = []
         after = {}
         for label, n in counts.items():
             part = rows.filter(pl.col("label") == label)
             after[label] = max(n, floor)
             if n >= floor:
                 continue
-            drawn = np.bincount(rng.integers(0, n, size=floor - n), minlength=n)
-            hit = np.flatnonzero(drawn)
-            ids.extend(part["id"][int(i)] for i in hit)
-            w = part["weight"].to_numpy()
-            weights.extend(float(w[i] * (1 + drawn[i])) for i in hit)
+            drawn = np.sort(rng.integers(0, n, size=floor - n))
+            parents.extend(part["id"].gather(drawn).to_list())
+            texts.extend(part["text"].gather(drawn).to_list())
         summary["distribution_after"] = after
-        summary["n_copies"] = int(sum(after.values()) - sum(counts.values()))
-        columns = pl.DataFrame(
-            {"id": ids, "weight": weights}, schema={"id": pl.String, "weight": pl.Float32}
+        summary["n_copies"] = len(parents)
+        added = pl.DataFrame(
+            {"parent_id": parents, "text": texts},
+            schema={"parent_id": pl.String, "text": pl.String},
         )
-        return Changes(columns=columns)
+        return Changes(added=added, parents=rows, copies=True)
 
     def _augment_to(
         self,

@@ -160,6 +160,23 @@ def test_eval_protection_blocks_steps_that_touch_test_rows():
     check_eval_protected(c, r, TestTouching(), protect=False)
 
 
+def test_eval_protection_blocks_steps_that_drop_test_rows():
+    class TestDropping(Filter):
+        """Drops every test row (forbidden for a step that must not touch dev/test)."""
+
+        name = "drop_test"
+        touches_eval = False
+
+        def keep(self, corpus, ctx):
+            return Keep((corpus["split"] != "test").to_numpy(), "gone")
+
+    c = make()
+    r = TestDropping().apply(c)
+    with pytest.raises(StepError, match="dropped 1 dev/test rows"):
+        check_eval_protected(c, r, TestDropping(), protect=True)
+    check_eval_protected(c, r, TestDropping(), protect=False)
+
+
 def test_step_config_rejects_unknown_keys():
     with pytest.raises(Exception, match="extra"):
         LengthFilter(min_chrs=3)

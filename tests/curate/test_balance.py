@@ -106,14 +106,22 @@ def test_undersample_drops_majority_rows_to_the_ratio_and_says_why():
     assert res.reports[0].summary["imbalance_after"] == 2.0
 
 
-def test_oversample_counts_drawn_copies_in_the_weight_of_minority_rows():
+def test_oversample_adds_copies_with_ids_derived_from_their_parents():
     corpus = imbalanced()
     res = run(corpus, strategy="oversample")
-    totals = weight_totals(res.corpus)
-    assert totals == pytest.approx({"maj": 60.0, "min": 60.0})
+    assert train_counts(res.corpus) == {"maj": 60, "min": 60}
     assert res.reports[0].summary["n_copies"] == 50
-    changed = set(res.lineage["id"].to_list())
-    assert changed and changed <= set(corpus.filter(pl.col("label") == "min")["id"].to_list())
+    copies = res.corpus.filter(~pl.col("id").is_in(corpus["id"].implode()))
+    assert copies.height == 50 and copies["id"].is_unique().all()
+    minority = corpus.filter(pl.col("label") == "min")
+    assert set(copies["parent_id"].to_list()) <= set(minority["id"].to_list())
+    assert all(i.startswith(f"{p}~0.os") for i, p in copies.select("id", "parent_id").iter_rows())
+    texts = dict(minority.select("id", "text").iter_rows())
+    assert all(texts[p] == t for p, t in copies.select("parent_id", "text").iter_rows())
+    assert (copies["label"] == "min").all() and (copies["split"] == "train").all()
+    # the originals are untouched: nothing in the lineage, weights as they were
+    assert res.lineage.height == 0
+    assert weight_totals(res.corpus) == pytest.approx({"maj": 60.0, "min": 60.0})
 
 
 @pytest.mark.parametrize("augmenter", ["shuffle", "synonyms"])
