@@ -5,11 +5,19 @@ Metrics are recomputed from confusion counts for every resample, so 1,000 resamp
 most `CHUNK_ELEMENTS` example weights, so memory stays flat however large the test set.
 
 Seeds are a sample too: when each seed also draws its own training rows, the seed-to-seed
-spread is the variance users meet when they label another sample. With a handful of seeds
-the plain bootstrap under-states that spread (it has the variance of a mean of S values
-with divisor S, and normal tails), so the seed part of every resample is stretched by
-`seed_spread(S, confidence)`: the small-sample t quantile over the normal one, with the
-S / (S - 1) variance correction.
+spread is the variance users meet when they label another sample. A resampled delta is
+the observed one plus two parts:
+
+- a seed part: the seeds' own deltas resampled with replacement. With a handful of seeds
+  the plain bootstrap under-states that spread (variance of a mean of S values with divisor
+  S, normal tails), so it is stretched by `seed_spread(S, confidence)`: the small-sample t
+  quantile over the normal one, with the S / (S - 1) variance correction;
+- an example part: the test examples resampled (the same draw for every seed), shrunk to
+  the share of its variance that the seeds have in common (the mean covariance between
+  seeds over the variance of the seed mean). The rest, each seed's own example noise, is
+  already in the spread of the seeds' deltas; counting it twice made intervals too wide.
+
+With one seed, or seeds that all predict alike, this is the plain example bootstrap.
 """
 
 from __future__ import annotations
@@ -69,8 +77,14 @@ def resampled_scores(
     """The metric for each row of `weights` (B, n): example multiplicities of a resample."""
     _check_metric(metric)
     if y_true.ndim == 1:
-        conf = _confusions(weights, y_true * k + y_pred, k * k).reshape(-1, k, k)
-        return scores_from_confusion(conf)[metric]
+        cell = y_true * k + y_pred
+        if len(cell) * k * k <= CHUNK_ELEMENTS:  # small one-hot: one matrix product
+            onehot = np.zeros((len(cell), k * k))
+            onehot[np.arange(len(cell)), cell] = 1.0
+            conf = weights @ onehot
+        else:
+            conf = _confusions(weights, cell, k * k)
+        return scores_from_confusion(conf.reshape(-1, k, k))[metric]
     counts = multilabel_counts(y_true, y_pred).reshape(len(y_true), -1).astype(np.float64)
     summed = (weights @ counts).reshape(weights.shape[0], k, 3)
     exact = (y_true == y_pred).all(axis=1).astype(np.float64)
@@ -79,7 +93,9 @@ def resampled_scores(
 
 
 def _example_weights(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float64)
+    """Multiplicities (b, n) of b resamples of n examples drawn with replacement."""
+    picks = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+    return np.bincount(picks.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
 
 
 def _chunk_rows(n: int, chunk_elements: int) -> int:
@@ -212,25 +228,27 @@ def paired_bootstrap(
     spread = seed_spread(s, confidence) if stretch_seeds else 1.0
     seed_w = rng.multinomial(s, np.full(s, 1.0 / s), size=n_resamples).astype(np.float64)
 
-    def arm_scores(preds: Sequence[np.ndarray], weights: np.ndarray, sw: np.ndarray | None):
-        per_seed = np.stack([resampled_scores(y_true, p, k, weights, metric) for p in preds], 1)
-        mean = per_seed.mean(axis=1)
-        if sw is None:
-            return mean
-        return mean + spread * ((per_seed * sw).sum(axis=1) / s - mean)
+    def per_seed(preds: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+        return np.stack([resampled_scores(y_true, p, k, weights, metric) for p in preds], 1)
 
     ones = np.ones((1, n))
-    var_full = float(arm_scores(variant_preds, ones, None)[0])
-    base_full = float(arm_scores(baseline_preds, ones, None)[0])
-    var_scores, base_scores = np.empty(n_resamples), np.empty(n_resamples)
+    var_seeds, base_seeds = per_seed(variant_preds, ones)[0], per_seed(baseline_preds, ones)[0]
+    var_res, base_res = np.empty((n_resamples, s)), np.empty((n_resamples, s))
     rows = _chunk_rows(n, chunk_elements)
     for start in range(0, n_resamples, rows):
         stop = min(start + rows, n_resamples)
         ex_w = _example_weights(rng, n, stop - start)
-        var_scores[start:stop] = arm_scores(variant_preds, ex_w, seed_w[start:stop])
-        base_scores[start:stop] = arm_scores(baseline_preds, ex_w, seed_w[start:stop])
-    deltas = var_scores - base_scores
-    observed = var_full - base_full
+        var_res[start:stop] = per_seed(variant_preds, ex_w)
+        base_res[start:stop] = per_seed(baseline_preds, ex_w)
+
+    def combine(full: np.ndarray, resampled: np.ndarray) -> np.ndarray:
+        return _two_part(full, resampled, seed_w, spread, shrink=stretch_seeds)
+
+    var_scores = combine(var_seeds, var_res)
+    base_scores = combine(base_seeds, base_res)
+    deltas = combine(var_seeds - base_seeds, var_res - base_res)
+    var_full, base_full = float(var_seeds.mean()), float(base_seeds.mean())
+    observed = float((var_seeds - base_seeds).mean())
     p_boot = bootstrap_p_value(deltas, observed)
     p_perm = permutation_test(
         y_true,
@@ -253,6 +271,30 @@ def paired_bootstrap(
         p_value_permutation=p_perm,
         p_value_bootstrap=p_boot,
     )
+
+
+def _two_part(
+    full: np.ndarray, resampled: np.ndarray, seed_w: np.ndarray, spread: float, *, shrink: bool
+) -> np.ndarray:
+    """Resampled seed means: observed + stretched seed part + shared example part.
+
+    `full` (S,) is each seed's statistic on the whole test set, `resampled` (B, S) the same
+    on example resamples, `seed_w` (B, S) seed multiplicities. Without `shrink` it is the
+    plain two-level bootstrap (example resample and seed resample applied together).
+    """
+    s = len(full)
+    mean = full.mean()
+    if not shrink:
+        return (resampled * seed_w).sum(axis=1) / s
+    seed_part = spread * ((full * seed_w).sum(axis=1) / s - mean)
+    example_part = resampled.mean(axis=1) - mean
+    if s > 1:
+        cov = np.cov(resampled, rowvar=False)
+        total = cov.mean()  # variance of the seed mean over example resamples
+        shared = (cov.sum() - np.trace(cov)) / (s * (s - 1))
+        example_part = example_part * (math.sqrt(min(max(shared / total, 0.0), 1.0))
+                                       if total > 0 else 0.0)  # fmt: skip
+    return mean + seed_part + example_part
 
 
 def bootstrap_p_value(deltas: np.ndarray, observed: float) -> float:
@@ -367,6 +409,7 @@ def permutation_test(
     hits = 0
     for start in range(0, n_permutations, rows):
         m = min(rows, n_permutations - start)
-        swaps = [rng.integers(0, 2, size=(m, len(d[5]))).astype(np.float64) for d in seeds]
+        swaps = [(rng.random((m, len(d[5])), dtype=np.float32) < 0.5).astype(np.float32)
+                 for d in seeds]  # fmt: skip
         hits += int((np.abs(stat(m, swaps)) >= observed - 1e-12).sum())
     return (hits + 1) / (n_permutations + 1)
