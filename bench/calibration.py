@@ -268,9 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                 for design, by in value.items():
                     for metric, hits in by.items():
                         covered[design][metric] += hits
-            if not args.json:
-                print(f"  {done}/{len(tasks)} chunks, {time.perf_counter() - started:.0f} s",
-                      file=sys.stderr)  # fmt: skip
+            print(f"  {done}/{len(tasks)} chunks ({kind}), {time.perf_counter() - started:.0f} s",
+                  file=sys.stderr)  # fmt: skip
     coverage = {d: {m: share(h, args.sims) for m, h in by.items()} for d, by in covered.items()}
     real = summarise_real(calls)
     results = {design: {**real[design], "coverage": coverage["old" if design == "old" else "new"]}

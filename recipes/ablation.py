@@ -367,6 +367,8 @@ def run_ablation(
                         progress=progress,
                     )
                     summary = _cell_summary(outcome, pipeline_seconds)
+                    if model == FAST:
+                        summary["C"] = float(arm_options.get("C", FAST_DEFAULTS["C"]))
                     preds = outcome.predictions.select("id", "split", "pred")
                     cells_store.put(cell_key, summary, preds)
                     cells.append(Cell(arm.name, seed, cell_key, summary, preds, size=size))
@@ -580,10 +582,13 @@ def _size_rows(
         alpha=spec.alpha,
         p_test=spec.p_test,
     )
-    for arm, row in zip(arms, rows, strict=True):
+    for arm, row, run in zip(arms, rows, runs, strict=True):
         row["description"] = arm.description
         row["steps_added"] = [s.name for s in arm.suffix if s not in arms[0].suffix]
         row["train_rows_cap"] = size
+        cs = [c for c in (r.get("C") for r in run.runs) if c is not None]
+        if cs:
+            row["fast_c"] = float(np.mean(cs))  # the fast model's C (scaled per arm or not)
     for message in more:
         _warn(warnings, message)
     return rows
