@@ -42,7 +42,7 @@ def ablate(
 
     console = Console(stderr=True, quiet=quiet)
     if not console.is_terminal:
-        console.width = max(console.width, 150)  # a piped table should not wrap its cells
+        console.width = max(console.width, 200)  # a piped table should not wrap its cells
     parsed = load_recipe(recipe)
     progress = SilentProgress() if quiet else RichProgress(console)
     cache = StepCache(enabled=parsed.cache and not no_cache)
@@ -73,7 +73,7 @@ def print_table(console, report: dict) -> None:
         "verdict",
     ):
         left = col in ("arm", "verdict")
-        table.add_column(col, justify="left" if left else "right", no_wrap=col != "verdict")
+        table.add_column(col, justify="left" if left else "right", no_wrap=True)
     for r in report["arms"]:
         delta = (
             f"{100 * r['delta']:+.2f} [{100 * r['delta_low']:+.2f}, {100 * r['delta_high']:+.2f}]"
