@@ -109,7 +109,7 @@ def judge(variant, base, y, k, rng, args) -> dict:
     # The old design: seed 0's draw for every seed (the fast model is deterministic).
     once_v, once_b = [variant[0]] * s, [base[0]] * s
     old = paired_bootstrap(y, once_v, once_b, k, METRIC, rng=rng, n_resamples=args.bootstrap,
-                           n_permutations=100, stretch_seeds=False)  # fmt: skip
+                           n_permutations=100, seed_t=False)  # fmt: skip
     old_p = correctness_test(y, once_v, once_b, rng=rng, n_permutations=args.permutations)
     out = {}
     for name, cmp, p in (("new", new, new.p_value_bootstrap),
@@ -215,7 +215,7 @@ def simulate(args, sims: list[int]) -> dict:
                     rng=rng,
                     n_resamples=args.bootstrap,
                     n_permutations=100,
-                    stretch_seeds=stretch,
+                    seed_t=stretch,
                 )
                 covered[design][metric] += int(cmp.delta.low <= delta <= cmp.delta.high)
     return covered

@@ -498,8 +498,6 @@ CURVE_FIELDS = ("arm", "kind", "train_rows", "score", "delta", "delta_low", "del
 
 def statistics(spec: AblationSpec, model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """How the intervals and p-values were computed, in words and as fields."""
-    from assay.train.bootstrap import seed_spread
-
     seeds = len(spec.seed_list)
     per_seed = spec.train_rows is not None and spec.resample_train == "per_seed"
     if spec.train_rows is None:
@@ -523,15 +521,15 @@ def statistics(spec: AblationSpec, model: str, rows: list[dict[str, Any]]) -> di
     comparisons = max((r.get("comparisons", 0) for r in rows), default=0)
     note = (
         f"{draw}. {1 - spec.alpha:.0%} CIs from a paired bootstrap over {covers}"
-        + (f", the seed part widened x{seed_spread(seeds, 1 - spec.alpha):.2f} for {seeds} "
-           "seeds (t quantile)" if seeds > 1 else "; one seed: examples only")
+        + (f", the seed part a t distribution with {seeds - 1} df" if seeds > 1
+           else "; one seed: examples only")
         + f". p on {spec.metric} itself: {test}; Holm-adjusted over {comparisons} comparisons "
         f"(raw p kept). Fast-model regularisation: {regularisation}."
     )  # fmt: skip
     return {
         "train_draw": spec.resample_train if spec.train_rows is not None else "whole",
         "ci_covers": covers,
-        "seed_spread": seed_spread(seeds, 1 - spec.alpha),
+        "seed_part": f"t, {seeds - 1} df" if seeds > 1 else None,
         "p_test": spec.p_test,
         "p_metric": spec.metric,
         "p_adjustment": "holm",

@@ -8,10 +8,11 @@ Seeds are a sample too: when each seed also draws its own training rows, the see
 spread is the variance users meet when they label another sample. A resampled delta is
 the observed one plus two parts:
 
-- a seed part: the seeds' own deltas resampled with replacement. With a handful of seeds
-  the plain bootstrap under-states that spread (variance of a mean of S values with divisor
-  S, normal tails), so it is stretched by `seed_spread(S, confidence)`: the small-sample t
-  quantile over the normal one, with the S / (S - 1) variance correction;
+- a seed part: the seeds' spread as a t distribution with S - 1 degrees of freedom (the
+  standard error of the mean of S per-seed deltas times a Student-t draw). Resampling a
+  handful of seeds with replacement under-states that spread (a mean of S values with
+  divisor S, and bounded, lighter-than-normal tails); the t part is exact for normal
+  per-seed deltas;
 - an example part: the test examples resampled (the same draw for every seed), shrunk to
   the share of its variance that the seeds have in common (the mean covariance between
   seeds over the variance of the seed mean). The rest, each seed's own example noise, is
@@ -25,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from statistics import NormalDist
 
 import numpy as np
 
@@ -108,35 +108,6 @@ def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def t_quantile(q: float, df: int) -> float:
-    """Student-t quantile by the Cornish-Fisher expansion (no scipy; within 0.5% for df>=3)."""
-    z = NormalDist().inv_cdf(q)
-    g = (
-        (z**3 + z) / 4,
-        (5 * z**5 + 16 * z**3 + 3 * z) / 96,
-        (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
-        (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160,
-    )
-    return z + sum(term / df ** (i + 1) for i, term in enumerate(g))
-
-
-def seed_spread(n_seeds: int, confidence: float) -> float:
-    """How far the seed part of a bootstrap resample is stretched (1 for a single seed)."""
-    if n_seeds < 2:
-        return 1.0
-    q = 1 - (1 - confidence) / 2
-    df = n_seeds - 1
-    ratio = (t_quantile(q, df) if df >= 3 else _T_SMALL[df](q)) / NormalDist().inv_cdf(q)
-    return math.sqrt(n_seeds / df) * ratio
-
-
-# Exact t quantiles for 1 and 2 degrees of freedom, where the expansion is poor.
-_T_SMALL = {
-    1: lambda q: math.tan(math.pi * (q - 0.5)),
-    2: lambda q: (2 * q - 1) / math.sqrt(2 * q * (1 - q)),
-}
-
-
 def bootstrap_ci(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -203,15 +174,17 @@ def paired_bootstrap(
     confidence: float = CONFIDENCE,
     n_permutations: int = N_PERMUTATIONS,
     p_test: str = "permutation",
-    stretch_seeds: bool = True,
+    seed_t: bool = True,
     chunk_elements: int = CHUNK_ELEMENTS,
 ) -> PairedComparison:
     """Delta of a variant against the baseline, paired by seed and by test example.
 
     `variant_preds[s]` and `baseline_preds[s]` are the predictions of seed s (same seeds in
     both arms). Each resample draws test examples and seeds with replacement and applies the
-    same draw to both arms, so the shared example difficulty and seed luck cancel out; the
-    seed part is stretched by `seed_spread` unless `stretch_seeds` is off.
+    same draw to both arms, so the shared example difficulty and seed luck cancel out. With
+    `seed_t` (default) the seed part is a t draw scaled by the seeds' spread and only the
+    shared example noise is added (module docstring); without it, seeds are resampled with
+    replacement together with the examples (the plain two-level bootstrap).
 
     `p_test`: "permutation" (swap the arms' predictions per example and seed and recompute
     the metric) or "bootstrap" (the share of resampled deltas on the far side of zero,
@@ -225,8 +198,8 @@ def paired_bootstrap(
     if p_test not in P_TESTS:
         raise InputError(f"unknown p-value test {p_test!r}; expected one of {list(P_TESTS)}")
     n, s = len(y_true), len(variant_preds)
-    spread = seed_spread(s, confidence) if stretch_seeds else 1.0
     seed_w = rng.multinomial(s, np.full(s, 1.0 / s), size=n_resamples).astype(np.float64)
+    t_draws = rng.standard_t(s - 1, size=n_resamples) if s > 1 else np.zeros(n_resamples)
 
     def per_seed(preds: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
         return np.stack([resampled_scores(y_true, p, k, weights, metric) for p in preds], 1)
@@ -242,7 +215,9 @@ def paired_bootstrap(
         base_res[start:stop] = per_seed(baseline_preds, ex_w)
 
     def combine(full: np.ndarray, resampled: np.ndarray) -> np.ndarray:
-        return _two_part(full, resampled, seed_w, spread, shrink=stretch_seeds)
+        if not seed_t:
+            return (resampled * seed_w).sum(axis=1) / s
+        return _two_part(full, resampled, t_draws)
 
     var_scores = combine(var_seeds, var_res)
     base_scores = combine(base_seeds, base_res)
@@ -273,28 +248,23 @@ def paired_bootstrap(
     )
 
 
-def _two_part(
-    full: np.ndarray, resampled: np.ndarray, seed_w: np.ndarray, spread: float, *, shrink: bool
-) -> np.ndarray:
-    """Resampled seed means: observed + stretched seed part + shared example part.
+def _two_part(full: np.ndarray, resampled: np.ndarray, t_draws: np.ndarray) -> np.ndarray:
+    """Resampled seed means: observed + t-distributed seed part + shared example part.
 
     `full` (S,) is each seed's statistic on the whole test set, `resampled` (B, S) the same
-    on example resamples, `seed_w` (B, S) seed multiplicities. Without `shrink` it is the
-    plain two-level bootstrap (example resample and seed resample applied together).
+    on example resamples, `t_draws` (B,) Student-t draws with S - 1 degrees of freedom.
     """
     s = len(full)
     mean = full.mean()
-    if not shrink:
-        return (resampled * seed_w).sum(axis=1) / s
-    seed_part = spread * ((full * seed_w).sum(axis=1) / s - mean)
     example_part = resampled.mean(axis=1) - mean
-    if s > 1:
-        cov = np.cov(resampled, rowvar=False)
-        total = cov.mean()  # variance of the seed mean over example resamples
-        shared = (cov.sum() - np.trace(cov)) / (s * (s - 1))
-        example_part = example_part * (math.sqrt(min(max(shared / total, 0.0), 1.0))
-                                       if total > 0 else 0.0)  # fmt: skip
-    return mean + seed_part + example_part
+    if s == 1:
+        return mean + example_part
+    seed_part = full.std(ddof=1) / math.sqrt(s) * t_draws
+    cov = np.cov(resampled, rowvar=False)
+    total = cov.mean()  # variance of the seed mean over example resamples
+    shared = (cov.sum() - np.trace(cov)) / (s * (s - 1))
+    shrink = math.sqrt(min(max(shared / total, 0.0), 1.0)) if total > 0 else 0.0
+    return mean + seed_part + shrink * example_part
 
 
 def bootstrap_p_value(deltas: np.ndarray, observed: float) -> float:

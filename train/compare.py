@@ -41,7 +41,7 @@ def compare_arms(
     n_permutations: int,
     alpha: float,
     p_test: str = "permutation",
-    stretch_seeds: bool = True,
+    seed_t: bool = True,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per arm (the first arm is the baseline) and the warnings they raise."""
     by_name = {a.name: a for a in arms}
@@ -59,7 +59,7 @@ def compare_arms(
             confidence=1 - alpha,
             n_permutations=n_permutations,
             p_test=p_test,
-            stretch_seeds=stretch_seeds,
+            seed_t=seed_t,
         )
 
     rows = []

@@ -137,14 +137,27 @@ def test_chunked_bootstrap_equals_unchunked(multilabel):
     assert ci[0] == ci[1]
 
 
-def test_seed_spread_widens_few_seeds_and_vanishes_for_many():
-    from assay.train.bootstrap import seed_spread, t_quantile
-
-    assert seed_spread(1, 0.95) == 1.0
-    assert seed_spread(3, 0.95) == pytest.approx(2.69, abs=0.01)  # sqrt(3/2) * 4.303 / 1.960
-    assert seed_spread(5, 0.95) == pytest.approx(1.583, abs=0.005)
-    assert 1.0 < seed_spread(200, 0.95) < 1.01
-    assert t_quantile(0.975, 4) == pytest.approx(2.776, abs=0.002)
+def test_seed_part_is_a_t_interval_when_seeds_disagree_and_examples_do_not():
+    """Each seed's arms differ on a fixed block of examples; the per-seed deltas vary, the
+    example noise is all per seed: the CI is about the t interval of the seed deltas."""
+    n, seeds = 1000, 5
+    y = np.zeros(n, dtype=np.int64)
+    base = [y.copy() for _ in range(seeds)]
+    shifts = [10, 30, 20, 40, 25]
+    var = []
+    for s, k in enumerate(shifts):
+        p = y.copy()
+        p[s * 100 : s * 100 + k] = 1  # wrong on k examples, a block of its own per seed
+        var.append(p)
+    cmp = paired_bootstrap(y, var, base, 2, "accuracy", rng=np.random.default_rng(0),
+                           n_resamples=4000, n_permutations=100)  # fmt: skip
+    deltas = -np.array(shifts) / n
+    half = 2.776 * deltas.std(ddof=1) / np.sqrt(seeds)  # t(4) quantile 0.975
+    assert cmp.delta.estimate == pytest.approx(deltas.mean())
+    assert cmp.delta.high - cmp.delta.low == pytest.approx(2 * half, rel=0.15)
+    plain = paired_bootstrap(y, var, base, 2, "accuracy", rng=np.random.default_rng(0),
+                             n_resamples=4000, n_permutations=100, seed_t=False)  # fmt: skip
+    assert plain.delta.high - plain.delta.low < 0.8 * (cmp.delta.high - cmp.delta.low)
 
 
 def test_interval_covers_seed_variance_with_each_seed_its_own_draw():
