@@ -508,7 +508,7 @@ def statistics(spec: AblationSpec, model: str, rows: list[dict[str, Any]]) -> di
         draw = "one train draw (recipe seed) is shared by every seed"
     covers = "test examples and seeds" + (" (so train draws)" if per_seed else "")
     test = (
-        "the share of bootstrap deltas on the far side of zero (agrees with the CI)"
+        "the share of bootstrap deltas on the far side of zero (raw p < alpha when the CI excludes 0)"
         if spec.p_test == "bootstrap"
         else "a paired permutation test swapping the arms' predictions per example and seed"
     )
