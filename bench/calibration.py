@@ -15,7 +15,7 @@ Designs (both through `compare_arms`, the function the ablation runner calls, an
 runner's own train draw `subsample_train` / `train_draw_seed`):
 
 - `new` (default): each seed draws its own train rows, the seed part of the bootstrap is
-  widened for few seeds, p from the bootstrap (`p_test: bootstrap`), Holm-adjusted.
+  a Student-t draw scaled by the seeds' spread, p from the bootstrap (`p_test: bootstrap`), Holm-adjusted.
 - `new_permutation`: the same runs, p from the metric permutation test.
 - `old`: one draw for every seed (`resample_train: once`; the fast model is
   deterministic, so every seed gives the same predictions), plain bootstrap, p from the
@@ -204,7 +204,7 @@ def simulate(args, sims: list[int]) -> dict:
                 right = rho * difficulty + math.sqrt(1 - rho * rho) * noise < inv(acc)
                 preds.append(np.where(right, y, 1 - y))
             arms.append(preds)
-        for design, stretch in (("new", True), ("old", False)):
+        for design, seed_t in (("new", True), ("old", False)):
             for metric in ("accuracy", "macro_f1"):
                 cmp = paired_bootstrap(
                     y,
@@ -215,7 +215,7 @@ def simulate(args, sims: list[int]) -> dict:
                     rng=rng,
                     n_resamples=args.bootstrap,
                     n_permutations=100,
-                    seed_t=stretch,
+                    seed_t=seed_t,
                 )
                 covered[design][metric] += int(cmp.delta.low <= delta <= cmp.delta.high)
     return covered
