@@ -15,7 +15,8 @@ Designs (both through `compare_arms`, the function the ablation runner calls, an
 runner's own train draw `subsample_train` / `train_draw_seed`):
 
 - `new` (default): each seed draws its own train rows, the seed part of the bootstrap is
-  a Student-t draw scaled by the seeds' spread, p from the bootstrap (`p_test: bootstrap`), Holm-adjusted.
+  a Student-t draw scaled by the seeds' spread, p from the bootstrap (`p_test:
+  bootstrap`), Holm-adjusted.
 - `new_permutation`: the same runs, p from the metric permutation test.
 - `old`: one draw for every seed (`resample_train: once`; the fast model is
   deterministic, so every seed gives the same predictions), plain bootstrap, p from the
