@@ -11,8 +11,8 @@ Three measurements, each for the current design and for the old one in the same 
 - Coverage: simulated predictions with a known true delta and seed-to-seed variance: the
   share of 95% CIs that cover the true delta should be 93-97%.
 
-Designs (both through `compare_arms`, the function the ablation runner calls, and the
-runner's own train draw `subsample_train` / `train_draw_seed`):
+Designs (through `paired_bootstrap`, what the runner's `compare_arms` runs for each
+comparison, and the runner's own train draw `subsample_train` / `train_draw_seed`):
 
 - `new` (default): each seed draws its own train rows, the seed part of the bootstrap is
   a Student-t draw scaled by the seeds' spread, p from the bootstrap (`p_test:
