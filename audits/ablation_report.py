@@ -1,4 +1,5 @@
-"""The ablation report: the table, the forest plot and the page, from an ablation's results."""
+"""The ablation report: the table, the forest plot, the learning curve and the page, from an
+ablation's results."""
 
 from __future__ import annotations
 
@@ -9,38 +10,78 @@ from typing import Any
 import polars as pl
 
 from assay import atomic
-from assay.audits.forest_plot import forest_svg
+from assay.audits.forest_plot import curve_svg, forest_svg
 from assay.audits.report import page
 from assay.audits.report import table as html_table
 
+CURVE_SCHEMA = {
+    "train_rows_cap": pl.Int64, "arm": pl.String, "kind": pl.String, "train_rows": pl.Float64,
+    "score": pl.Float64, "delta": pl.Float64, "delta_low": pl.Float64,
+    "delta_high": pl.Float64, "p_value": pl.Float64, "p_value_raw": pl.Float64,
+    "verdict": pl.String,
+}  # fmt: skip
+
 
 def write_ablation_report(out_dir: Path, report: dict[str, Any], table: pl.DataFrame) -> None:
-    """ablation.json, ablation.csv, forest.svg and ablation.html in `out_dir`."""
+    """ablation.json, ablation.csv, forest.svg and ablation.html in `out_dir`; with several
+    train sizes also learning_curve.csv and learning_curve.svg."""
     atomic.write_json(out_dir / "ablation.json", report)
     atomic.write_with(out_dir / "ablation.csv", lambda p: table.write_csv(p))
-    metric = report["metric"]
-    forest_rows = [
-        {
-            "name": r["arm"],
-            "delta": r.get("delta"),
-            "low": r.get("delta_low"),
-            "high": r.get("delta_high"),
-            "significant": r.get("significant"),
-        }
-        for r in report["arms"]
-        if r["kind"] != "baseline"
-    ]
-    svg = forest_svg(
-        forest_rows,
-        f"{metric} on {report['eval_split']}: delta vs baseline, "
-        f"{report['confidence']:.0%} CI over {len(report['seeds'])} seeds",
-    )
+    svg = forest_svg(forest_rows(report), forest_title(report))
     atomic.write_text(out_dir / "forest.svg", svg)
-    atomic.write_text(out_dir / "ablation.html", render_html(report, table, svg))
+    curve = ""
+    if report.get("learning_curve"):
+        frame = curve_table(report)
+        atomic.write_with(out_dir / "learning_curve.csv", lambda p: frame.write_csv(p))
+        curve = curve_svg(
+            [
+                {"name": r["arm"], "size": r["train_rows_cap"], "delta": r["delta"],
+                 "low": r["delta_low"], "high": r["delta_high"]}
+                for r in report["learning_curve"]
+                if r["kind"] != "baseline"
+            ],
+            f"{report['metric']} on {report['eval_split']}: delta vs baseline by train rows",
+        )  # fmt: skip
+        atomic.write_text(out_dir / "learning_curve.svg", curve)
+    atomic.write_text(out_dir / "ablation.html", render_html(report, table, svg, curve))
 
 
-def render_html(report: dict[str, Any], table: pl.DataFrame, svg: str) -> str:
-    """The ablation section: forest plot, table and warnings, as a standalone page."""
+def forest_title(report: dict[str, Any]) -> str:
+    return (
+        f"{report['metric']} on {report['eval_split']}: delta vs baseline, "
+        f"{report['confidence']:.0%} CI over {len(report['seeds'])} seeds"
+    )
+
+
+def forest_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per non-baseline arm; under a variant with a control, variant minus control."""
+    rows = []
+    for r in report["arms"]:
+        if r["kind"] == "baseline":
+            continue
+        rows.append(
+            {"name": r["arm"], "delta": r.get("delta"), "low": r.get("delta_low"),
+             "high": r.get("delta_high"), "significant": r.get("significant")}
+        )  # fmt: skip
+        if r.get("vs_control_delta") is not None:
+            rows.append(
+                {"name": f"{r['arm']} minus control", "delta": r["vs_control_delta"],
+                 "low": r["vs_control_delta_low"], "high": r["vs_control_delta_high"],
+                 "significant": r.get("vs_control_significant"), "secondary": True}
+            )  # fmt: skip
+    return rows
+
+
+def curve_table(report: dict[str, Any]) -> pl.DataFrame:
+    """The learning curve as a table: one row per (train-row cap, arm)."""
+    return pl.DataFrame(
+        [{c: r.get(c) for c in CURVE_SCHEMA} for r in report.get("learning_curve", [])],
+        schema=CURVE_SCHEMA,
+    )
+
+
+def render_html(report: dict[str, Any], table: pl.DataFrame, svg: str, curve: str = "") -> str:
+    """The ablation section: forest plot, table, learning curve and warnings, as a page."""
     shown = []
     for r in table.to_dicts():
         row = {
@@ -54,28 +95,41 @@ def render_html(report: dict[str, Any], table: pl.DataFrame, svg: str) -> str:
         if r["delta"] is not None:
             row["delta"] = f"{100 * r['delta']:+.2f}"
             row["delta CI"] = f"{100 * r['delta_low']:+.2f}..{100 * r['delta_high']:+.2f}"
-            row["p"] = f"{r['p_value']:.3g}"
+            row["p (Holm)"] = f"{r['p_value']:.3g}"
+            row["p (raw)"] = f"{r['p_value_raw']:.3g}"
             row["verdict"] = r["verdict"]
         if r["vs_control_delta"] is not None:
             row["vs control"] = (
                 f"{100 * r['vs_control_delta']:+.2f} "
-                f"({100 * r['vs_control_delta_low']:+.2f}..{100 * r['vs_control_delta_high']:+.2f})"
+                f"({100 * r['vs_control_delta_low']:+.2f}..{100 * r['vs_control_delta_high']:+.2f}"
+                f", p {r['vs_control_p_value']:.3g})"
             )
         shown.append(row)
     columns = ["arm", "train rows", "steps", "s / seed", report["metric"], "CI", "delta",
-               "delta CI", "p", "verdict", "vs control"]  # fmt: skip
+               "delta CI", "p (Holm)", "p (raw)", "verdict", "vs control"]  # fmt: skip
     notes = "".join(f"<li>{html.escape(w)}</li>" for w in report["warnings"])
+    stats = report.get("statistics", {})
     intro = (
         f"<p>Model <b>{html.escape(report['model'])}</b>, seeds {report['seeds']}, "
-        f"{report['eval_rows']:,} {report['eval_split']} rows. Deltas in points with "
-        f"{report['confidence']:.0%} CI from a paired bootstrap over examples and seeds; p from "
-        "a paired permutation test on per-example correctness. <i>vs control</i>: the "
-        "variant minus its size-matched duplicate control, i.e. what the new text did beyond "
-        "adding (re-weighting) rows.</p>"
+        f"{report['eval_rows']:,} {report['eval_split']} rows. Deltas in points. "
+        f"{html.escape(stats.get('note', ''))} <i>vs control</i>: the variant minus its "
+        "size-matched duplicate control (hollow in the plot), i.e. what the new text did "
+        "beyond adding (re-weighting) rows; the verdict reads both.</p>"
     )
-    sections = [
-        ("Ablation", intro + svg + html_table(shown, columns)),
-    ]
+    sections = [("Ablation", intro + svg + html_table(shown, columns))]
+    if curve:
+        points = [
+            {"train rows cap": r["train_rows_cap"], "arm": r["arm"],
+             report["metric"]: _pct(r["score"]),
+             "delta": "" if r["delta"] is None else f"{100 * r['delta']:+.2f}",
+             "delta CI": "" if r["delta"] is None
+             else f"{100 * r['delta_low']:+.2f}..{100 * r['delta_high']:+.2f}",
+             "verdict": r["verdict"] or ""}
+            for r in report["learning_curve"]
+        ]  # fmt: skip
+        sections.append(
+            ("Learning curve", curve + html_table(points, list(points[0]) if points else []))
+        )
     if notes:
         sections.append(("Warnings", f"<ul>{notes}</ul>"))
     return page(f"{report['name']}: ablation", sections)

@@ -1,10 +1,14 @@
 """Ablation: build every variant's corpus, train each on k seeds, and report what changed.
 
 Every arm is evaluated on the same untouched dev/test rows (those of the baseline after
-the recipe's own steps) with the same seeds, so deltas are paired: a paired bootstrap over
-test examples and seeds gives the CI, a paired permutation test on per-example correctness
-the p-value. Finished (arm, seed) cells are stored in the output directory and skipped on
-rerun; step outputs are shared between arms through the step cache.
+the recipe's own steps) with the same seeds, so deltas are paired. With `train_rows`, each
+seed draws its own stratified train subsample, shared by every arm of that seed: the
+seed-to-seed spread then includes which rows happened to be labelled. A paired bootstrap
+over test examples and seeds gives the CI; the p-value tests the headline metric (from the
+same bootstrap, or a paired permutation test), Holm-adjusted across the ablation's
+comparisons. A list of `train_rows` repeats everything per size (a learning curve).
+Finished (arm, seed) cells are stored in the output directory and skipped on rerun; step
+outputs are shared between arms through the step cache.
 
 A `duplicate` control repeats each generated row's parent instead of adding the new text:
 same rows per parent, per label and in total. The variant-vs-control delta is what the new
@@ -36,6 +40,7 @@ from assay.step import StepReport
 from assay.train.ablation_data import duplicate_control, subsample_train
 from assay.train.compare import ArmRuns, arms_table, compare_arms
 from assay.train.evaluate import FAST, TRAIN_VERSION, TrainOutcome, train_and_evaluate
+from assay.train.fast import DEFAULTS as FAST_DEFAULTS
 from assay.train.metrics import encode
 
 log = logging.getLogger(__name__)
@@ -61,6 +66,7 @@ class Cell:
     outcome: dict[str, Any]  # TrainOutcome.summary() plus pipeline seconds
     predictions: pl.DataFrame  # id, split, pred
     cached: bool = False
+    size: int | None = None  # the train-row cap of this cell (None: the whole train split)
 
 
 @dataclasses.dataclass
@@ -234,6 +240,7 @@ def run_ablation(
     )
 
     prefixes: dict[str, tuple[pl.DataFrame, str, list[str]]] = {}
+    draws: dict[tuple[str, int | None, int], tuple[pl.DataFrame, str, list[str]]] = {}
 
     def prefix_of(arm: Arm) -> tuple[pl.DataFrame, str, list[str]]:
         sig = json_hash([s.to_yaml() for s in arm.prefix])
@@ -246,12 +253,23 @@ def run_ablation(
                 input_key=input_key,
                 protect_eval=recipe.protect_eval,
             )
-            frame, key = res.corpus, res.key
-            if spec.train_rows is not None:
-                frame = subsample_train(frame, spec.train_rows, recipe.seed)
-                key = json_hash([key, "train_rows", spec.train_rows, recipe.seed])
-            prefixes[sig] = (frame, key, domain_terms(res.reports))
+            prefixes[sig] = (res.corpus, res.key, domain_terms(res.reports))
         return prefixes[sig]
+
+    def draw_of(arm: Arm, size: int | None, seed: int) -> tuple[pl.DataFrame, str, list[str]]:
+        """The arm's prepared corpus with this seed's train draw (shared by every arm)."""
+        frame, key, terms = prefix_of(arm)
+        if size is None:
+            return frame, key, terms
+        draw_seed = train_draw_seed(recipe.seed, seed, spec.resample_train)
+        sig = (key, size, draw_seed)
+        if sig not in draws:
+            draws[sig] = (
+                subsample_train(frame, size, draw_seed),
+                json_hash([key, "train_rows", size, draw_seed]),
+                terms,
+            )
+        return draws[sig]
 
     base_frame = prefix_of(arms[0])[0]
     eval_frame = base_frame.filter(
@@ -266,8 +284,10 @@ def run_ablation(
     eval_ids = eval_frame["id"]
 
     cells: list[Cell] = []
-    with progress.task("ablation cells", total=len(arms) * len(seed_list)) as task:
-        for seed in seed_list:
+    sizes = spec.train_sizes
+    jobs = [(size, seed) for size in sizes for seed in seed_list]
+    with progress.task("ablation cells", total=len(arms) * len(jobs)) as task:
+        for size, seed in jobs:
             step_ctx = RunContext(
                 seed=pipeline_seed(recipe.seed, seed) if spec.vary_pipeline_seed else recipe.seed,
                 run_dir=out_dir,
@@ -275,9 +295,10 @@ def run_ablation(
                 progress=progress,
             )
             variant_corpora: dict[str, tuple[pl.DataFrame, str, pl.DataFrame, list[str]]] = {}
+            baseline_weight: float | None = None
             for arm in arms:
                 t0 = time.perf_counter()
-                frame, key, terms = prefix_of(arm)
+                frame, key, terms = draw_of(arm, size, seed)
                 if arm.kind == "control":
                     variant_frame, variant_key, source, terms = variant_corpora[arm.control_of]
                     arm_frame, replaced = duplicate_control(variant_frame, source)
@@ -317,6 +338,11 @@ def run_ablation(
                 arm_options = options
                 if terms and model != FAST and "domain_terms" not in options:
                     arm_options = {**options, "domain_terms": terms}
+                weight = train_weight(arm_frame)
+                if baseline_weight is None:
+                    baseline_weight = weight
+                if model == FAST and spec.fast_regularisation == "scale_c":
+                    arm_options = {**arm_options, "C": scaled_c(options, baseline_weight, weight)}
                 cell_key = json_hash(
                     {
                         "corpus": arm_key,
@@ -332,7 +358,9 @@ def run_ablation(
                 stored = cells_store.get(cell_key)
                 if stored is not None:
                     summary, preds = stored
-                    cells.append(Cell(arm.name, seed, cell_key, summary, preds, cached=True))
+                    cells.append(
+                        Cell(arm.name, seed, cell_key, summary, preds, cached=True, size=size)
+                    )
                 else:
                     outcome = train_and_evaluate(
                         arm_frame,
@@ -343,17 +371,43 @@ def run_ablation(
                         progress=progress,
                     )
                     summary = _cell_summary(outcome, pipeline_seconds)
+                    if model == FAST:
+                        summary["C"] = float(arm_options.get("C", FAST_DEFAULTS["C"]))
                     preds = outcome.predictions.select("id", "split", "pred")
                     cells_store.put(cell_key, summary, preds)
-                    cells.append(Cell(arm.name, seed, cell_key, summary, preds))
+                    cells.append(Cell(arm.name, seed, cell_key, summary, preds, size=size))
                 task.advance(1)
 
     report = _report(recipe, spec, model, options, arms, cells, eval_frame, warnings)
+    report["cells"] = len(cells)
     report["seconds"] = round(time.perf_counter() - started, 2)
     report["cells_cached"] = sum(c.cached for c in cells)
     table = arms_table(report["arms"])
     _write(out_dir, report, table)
     return AblationResult(out_dir, report, table, report["warnings"])
+
+
+def train_draw_seed(recipe_seed: int, seed: int, resample_train: str) -> int:
+    """The seed of the train subsample: its own per training seed, or the recipe's."""
+    return recipe_seed if resample_train == "once" else pipeline_seed(recipe_seed, seed)
+
+
+def train_weight(frame: pl.DataFrame) -> float:
+    """Total sample weight of the labelled train rows (their count when unweighted)."""
+    train = frame.filter((pl.col("split") == "train") & pl.col("label").is_not_null())
+    if "weight" not in train.columns:
+        return float(train.height)
+    return float(train["weight"].fill_null(1.0).sum())
+
+
+def scaled_c(options: dict[str, Any], baseline_weight: float, arm_weight: float) -> float:
+    """C for an arm of `arm_weight` total row weight that regularises like the baseline.
+
+    Logistic regression minimises |w|^2 / 2 + C * sum(weight * loss): repeating every row k
+    times is the same as multiplying C by k, so C x baseline / arm keeps the balance fixed.
+    """
+    c = float(options.get("C", FAST_DEFAULTS["C"]))
+    return c * baseline_weight / max(arm_weight, 1e-12)
 
 
 def domain_terms(reports: list[StepReport]) -> list[str]:
@@ -403,16 +457,108 @@ def _report(
     warnings: list[str],
 ) -> dict[str, Any]:
     evaluated = eval_frame.filter(pl.col("split") == spec.eval_split)
-    ids = evaluated["id"].to_list()
     classes = sorted(
         set(corpus_mod.label_set(evaluated))
         | {c for cell in cells for c in cell.outcome.get("classes", [])}
     )
+    by_size = {
+        size: _size_rows(recipe, spec, arms, cells, size, evaluated, classes, warnings)
+        for size in spec.train_sizes
+    }
+    sizes = spec.train_sizes
+    rows = by_size[sizes[-1]]
+    report = {
+        "name": recipe.name,
+        "assay_version": __version__,
+        "model": model,
+        "model_options": options,
+        "metric": spec.metric,
+        "eval_split": spec.eval_split,
+        "eval_rows": evaluated.height,
+        "classes": classes,
+        "seeds": spec.seed_list,
+        "confidence": 1 - spec.alpha,
+        "bootstrap": spec.bootstrap,
+        "permutations": spec.permutations,
+        "budget": spec.budget.model_dump(),
+        "train_rows_cap": sizes[-1],
+        "statistics": statistics(spec, model, rows),
+        "spec": spec.model_dump(mode="json"),
+        "arms": rows,
+        "warnings": warnings,
+    }
+    if len(sizes) > 1:
+        report["learning_curve"] = [
+            {"train_rows_cap": size, **{c: r.get(c) for c in CURVE_FIELDS}}
+            for size in sizes
+            for r in by_size[size]
+        ]
+    return report
+
+
+CURVE_FIELDS = ("arm", "kind", "train_rows", "score", "delta", "delta_low", "delta_high",
+                "p_value", "p_value_raw", "verdict")  # fmt: skip
+
+
+def statistics(spec: AblationSpec, model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the intervals and p-values were computed, in words and as fields."""
+    seeds = len(spec.seed_list)
+    per_seed = spec.train_rows is not None and spec.resample_train == "per_seed"
+    if spec.train_rows is None:
+        draw = "every seed trains on the whole train split"
+    elif per_seed:
+        draw = "each seed draws its own train rows (shared by every arm of that seed)"
+    else:
+        draw = "one train draw (recipe seed) is shared by every seed"
+    covers = "test examples and seeds" + (" (so train draws)" if per_seed else "")
+    test = (
+        "the share of bootstrap deltas on the far side of zero (raw p < alpha when the CI excludes 0)"
+        if spec.p_test == "bootstrap"
+        else "a paired permutation test swapping the arms' predictions per example and seed"
+    )
+    if model != FAST:
+        regularisation = "not applicable (encoder)"
+    elif spec.fast_regularisation == "scale_c":
+        regularisation = "C scaled by baseline rows / arm rows in every arm"
+    else:
+        regularisation = "the same C in every arm"
+    comparisons = max((r.get("comparisons", 0) for r in rows), default=0)
+    note = (
+        f"{draw}. {1 - spec.alpha:.0%} CIs from a paired bootstrap over {covers}"
+        + (f", the seed part a t distribution with {seeds - 1} df" if seeds > 1
+           else "; one seed: examples only")
+        + f". p on {spec.metric} itself: {test}; Holm-adjusted over {comparisons} comparisons "
+        f"(raw p kept). Fast-model regularisation: {regularisation}."
+    )  # fmt: skip
+    return {
+        "train_draw": spec.resample_train if spec.train_rows is not None else "whole",
+        "ci_covers": covers,
+        "seed_part": f"t, {seeds - 1} df" if seeds > 1 else None,
+        "p_test": spec.p_test,
+        "p_metric": spec.metric,
+        "p_adjustment": "holm",
+        "comparisons": comparisons,
+        "fast_regularisation": spec.fast_regularisation if model == FAST else None,
+        "note": note,
+    }
+
+
+def _size_rows(
+    recipe: Recipe,
+    spec: AblationSpec,
+    arms: list[Arm],
+    cells: list[Cell],
+    size: int | None,
+    evaluated: pl.DataFrame,
+    classes: list[str],
+    warnings: list[str],
+) -> list[dict[str, Any]]:
+    ids = evaluated["id"].to_list()
     runs = []
     for arm in arms:
         preds, summaries = [], []
         for seed in spec.seed_list:
-            cell = next(c for c in cells if c.arm == arm.name and c.seed == seed)
+            cell = next(c for c in cells if c.arm == arm.name and c.seed == seed and c.size == size)
             frame = cell.predictions.filter(pl.col("split") == spec.eval_split)
             by_id = dict(zip(frame["id"].to_list(), frame["pred"].to_list(), strict=True))
             pred = encode([by_id[i] for i in ids], classes)
@@ -436,31 +582,18 @@ def _report(
         n_resamples=spec.bootstrap,
         n_permutations=spec.permutations,
         alpha=spec.alpha,
+        p_test=spec.p_test,
     )
-    for arm, row in zip(arms, rows, strict=True):
+    for arm, row, run in zip(arms, rows, runs, strict=True):
         row["description"] = arm.description
         row["steps_added"] = [s.name for s in arm.suffix if s not in arms[0].suffix]
+        row["train_rows_cap"] = size
+        cs = [c for c in (r.get("C") for r in run.runs) if c is not None]
+        if cs:
+            row["fast_c"] = float(np.mean(cs))  # the fast model's C (scaled per arm or not)
     for message in more:
         _warn(warnings, message)
-    return {
-        "name": recipe.name,
-        "assay_version": __version__,
-        "model": model,
-        "model_options": options,
-        "metric": spec.metric,
-        "eval_split": spec.eval_split,
-        "eval_rows": evaluated.height,
-        "classes": classes,
-        "seeds": spec.seed_list,
-        "confidence": 1 - spec.alpha,
-        "bootstrap": spec.bootstrap,
-        "permutations": spec.permutations,
-        "budget": spec.budget.model_dump(),
-        "train_rows_cap": spec.train_rows,
-        "spec": spec.model_dump(mode="json"),
-        "arms": rows,
-        "warnings": warnings,
-    }
+    return rows
 
 
 def _write(out_dir: Path, report: dict[str, Any], table: pl.DataFrame) -> None:

@@ -3,7 +3,11 @@
     ablation:
       model: fast                 # or an encoder: minilm, a HF id or a path
       seeds: 3
-      train_rows: 500             # optional: keep this many train rows (stratified)
+      train_rows: 500             # optional: keep this many train rows (stratified), drawn
+                                  # per seed; a list ([100, 500, 2000]) gives a learning curve
+      resample_train: per_seed    # or once: one draw shared by every seed
+      p_test: bootstrap           # or permutation (both test the headline metric)
+      fast_regularisation: fixed  # or scale_c: C x baseline rows / arm rows (fast model)
       baseline: []                # steps after the recipe's steps, shared by every arm
       variants:
         - name: eda
@@ -16,7 +20,8 @@
       budget: {steps: 300}        # or {epochs: 2}; the same for every arm
 
 The recipe's own steps prepare the data once (they run with the recipe seed, so splits do
-not move between seeds); `baseline` and variant steps run once per seed.
+not move between seeds); the train subsample is drawn per seed (shared by every arm of
+that seed), and `baseline` and variant steps run once per seed on it.
 """
 
 from __future__ import annotations
@@ -146,8 +151,25 @@ class AblationSpec(BaseModel):
     seeds: int | list[int] = Field(3, description="number of seeds (0..k-1) or explicit seeds")
     metric: Literal["macro_f1", "accuracy"] = Field("macro_f1", description="headline metric")
     eval_split: Literal["test", "dev"] = Field("test", description="split the report is on")
-    train_rows: int | None = Field(
-        None, ge=2, description="keep this many train rows (stratified by label) before variants"
+    train_rows: int | list[int] | None = Field(
+        None,
+        description="keep this many train rows (stratified by label) before variants; a list "
+        "runs every arm at each size (a learning curve)",
+    )
+    resample_train: Literal["per_seed", "once"] = Field(
+        "per_seed",
+        description="per_seed: each seed draws its own train rows, so the CI covers which rows "
+        "were labelled; once: one draw (recipe seed) for every seed",
+    )
+    p_test: Literal["bootstrap", "permutation"] = Field(
+        "bootstrap",
+        description="bootstrap: from the CI's resamples over examples and seeds; permutation: "
+        "swap the arms' predictions per example and seed (test-example noise only)",
+    )
+    fast_regularisation: Literal["fixed", "scale_c"] = Field(
+        "fixed",
+        description="fixed: the same C in every arm; scale_c: C x baseline rows / arm rows "
+        "(by weight), so repeating rows does not weaken the fast model's regularisation",
     )
     baseline: list[Any] = Field(
         default_factory=list, description="steps after the recipe's steps, in every arm"
@@ -179,6 +201,18 @@ class AblationSpec(BaseModel):
             raise ValueError(f"seeds must be distinct and non-empty, got {value}")
         return value
 
+    @field_validator("train_rows")
+    @classmethod
+    def _train_rows(cls, value: int | list[int] | None) -> int | list[int] | None:
+        sizes = [value] if isinstance(value, int) else value or []
+        if any(n < 2 for n in sizes) or (isinstance(value, list) and not value):
+            raise ValueError(
+                f"train_rows must be at least 2 (or a list of such sizes), got {value}"
+            )
+        if len(set(sizes)) != len(sizes):
+            raise ValueError(f"train_rows sizes must be distinct, got {value}")
+        return value
+
     @model_validator(mode="after")
     def _unique(self) -> AblationSpec:
         names = [v.name for v in self.variants]
@@ -186,6 +220,13 @@ class AblationSpec(BaseModel):
         if dup:
             raise ValueError(f"variant names must be unique; repeated: {dup}")
         return self
+
+    @property
+    def train_sizes(self) -> list[int | None]:
+        """The train-row caps to run, ascending ([None] when the train split is kept whole)."""
+        if self.train_rows is None:
+            return [None]
+        return sorted([self.train_rows] if isinstance(self.train_rows, int) else self.train_rows)
 
     @property
     def seed_list(self) -> list[int]:

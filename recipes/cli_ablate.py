@@ -36,7 +36,7 @@ def ablate(
 
     console = Console(stderr=True, quiet=quiet)
     if not console.is_terminal:
-        console.width = max(console.width, 150)  # a piped table should not wrap its cells
+        console.width = max(console.width, 200)  # a piped table should not wrap its cells
     parsed = load_recipe(recipe)
     progress = SilentProgress() if quiet else RichProgress(console)
     cache = StepCache(enabled=parsed.cache and not no_cache)
@@ -62,10 +62,12 @@ def print_table(console, report: dict) -> None:
         "s/seed",
         metric,
         "delta [95% CI]",
-        "p",
+        "p (Holm)",
         "vs control",
+        "verdict",
     ):
-        table.add_column(col, justify="left" if col == "arm" else "right", no_wrap=True)
+        left = col in ("arm", "verdict")
+        table.add_column(col, justify="left" if left else "right", no_wrap=True)
     for r in report["arms"]:
         delta = (
             f"{100 * r['delta']:+.2f} [{100 * r['delta_low']:+.2f}, {100 * r['delta_high']:+.2f}]"
@@ -82,8 +84,18 @@ def print_table(console, report: dict) -> None:
         mark = " *" if r.get("significant") else ""
         table.add_row(
             escape(r["arm"]), f"{r['train_rows']:,.0f}", steps, f"{r['seconds']:.2f}",
-            f"{100 * r['score']:.2f}", delta + mark, p, control,
+            f"{100 * r['score']:.2f}", delta + mark, p, control, escape(r.get("verdict") or ""),
         )  # fmt: skip
     console.print(table)
+    for r in report.get("learning_curve") or []:
+        if r["kind"] != "baseline":
+            console.print(
+                f"  {r['train_rows_cap']:>7,} rows  {escape(r['arm'])}: "
+                f"{100 * r['delta']:+.2f} [{100 * r['delta_low']:+.2f}, "
+                f"{100 * r['delta_high']:+.2f}]  {escape(r['verdict'])}"
+            )
+    note = report.get("statistics", {}).get("note")
+    if note:
+        console.print(f"[dim]{escape(note)}[/dim]")
     for w in report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}")

@@ -2,7 +2,9 @@
 
 Each arm is a data variant trained on the same seeds and evaluated on the same examples.
 Every comparison is paired (same seeds, same examples): a bootstrap over examples and
-seeds for the CI, a permutation test on per-example correctness for the p-value.
+seeds for the CI, a test of the headline metric itself for the p-value. The p-values of
+one ablation (every arm against the baseline, every variant against its control) are
+Holm-adjusted together; verdicts read the adjusted p, the raw p is kept beside it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def compare_arms(
     n_resamples: int,
     n_permutations: int,
     alpha: float,
+    p_test: str = "permutation",
+    seed_t: bool = True,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per arm (the first arm is the baseline) and the warnings they raise."""
     by_name = {a.name: a for a in arms}
@@ -54,6 +58,8 @@ def compare_arms(
             n_resamples=n_resamples,
             confidence=1 - alpha,
             n_permutations=n_permutations,
+            p_test=p_test,
+            seed_t=seed_t,
         )
 
     rows = []
@@ -88,24 +94,71 @@ def compare_arms(
                 delta_fields("vs_control_", compare(by_name[arm.control_of], arm), alpha)
             )
             variant["control"] = arm.name
+    adjust_and_judge(rows, alpha)
     warning = step_warning(rows)
     return rows, [warning] if warning else []
 
 
 def delta_fields(prefix: str, cmp: PairedComparison, alpha: float) -> dict[str, Any]:
-    significant = cmp.p_value < alpha
+    """Delta, CI and raw p of one comparison; `adjust_and_judge` adds the adjusted p."""
     d = cmp.delta
-    verdict = "better" if d.estimate > 0 else "worse"
-    if not significant:
-        verdict = "no detectable change"
     return {
         f"{prefix}delta": d.estimate,
         f"{prefix}delta_low": d.low,
         f"{prefix}delta_high": d.high,
+        f"{prefix}p_value_raw": cmp.p_value,
         f"{prefix}p_value": cmp.p_value,
-        f"{prefix}significant": significant,
-        f"{prefix}verdict": verdict,
+        f"{prefix}significant": cmp.p_value < alpha,
+        f"{prefix}verdict": direction(d.estimate, cmp.p_value < alpha),
     }
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm step-down adjusted p-values (same order as given): controls the chance of any
+    false 'significant' among the family at alpha, with no independence assumption."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def direction(delta: float, significant: bool) -> str:
+    if not significant:
+        return "no detectable change"
+    return "better" if delta > 0 else "worse"
+
+
+def control_verdict(main: str, vs_control: str) -> str:
+    """The verdict of a variant read together with its duplicate control's: did the new
+    text do anything beyond adding (re-weighting) rows?"""
+    if vs_control == "no detectable change":
+        if main == "no detectable change":
+            return main
+        return f"{main}, but no {main} than duplicating rows"
+    beyond = f"{vs_control} than duplicating rows"
+    if main == "no detectable change":
+        return f"{main}, but {beyond}"
+    return f"{main}, {'and' if main == vs_control else 'but'} {beyond}"
+
+
+def adjust_and_judge(rows: list[dict[str, Any]], alpha: float) -> None:
+    """Holm-adjust every p-value of the ablation together and set the verdicts from them."""
+    family = [(row, prefix) for prefix in ("", "vs_control_") for row in rows
+              if f"{prefix}p_value_raw" in row]  # fmt: skip
+    adjusted = holm([row[f"{prefix}p_value_raw"] for row, prefix in family])
+    for (row, prefix), p in zip(family, adjusted, strict=True):
+        significant = p < alpha
+        row[f"{prefix}p_value"] = p
+        row[f"{prefix}significant"] = significant
+        row[f"{prefix}verdict"] = direction(row[f"{prefix}delta"], significant)
+        row["comparisons"] = len(family)
+    for row in rows:
+        if "vs_control_verdict" in row:
+            row["verdict"] = control_verdict(row["verdict"], row["vs_control_verdict"])
 
 
 def step_warning(rows: list[dict[str, Any]]) -> str | None:
@@ -126,13 +179,20 @@ def step_warning(rows: list[dict[str, Any]]) -> str | None:
 
 TABLE_COLUMNS = [
     "arm", "kind", "train_rows", "rows_vs_baseline", "optimizer_steps", "seconds", "score",
-    "score_low", "score_high", "delta", "delta_low", "delta_high", "p_value", "significant",
-    "verdict", "vs_control_delta", "vs_control_delta_low", "vs_control_delta_high",
-    "vs_control_p_value",
+    "score_low", "score_high", "delta", "delta_low", "delta_high", "p_value", "p_value_raw",
+    "significant", "verdict", "vs_control_delta", "vs_control_delta_low",
+    "vs_control_delta_high", "vs_control_p_value", "vs_control_p_value_raw",
+    "vs_control_verdict",
 ]  # fmt: skip
 
 
 def arms_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
     schema: dict[str, Any] = {c: pl.Float64 for c in TABLE_COLUMNS}
-    schema.update(arm=pl.String, kind=pl.String, verdict=pl.String, significant=pl.Boolean)
+    schema.update(
+        arm=pl.String,
+        kind=pl.String,
+        verdict=pl.String,
+        vs_control_verdict=pl.String,
+        significant=pl.Boolean,
+    )
     return pl.DataFrame([{c: r.get(c) for c in TABLE_COLUMNS} for r in rows], schema=schema)

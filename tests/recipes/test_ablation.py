@@ -300,3 +300,114 @@ def test_variants_add_remove_and_reconfigure_steps(tmp_path):
     assert arms["near"].suffix[0].config.method == "minhash"
     assert arms["baseline"].suffix[0].config.method == "exact"
     assert arms["twice [duplicate control]"].control_of == "twice"
+
+
+def _toy(tmp_path, n_train: int = 200) -> str:
+    rng = np.random.default_rng(1)
+    words = {"pos": ["good", "great", "fine", "nice"], "neg": ["bad", "awful", "poor", "dull"]}
+    texts, labels, splits = [], [], []
+    for i in range(n_train + 120):
+        lab = "pos" if i % 2 else "neg"
+        # Noisy on purpose: one word in three is from the other class.
+        other = "neg" if lab == "pos" else "pos"
+        picks = [rng.choice(words[other] if rng.random() < 0.35 else words[lab]) for _ in range(3)]
+        texts.append(f"{' '.join(picks)} movie {i}")
+        labels.append(lab)
+        splits.append("train" if i < n_train else "test" if i < n_train + 100 else "dev")
+    path = tmp_path / "toy.csv"
+    pl.DataFrame({"text": texts, "label": labels, "split": splits}).write_csv(path)
+    return str(path)
+
+
+def test_each_seed_draws_its_own_train_rows_shared_by_every_arm(tmp_path):
+    source = _toy(tmp_path)
+    variants = [{"name": "noop", "add": ["test_noop"]}]
+    per_seed = run_ablation(
+        load_recipe(_recipe(source, variants, seeds=3, train_rows=40)), tmp_path / "a"
+    ).report
+    arms = {r["arm"]: r for r in per_seed["arms"]}
+    # Different rows per seed: the deterministic fast model scores differently per seed.
+    assert len(set(arms["baseline"]["per_seed"])) > 1
+    # The same rows for every arm of a seed: a no-op variant matches the baseline exactly.
+    assert arms["noop"]["per_seed"] == arms["baseline"]["per_seed"]
+    assert arms["noop"]["delta"] == 0 and arms["noop"]["p_value"] == 1.0
+    assert per_seed["statistics"]["train_draw"] == "per_seed"
+    assert "its own train rows" in per_seed["statistics"]["note"]
+
+    once = run_ablation(
+        load_recipe(_recipe(source, variants, seeds=3, train_rows=40, resample_train="once")),
+        tmp_path / "b",
+    ).report
+    baseline = next(r for r in once["arms"] if r["arm"] == "baseline")
+    assert len(set(baseline["per_seed"])) == 1
+
+
+def test_seeds_draw_different_rows_and_arms_of_a_seed_the_same(tmp_path):
+    from assay.recipes.ablation import train_draw_seed
+    from assay.train.ablation_data import subsample_train
+
+    corpus = pl.read_csv(_toy(tmp_path)).with_columns(id=pl.format("r{}", pl.int_range(pl.len())))
+    kept = {
+        seed: set(
+            subsample_train(corpus, 30, train_draw_seed(3, seed, "per_seed"))
+            .filter(pl.col("split") == "train")["id"]
+            .to_list()
+        )
+        for seed in range(3)
+    }
+    assert kept[0] != kept[1] != kept[2]
+    assert train_draw_seed(3, 0, "once") == train_draw_seed(3, 2, "once") == 3
+
+
+def test_learning_curve_runs_every_arm_at_each_size(tmp_path):
+    source = _toy(tmp_path)
+    recipe = load_recipe(
+        _recipe(source, [{"name": "flip", "add": [{"test_flip_labels": {"fraction": 0.4}}]}],
+                seeds=2, train_rows=[120, 30])
+    )  # fmt: skip
+    result = run_ablation(recipe, tmp_path / "curve")
+    curve = result.report["learning_curve"]
+    assert [(r["train_rows_cap"], r["arm"]) for r in curve] == [
+        (30, "baseline"), (30, "flip"), (120, "baseline"), (120, "flip"),
+    ]  # fmt: skip
+    assert [r["train_rows"] for r in curve if r["arm"] == "baseline"] == [30, 120]
+    # The headline table is the largest size.
+    assert result.report["train_rows_cap"] == 120
+    assert result.report["arms"][0]["train_rows"] == 120
+    table = pl.read_csv(result.out_dir / "learning_curve.csv")
+    assert table.height == 4 and table["train_rows_cap"].to_list() == [30, 30, 120, 120]
+    assert "<polyline" in (result.out_dir / "learning_curve.svg").read_text()
+    assert "Learning curve" in (result.out_dir / "ablation.html").read_text()
+    assert result.report["cells"] == 2 * 2 * 2
+
+
+def test_scaled_c_makes_duplicated_rows_a_no_op_for_the_fast_model(tmp_path):
+    source = _toy(tmp_path)
+    variants = [{"name": "twice", "add": ["test_twice"], "controls": ["duplicate"]}]
+    fixed = run_ablation(
+        load_recipe(_recipe(source, variants, seeds=2, train_rows=60)), tmp_path / "fixed"
+    ).report
+    scaled = run_ablation(
+        load_recipe(_recipe(source, variants, seeds=2, train_rows=60,
+                            fast_regularisation="scale_c")),
+        tmp_path / "scaled",
+    ).report  # fmt: skip
+    control = "twice [duplicate control]"
+    c = {r["arm"]: r["fast_c"] for r in scaled["arms"]}
+    assert c["baseline"] == 4.0
+    assert c[control] == c["twice"] == pytest.approx(2.0)  # twice the rows, half the C
+    assert {r["fast_c"] for r in fixed["arms"]} == {4.0}
+    # Every row twice with C halved is the baseline's objective (only the smoothed IDF moves).
+    per_seed = {r["arm"]: r["per_seed"] for r in scaled["arms"]}
+    assert per_seed[control] == pytest.approx(per_seed["baseline"], abs=0.03)
+    assert scaled["statistics"]["fast_regularisation"] == "scale_c"
+    assert "C scaled" in scaled["statistics"]["note"]
+    twice = next(r for r in scaled["arms"] if r["arm"] == "twice")
+    assert "duplicating rows" in twice["verdict"] or twice["verdict"] == "no detectable change"
+
+
+def test_train_rows_rejects_bad_sizes(tmp_path):
+    source = _toy(tmp_path)
+    for bad in ([], [10, 10], [1]):
+        with pytest.raises(RecipeError, match="train_rows"):
+            load_recipe(_recipe(source, [{"name": "n", "add": ["test_noop"]}], train_rows=bad))
