@@ -69,6 +69,12 @@ class StepReport:
     def from_dict(cls, data: dict[str, Any]) -> StepReport:
         return cls(**data)
 
+    def _repr_html_(self) -> str:
+        from assay.html import STEP_COLUMNS, html_table
+
+        notes = [f"dropped as {reason}: {n}" for reason, n in self.drop_reasons.items()]
+        return html_table([self.to_dict()], STEP_COLUMNS, title=self.step, notes=notes)
+
 
 @dataclasses.dataclass
 class StepResult:
@@ -77,6 +83,9 @@ class StepResult:
     dropped: pl.DataFrame | None = None
     findings: pl.DataFrame | None = None
     lineage: pl.DataFrame | None = None
+
+    def _repr_html_(self) -> str:
+        return self.report._repr_html_()
 
 
 @dataclasses.dataclass
@@ -131,6 +140,7 @@ class Step:
         return self.config.model_dump(mode="json")
 
     def apply(self, corpus: pl.DataFrame, ctx: RunContext | None = None) -> StepResult:
+        corpus_mod.check_corpus(corpus, f"step {self.name!r}")
         ctx = ctx or RunContext().for_step(0, self.name)
         started = time.perf_counter()
         result = self._run(corpus, ctx)

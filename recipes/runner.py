@@ -55,6 +55,15 @@ class RunResult:
     manifest: dict[str, Any]
     pipeline: PipelineResult
 
+    def _repr_html_(self) -> str:
+        from assay.html import STEP_COLUMNS, html_table
+
+        acc = self.manifest["accounting"]
+        title = f"{self.manifest['name']}: {acc['rows_read']} rows read, {acc['rows_out']} out"
+        return html_table(
+            self.manifest["steps"], STEP_COLUMNS, title=title, notes=[self.run_dir.path]
+        )
+
 
 def build_steps(specs: list[StepSpec] | list[Any]) -> list[Step]:
     """Instantiate steps from specs (StepSpec objects or raw `{name: params}` items)."""
@@ -176,6 +185,7 @@ def run_recipe(
     )
     started = time.perf_counter()
     corpus, load_dropped, input_key, rows_read = load_input(recipe)
+    corpus_mod.check_corpus(corpus, f"recipe {recipe.name!r} input", recipe.input.labels)
     steps = build_steps(recipe.steps)
     if cache is None:
         cache = StepCache(enabled=recipe.cache)
