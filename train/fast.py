@@ -66,7 +66,19 @@ def _same(pred: Any, truth: Any) -> bool:
     return pred == truth
 
 
-def fit_classes(labels: list[Any]) -> tuple[list[str], list[str], dict[str, Any] | None]:
+class Classes(list):
+    """The class names: a list, as assay compares them, that scikit-learn and numpy can
+    also read as an array (`cross_val_predict` reads `classes_.shape`)."""
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self),)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(list(self), dtype=dtype)
+
+
+def fit_classes(labels: list[Any]) -> tuple[list[str], Classes, dict[str, Any] | None]:
     """(labels as strings, the classes, a map back to the original label values or None).
 
     Strings stay as they are (classes sorted). Other scalars, such as the integers that
@@ -75,14 +87,14 @@ def fit_classes(labels: list[Any]) -> tuple[list[str], list[str], dict[str, Any]
     numeric order scikit-learn expects.
     """
     if all(isinstance(x, str) for x in labels):
-        return [str(x) for x in labels], sorted(set(map(str, labels))), None
+        return [str(x) for x in labels], Classes(sorted(set(map(str, labels)))), None
     values = [x.item() if isinstance(x, np.generic) else x for x in labels]
     native = {str(v): v for v in values}
     try:
         order = sorted(native, key=native.__getitem__)
     except TypeError:  # mixed types: plain string order
         order = sorted(native)
-    return [str(v) for v in values], order, native
+    return [str(v) for v in values], Classes(order), native
 
 
 class FastModel(EstimatorProtocol):
@@ -200,7 +212,7 @@ class FastModel(EstimatorProtocol):
         return self
 
     def _fit_multilabel(self, features, labels, sample_weight) -> None:
-        self.classes_ = sorted({str(x) for lab in labels for x in lab})
+        self.classes_ = Classes(sorted({str(x) for lab in labels for x in lab}))
         index = {c: i for i, c in enumerate(self.classes_)}
         y = np.zeros((len(labels), len(self.classes_)), dtype=np.int8)
         for row, lab in enumerate(labels):

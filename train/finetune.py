@@ -22,7 +22,7 @@ from assay.progress import Progress, SilentProgress
 from assay.train import data as data_mod
 from assay.train.device import DeviceSetup, ThreadTuner, select_device
 from assay.train.embedding import sliced_embedding
-from assay.train.fast import EstimatorProtocol, fit_classes
+from assay.train.fast import Classes, EstimatorProtocol, fit_classes
 from assay.train.metrics import classification_report, encode
 from assay.train.surgery import LoraSettings, apply_lora, extend_vocabulary, freeze
 
@@ -201,7 +201,7 @@ class EncoderModel(EstimatorProtocol):
             )
         self.multilabel = isinstance(labels[0], (list, tuple))
         if self.multilabel:
-            self.classes_ = sorted({str(x) for lab in labels for x in lab})
+            self.classes_ = Classes(sorted({str(x) for lab in labels for x in lab}))
             self._native = None
         else:
             labels, self.classes_, self._native = fit_classes(labels)
