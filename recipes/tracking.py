@@ -42,6 +42,10 @@ class MlflowSettings(BaseModel):
         description="tracking URI: file:/dir, sqlite:///file.db or an http(s) server",
     )
     experiment: str | None = Field(None, description="experiment name (default: the recipe name)")
+    artifacts: str | None = Field(
+        None,
+        description="where a new experiment stores artifacts (MLflow's default: ./mlruns)",
+    )
 
 
 class TrackingSpec(BaseModel):
@@ -83,7 +87,9 @@ def log_ablation(report: dict[str, Any], out_dir: Path | str, settings: MlflowSe
         client = MlflowClient(tracking_uri=settings.uri)
         found = client.get_experiment_by_name(experiment)
         experiment_id = (
-            found.experiment_id if found is not None else client.create_experiment(experiment)
+            found.experiment_id
+            if found is not None
+            else client.create_experiment(experiment, artifact_location=settings.artifacts)
         )
         parent = client.create_run(experiment_id, run_name=name, tags={"assay.kind": "ablation"})
         parent_id = parent.info.run_id

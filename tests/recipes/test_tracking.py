@@ -51,9 +51,9 @@ def _runs(uri: str, experiment: str):
 
 def test_each_arm_and_seed_is_an_mlflow_run_with_metrics_and_the_report(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    recipe = load_recipe(
-        _toy_recipe(tmp_path, tracking={"mlflow": {"uri": uri, "experiment": "sentiment"}})
-    )
+    store = tmp_path / "artifacts"
+    tracking = {"mlflow": {"uri": uri, "experiment": "sentiment", "artifacts": str(store)}}
+    recipe = load_recipe(_toy_recipe(tmp_path, tracking=tracking))
     result = run_ablation(recipe, tmp_path / "out")
     client, runs = _runs(uri, "sentiment")
     parents = [r for r in runs if r.data.tags.get("assay.kind") == "ablation"]
@@ -76,14 +76,17 @@ def test_each_arm_and_seed_is_an_mlflow_run_with_metrics_and_the_report(tmp_path
     assert "delta" not in by_cell[("baseline", "0")].data.metrics
     parent_files = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"ablation.json", "ablation.csv", "ablation.html"} <= parent_files
+    assert len(list(store.rglob("ablation.json"))) == 1 + 4
     # The URI (it may carry credentials) is not written into the report.
     assert uri not in (result.out_dir / "ablation.json").read_text()
     spec = json.loads((result.out_dir / "ablation.json").read_text())["spec"]
-    assert spec["tracking"] == {"mlflow": {"experiment": "sentiment"}}
+    assert spec["tracking"] == {"mlflow": {"experiment": "sentiment", "artifacts": str(store)}}
 
 
-def test_ablate_command_logs_to_the_mlflow_uri_given(tmp_path):
+def test_ablate_command_logs_to_the_mlflow_uri_given(tmp_path, monkeypatch):
     from assay.recipes.cli import main
+
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact store is ./mlruns
 
     uri = f"sqlite:///{tmp_path / 'cli.db'}"
     recipe = tmp_path / "r.yaml"
@@ -94,6 +97,7 @@ def test_ablate_command_logs_to_the_mlflow_uri_given(tmp_path):
     assert res.exit_code == 0, res.output
     _, runs = _runs(uri, "toy")  # the experiment defaults to the recipe name
     assert sorted(r.info.run_name for r in runs) == ["baseline / seed 0", "clean / seed 0", "toy"]
+    assert (tmp_path / "mlruns").is_dir()
 
 
 def test_ablation_result_renders_its_arms_in_a_notebook(tmp_path):
