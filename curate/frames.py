@@ -109,7 +109,7 @@ def to_table(obj: Any, label: str | None = "label") -> pl.DataFrame:
         frame = pl.from_arrow(obj)
         assert isinstance(frame, pl.DataFrame)
         return frame
-    if (module == "datasets" and name in ("DatasetDict", "IterableDatasetDict")) or (
+    if (module == "datasets" and name == "DatasetDict") or (
         isinstance(obj, dict) and obj and all(_is_dataset(v) for v in obj.values())
     ):
         parts = [
