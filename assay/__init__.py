@@ -39,6 +39,31 @@ from assay.step import (
     Transform,
 )
 
+# The Python entry points live above the kernel (they read files, run recipes): they are
+# imported on first use, so `import assay` stays light and the kernel imports no folder.
+_ENTRY_POINTS = {
+    "from_frame": "assay.curate.frames",
+    "read": "assay.curate.frames",
+    "run": "assay.recipes.api",
+    "ablate": "assay.recipes.api",
+}
+
+
+def __getattr__(name: str):
+    module = _ENTRY_POINTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'assay' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ENTRY_POINTS})
+
+
 __all__ = [
     "AssayError",
     "Audit",
@@ -64,7 +89,11 @@ __all__ = [
     "Sync",
     "Transform",
     "__version__",
+    "ablate",
+    "from_frame",
     "from_records",
+    "read",
     "register",
+    "run",
     "validate",
 ]

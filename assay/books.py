@@ -69,6 +69,12 @@ class StepReport:
     def from_dict(cls, data: dict[str, Any]) -> StepReport:
         return cls(**data)
 
+    def _repr_html_(self) -> str:
+        from assay.html import STEP_COLUMNS, html_table
+
+        notes = [f"dropped as {reason}: {n}" for reason, n in self.drop_reasons.items()]
+        return html_table([self.to_dict()], STEP_COLUMNS, title=self.step, notes=notes)
+
 
 @dataclasses.dataclass
 class StepResult:
@@ -77,6 +83,9 @@ class StepResult:
     dropped: pl.DataFrame | None = None
     findings: pl.DataFrame | None = None
     lineage: pl.DataFrame | None = None
+
+    def _repr_html_(self) -> str:
+        return self.report._repr_html_()
 
 
 @dataclasses.dataclass

@@ -169,6 +169,31 @@ def validate(
         raise SchemaError("invalid corpus: " + "; ".join(problems))
 
 
+def check_corpus(obj: Any, where: str, labels: Iterable[str] | None = None) -> None:
+    """Raise one SchemaError if `obj` is not a valid corpus, naming `where` and the fix.
+
+    The entry points (`Step.apply`, `run_recipe`) call this, so a pandas frame or a table
+    with the wrong columns fails with a message instead of deep inside a step.
+    """
+    fix = "build one with assay.from_frame(frame, text=..., label=...)"
+    if not isinstance(obj, pl.DataFrame):
+        kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        raise SchemaError(
+            f"{where} expects a corpus (a polars DataFrame with the columns "
+            f"{list(REQUIRED)}), but got a {kind}; {fix}"
+        )
+    missing = [c for c in REQUIRED if c not in obj.columns]
+    if missing:
+        raise SchemaError(
+            f"{where} expects a corpus with the columns {list(REQUIRED)}, but {missing} are "
+            f"missing (found {obj.columns}); {fix}"
+        )
+    try:
+        validate(obj, labels)
+    except SchemaError as exc:
+        raise SchemaError(f"{where}: {exc}") from None
+
+
 def unknown_labels(corpus: pl.DataFrame, labels: Iterable[str]) -> list[str]:
     declared = set(labels)
     col = corpus["label"]

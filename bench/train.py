@@ -8,7 +8,9 @@ Same model (the packaged all-MiniLM-L6-v2 + a fresh classification head), same d
   of tokens in the training set trained, thread count chosen by timing training steps).
 - `trainer_tutorial`: `Trainer` as the Transformers text-classification tutorial sets it
   up (`DataCollatorWithPadding`, random batches), torch's default thread count.
-- `trainer_grouped`: the same with `train_sampling_strategy="group_by_length"`.
+- `trainer_grouped`: the same with `train_sampling_strategy="group_by_length"`. That
+  strategy also length-groups prediction batches (in a shuffled order), so test accuracy
+  is scored against the label ids `Trainer.predict` returns in its own order.
 
 Attribution arms (skip with `--no-attribution`): `assay_random_batches` (no length
 buckets), `assay_all_embedding_rows` (every embedding row trained, as the Trainer does)
@@ -162,8 +164,11 @@ def run_trainer(data, threads: int, grouped: bool) -> dict:
         started = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - started
-        logits = trainer.predict(test_ds).predictions
-    acc = float((np.argmax(logits, axis=1) == np.array(test_ds["label"])).mean())
+        # With group_by_length the Trainer also length-groups (and shuffles) prediction
+        # batches, so predictions come back in the sampler's order, not the dataset's: score
+        # them against the label ids returned alongside, which are in that same order.
+        out = trainer.predict(test_ds)
+    acc = float((np.argmax(out.predictions, axis=1) == np.asarray(out.label_ids)).mean())
     return {
         "examples_per_s": round(len(texts) * EPOCHS / seconds, 2),
         "train_seconds": round(seconds, 2),

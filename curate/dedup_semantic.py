@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from assay.errors import InputError, require
+from assay.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,9 @@ MAX_BUCKET = 256  # larger SimHash buckets are linked as stars
 
 def embed(texts: Sequence[str], model: str | None = None, batch_size: int = 64) -> np.ndarray:
     """Unit-length float32 embeddings of `texts` (n, dim)."""
-    require("sentence_transformers", "dedup", "semantic dedup")
-    from sentence_transformers import SentenceTransformer
+    from assay.resources import sentence_encoder
 
-    from assay.resources import encoder
-
-    st = SentenceTransformer(encoder(model), device="cpu")
+    st = sentence_encoder(model, purpose="semantic dedup")
     vectors = st.encode(
         list(texts),
         batch_size=batch_size,

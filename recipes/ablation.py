@@ -36,6 +36,7 @@ from assay.progress import Progress, SilentProgress
 from assay.recipes.ablation_spec import BASELINE, AblationSpec, VariantSpec
 from assay.recipes.runner import build_steps, load_input, run_steps
 from assay.recipes.schema import Recipe, StepSpec, load_recipe
+from assay.recipes.tracking import log_tracking
 from assay.step import StepReport
 from assay.train.ablation_data import duplicate_control, subsample_train
 from assay.train.compare import ArmRuns, arms_table, compare_arms
@@ -75,6 +76,17 @@ class AblationResult:
     report: dict[str, Any]
     table: pl.DataFrame
     warnings: list[str]
+
+    def _repr_html_(self) -> str:
+        from assay.html import html_table
+
+        r = self.report
+        title = (
+            f"{r['name']}: {r['metric']} on {r['eval_split']} ({r['model']}, seeds {r['seeds']})"
+        )
+        columns = ("arm", "kind", "train_rows", "score", "score_low", "score_high", "delta",
+                   "delta_low", "delta_high", "p_value", "verdict")  # fmt: skip
+        return html_table(r["arms"], columns, title=title, notes=self.warnings)
 
 
 # -- planning -------------------------------------------------------------------------------
@@ -232,7 +244,8 @@ def run_ablation(
     started = time.perf_counter()
 
     arms = plan_arms(recipe, spec)
-    corpus, _, input_key, _ = load_input(recipe)
+    loaded = load_input(recipe)
+    corpus, input_key = loaded.corpus, loaded.input_hash
     seed_list = spec.seed_list
     warnings: list[str] = []
     base_ctx = RunContext(
@@ -384,6 +397,7 @@ def run_ablation(
     report["cells_cached"] = sum(c.cached for c in cells)
     table = arms_table(report["arms"])
     _write(out_dir, report, table)
+    log_tracking(spec.tracking, report, out_dir)
     return AblationResult(out_dir, report, table, report["warnings"])
 
 

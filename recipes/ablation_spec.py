@@ -37,6 +37,8 @@ from pydantic import (
     model_validator,
 )
 
+from assay.recipes.tracking import TrackingSpec
+
 BASELINE = "baseline"
 
 
@@ -181,6 +183,9 @@ class AblationSpec(BaseModel):
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level (CI is 1 - alpha)")
     vary_pipeline_seed: bool = Field(
         True, description="rerun random steps (augmentation) with each seed, not only training"
+    )
+    tracking: TrackingSpec | None = Field(
+        None, description="experiment trackers that receive the finished ablation (mlflow)"
     )
 
     @field_validator("baseline", mode="before")

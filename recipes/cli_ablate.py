@@ -16,6 +16,7 @@ from assay.recipes.cli_options import model_option, no_cache_option, out_dir_opt
 @click.option("--seeds", type=click.IntRange(min=1), help="Number of seeds (overrides the recipe).")
 @no_cache_option
 @quiet_option
+@click.option("--mlflow", metavar="URI", help="Also log every arm and seed to this MLflow URI.")
 def ablate(
     recipe: Path,
     out: Path | None,
@@ -23,6 +24,7 @@ def ablate(
     seeds: int | None,
     no_cache: bool,
     quiet: bool,
+    mlflow: str | None,
 ) -> None:
     """Compare a recipe's data variants: mean metric, delta vs baseline with a 95% CI.
 
@@ -33,11 +35,13 @@ def ablate(
     from assay.progress import RichProgress, SilentProgress
     from assay.recipes.ablation import run_ablation
     from assay.recipes.schema import load_recipe
+    from assay.recipes.tracking import with_mlflow
 
     console = Console(stderr=True, quiet=quiet)
     if not console.is_terminal:
         console.width = max(console.width, 200)  # a piped table should not wrap its cells
     parsed = load_recipe(recipe)
+    parsed = with_mlflow(parsed, mlflow) if mlflow else parsed
     progress = SilentProgress() if quiet else RichProgress(console)
     cache = StepCache(enabled=parsed.cache and not no_cache)
     result = run_ablation(parsed, out, model=model, seeds=seeds, progress=progress, cache=cache)

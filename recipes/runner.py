@@ -58,6 +58,15 @@ class RunResult:
     manifest: dict[str, Any]
     pipeline: PipelineResult
 
+    def _repr_html_(self) -> str:
+        from assay.html import STEP_COLUMNS, html_table
+
+        acc = self.manifest["accounting"]
+        title = f"{self.manifest['name']}: {acc['rows_read']} rows read, {acc['rows_out']} out"
+        return html_table(
+            self.manifest["steps"], STEP_COLUMNS, title=title, notes=[self.run_dir.path]
+        )
+
 
 def build_steps(specs: list[StepSpec] | list[Any]) -> list[Step]:
     """Instantiate steps from specs (StepSpec objects or raw `{name: params}` items)."""
@@ -69,10 +78,10 @@ def build_steps(specs: list[StepSpec] | list[Any]) -> list[Step]:
     ]
 
 
-def load_input(recipe: Recipe) -> tuple[pl.DataFrame, pl.DataFrame, str, int]:
-    """Read the recipe's input: (corpus, rows dropped at load, input key, rows read)."""
-    loaded = io.read(recipe.input)
-    return loaded.corpus, loaded.dropped, loaded.input_hash, loaded.rows_read
+def load_input(recipe: Recipe) -> io.Loaded:
+    """Read the recipe's input: the corpus, rows dropped at load, input key, rows read and
+    warnings."""
+    return io.read(recipe.input)
 
 
 def run_steps(
@@ -225,13 +234,14 @@ def _run_into(
         progress=progress or SilentProgress(),
     )
     started = time.perf_counter()
-    loaded = io.read(recipe.input)
+    loaded = load_input(recipe)
     corpus, load_dropped, input_key, rows_read = (
         loaded.corpus,
         loaded.dropped,
         loaded.input_hash,
         loaded.rows_read,
     )
+    corpus_mod.check_corpus(corpus, f"recipe {recipe.name!r} input", recipe.input.labels)
     steps = build_steps(recipe.steps)
     if cache is None:
         cache = StepCache(enabled=recipe.cache)

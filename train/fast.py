@@ -30,7 +30,74 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class FastModel:
+class EstimatorProtocol:
+    """scikit-learn's estimator conventions for a text classifier: `get_params`,
+    `set_params`, classifier tags, `score`, so `clone`, `cross_val_predict` and grid
+    search work. scikit-learn is imported only when it asks for the tags."""
+
+    _estimator_type = "classifier"  # scikit-learn < 1.6 reads this
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def set_params(self, **params: Any) -> Any:
+        raise NotImplementedError
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="classifier",
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags(),
+            input_tags=InputTags(one_d_array=True, two_d_array=False, string=True),
+        )
+
+    def score(self, X: Sequence[str], y: Sequence[Any]) -> float:
+        """Accuracy (exact match for multi-label), as scikit-learn classifiers score."""
+        pred = self.predict(X)  # type: ignore[attr-defined]
+        truth = list(y)
+        return float(np.mean([_same(p, t) for p, t in zip(pred, truth, strict=True)]))
+
+
+def _same(pred: Any, truth: Any) -> bool:
+    if isinstance(pred, list):
+        return sorted(map(str, pred)) == sorted(map(str, truth))
+    return pred == truth
+
+
+class Classes(list):
+    """The class names: a list, as assay compares them, that scikit-learn and numpy can
+    also read as an array (`cross_val_predict` reads `classes_.shape`)."""
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self),)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(list(self), dtype=dtype)
+
+
+def fit_classes(labels: list[Any]) -> tuple[list[str], Classes, dict[str, Any] | None]:
+    """(labels as strings, the classes, a map back to the original label values or None).
+
+    Strings stay as they are (classes sorted). Other scalars, such as the integers that
+    scikit-learn's `cross_val_predict` passes, are trained as strings but ordered by value
+    and given back in their own type by `predict`, so probability columns follow the
+    numeric order scikit-learn expects.
+    """
+    if all(isinstance(x, str) for x in labels):
+        return [str(x) for x in labels], Classes(sorted(set(map(str, labels)))), None
+    values = [x.item() if isinstance(x, np.generic) else x for x in labels]
+    native = {str(v): v for v in values}
+    try:
+        order = sorted(native, key=native.__getitem__)
+    except TypeError:  # mixed types: plain string order
+        order = sorted(native)
+    return [str(v) for v in values], Classes(order), native
+
+
+class FastModel(EstimatorProtocol):
     """TF-IDF (word + char n-grams) and logistic regression, with sample weights.
 
     `labels` are strings (single-label) or lists of strings (multi-label: one binary
@@ -43,12 +110,27 @@ class FastModel:
             raise InputError(
                 f"FastModel got unknown options {unknown}; expected some of {sorted(DEFAULTS)}"
             )
-        self.seed = int(seed)
+        self.seed = seed
         self.options = {**DEFAULTS, **options}
         self.classes_: list[str] = []
         self.multilabel = False
+        self._native: dict[str, Any] | None = None
         self._vectorizer = None
         self._model = None
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"seed": self.seed, **self.options}
+
+    def set_params(self, **params: Any) -> FastModel:
+        unknown = sorted(set(params) - set(DEFAULTS) - {"seed"})
+        if unknown:
+            raise InputError(
+                f"FastModel got unknown options {unknown}; expected some of "
+                f"{sorted([*DEFAULTS, 'seed'])}"
+            )
+        self.seed = params.pop("seed", self.seed)
+        self.options = {**self.options, **params}
+        return self
 
     def __repr__(self) -> str:
         changed = {k: v for k, v in self.options.items() if DEFAULTS[k] != v}
@@ -93,9 +175,12 @@ class FastModel:
         texts: Sequence[str],
         labels: Sequence[Any],
         weights: Sequence[float] | np.ndarray | None = None,
+        *,
+        sample_weight: Sequence[float] | np.ndarray | None = None,
     ) -> FastModel:
         texts = list(texts)
         labels = list(labels)
+        weights = sample_weight if weights is None else weights  # scikit-learn's name
         if len(texts) != len(labels):
             raise InputError(f"FastModel.fit got {len(texts)} texts but {len(labels)} labels")
         if not texts:
@@ -115,18 +200,19 @@ class FastModel:
         if self.multilabel:
             self._fit_multilabel(features, labels, sample_weight)
         else:
-            self.classes_ = sorted({str(lab) for lab in labels})
+            keys, self.classes_, self._native = fit_classes(labels)
             if len(self.classes_) < 2:
                 raise InputError(
                     f"FastModel needs at least two classes to train; found only {self.classes_}"
                 )
-            y = np.searchsorted(self.classes_, [str(lab) for lab in labels])
+            index = {c: i for i, c in enumerate(self.classes_)}
+            y = np.array([index[k] for k in keys])
             self._model = self._make_classifier().fit(features, y, sample_weight=sample_weight)
         log.debug("fast model fitted on %d texts, %d features", len(texts), features.shape[1])
         return self
 
     def _fit_multilabel(self, features, labels, sample_weight) -> None:
-        self.classes_ = sorted({str(x) for lab in labels for x in lab})
+        self.classes_ = Classes(sorted({str(x) for lab in labels for x in lab}))
         index = {c: i for i, c in enumerate(self.classes_)}
         y = np.zeros((len(labels), len(self.classes_)), dtype=np.int8)
         for row, lab in enumerate(labels):
@@ -162,6 +248,7 @@ class FastModel:
     def predict(self, texts: Sequence[str]) -> list[Any]:
         proba = self.predict_proba(texts)
         if not self.multilabel:
-            return [self.classes_[i] for i in proba.argmax(axis=1)]
+            pred = [self.classes_[i] for i in proba.argmax(axis=1)]
+            return pred if self._native is None else [self._native[p] for p in pred]
         hits = proba >= self.options["threshold"]
         return [[c for c, h in zip(self.classes_, row, strict=True) if h] for row in hits]

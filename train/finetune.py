@@ -22,6 +22,7 @@ from assay.progress import Progress, SilentProgress
 from assay.train import data as data_mod
 from assay.train.device import DeviceSetup, ThreadTuner, select_device
 from assay.train.embedding import sliced_embedding
+from assay.train.fast import Classes, EstimatorProtocol, fit_classes
 from assay.train.metrics import classification_report, encode
 from assay.train.surgery import LoraSettings, apply_lora, extend_vocabulary, freeze
 
@@ -76,8 +77,12 @@ class FineTuneConfig(BaseModel):
     threads: int | None = Field(None, ge=1, description="CPU threads (free cores if unset)")
 
 
-class EncoderModel:
-    """Fine-tunes a sequence-classification encoder; `fit` then `predict_proba`/`predict`."""
+class EncoderModel(EstimatorProtocol):
+    """Fine-tunes a sequence-classification encoder; `fit` then `predict_proba`/`predict`.
+
+    A scikit-learn estimator: its params are `seed`, `progress` and every FineTuneConfig
+    field, so `clone`, `set_params(learning_rate=...)` and `cross_val_predict` work.
+    """
 
     def __init__(
         self,
@@ -89,9 +94,16 @@ class EncoderModel:
         if config is not None and options:
             raise TypeError("pass either a FineTuneConfig or keyword options, not both")
         self.config = config if config is not None else FineTuneConfig(**options)
-        self.seed = int(seed)
+        # The values as given (not as validated), so scikit-learn's clone finds them back.
+        self._params = {
+            name: options[name] if name in options else getattr(self.config, name)
+            for name in FineTuneConfig.model_fields
+        }
+        self._progress = progress
+        self.seed = seed
         self.progress = progress or SilentProgress()
         self.classes_: list[str] = []
+        self._native: dict[str, Any] | None = None
         self.multilabel = False
         self.history: list[dict[str, Any]] = []
         self.steps = 0
@@ -102,6 +114,24 @@ class EncoderModel:
         self.tokenizer = None
         self.added_terms: list[str] = []
         self.thread_history: list[tuple[int, int]] = []  # (step, CPU threads chosen)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"seed": self.seed, "progress": self._progress, **self._params}
+
+    def set_params(self, **params: Any) -> EncoderModel:
+        unknown = sorted(set(params) - set(FineTuneConfig.model_fields) - {"seed", "progress"})
+        if unknown:
+            raise InputError(
+                f"EncoderModel got unknown params {unknown}; expected seed, progress or a "
+                f"FineTuneConfig field ({sorted(FineTuneConfig.model_fields)})"
+            )
+        if "progress" in params:
+            self._progress = params.pop("progress")
+            self.progress = self._progress or SilentProgress()
+        self.seed = params.pop("seed", self.seed)
+        self._params = {**self._params, **params}
+        self.config = FineTuneConfig(**self._params)
+        return self
 
     @property
     def examples_per_s(self) -> float:
@@ -115,7 +145,7 @@ class EncoderModel:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from assay.resources import encoder
+        from assay.resources import encoder, quiet_model_loading
 
         cfg = self.config
         self.setup = select_device(cfg.device, cfg.threads)
@@ -123,20 +153,21 @@ class EncoderModel:
         path = encoder(cfg.model)
         labels = {i: c for i, c in enumerate(self.classes_)}
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModelForSequenceClassification.from_pretrained(
-                path,
-                num_labels=n_classes,
-                id2label=labels,
-                label2id={c: i for i, c in labels.items()},
-                problem_type=(
-                    "multi_label_classification"
-                    if self.multilabel
-                    else "single_label_classification"
-                ),
-                # A checkpoint fine-tuned on other labels: keep the encoder, new head.
-                ignore_mismatched_sizes=True,
-            )
+            with quiet_model_loading():
+                self.tokenizer = AutoTokenizer.from_pretrained(path)
+                self.model = AutoModelForSequenceClassification.from_pretrained(
+                    path,
+                    num_labels=n_classes,
+                    id2label=labels,
+                    label2id={c: i for i, c in labels.items()},
+                    problem_type=(
+                        "multi_label_classification"
+                        if self.multilabel
+                        else "single_label_classification"
+                    ),
+                    # A checkpoint fine-tuned on other labels: keep the encoder, new head.
+                    ignore_mismatched_sizes=True,
+                )
         except (OSError, ValueError) as exc:
             raise ResourceError(
                 f"cannot load the encoder {cfg.model!r} ({path}): {str(exc).splitlines()[0]}; "
@@ -169,8 +200,13 @@ class EncoderModel:
                 f"{len(labels)} labels) and at least one example"
             )
         self.multilabel = isinstance(labels[0], (list, tuple))
-        found = {str(x) for lab in labels for x in lab} if self.multilabel else set(labels)
-        self.classes_ = sorted(map(str, found))
+        if self.multilabel:
+            self.classes_ = Classes(sorted({str(x) for lab in labels for x in lab}))
+            self._native = None
+        else:
+            labels, self.classes_, self._native = fit_classes(labels)
+            if dev_labels is not None:
+                dev_labels = [str(x.item() if isinstance(x, np.generic) else x) for x in dev_labels]
         if len(self.classes_) < 2 and not self.multilabel:
             raise InputError(f"fine-tuning needs at least two classes; found {self.classes_}")
         self._build(len(self.classes_))
@@ -368,6 +404,8 @@ class EncoderModel:
 
     def _dev_score(self, texts: list[str], labels: list[Any]) -> float:
         pred = self.predict(texts)
+        if self._native is not None:  # dev labels were turned into strings in fit
+            pred = [str(p) for p in pred]
         flat = (x for lab in labels for x in lab) if self.multilabel else labels
         classes = sorted(set(self.classes_) | {str(x) for x in flat})
         return classification_report(labels, pred, classes)["macro_f1"]
@@ -401,7 +439,8 @@ class EncoderModel:
     def predict(self, texts: Sequence[str]) -> list[Any]:
         proba = self.predict_proba(texts)
         if not self.multilabel:
-            return [self.classes_[i] for i in proba.argmax(axis=1)]
+            pred = [self.classes_[i] for i in proba.argmax(axis=1)]
+            return pred if self._native is None else [self._native[p] for p in pred]
         hits = proba >= self.config.threshold
         return [[c for c, h in zip(self.classes_, row, strict=True) if h] for row in hits]
 
