@@ -189,7 +189,7 @@ def run_recipe(
         recipe = _with_seed(recipe, seed)
     run_dir = RunDirectory(out or Path("runs") / recipe.name).prepare()
     try:
-        result = _run_into(recipe, run_dir, progress, cache)
+        result = _build_run(recipe, run_dir, progress, cache)
     except BaseException:
         run_dir.abort()
         raise
@@ -221,7 +221,7 @@ def _usable_cache(cache: StepCache) -> StepCache:
     return StepCache(root, enabled=False)
 
 
-def _run_into(
+def _build_run(
     recipe: Recipe,
     run_dir: RunDirectory,
     progress: Progress | None,
