@@ -190,13 +190,12 @@ def _classify(
     # or no cross-fitting: scored by a model trained on every original).
     folds = np.full(n, -1)
     if config.folds > 1:
-        # Stratified: within each label, originals take folds in a random round-robin, so
-        # every fold's complement still holds every label.
-        rng = np.random.default_rng(seed)
-        strata = np.unique([str(x) for x in originals["label"].to_list()], return_inverse=True)[1]
-        order = np.lexsort((rng.permutation(originals.height), strata))
-        fold_col = np.empty(originals.height, dtype=np.int64)
-        fold_col[order] = np.arange(originals.height) % config.folds
+        # The folds of label_noise's cross-fitting: stratified, so every fold's complement
+        # still holds every label.
+        from assay.train.crossfit import stratified_folds
+
+        labels_of = originals["label"].to_list()
+        fold_col = stratified_folds(labels_of, config.folds, np.random.default_rng(seed))
         fold_of = dict(zip(originals["id"].to_list(), fold_col.tolist(), strict=True))
         folds = np.array([fold_of.get(p, -1) for p in parent_ids])
         originals = originals.with_columns(_fold=pl.Series(fold_col))
