@@ -8,12 +8,14 @@ from typing import Any
 
 from assay.progress import Progress
 from assay.recipes.ablation import AblationResult, run_ablation
-from assay.recipes.runner import RunResult, run_recipe
+from assay.recipes.runner import IN_MEMORY, RunResult, run_recipe
 from assay.recipes.schema import Recipe, load_recipe
 from assay.recipes.tracking import with_mlflow
 
 
-def _recipe(recipe: Recipe | str | Path | dict[str, Any]) -> Recipe:
+def _recipe(recipe: Recipe | str | Path | dict[str, Any], corpus: Any = None) -> Recipe:
+    if corpus is not None and isinstance(recipe, dict) and "input" not in recipe:
+        recipe = {**recipe, "input": {"source": IN_MEMORY}}  # the corpus is the input
     return recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
 
 
@@ -23,9 +25,11 @@ def run(
     *,
     seed: int | None = None,
     progress: Progress | None = None,
+    corpus: Any = None,
 ) -> RunResult:
-    """Run a recipe and write its run directory (default runs/<name>)."""
-    return run_recipe(_recipe(recipe), out, seed=seed, progress=progress)
+    """Run a recipe and write its run directory (default runs/<name>). `corpus` (from
+    `assay.from_frame`) is the input instead of the recipe's `input`, which may be left out."""
+    return run_recipe(_recipe(recipe, corpus), out, seed=seed, progress=progress, corpus=corpus)
 
 
 def ablate(

@@ -35,6 +35,8 @@ from assay.step import DROP_COLUMNS, Step, StepReport, check_accounting, check_e
 
 log = logging.getLogger(__name__)
 
+IN_MEMORY = "<corpus given from Python>"
+
 VERSIONED_PACKAGES = (
     "polars", "pyarrow", "numpy", "pydantic", "torch", "transformers", "peft",
     "sentence-transformers", "scikit-learn", "cleanlab", "nlpaug", "nltk", "ray",
@@ -177,8 +179,10 @@ def run_recipe(
     seed: int | None = None,
     progress: Progress | None = None,
     cache: StepCache | None = None,
+    corpus: pl.DataFrame | None = None,
 ) -> RunResult:
-    """Run a recipe end to end and write its run directory.
+    """Run a recipe end to end and write its run directory. `corpus` (a corpus frame, e.g.
+    from `assay.from_frame`) replaces reading the recipe's input.
 
     The run is staged beside `out` and swapped in only when complete (manifest last), so a
     failure leaves the previous run as it was; `out` is checked for writability first.
@@ -189,7 +193,7 @@ def run_recipe(
         recipe = _with_seed(recipe, seed)
     run_dir = RunDirectory(out or Path("runs") / recipe.name).prepare()
     try:
-        result = _build_run(recipe, run_dir, progress, cache)
+        result = _build_run(recipe, run_dir, progress, cache, corpus)
     except BaseException:
         run_dir.abort()
         raise
@@ -221,11 +225,25 @@ def _usable_cache(cache: StepCache) -> StepCache:
     return StepCache(root, enabled=False)
 
 
+def _given_input(corpus: pl.DataFrame) -> io.Loaded:
+    """A corpus handed in from Python, shaped like what reading a source gives."""
+    corpus_mod.check_corpus(corpus, "the corpus given to run_recipe")
+    empty = corpus_mod.empty(corpus_mod.is_multilabel(corpus))
+    return io.Loaded(
+        corpus=corpus,
+        dropped=empty,
+        rows_read=corpus.height,
+        input_hash=frame_hash(corpus),
+        source=IN_MEMORY,
+    )
+
+
 def _build_run(
     recipe: Recipe,
     run_dir: RunDirectory,
     progress: Progress | None,
     cache: StepCache | None,
+    given: pl.DataFrame | None = None,
 ) -> RunResult:
     ctx = RunContext(
         seed=recipe.seed,
@@ -234,7 +252,7 @@ def _build_run(
         progress=progress or SilentProgress(),
     )
     started = time.perf_counter()
-    loaded = load_input(recipe)
+    loaded = load_input(recipe) if given is None else _given_input(given)
     corpus, load_dropped, input_key, rows_read = (
         loaded.corpus,
         loaded.dropped,

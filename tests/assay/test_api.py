@@ -138,3 +138,32 @@ def test_import_assay_stays_light_and_entry_points_load_on_use():
     assert out.strip() == "[] True []"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = assay.nope
+
+
+@pytest.mark.parametrize("kind", ["pandas", "arrow", "dataset"])
+def test_a_frame_runs_through_a_recipe_into_a_dataset_dict_that_datasets_reads(tmp_path, kind):
+    datasets = pytest.importorskip("datasets")
+    texts = [f"review number {i} was {'good' if i % 2 else 'bad'}" for i in range(40)]
+    labels = ["pos" if i % 2 else "neg" for i in range(40)]
+    frame = pl.DataFrame({"sentence": texts, "sentiment": labels})
+    obj = {
+        "pandas": frame.to_pandas(),
+        "arrow": frame.to_arrow(),
+        "dataset": datasets.Dataset.from_dict(frame.to_dict(as_series=False)),
+    }[kind]
+    corpus = assay.from_frame(obj, text="sentence", label="sentiment")
+    recipe = {
+        "name": "from-python",
+        "steps": [{"split": {"dev": 0.2, "test": 0.2}}],
+        "output": {"formats": ["hf"]},
+    }
+    result = assay.run(recipe, tmp_path / "run", corpus=corpus)
+    assert result.manifest["accounting"]["rows_read"] == 40
+    assert result.manifest["inputs"][0]["source"] == "<corpus given from Python>"
+    back = datasets.load_from_disk(str(tmp_path / "run" / "corpus_hf"))
+    assert set(back) == {"train", "validation", "test"}
+    assert back["train"].features["label"].names == ["neg", "pos"]
+    assert sum(len(back[s]) for s in back) == 40
+    names = back["validation"].features["label"].names
+    got = sorted((row["text"], names[row["label"]]) for s in back for row in back[s])
+    assert got == sorted(zip(texts, labels, strict=True))
