@@ -6,6 +6,7 @@ Messages say what was expected, what was found, and the fix. The CLI prints them
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # An error is one line a person reads: values echoed in it are cut to this many characters,
@@ -23,6 +24,29 @@ def shorten(value: Any, limit: int = MAX_VALUE) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """`text` without URL credentials (user:password@) and without the given secrets."""
+    text = _URL_CREDENTIALS.sub("***@", text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def redact_data(value: Any) -> Any:
+    """`value` (JSON-like data: a manifest, a report) with `redact` applied to every string."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_data(v) for v in value]
+    return value
 
 
 class AssayError(Exception):

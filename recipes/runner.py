@@ -26,7 +26,7 @@ from assay.books import LINEAGE_SCHEMA
 from assay.cache import StepCache, step_key
 from assay.context import RunContext
 from assay.curate import io
-from assay.errors import RecipeError, StepError, shorten
+from assay.errors import RecipeError, StepError, redact_data, shorten
 from assay.hashing import frame_hash
 from assay.progress import Progress, SilentProgress
 from assay.recipes.schema import Recipe, StepSpec, dump_recipe, load_recipe
@@ -326,24 +326,27 @@ def _manifest(
     }
     if not accounting["balanced"]:
         raise StepError(f"the run lost rows: {accounting}")
-    return {
-        "assay_version": __version__,
-        "name": recipe.name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "seed": recipe.seed,
-        "engine": recipe.engine,
-        "recipe": dump_recipe(recipe),
-        "inputs": [{"source": recipe.input.source, "hash": input_key, "rows_read": rows_read}],
-        "accounting": accounting,
-        "steps": [r.to_dict() for r in result.reports],
-        "cached_steps": [r.step for r in result.reports if r.cached],
-        "drop_reasons": _drop_reasons(result.dropped),
-        "splits": dict(result.corpus.group_by("split").len().sort("split").iter_rows()),
-        "labels": _label_counts(result.corpus),
-        "versions": _versions(),
-        "seconds": round(seconds, 3),
-        "files": [MANIFEST],
-    }
+    # URL credentials in a step's params (a server URL) never reach the manifest.
+    return redact_data(
+        {
+            "assay_version": __version__,
+            "name": recipe.name,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seed": recipe.seed,
+            "engine": recipe.engine,
+            "recipe": dump_recipe(recipe),
+            "inputs": [{"source": recipe.input.source, "hash": input_key, "rows_read": rows_read}],
+            "accounting": accounting,
+            "steps": [r.to_dict() for r in result.reports],
+            "cached_steps": [r.step for r in result.reports if r.cached],
+            "drop_reasons": _drop_reasons(result.dropped),
+            "splits": dict(result.corpus.group_by("split").len().sort("split").iter_rows()),
+            "labels": _label_counts(result.corpus),
+            "versions": _versions(),
+            "seconds": round(seconds, 3),
+            "files": [MANIFEST],
+        }
+    )
 
 
 def _drop_reasons(dropped: pl.DataFrame) -> list[dict[str, Any]]:

@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assay.errors import RemoteError, require
+from assay.errors import RemoteError, redact, require
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +119,7 @@ def log_ablation(report: dict[str, Any], out_dir: Path | str, settings: MlflowSe
     except (MlflowException, OSError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise RemoteError(
-            f"MLflow did not take the ablation at {_redact(settings.uri)}: {_redact(first)}; "
+            f"MLflow did not take the ablation at {redact(settings.uri)}: {redact(first)}; "
             f"the results are in {out_dir}"
         ) from None
     log.info("logged ablation %r to MLflow experiment %r (run %s)", name, experiment, parent_id)
@@ -171,8 +170,3 @@ def _artifacts(client, run_id: str, out_dir: Path, names: tuple[str, ...]) -> No
         path = out_dir / name
         if path.exists():
             client.log_artifact(run_id, str(path))
-
-
-def _redact(uri: str) -> str:
-    """The URI without user:password@ (it goes into an error message)."""
-    return re.sub(r"//[^/@]*@", "//***@", uri)

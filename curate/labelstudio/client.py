@@ -17,11 +17,10 @@ import dataclasses
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator
 from typing import Any
 
-from assay.errors import InputError, RemoteError, ResourceError, require
+from assay.errors import InputError, RemoteError, ResourceError, redact, require
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +110,6 @@ def env_timeout() -> float:
     if not value > 0:
         raise InputError(f"{TIMEOUT_ENV} must be a number of seconds > 0, got {raw[:40]!r}")
     return value
-
-
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """`text` without URL credentials (user:password@) and without the given secrets."""
-    text = _URL_CREDENTIALS.sub("***@", text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
 
 
 @contextlib.contextmanager

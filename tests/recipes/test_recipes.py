@@ -419,3 +419,28 @@ def test_the_label_studio_sync_folder_is_a_state_folder_of_runs():
     from assay.rundir import STATE_DIRS
 
     assert SYNC_DIR in STATE_DIRS
+
+
+def test_url_credentials_in_step_params_never_reach_the_manifest(tmp_path, data_csv):
+    from pydantic import Field
+
+    from assay.registry import register
+    from assay.step import Audit, Findings, StepConfig
+
+    @register("test_remote_audit")
+    class RemoteAudit(Audit):
+        """Pretends to read a service at a URL."""
+
+        class Config(StepConfig):
+            url: str = Field(description="service URL")
+
+        def score(self, corpus, ctx):
+            return Findings(summary={"seen": self.config.url})
+
+    url = "http://admin:hunter2secret@localhost:8080/api"
+    path = write_recipe(tmp_path, data_csv, steps=[{"test_remote_audit": {"url": url}}])
+    result = run_recipe(path, tmp_path / "run")
+    text = (tmp_path / "run" / "manifest.json").read_text()
+    assert "hunter2secret" not in text and "admin:" not in text
+    assert "http://***@localhost:8080/api" in text
+    assert result.manifest["steps"][0]["params"]["url"] == "http://***@localhost:8080/api"
