@@ -39,15 +39,7 @@ from assay.step import Changes, Edit, Keep, StepConfig
 log = logging.getLogger(__name__)
 
 Method = Literal["exact", "normalized", "ngram", "minhash", "lineage", "group", "label_conflict"]
-ALL_METHODS: tuple[Method, ...] = (
-    "exact",
-    "normalized",
-    "ngram",
-    "minhash",
-    "lineage",
-    "group",
-    "label_conflict",
-)
+ALL_METHODS: tuple[str, ...] = methods.METHODS
 Action = Literal["report", "drop_from_train", "mark_eval"]
 SPLIT_RANK = {"train": 0, "dev": 1, "test": 2}
 SPLIT_PAIRS: tuple[tuple[str, str], ...] = (("train", "dev"), ("train", "test"), ("dev", "test"))
@@ -300,6 +292,18 @@ def read_split_files(folder: str | Path) -> pl.DataFrame:
             "directory, or a folder with one file per split"
         )
     return pl.concat(parts, how="diagonal_relaxed")
+
+
+def load(path: str | Path) -> pl.DataFrame:
+    """A corpus to audit: a folder of per-split files (`read_split_files`), else anything
+    `read_corpus` reads (a run directory, a corpus parquet, a data file)."""
+    from assay.curate.io import read_corpus
+
+    path = Path(path).expanduser()
+    splits = [p for s in SPLIT_RANK for p in path.glob(f"{s}.*") if p.is_file()]
+    if path.is_dir() and not (path / "corpus.parquet").exists() and splits:
+        return read_split_files(path)
+    return read_corpus(path)
 
 
 def audit(corpus: pl.DataFrame, cfg: LeakageConfig | None = None, seed: int = 1) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+METHODS = ("exact", "normalized", "ngram", "minhash", "lineage", "group", "label_conflict")
 FINDING_SCHEMA = {
     "eval_id": pl.String,
     "other_id": pl.String,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 
@@ -259,3 +261,44 @@ def test_real_data_exact_leaks_match_the_independent_count(shared_data):
     table = summarize(sst2, findings, ["exact"])
     row = table.filter(pl.col("pair") == "train x test").row(0, named=True)
     assert (row["eval_rows"], row["affected"]) == (1821, 2)
+
+
+def test_cli_prints_the_per_pair_table_and_json(tmp_path):
+    from click.testing import CliRunner
+
+    from assay.recipes.cli import main
+
+    path = tmp_path / "corpus.parquet"
+    planted().write_parquet(path)
+    runner = CliRunner()
+    result = runner.invoke(main, ["audit", "leakage", str(path), "--json", "--method", "group"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    test_row = next(r for r in out["summary"] if r["pair"] == "train x test")
+    assert (test_row["method"], test_row["affected"]) == ("group", 1)
+    findings = tmp_path / "findings.parquet"
+    result = runner.invoke(main, ["audit", "leakage", str(tmp_path), "--findings", str(findings)])
+    assert result.exit_code == 0, result.output
+    assert "label_conflict" in result.output and "train x test" in result.output
+    assert pairs(pl.read_parquet(findings), "lineage") == EXPECTED["lineage"]
+
+
+def test_cli_reads_a_folder_of_split_files_and_fails_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from assay.recipes.cli import main
+
+    pl.DataFrame({"text": ["same text here", "only train"], "label": ["a", "b"]}).write_csv(
+        tmp_path / "train.csv"
+    )
+    pl.DataFrame({"text": ["same text here"], "label": ["a"]}).write_csv(tmp_path / "test.csv")
+    runner = CliRunner()
+    result = runner.invoke(main, ["audit", "leakage", str(tmp_path), "--json", "--method", "exact"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)["summary"]
+    assert (row["pair"], row["eval_rows"], row["affected"]) == ("train x test", 1, 1)
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    result = runner.invoke(main, ["audit", "leakage", str(empty_dir)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
