@@ -230,7 +230,15 @@ def ngram_overlap(
         for n, table in grams.items():
             wanted = eval_rows.filter(pl.col("n") == n).select("row")
             ev = table.join(wanted, on="row", how="semi").select("row", "pos", "g")
-            other = table.filter(pl.col("split") == other_split).select("g", o_row="row").unique()
+            if ev.is_empty():
+                continue
+            # only the other split's n-grams that some eval row has: a small frame to dedupe
+            other = (
+                table.filter(pl.col("split") == other_split)
+                .join(ev.select("g").unique(), on="g", how="semi")
+                .select("g", o_row="row")
+                .unique()
+            )
             hit = ev.join(other, on="g", how="inner")
             if hit.is_empty():
                 continue
