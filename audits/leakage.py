@@ -10,7 +10,9 @@ For every pair of splits (train x dev, train x test, dev x test) it reports:
 - `lineage`: a row derived (via `parent_id` chains) from a row of a later split, such as
   a train row augmented from a test row; `group`: a group with rows in both splits;
 - `label_conflict`: the same normalised text with different labels, within a split or
-  across splits.
+  across splits;
+- `semantic` (only when listed: it loads a sentence-embedding model): cosine of the dedup
+  step's embeddings between rows of two splits.
 
 Methods are independent: an exact copy of a long text is found by `exact`, `ngram` and
 `minhash` alike, and the summary gives each method's share of eval rows affected.
@@ -38,7 +40,9 @@ from assay.step import Changes, Edit, Keep, StepConfig
 
 log = logging.getLogger(__name__)
 
-Method = Literal["exact", "normalized", "ngram", "minhash", "lineage", "group", "label_conflict"]
+Method = Literal[
+    "exact", "normalized", "ngram", "minhash", "lineage", "group", "label_conflict", "semantic"
+]
 ALL_METHODS: tuple[str, ...] = methods.METHODS
 Action = Literal["report", "drop_from_train", "mark_eval"]
 SPLIT_RANK = {"train": 0, "dev": 1, "test": 2}
@@ -56,10 +60,10 @@ class LeakageConfig(StepConfig):
     """Which leakage methods run, their settings, and what to do with what they find."""
 
     methods: list[Method] = Field(
-        default_factory=lambda: list(ALL_METHODS),
+        default_factory=lambda: list(methods.DEFAULT_METHODS),
         min_length=1,
         description="methods to run: exact, normalized, ngram, minhash, lineage, group, "
-        "label_conflict",
+        "label_conflict (the default), and semantic (sentence embeddings; needs a model)",
     )
     action: Action = Field(
         "report",
@@ -78,6 +82,10 @@ class LeakageConfig(StepConfig):
     )
     minhash_ngram: int = Field(2, ge=1, le=32, description="MinHash shingle length in words")
     num_perm: int = Field(64, ge=8, le=1024, description="MinHash permutations")
+    semantic_threshold: float = Field(
+        0.9, gt=0, lt=1, description="semantic near duplicates: cosine of sentence embeddings"
+    )
+    model: str | None = Field(None, description="sentence embedding model (default: MiniLM)")
     normalization: Normalization = Field(
         default_factory=Normalization, description="text normalisation for normalized matches"
     )
@@ -190,6 +198,8 @@ def _run(method: str, rows: pl.DataFrame, cfg: LeakageConfig, seed: int) -> pl.D
         return methods.lineage(rows)
     if method == "group":
         return methods.groups(rows)
+    if method == "semantic":
+        return methods.semantic(rows, SPLIT_PAIRS, cfg.semantic_threshold, cfg.model)
     return methods.label_conflicts(rows)
 
 
@@ -202,7 +212,7 @@ def summarize(
     conflicts inside one split add their own pairs (`train x train`) when found.
     """
     sizes = dict(corpus.group_by("split").len().iter_rows())
-    names = method_names or list(ALL_METHODS)
+    names = method_names or list(methods.DEFAULT_METHODS)
     present = {s for s in SPLIT_RANK if sizes.get(s)}
     pairs = [f"{o} x {e}" for o, e in SPLIT_PAIRS if o in present and e in present]
     grid = pl.DataFrame(

@@ -15,7 +15,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-METHODS = ("exact", "normalized", "ngram", "minhash", "lineage", "group", "label_conflict")
+# every method; `semantic` needs a sentence-embedding model, so it runs only when asked
+METHODS = (
+    "exact",
+    "normalized",
+    "ngram",
+    "minhash",
+    "lineage",
+    "group",
+    "label_conflict",
+    "semantic",
+)
+DEFAULT_METHODS = METHODS[:-1]
 FINDING_SCHEMA = {
     "eval_id": pl.String,
     "other_id": pl.String,
@@ -325,3 +336,57 @@ def near_duplicates(
         score=pl.col("score"),
     )
     return _finish(out, "minhash")
+
+
+# -- semantic ------------------------------------------------------------------------------------
+
+
+def semantic(
+    rows: pl.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    threshold: float,
+    model: str | None = None,
+    batch_size: int = 64,
+    block: int = 2048,
+) -> pl.DataFrame:
+    """Rows of two splits whose sentence embeddings (the dedup step's, MiniLM by default)
+    have cosine >= `threshold` (`score`). Each eval block is compared with the whole earlier
+    split in one matrix product: the work is cross-split only."""
+    from assay.curate import dedup_semantic
+
+    splits = sorted({s for pair in pairs for s in pair})
+    sub = rows.filter(pl.col("split").is_in(splits))
+    if sub.height < 2:
+        return empty()
+    vectors = dedup_semantic.embed(sub["text"].to_list(), model, batch_size)
+    split = sub["split"].to_numpy()
+    found: list[pl.DataFrame] = []
+    for other_split, eval_split in pairs:
+        e_idx = np.flatnonzero(split == eval_split)
+        o_idx = np.flatnonzero(split == other_split)
+        if not len(e_idx) or not len(o_idx):
+            continue
+        others = vectors[o_idx]
+        for lo in range(0, len(e_idx), block):
+            part = e_idx[lo : lo + block]
+            sims = vectors[part] @ others.T
+            i, j = np.nonzero(sims >= threshold)
+            if len(i):
+                found.append(
+                    pl.DataFrame(
+                        {"e": part[i], "o": o_idx[j], "score": sims[i, j].astype(np.float64)}
+                    )
+                )
+    if not found:
+        return empty()
+    hits = pl.concat(found)
+    side = sub.select("id", "split")
+    out = pl.concat(
+        [
+            side[hits["e"].to_numpy()].rename({"id": "eval_id", "split": "eval_split"}),
+            side[hits["o"].to_numpy()].rename({"id": "other_id", "split": "other_split"}),
+            hits.select(pl.col("score").clip(upper_bound=1.0)),
+        ],
+        how="horizontal",
+    )
+    return _finish(out, "semantic")

@@ -302,3 +302,30 @@ def test_cli_reads_a_folder_of_split_files_and_fails_in_one_line(tmp_path):
     result = runner.invoke(main, ["audit", "leakage", str(empty_dir)])
     assert result.exit_code == 1
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_semantic_runs_only_when_asked_and_finds_paraphrases(monkeypatch):
+    import numpy as np
+
+    from assay.curate import dedup_semantic
+
+    corpus = from_records(
+        ["cats are lovely pets", "felines make lovely companions", "stock prices fell", "rain"],
+        ["a", "a", "b", "b"],
+        ids=["t1", "e1", "t2", "e2"],
+        split=["train", "test", "train", "test"],
+    )
+    same_meaning = {"felines make lovely companions": "cats are lovely pets"}
+
+    def fake_embed(texts, model=None, batch_size=64):
+        keys = sorted({same_meaning.get(t, t) for t in texts})
+        vectors = np.zeros((len(texts), len(keys)), dtype=np.float32)
+        for i, t in enumerate(texts):
+            vectors[i, keys.index(same_meaning.get(t, t))] = 1.0
+        return vectors
+
+    monkeypatch.setattr(dedup_semantic, "embed", fake_embed)
+    assert "semantic" not in set(find_leaks(corpus)["method"])
+    findings = find_leaks(corpus, LeakageConfig(methods=["semantic"]))
+    assert pairs(findings, "semantic") == {("e1", "t1")}
+    assert findings["score"].to_list() == [pytest.approx(1.0)]
