@@ -212,11 +212,13 @@ def doctor() -> None:
 
 # Command groups of other areas, attached last so their modules can import this one's helpers.
 from assay.recipes.cli_ablate import ablate  # noqa: E402
+from assay.recipes.cli_audit import audit  # noqa: E402
 from assay.recipes.cli_cache import cache  # noqa: E402
 from assay.recipes.cli_labelstudio import ls  # noqa: E402
 from assay.recipes.cli_train import train  # noqa: E402
 
 main.add_command(ablate)
+main.add_command(audit)
 main.add_command(cache)
 main.add_command(ls)
 main.add_command(train)

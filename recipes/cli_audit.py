@@ -1,0 +1,69 @@
+"""`assay audit`: audits of a corpus outside a recipe (today: train/dev/test leakage)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from assay.audits.leakage_methods import METHODS
+from assay.recipes.cli_group import AssayGroup
+from assay.recipes.cli_options import json_option, quiet_option
+
+
+@click.group("audit", cls=AssayGroup)
+def audit() -> None:
+    """Audit a corpus without a recipe: leaks between train, dev and test."""
+
+
+@audit.command("leakage")
+@click.argument("data", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    type=click.Choice(METHODS),
+    help="Run only this method (repeat for several; default all).",
+)
+@click.option(
+    "--findings",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the findings table (Parquet) to this file.",
+)
+@json_option
+@quiet_option
+def leakage_cmd(
+    data: Path, methods: tuple[str, ...], findings: Path | None, as_json: bool, quiet: bool
+) -> None:
+    """Leaks between splits of DATA (a corpus file, a run directory, or a folder of
+    train/dev/test files): each method's share of eval rows affected, per pair of splits."""
+    from assay import atomic
+    from assay.audits.leakage import LeakageConfig, load
+    from assay.audits.leakage import audit as run_audit
+
+    cfg = LeakageConfig(methods=list(methods)) if methods else LeakageConfig()
+    result = run_audit(load(data), cfg)
+    if findings is not None:
+        atomic.write_parquet(findings, result["findings"])
+    summary = result["summary"]
+    if as_json:
+        click.echo(
+            json.dumps({"summary": summary.to_dicts(), "n_findings": result["findings"].height})
+        )
+        return
+    if quiet:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("pair", "method", "eval rows", "affected", "share")
+    for row in summary.iter_rows(named=True):
+        table.add_row(
+            row["pair"],
+            row["method"],
+            f"{row['eval_rows']:,}",
+            f"{row['affected']:,}",
+            f"{100 * row['share']:.2f}%",
+        )
+    Console().print(table)
