@@ -106,7 +106,9 @@ class Translator:
         stats = [
             (s, p.stat().st_size, p.stat().st_mtime_ns) for s, p in zip(stamp, files, strict=True)
         ]
-        return f"{path.name}-{xxhash.xxh3_64_hexdigest(repr((str(path.resolve()), stats)).encode())}"
+        return (
+            f"{path.name}-{xxhash.xxh3_64_hexdigest(repr((str(path.resolve()), stats)).encode())}"
+        )
 
     def cache(self, src: str, tgt: str) -> TranslationCache:
         if (src, tgt) not in self._caches:
