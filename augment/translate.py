@@ -20,7 +20,6 @@ Backends:
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sqlite3
@@ -335,9 +334,11 @@ class CTranslate2Translator(Translator):
         batch_size: int = 32,
         beam_size: int = 1,
         max_length: int = 256,
+        threads: int | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(model, **kw)
+        self.threads = threads
         self.tokenizer_path = tokenizer or model
         self.device = device
         self.batch_size = batch_size
@@ -351,6 +352,8 @@ class CTranslate2Translator(Translator):
             require("transformers", "generate", "the CTranslate2 model's tokenizer")
             from transformers import AutoTokenizer
 
+            from assay.train.device import free_cores
+
             if not (Path(self.model) / "model.bin").exists():
                 raise ResourceError(
                     f"{self.model!r} is not a CTranslate2 model directory (no model.bin); "
@@ -360,7 +363,9 @@ class CTranslate2Translator(Translator):
             device = self.device
             if device == "auto":
                 device = "cuda" if ct2.get_cuda_device_count() > 0 else "cpu"
-            threads = max(1, min(4, os.cpu_count() or 1))
+            # As many threads as there are idle cores: CTranslate2's threads spin while they
+            # wait, and on busy cores two threads can be many times slower than one.
+            threads = self.threads or free_cores()
             translator = ct2.Translator(self.model, device=device, intra_threads=threads)
             self._loaded = (AutoTokenizer.from_pretrained(self.tokenizer_path), translator)
         return self._loaded
