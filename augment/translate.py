@@ -154,6 +154,16 @@ class Translator:
 # -- Apertium -----------------------------------------------------------------------------
 
 
+_PAIRS: list[str] = []
+
+
+def _apertium_pairs() -> list[str]:
+    """The installed pairs, asked once per process (`apertium -l` is a process launch)."""
+    if not _PAIRS:
+        _PAIRS.extend(resources.apertium_pairs())
+    return _PAIRS
+
+
 class ApertiumTranslator(Translator):
     """Apertium (rule-based, offline): one process per batch, one sentence per line."""
 
@@ -169,7 +179,7 @@ class ApertiumTranslator(Translator):
 
     def _exe(self, src: str, tgt: str) -> str:
         exe = shutil.which("apertium")
-        pairs = resources.apertium_pairs()  # raises when Apertium is missing
+        pairs = _apertium_pairs()  # raises when Apertium is missing
         if f"{src}-{tgt}" not in pairs:
             raise ResourceError(
                 f"Apertium has no {src}-{tgt} pair; installed: {', '.join(pairs)} "
