@@ -20,6 +20,7 @@ BUILTIN_STEP_MODULES = [
     "assay.augment.noise",
     "assay.augment.domain_vocab",
     "assay.augment.term_mining",
+    "assay.augment.back_translation",
     "assay.curate.labelstudio.steps",
     "assay.audits.leakage",
 ]

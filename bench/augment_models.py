@@ -1,0 +1,291 @@
+"""Benchmark: back-translation and the translators behind it.
+
+- Apertium back-translation (eng -> spa -> eng) of `--rows` MR sentences through assay's
+  `back_translation` step, end to end (`run_steps`: ids, duplicate checks, books), with an
+  empty translation cache, against two raw batched `apertium` calls on the same sentences
+  (one process each way, newline-separated). Paired, alternating which goes first; the
+  target is the median of the per-pair time ratios over `--repeats`. Then the
+  same step again on a warm translation cache (a second run), against the first.
+- CTranslate2 against Hugging Face transformers on the same tiny randomly initialised
+  Marian model (built and converted here, offline; greedy, CPU, batches of 32), on the
+  same sentences: sentences per second each (no cache).
+- With `--guard`: the label guard on 500 SST-2 test sentences. Each gets a faithful child
+  (its own Apertium round trip) and a label-flipped child (a test sentence of the other
+  class presented as its child); the guard (defaults: fast model trained on SST-2 train,
+  min_confidence 0.5) should reject the flipped ones and keep the faithful ones.
+
+    .venv/bin/python bench/augment_models.py [--rows 2000] [--guard] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from harness import target  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"
+TOKENIZER_FILES = ["source.spm", "target.spm", "vocab.json", "tokenizer_config.json"]
+
+
+def load(rows: int) -> list[str]:
+    import polars as pl
+
+    return pl.read_csv(DATA / "mr" / "all.csv")["text"].head(rows).to_list()
+
+
+def raw_apertium(texts: list[str]) -> tuple[float, list[str]]:
+    exe = shutil.which("apertium")
+    assert exe is not None
+    t0 = time.perf_counter()
+    spa = subprocess.run(
+        [exe, "-u", "eng-spa"], input="\n".join(texts) + "\n", capture_output=True, text=True
+    ).stdout
+    eng = subprocess.run([exe, "-u", "spa-eng"], input=spa, capture_output=True, text=True).stdout
+    return time.perf_counter() - t0, eng.split("\n")[:-1]
+
+
+def assay_back_translation(texts: list[str], home: Path) -> tuple[float, int]:
+    from assay import RunContext, from_records
+    from assay.augment.back_translation import BackTranslationAugmenter
+    from assay.recipes.runner import run_steps
+
+    os.environ["ASSAY_HOME"] = str(home)
+    corpus = from_records(texts, ["x"] * len(texts), split=["train"] * len(texts))
+    t0 = time.perf_counter()
+    out = run_steps(corpus, [BackTranslationAugmenter(pivots=["spa"])], RunContext(seed=7))
+    return time.perf_counter() - t0, out.reports[0].n_added
+
+
+def bench_apertium(texts: list[str], repeats: int, tmp: Path) -> dict:
+    raw, cold, warm, ratios = [], [], [], []
+    added = 0
+    for r in range(repeats):
+        # Paired and alternating: raw then assay, assay then raw, ...
+        home = tmp / f"home{r}"
+        if r % 2:
+            seconds, added = assay_back_translation(texts, home)
+            raw.append(raw_apertium(texts)[0])
+        else:
+            raw.append(raw_apertium(texts)[0])
+            seconds, added = assay_back_translation(texts, home)
+        cold.append(seconds)
+        ratios.append(seconds / raw[-1])
+        warm.append(assay_back_translation(texts, home)[0])
+    n = len(texts)
+    return {
+        "paired_time_ratio": statistics.median(ratios),
+        "raw_apertium": {
+            "seconds": statistics.median(raw),
+            "sentences_per_s": n / statistics.median(raw),
+        },
+        "assay_cold": {
+            "seconds": statistics.median(cold),
+            "sentences_per_s": n / statistics.median(cold),
+            "added": added,
+        },
+        "assay_warm_cache": {
+            "seconds": statistics.median(warm),
+            "sentences_per_s": n / statistics.median(warm),
+        },
+    }
+
+
+def build_tiny_marian(root: Path, sentences: list[str]) -> Path:
+    """A randomly initialised Marian model with a sentencepiece tokenizer trained here."""
+    import sentencepiece as spm
+    import torch
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "corpus.txt").write_text("\n".join(sentences) + "\n")
+    spm.SentencePieceTrainer.train(
+        input=str(root / "corpus.txt"),
+        model_prefix=str(root / "sp"),
+        vocab_size=1000,
+        model_type="unigram",
+        bos_id=-1,
+        eos_id=-1,
+        unk_id=1,
+        pad_id=-1,
+        minloglevel=2,
+    )
+    sp = spm.SentencePieceProcessor(model_file=str(root / "sp.model"))
+    pieces = ["</s>", "<unk>"] + [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    pieces = [p for p in dict.fromkeys(pieces) if p != "<pad>"] + ["<pad>"]
+    vocab = {p: i for i, p in enumerate(pieces)}
+    out = root / "model"
+    out.mkdir()
+    (out / "vocab.json").write_text(json.dumps(vocab))
+    for name in ("source.spm", "target.spm"):
+        (out / name).write_bytes((root / "sp.model").read_bytes())
+    MarianTokenizer(
+        str(out / "source.spm"), str(out / "target.spm"), str(out / "vocab.json")
+    ).save_pretrained(out)
+    torch.manual_seed(0)
+    config = MarianConfig(
+        vocab_size=len(vocab),
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_position_embeddings=128,
+        pad_token_id=vocab["<pad>"],
+        eos_token_id=vocab["</s>"],
+        decoder_start_token_id=vocab["<pad>"],
+        forced_eos_token_id=vocab["</s>"],
+    )
+    MarianMTModel(config).save_pretrained(out)
+    return out
+
+
+def bench_models(texts: list[str], repeats: int, tmp: Path, max_length: int) -> dict:
+    import ctranslate2
+
+    from assay.augment.translate import CTranslate2Translator, HFTranslator
+
+    model = build_tiny_marian(tmp / "marian", texts)
+    converted = tmp / "marian-ct2"
+    ctranslate2.converters.TransformersConverter(str(model), copy_files=TOKENIZER_FILES).convert(
+        str(converted)
+    )
+    hf = HFTranslator(str(model), device="cpu", batch_size=32, max_length=max_length, cache=False)
+    ct2 = CTranslate2Translator(
+        str(converted), device="cpu", batch_size=32, max_length=max_length, cache=False
+    )
+    hf.translate(texts[:64], "eng", "spa")  # load and warm up both
+    ct2.translate(texts[:64], "eng", "spa")
+    times: dict[str, list[float]] = {"hf_transformers": [], "ctranslate2": []}
+    for _ in range(repeats):
+        for name, translator in (("hf_transformers", hf), ("ctranslate2", ct2)):
+            t0 = time.perf_counter()
+            translator.translate(texts, "eng", "spa")
+            times[name].append(time.perf_counter() - t0)
+    n = len(texts)
+    return {
+        name: {"seconds": statistics.median(t), "sentences_per_s": n / statistics.median(t)}
+        for name, t in times.items()
+    }
+
+
+def bench_guard(n: int) -> dict:
+    import numpy as np
+    import polars as pl
+
+    from assay import from_records
+    from assay.augment.guard import GuardConfig, check
+    from assay.augment.translate import translator
+
+    train = pl.read_csv(DATA / "sst2" / "train.csv")
+    test = pl.read_csv(DATA / "sst2" / "test.csv").head(n)
+    corpus = from_records(
+        train["text"].to_list(), train["label"].to_list(), split=["train"] * train.height
+    )
+    parents = from_records(
+        test["text"].to_list(),
+        test["label"].to_list(),
+        ids=[f"t{i}" for i in range(test.height)],
+        split=["test"] * test.height,
+    )
+    apertium = translator("apertium")
+    faithful = apertium.translate(
+        apertium.translate(test["text"].to_list(), "eng", "spa"), "spa", "eng"
+    )
+    labels = test["label"].to_list()
+    rng = np.random.default_rng(0)
+    flipped = []
+    for label in labels:
+        others = np.flatnonzero(np.array(labels) != label)
+        flipped.append(test["text"][int(rng.choice(others))])
+    ids = parents["id"].to_list()
+    new = pl.DataFrame({"parent_id": ids + ids, "text": faithful + flipped})
+    checked = check(GuardConfig(), corpus, parents, new, 7, "back_translation")
+    rejected = checked["_guard_reason"].is_not_null().to_numpy()
+    return {
+        "n": test.height,
+        "faithful_kept": float(1 - rejected[: test.height].mean()),
+        "flipped_rejected": float(rejected[test.height :].mean()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--max-length", type=int, default=48, help="tokens decoded per sentence")
+    ap.add_argument("--guard", action="store_true", help="also the guard-quality benchmark")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="assay-bench-"))
+    try:
+        return run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> int:
+    texts = load(args.rows)
+    results = bench_apertium(texts, args.repeats, tmp)
+    results.update(bench_models(texts, args.repeats, tmp, args.max_length))
+    cold, warm = (results[k]["seconds"] for k in ("assay_cold", "assay_warm_cache"))
+    hf, ct2 = results["hf_transformers"], results["ctranslate2"]
+    targets = [
+        target("apertium_time_vs_raw", results["paired_time_ratio"], 1.15, "<="),
+        target("warm_cache_time_vs_first_run", warm / cold, 0.05, "<="),
+        {
+            "name": "ctranslate2_vs_hf_sentences_per_s",
+            "value": round(ct2["sentences_per_s"] / hf["sentences_per_s"], 2),
+            "target": "reported",
+            "met": True,
+        },
+    ]
+    if args.guard:
+        results["guard"] = bench_guard(500)
+        targets.append(
+            target("guard_flipped_rejected", results["guard"]["flipped_rejected"], 0.8, ">=")
+        )
+        targets.append(target("guard_faithful_kept", results["guard"]["faithful_kept"], 0.8, ">="))
+    report = {
+        "bench": "augment_models",
+        "params": {"rows": args.rows, "repeats": args.repeats, "max_length": args.max_length},
+        "results": results,
+        "targets": targets,
+    }
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"back-translation benchmark: rows={args.rows}, median of {args.repeats}")
+    print(f"{'method':<22}{'seconds':>10}{'sentences/s':>14}")
+    for name, r in results.items():
+        if isinstance(r, dict) and "seconds" in r:
+            print(f"{name:<22}{r['seconds']:>10.3f}{r['sentences_per_s']:>14,.0f}")
+    if "guard" in results:
+        g = results["guard"]
+        print(
+            f"guard on {g['n']} SST-2 test sentences: faithful kept {g['faithful_kept']:.3f}, "
+            f"flipped rejected {g['flipped_rejected']:.3f}"
+        )
+    print()
+    for t in targets:
+        print(
+            f"  {'MET ' if t['met'] else 'MISS'} {t['name']}: {t['value']} (target {t['target']})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import pytest
+
+from assay.augment import translate as tr
+from assay.errors import InputError, ResourceError
+
+needs_apertium = pytest.mark.skipif(shutil.which("apertium") is None, reason="apertium absent")
+
+
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path, monkeypatch):
+    """Each test starts with an empty translation cache."""
+    monkeypatch.setenv("ASSAY_HOME", str(tmp_path / "home"))
+
+
+class FakeTranslator(tr.Translator):
+    """Upper-cases and tags the pair; records every batch it is asked to translate."""
+
+    backend = "fake"
+
+    def __init__(self, model: str = "m1", fail: bool = False, **kw) -> None:
+        super().__init__(model, **kw)
+        self.batches: list[list[str]] = []
+        self.fail = fail
+
+    def _translate(self, texts, src, tgt):
+        self.batches.append(list(texts))
+        if self.fail:
+            raise RuntimeError("backend down")
+        return [f"{tgt}:{t.upper()}" for t in texts]
+
+
+def test_translate_returns_one_output_per_input_in_order():
+    fake = FakeTranslator()
+    assert fake.translate(["a", "b", "a"], "eng", "spa") == ["spa:A", "spa:B", "spa:A"]
+    assert fake.batches == [["a", "b"]]  # duplicates translated once, in one batch
+
+
+def test_cache_across_objects_skips_known_texts():
+    first = FakeTranslator()
+    first.translate(["one", "two"], "eng", "spa")
+    second = FakeTranslator()  # a new run: same backend, model and pair
+    assert second.translate(["two", "three", "one"], "eng", "spa") == [
+        "spa:TWO",
+        "spa:THREE",
+        "spa:ONE",
+    ]
+    assert second.batches == [["three"]]
+    assert second.computed == 1
+    assert (tr.cache_dir()).is_dir()
+
+
+def test_cache_is_per_model_and_per_pair():
+    FakeTranslator("m1").translate(["one"], "eng", "spa")
+    other_model = FakeTranslator("m2")
+    other_model.translate(["one"], "eng", "spa")
+    other_pair = FakeTranslator("m1")
+    other_pair.translate(["one"], "eng", "cat")
+    assert other_model.batches == [["one"]]
+    assert other_pair.batches == [["one"]]
+    assert len(list(tr.cache_dir().glob("*.sqlite"))) == 3
+
+
+def test_cache_off_recomputes():
+    FakeTranslator().translate(["one"], "eng", "spa")
+    again = FakeTranslator(cache=False)
+    again.translate(["one"], "eng", "spa")
+    assert again.batches == [["one"]]
+
+
+def test_failed_batch_leaves_the_cache_unchanged():
+    FakeTranslator().translate(["one"], "eng", "spa")
+    with pytest.raises(RuntimeError):
+        FakeTranslator(fail=True).translate(["two", "three"], "eng", "spa")
+    (path,) = tr.cache_dir().glob("*.sqlite")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT v FROM t").fetchall() == [("spa:ONE",)]
+
+
+def test_a_local_model_directory_is_keyed_by_its_files(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"1")
+    before = FakeTranslator(str(model)).model_key()
+    (model / "weights.bin").write_bytes(b"22")
+    assert FakeTranslator(str(model)).model_key() != before
+
+
+def test_unknown_backend_and_missing_model_are_one_clear_error():
+    with pytest.raises(InputError, match="unknown translation backend 'x'"):
+        tr.translator("x")
+    with pytest.raises(InputError, match="needs a model"):
+        tr.translator("hf")
+
+
+@needs_apertium
+def test_apertium_translates_a_whole_batch_in_one_process():
+    apertium = tr.translator("apertium")
+    texts = ["The film is good.", "It was a bad movie.", "A long\nstory, told   badly.", ""]
+    out = apertium.translate(texts, "eng", "spa")
+    assert len(out) == 4
+    assert out[0] == "La película es bien."
+    assert out[1].startswith("Era una película mala")
+    assert "\n" not in out[2] and out[2]
+    assert out[3] == ""
+    assert apertium.processes == 1
+
+
+@needs_apertium
+def test_apertium_second_run_reads_the_cache():
+    texts = ["The film is good.", "It was a bad movie."]
+    first = tr.translator("apertium")
+    expected = first.translate(texts, "eng", "cat")
+    second = tr.translator("apertium")
+    assert second.translate(texts, "eng", "cat") == expected
+    assert second.processes == 0 and second.computed == 0
+
+
+@needs_apertium
+def test_apertium_falls_back_to_smaller_batches_when_lines_do_not_split_back(monkeypatch):
+    real_run = tr.ApertiumTranslator._run
+
+    def run(self, exe, lines, pair):
+        if len(lines) > 1 and any("planted" in line for line in lines):
+            return None  # as if Apertium had merged two lines
+        return real_run(self, exe, lines, pair)
+
+    monkeypatch.setattr(tr.ApertiumTranslator, "_run", run)
+    apertium = tr.translator("apertium", cache=False)
+    texts = ["The film is good.", "A planted line.", "It was a bad movie.", "I love it."]
+    out = apertium.translate(texts, "eng", "spa")
+    reference = tr.translator("apertium", cache=False)
+    assert out == [reference.translate([t], "eng", "spa")[0] for t in texts]
+    assert apertium.processes > 1
+
+
+@needs_apertium
+def test_apertium_missing_pair_names_the_installed_ones():
+    with pytest.raises(ResourceError, match=r"no eng-deu pair; installed: .*eng-spa"):
+        tr.translator("apertium").translate(["Hello"], "eng", "deu")
