@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
@@ -18,7 +21,9 @@ class SplitStep(Edit):
     Rows that already have a split keep it (unless `keep_existing` is false); unlabelled rows
     go to `unlabeled`. A group (the `group` column: document, author, template) never
     straddles splits: its unsplit rows follow any split the group already has, and new groups
-    are assigned whole.
+    are assigned whole. With `clusters`, duplicates (`exact`: the same normalised text) or
+    near-duplicates (`minhash`: dedup's MinHash-LSH, Jaccard >= 0.5 on word bigrams) are
+    kept together too, so no cluster leaks across splits.
     """
 
     class Config(StepConfig):
@@ -27,6 +32,11 @@ class SplitStep(Edit):
         stratify: bool = Field(True, description="keep label proportions equal across splits")
         by_group: bool = Field(True, description="keep rows that share a group in one split")
         keep_existing: bool = Field(True, description="rows that already have a split keep it")
+        clusters: Literal["none", "exact", "minhash"] = Field(
+            "none",
+            description="also keep duplicate clusters in one split: exact (normalised text) "
+            "or minhash (near-duplicates)",
+        )
 
         @model_validator(mode="after")
         def _fractions(self):
@@ -41,11 +51,41 @@ class SplitStep(Edit):
             if cfg.keep_existing
             else corpus.with_columns(split=pl.lit(None, dtype=pl.String))
         )
-        assigned = assign_splits(frame, cfg.dev, cfg.test, ctx, cfg.stratify, cfg.by_group)
+        by_group = cfg.by_group
+        if cfg.clusters != "none":
+            frame = frame.with_columns(group=cluster_units(frame, cfg.clusters, ctx, by_group))
+            by_group = True
+        assigned = assign_splits(frame, cfg.dev, cfg.test, ctx, cfg.stratify, by_group)
         changed = corpus["split"].ne_missing(assigned)
         counts = assigned.value_counts().sort("split")
         summary = {"splits": dict(counts.iter_rows()), "assigned": int(changed.sum())}
         return Changes(columns=pl.DataFrame([corpus["id"], assigned]), summary=summary)
+
+
+def cluster_units(
+    corpus: pl.DataFrame, method: str, ctx: RunContext, by_group: bool = True
+) -> pl.Series:
+    """A unit per row that joins duplicate clusters and (with `by_group`) groups: the
+    connected components of "same cluster" and "same group"."""
+    from assay.curate.dedup import DedupConfig, find_clusters
+    from assay.curate.dedup_clusters import components
+
+    n = corpus.height
+    first_of_cluster, _ = find_clusters(corpus, DedupConfig(method=method), ctx)
+    a, b = [np.arange(n)], [np.asarray(first_of_cluster, dtype=np.int64)]
+    if by_group:
+        first_of_group = (
+            corpus.select(pl.coalesce("group", "id").alias("_unit"))
+            .with_row_index("_row")
+            .select(pl.col("_row").min().over("_unit"))
+            .to_series()
+            .to_numpy()
+        )
+        a.append(np.arange(n))
+        b.append(first_of_group.astype(np.int64))
+    labels = components(n, np.concatenate(a), np.concatenate(b))
+    ids = corpus["id"].to_numpy()
+    return pl.Series("group", ids[labels], dtype=pl.String)
 
 
 def assign_splits(

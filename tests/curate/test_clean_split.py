@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assay import RunContext, from_records
 from assay.curate.clean import CleanTransform
@@ -111,3 +114,48 @@ def test_language_filter_keeps_texts_it_is_unsure_about():
     c = from_records(["A taut, intelligent psychological drama."], ["a"], ids=["short_english"])
     assert CleanTransform(lang="en").apply(c).corpus.height == 1
     assert CleanTransform(lang="en", lang_min_confidence=0.0).apply(c).corpus.height == 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    copies=st.lists(st.integers(1, 6), min_size=5, max_size=25),
+    groups=st.integers(0, 4),
+    seed=st.integers(0, 20),
+)
+def test_split_with_exact_clusters_never_puts_a_cluster_or_group_in_two_splits(
+    copies, groups, seed
+):
+    texts, labels, group = [], [], []
+    for k, n in enumerate(copies):
+        for j in range(n):
+            # copies differ in case and spacing only: one cluster after normalisation
+            texts.append(f"Sentence  number {k} here" if j % 2 else f"sentence number {k} here")
+            labels.append("pos" if (k + j) % 3 else "neg")
+            group.append(f"g{k % groups}" if groups and k % 2 else None)
+    corpus = from_records(texts, labels).with_columns(group=pl.Series(group, dtype=pl.String))
+    out = SplitStep(dev=0.2, test=0.2, clusters="exact").apply(corpus, RunContext(seed=seed))
+    frame = out.corpus.with_columns(
+        _key=pl.col("text").str.to_lowercase().str.replace_all(r"\s+", " ")
+    )
+    for key in ("_key", "group"):
+        spread = frame.drop_nulls(key).group_by(key).agg(pl.col("split").n_unique().alias("n"))
+        assert spread["n"].max() in (None, 1)
+    assert out.corpus["group"].equals(corpus["group"])  # the corpus keeps its own groups
+
+
+def test_split_with_minhash_clusters_keeps_near_duplicates_together():
+    rng = np.random.default_rng(0)
+    vocab = [f"w{i}" for i in range(500)]
+    base = [" ".join(rng.choice(vocab, 14, replace=False)) for _ in range(40)]
+    near = [t.rsplit(" ", 1)[0] + " extra" for t in base]  # last word changed: Jaccard ~0.86
+    corpus = from_records(base + near, ["pos" if k % 2 else "neg" for k in range(80)])
+    ctx = RunContext(seed=3)
+    plain = SplitStep(dev=0.2, test=0.2).apply(corpus, ctx).corpus
+    clustered = SplitStep(dev=0.2, test=0.2, clusters="minhash").apply(corpus, ctx).corpus
+
+    def straddling(frame):
+        pairs = frame.with_columns(k=pl.int_range(pl.len()) % 40)
+        return int((pairs.group_by("k").agg(pl.col("split").n_unique())["split"] > 1).sum())
+
+    assert straddling(plain) > 0  # without clusters, some near-duplicate pairs leak
+    assert straddling(clustered) == 0
