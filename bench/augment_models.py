@@ -230,11 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guard", action="store_true", help="also the guard-quality benchmark")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="assay-bench-"))
-    try:
-        return run(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="assay-bench-", ignore_cleanup_errors=True) as tmp:
+        return run(args, Path(tmp))
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -275,11 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-ray", action="store_true", help="only: Ray vs local kept ids")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="assay-bench-"))
-    try:
-        return run(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="assay-bench-", ignore_cleanup_errors=True) as tmp:
+        return run(args, Path(tmp))
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:

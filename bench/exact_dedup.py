@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -107,11 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="assay-bench-"))
-    try:
-        return run(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="assay-bench-", ignore_cleanup_errors=True) as tmp:
+        return run(args, Path(tmp))
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
