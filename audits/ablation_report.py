@@ -104,17 +104,27 @@ def render_html(report: dict[str, Any], table: pl.DataFrame, svg: str, curve: st
                 f"({100 * r['vs_control_delta_low']:+.2f}..{100 * r['vs_control_delta_high']:+.2f}"
                 f", p {r['vs_control_p_value']:.3g})"
             )
+        if r.get("clean_score") is not None:
+            row["clean"] = _pct(r["clean_score"])
+            if r["clean_delta"] is not None:
+                row["clean delta"] = (
+                    f"{100 * r['clean_delta']:+.2f} "
+                    f"({100 * r['clean_delta_low']:+.2f}..{100 * r['clean_delta_high']:+.2f})"
+                )
         shown.append(row)
     columns = ["arm", "train rows", "steps", "s / seed", report["metric"], "CI", "delta",
                "delta CI", "p (Holm)", "p (raw)", "verdict", "vs control"]  # fmt: skip
+    if any("clean" in row for row in shown):
+        columns += ["clean", "clean delta"]
     notes = "".join(f"<li>{html.escape(w)}</li>" for w in report["warnings"])
     stats = report.get("statistics", {})
     intro = (
         f"<p>Model <b>{html.escape(report['model'])}</b>, seeds {report['seeds']}, "
         f"{report['eval_rows']:,} {report['eval_split']} rows. Deltas in points. "
-        f"{html.escape(stats.get('note', ''))} <i>vs control</i>: the variant minus its "
+        + _leak_note(report)
+        + f"{html.escape(stats.get('note', ''))} <i>vs control</i>: the variant minus its "
         "size-matched duplicate control (hollow in the plot), i.e. what the new text did "
-        "beyond adding (re-weighting) rows; the verdict reads both.</p>"
+        + "beyond adding (re-weighting) rows; the verdict reads both.</p>"
     )
     sections = [("Ablation", intro + svg + html_table(shown, columns))]
     if curve:
@@ -133,6 +143,17 @@ def render_html(report: dict[str, Any], table: pl.DataFrame, svg: str, curve: st
     if notes:
         sections.append(("Warnings", f"<ul>{notes}</ul>"))
     return page(f"{report['name']}: ablation", sections)
+
+
+def _leak_note(report: dict[str, Any]) -> str:
+    leaked = report.get("eval_rows_leaked")
+    if not leaked:
+        return ""
+    return (
+        f"{leaked:,} {report['eval_split']} rows were marked as leaked by the leakage audit: "
+        "<i>clean</i> scores and deltas leave them out, so the gap to the full score is what "
+        "the leak was worth. "
+    )
 
 
 def _pct(v: float | None) -> str:

@@ -39,8 +39,15 @@ from assay.recipes.schema import Recipe, StepSpec, load_recipe
 from assay.recipes.tracking import log_tracking
 from assay.step import StepReport
 from assay.train.ablation_data import duplicate_control, subsample_train
-from assay.train.compare import ArmRuns, arms_table, compare_arms
-from assay.train.evaluate import FAST, TRAIN_VERSION, TrainOutcome, train_and_evaluate
+from assay.train.compare import ArmRuns, arms_table, compare_arms, subset_fields
+from assay.train.evaluate import (
+    FAST,
+    LEAKED,
+    TRAIN_VERSION,
+    TrainOutcome,
+    train_and_evaluate,
+    with_leaked,
+)
 from assay.train.fast import DEFAULTS as FAST_DEFAULTS
 from assay.train.metrics import encode
 
@@ -489,6 +496,7 @@ def _report(
         "metric": spec.metric,
         "eval_split": spec.eval_split,
         "eval_rows": evaluated.height,
+        "eval_rows_leaked": _leaked_rows(evaluated),
         "classes": classes,
         "seeds": spec.seed_list,
         "confidence": 1 - spec.alpha,
@@ -508,6 +516,11 @@ def _report(
             for r in by_size[size]
         ]
     return report
+
+
+def _leaked_rows(evaluated: pl.DataFrame) -> int:
+    marked = with_leaked(evaluated.select("id"), evaluated)
+    return int(marked[LEAKED].sum()) if LEAKED in marked.columns else 0
 
 
 CURVE_FIELDS = ("arm", "kind", "train_rows", "score", "delta", "delta_low", "delta_high",
@@ -598,6 +611,21 @@ def _size_rows(
         alpha=spec.alpha,
         p_test=spec.p_test,
     )
+    leaked = with_leaked(evaluated.select("id"), evaluated)
+    if 0 < _leaked_rows(evaluated) < evaluated.height:
+        # A leakage audit marked eval rows: every arm is also scored on the clean rest.
+        clean = subset_fields(
+            runs,
+            encode(evaluated["label"].to_list(), classes),
+            ~leaked[LEAKED].to_numpy(),
+            len(classes),
+            metric=spec.metric,
+            rng=np.random.default_rng(np.random.SeedSequence([recipe.seed, 0xC1EA])),
+            n_resamples=spec.bootstrap,
+            alpha=spec.alpha,
+        )
+        for row, extra in zip(rows, clean, strict=True):
+            row.update(extra)
     for arm, row, run in zip(arms, rows, runs, strict=True):
         row["description"] = arm.description
         row["steps_added"] = [s.name for s in arm.suffix if s not in arms[0].suffix]

@@ -91,6 +91,22 @@ def print_table(console, report: dict) -> None:
             f"{100 * r['score']:.2f}", delta + mark, p, control, escape(r.get("verdict") or ""),
         )  # fmt: skip
     console.print(table)
+    if report.get("eval_rows_leaked"):
+        console.print(
+            f"clean {report['eval_split']} subset ({report['eval_rows_leaked']:,} leaked rows "
+            "left out): what the leak was worth"
+        )
+        for r in report["arms"]:
+            delta = (
+                f"  delta {100 * r['clean_delta']:+.2f} [{100 * r['clean_delta_low']:+.2f}, "
+                f"{100 * r['clean_delta_high']:+.2f}]"
+                if "clean_delta" in r
+                else ""
+            )
+            console.print(
+                f"  {escape(r['arm'])}: {100 * r['clean_score']:.2f} "
+                f"(full {100 * r['score']:.2f}){delta}"
+            )
     for r in report.get("learning_curve") or []:
         if r["kind"] != "baseline":
             console.print(

@@ -62,12 +62,16 @@ def train(
     )
     for col in ("split", "n", "accuracy [95% CI]", "macro-F1 [95% CI]", "ECE"):
         table.add_column(col, justify="left" if col == "split" else "right")
-    for split, ci in outcome.intervals.items():
-        m = outcome.metrics[split]
+    for name, ci in outcome.intervals.items():
+        split, _, subset = name.partition(":")
+        m = outcome.metrics[split][subset] if subset else outcome.metrics[split]
         cells = [
             f"{100 * ci[k]['estimate']:.2f} [{100 * ci[k]['low']:.2f}, {100 * ci[k]['high']:.2f}]"
             for k in ("accuracy", "macro_f1")
         ]
-        table.add_row(split, f"{m['n']:,}", *cells, f"{m['ece']:.3f}")
+        # The clean subset leaves out the eval rows a leakage audit marked as leaked.
+        label = f"{split} clean ({m['n_leaked']:,} leaked left out)" if subset else split
+        ece = f"{m['ece']:.3f}" if "ece" in m else "-"
+        table.add_row(label, f"{m['n']:,}", *cells, ece)
     console.print(table)
     console.print(f"predictions and metrics in {out}")

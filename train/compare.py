@@ -99,6 +99,48 @@ def compare_arms(
     return rows, [warning] if warning else []
 
 
+def subset_fields(
+    arms: list[ArmRuns],
+    y_true: np.ndarray,
+    keep: np.ndarray,
+    k: int,
+    *,
+    metric: str,
+    rng: np.random.Generator,
+    n_resamples: int,
+    alpha: float,
+    prefix: str = "clean_",
+) -> list[dict[str, Any]]:
+    """Each arm's score and delta against the baseline on the examples `keep` selects (the
+    clean subset of a leaked eval split), with their CIs; one dict per arm, in order."""
+    baseline = [p[keep] for p in arms[0].predictions]
+    out = []
+    for arm in arms:
+        cmp = paired_bootstrap(
+            y_true[keep],
+            [p[keep] for p in arm.predictions],
+            baseline,
+            k,
+            metric,
+            rng=rng,
+            n_resamples=n_resamples,
+            confidence=1 - alpha,
+            n_permutations=0,
+            p_test="bootstrap",
+        )
+        row = {
+            f"{prefix}n": int(keep.sum()),
+            f"{prefix}score": cmp.variant.estimate,
+            f"{prefix}score_low": cmp.variant.low,
+            f"{prefix}score_high": cmp.variant.high,
+        }
+        if arm is not arms[0]:
+            row.update({f"{prefix}delta": cmp.delta.estimate, f"{prefix}delta_low": cmp.delta.low,
+                        f"{prefix}delta_high": cmp.delta.high})  # fmt: skip
+        out.append(row)
+    return out
+
+
 def delta_fields(prefix: str, cmp: PairedComparison, alpha: float) -> dict[str, Any]:
     """Delta, CI and raw p of one comparison; `adjust_and_judge` adds the adjusted p."""
     d = cmp.delta
@@ -182,7 +224,7 @@ TABLE_COLUMNS = [
     "score_low", "score_high", "delta", "delta_low", "delta_high", "p_value", "p_value_raw",
     "significant", "verdict", "vs_control_delta", "vs_control_delta_low",
     "vs_control_delta_high", "vs_control_p_value", "vs_control_p_value_raw",
-    "vs_control_verdict",
+    "vs_control_verdict", "clean_score", "clean_delta", "clean_delta_low", "clean_delta_high",
 ]  # fmt: skip
 
 

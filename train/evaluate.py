@@ -28,6 +28,10 @@ FAST = "fast"
 TRAIN_VERSION = "1"
 EVAL_SPLITS = corpus_mod.EVAL_SPLITS
 SLICE_COLUMNS = ("lang", "origin", "group", "length_bucket")
+# Eval rows a leakage audit marked (`<step>__leaked`, action mark_eval): metrics are also
+# reported on the clean rest, so the user sees what the leak was worth.
+LEAKED_SUFFIX = "__leaked"
+CLEAN = "clean"
 
 
 @dataclasses.dataclass
@@ -106,7 +110,10 @@ def train_and_evaluate(
     callers that only compare runs, like the ablation, skip them).
 
     Metrics per split include slices by lang, origin, group and length bucket, and by any
-    further corpus columns named in `slice_by` (kept in the predictions too)."""
+    further corpus columns named in `slice_by` (kept in the predictions too). Where a
+    leakage audit marked eval rows (`leakage__leaked`), each split's report also holds the
+    metrics of its clean subset under `clean` (with `n_leaked`), and `intervals` gets a
+    `<split>:clean` entry."""
     options = dict(options or {})
     train = training_rows(corpus)
     if train.height == 0:
@@ -135,7 +142,7 @@ def train_and_evaluate(
     missing = [c for c in slice_by if c not in evals.columns]
     if missing:
         raise InputError(f"cannot slice by {missing}: the corpus has columns {evals.columns}")
-    predictions = _predictions(evals, proba, classes, est, list(slice_by))
+    predictions = with_leaked(_predictions(evals, proba, classes, est, list(slice_by)), evals)
     # A class the training rows lack (a variant dropped it) is scored, never predicted.
     scored = sorted(set(classes) | set(corpus_mod.label_set(evals)))
     metrics = {}
@@ -149,6 +156,15 @@ def train_and_evaluate(
                 np.array(part["proba"].to_list()),
             )
             metrics[split]["slices"] = slices(part, scored, slice_by)
+            if LEAKED in part.columns:
+                clean = part.filter(~pl.col(LEAKED))
+                metrics[split][CLEAN] = classification_report(
+                    clean["label"].to_list(),
+                    clean["pred"].to_list(),
+                    scored,
+                    np.array(clean["proba"].to_list()) if clean.height else None,
+                )
+                metrics[split][CLEAN]["n_leaked"] = part.height - clean.height
     outcome = TrainOutcome(
         model=model,
         seed=seed,
@@ -168,6 +184,20 @@ def train_and_evaluate(
         if save_model and hasattr(est, "save"):
             est.save(Path(out_dir) / "model")
     return outcome
+
+
+LEAKED = "leaked"
+
+
+def with_leaked(predictions: pl.DataFrame, evals: pl.DataFrame) -> pl.DataFrame:
+    """Add a `leaked` column (any `<step>__leaked` mark) when the eval rows carry one."""
+    marks = [c for c in evals.columns if c.endswith(LEAKED_SUFFIX)]
+    if not marks:
+        return predictions
+    leaked = evals.select(
+        pl.any_horizontal([pl.col(c).fill_null(False).cast(pl.Boolean) for c in marks])
+    ).to_series()
+    return predictions.with_columns(leaked.alias(LEAKED))
 
 
 def slices(
@@ -224,4 +254,11 @@ def metric_intervals(
         out[split] = {
             m: bootstrap_ci(y_true, y_pred, len(scored), m, rng=rng).to_dict() for m in metrics
         }
+        if LEAKED in part.columns:
+            clean = ~part[LEAKED].to_numpy()
+            if clean.any():
+                out[f"{split}:{CLEAN}"] = {
+                    m: bootstrap_ci(y_true[clean], y_pred[clean], len(scored), m, rng=rng).to_dict()
+                    for m in metrics
+                }
     return out

@@ -411,3 +411,30 @@ def test_train_rows_rejects_bad_sizes(tmp_path):
     for bad in ([], [10, 10], [1]):
         with pytest.raises(RecipeError, match="train_rows"):
             load_recipe(_recipe(source, [{"name": "n", "add": ["test_noop"]}], train_rows=bad))
+
+
+def test_marked_leaks_get_clean_subset_scores_beside_the_full_ones(tmp_path):
+    rng = np.random.default_rng(7)
+    n_train, n_clean, n_leaked = 120, 40, 40
+    texts = [f"w{i}a w{i}b w{i}c" for i in range(n_train + n_clean)]
+    labels = [str(x) for x in rng.choice(["pos", "neg"], n_train + n_clean)]
+    # Test: 40 verbatim train rows (memorised by the model) and 40 unseen rows.
+    rows = (
+        [(t, lab, "train") for t, lab in zip(texts[:n_train], labels[:n_train], strict=True)]
+        + [(t, lab, "test") for t, lab in zip(texts[:n_leaked], labels[:n_leaked], strict=True)]
+        + [(t, lab, "test") for t, lab in zip(texts[n_train:], labels[n_train:], strict=True)]
+    )
+    path = tmp_path / "leaky.csv"
+    pl.DataFrame(rows, schema=["text", "label", "split"], orient="row").write_csv(path)
+    spec = _recipe(str(path), [{"name": "noop", "add": ["test_noop"]}], seeds=2)
+    spec["steps"] = [{"leakage": {"methods": ["exact"], "action": "mark_eval"}}]
+    result = run_ablation(load_recipe(spec), tmp_path / "out")
+    report = result.report
+    assert report["eval_rows_leaked"] == n_leaked
+    arms = {r["arm"]: r for r in report["arms"]}
+    base = arms["baseline"]
+    assert base["clean_n"] == n_clean
+    assert base["score"] > base["clean_score"] + 0.1
+    assert arms["noop"]["clean_delta"] == 0
+    page = (result.out_dir / "ablation.html").read_text()
+    assert "marked as leaked" in page and "clean delta" in page

@@ -42,3 +42,45 @@ def test_intervals_are_seeded_and_skipped_when_nothing_is_written():
     a = train_and_evaluate(corpus(), seed=1, intervals=True).intervals
     b = train_and_evaluate(corpus(), seed=1, intervals=True).intervals
     assert a == b and set(a) == {"dev", "test"}
+
+
+def leaky_corpus(n_train: int = 120, n_leaked: int = 40, n_clean: int = 40):
+    """Train rows of unique nonsense words with random labels: nothing generalises. The
+    first `n_leaked` test rows are verbatim train rows (the model memorised them); the
+    other test rows are unseen, so the model can only guess there."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    labels = [str(x) for x in rng.choice(["pos", "neg"], n_train + n_clean)]
+    texts = [f"w{i}a w{i}b w{i}c" for i in range(n_train + n_clean)]
+    test_texts = texts[:n_leaked] + texts[n_train:]
+    test_labels = labels[:n_leaked] + labels[n_train:]
+    return from_records(
+        texts[:n_train] + test_texts,
+        labels[:n_train] + test_labels,
+        split=["train"] * n_train + ["test"] * len(test_texts),
+    )
+
+
+def test_clean_subset_metrics_show_what_a_marked_leak_was_worth(tmp_path):
+    import assay
+
+    marked = assay.run(
+        {"name": "leaky", "steps": [{"leakage": {"methods": ["exact"], "action": "mark_eval"}}]},
+        tmp_path / "run",
+        corpus=assay.from_frame(leaky_corpus(), split="split"),
+    ).pipeline.corpus
+    assert marked["leakage__leaked"].sum() == 40
+    outcome = train_and_evaluate(marked, model="fast", seed=0, intervals=True)
+    test = outcome.metrics["test"]
+    clean = test["clean"]
+    assert clean["n"] == 40 and clean["n_leaked"] == 40
+    # Memorised rows are right, unseen ones a coin flip: the full score overstates the model.
+    assert test["accuracy"] > clean["accuracy"] + 0.2
+    assert set(outcome.intervals) == {"test", "test:clean"}
+    assert outcome.intervals["test:clean"]["accuracy"]["estimate"] == pytest.approx(
+        clean["accuracy"]
+    )
+    # Without marks there is no clean subset.
+    plain = train_and_evaluate(leaky_corpus(), model="fast", seed=0, intervals=True)
+    assert "clean" not in plain.metrics["test"] and set(plain.intervals) == {"test"}
