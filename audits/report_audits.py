@@ -78,7 +78,7 @@ def _example_clusters(run: RunArtifacts, n: int = 3) -> list[dict[str, Any]]:
             frames.append(
                 frame.filter(pl.col("dedup__cluster_size") > 1)
                 .select("id", "text", "label", "split", cluster="dedup__cluster")
-                .with_columns(pl.col("label").cast(pl.String), kept=pl.lit(kept))
+                .with_columns(label_text(frame), kept=pl.lit(kept))
             )
     if not frames:
         return []
@@ -86,6 +86,13 @@ def _example_clusters(run: RunArtifacts, n: int = 3) -> list[dict[str, Any]]:
     chosen = members["cluster"].unique(maintain_order=True).head(n)
     rows = members.filter(pl.col("cluster").is_in(chosen)).to_dicts()
     return [{**r, "text": short(r["text"])} for r in rows]
+
+
+def label_text(frame: pl.DataFrame) -> pl.Expr:
+    """The label as one string: a multi-label list joined with commas."""
+    if isinstance(frame.schema["label"], pl.List):
+        return pl.col("label").list.join(", ")
+    return pl.col("label").cast(pl.String)
 
 
 # -- label issues ---------------------------------------------------------------------------

@@ -322,3 +322,17 @@ def test_an_ablation_folder_gets_the_forest_plot_and_table(tmp_path):
     assert 'aria-label="macro_f1 on test' in doc and "<h3>Warnings</h3>" in doc
     assert "| +eda | variant |" in md and "- a planted warning" in md
     assert md.startswith("# toy: ablation")
+
+
+def test_multilabel_clusters_show_their_labels_joined(tmp_path):
+    corpus = pl.DataFrame(
+        {"id": ["a", "b"], "text": ["same", "same"], "label": [["x", "y"], ["x"]],
+         "split": ["train", "train"], "origin": ["source", "source"],
+         "dedup__cluster": ["a", "a"], "dedup__cluster_size": [2, 2]}
+    )  # fmt: skip
+    steps = [_step(0, "dedup", "filter", {"method": "exact", "clusters": 1})]
+    sections = build_sections(RunArtifacts(tmp_path, {"steps": steps}, corpus))
+    (dup,) = [s for s in sections if s.title == "Duplicates"]
+    assert "| a | a | train | x, y | True | same |" in dup.markdown()
+    balance = next(s for s in sections if s.title == "Class balance").markdown()
+    assert "| x | 2 |" in balance and "| y | 1 |" in balance
