@@ -176,6 +176,7 @@ def ablation(run: RunArtifacts) -> list[Section]:
     page = render_html(report, table, svg, curve)
     # The ablation page's sections, one level down inside this one.
     body = page.split("</h1>", 1)[-1].rsplit("</body>", 1)[0]
+    body = body.replace("<h2>Ablation</h2>", "", 1)
     body = body.replace("<h2>", "<h3>").replace("</h2>", "</h3>")
     return [Section("Ablation", [Raw(body, _ablation_markdown(report))], key="ablation")]
 

@@ -318,7 +318,7 @@ def test_an_ablation_folder_gets_the_forest_plot_and_table(tmp_path):
     _ablation(tmp_path)
     html_path, md_path = rebuild_report(tmp_path)
     doc, md = html_path.read_text(), md_path.read_text()
-    assert _h2(doc) == ["Ablation"]
+    assert _h2(doc) == ["Ablation"] and "<h3>Ablation</h3>" not in doc
     assert 'aria-label="macro_f1 on test' in doc and "<h3>Warnings</h3>" in doc
     assert "| +eda | variant |" in md and "- a planted warning" in md
     assert md.startswith("# toy: ablation")
