@@ -640,5 +640,7 @@ def _size_rows(
 
 def _write(out_dir: Path, report: dict[str, Any], table: pl.DataFrame) -> None:
     from assay.audits.ablation_report import write_ablation_report
+    from assay.audits.report import rebuild_report
 
     write_ablation_report(out_dir, report, table)
+    rebuild_report(out_dir)

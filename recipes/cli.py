@@ -215,12 +215,14 @@ from assay.recipes.cli_ablate import ablate  # noqa: E402
 from assay.recipes.cli_audit import audit  # noqa: E402
 from assay.recipes.cli_cache import cache  # noqa: E402
 from assay.recipes.cli_labelstudio import ls  # noqa: E402
+from assay.recipes.cli_report import report  # noqa: E402
 from assay.recipes.cli_train import train  # noqa: E402
 
 main.add_command(ablate)
 main.add_command(audit)
 main.add_command(cache)
 main.add_command(ls)
+main.add_command(report)
 main.add_command(train)
 
 if __name__ == "__main__":

@@ -300,6 +300,7 @@ def _build_run(
 
         render_run_report(run_dir, manifest, result.corpus, dropped)
         manifest["outputs"][REPORT] = "report.html"
+        manifest["outputs"]["report.md"] = "report.md"
     run_dir.write_manifest(manifest)
     return RunResult(run_dir, manifest, result)
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Set up assay on a fresh machine: system packages, a virtualenv in .venv with every extra,
-# and the offline WordNet data dir. Safe to rerun; each step skips what is already done.
+# and the offline WordNet data dir (chromium: the headless browser that checks the run report
+# renders). Safe to rerun; each step skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-APT_PACKAGES="apertium apertium-eng-spa apertium-eng-cat wordnet-base"
+APT_PACKAGES="apertium apertium-eng-spa apertium-eng-cat wordnet-base chromium"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -237,6 +237,7 @@ def test_a_rerun_with_other_outputs_leaves_no_stale_files(tmp_path, data_csv):
         "lineage.parquet",
         "manifest.json",
         "report.html",
+        "report.md",
     }
 
 

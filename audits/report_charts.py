@@ -1,0 +1,86 @@
+"""Inline SVG charts for the run report: horizontal bars and the corpus flow per step.
+
+Charts are plain SVG strings with no external fonts or styles, so a report stays one file.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+BLUE = "#4C78A8"
+RED = "#E45756"
+GREEN = "#54A24B"
+GREY = "#555"
+
+
+def bar_chart(values: Mapping[str, float], title: str = "", width: int = 520) -> str:
+    """Horizontal bars as inline SVG."""
+    if not values:
+        return ""
+    bar_h, gap, label_w = 18, 6, 160
+    top = max(values.values()) or 1
+    height = len(values) * (bar_h + gap) + 24
+    parts = [
+        f'<svg width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">'
+    ]
+    for i, (name, v) in enumerate(values.items()):
+        y = 20 + i * (bar_h + gap)
+        w = (width - label_w - 70) * (v / top)
+        parts.append(f'<text x="0" y="{y + 13}">{html.escape(str(name))[:24]}</text>')
+        parts.append(
+            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{BLUE}"/>'
+        )
+        parts.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 13}">{v:,.4g}</text>')
+    if title:
+        parts.append(f'<text x="0" y="12" font-weight="bold">{html.escape(title)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def flow_chart(steps: Sequence[Mapping[str, Any]], width: int = 760) -> str:
+    """One bar per step: the rows it kept (blue), dropped (red) and added (green)."""
+    if not steps:
+        return ""
+    bar_h, gap, label_w, top = 18, 8, 170, 40
+    scale_max = max(max(s["n_in"], s["n_out"]) for s in steps) or 1
+    plot_w = width - label_w - 190
+    height = top + len(steps) * (bar_h + gap) + 6
+    parts = [
+        f'<svg width="{width}" height="{height}" role="img" aria-label="corpus flow per step">',
+        '<text x="0" y="12" font-weight="bold">rows per step: kept, dropped, added</text>',
+    ]
+    for i, (name, color) in enumerate((("kept", BLUE), ("dropped", RED), ("added", GREEN))):
+        x = label_w + i * 90
+        parts.append(
+            f'<rect x="{x}" y="20" width="10" height="10" fill="{color}"/>'
+            f'<text x="{x + 14}" y="29">{name}</text>'
+        )
+    for i, s in enumerate(steps):
+        y = top + i * (bar_h + gap)
+        kept = s["n_in"] - s["n_dropped"]
+        segments = ((kept, BLUE), (s["n_dropped"], RED), (s["n_added"], GREEN))
+        label = f"{s['index']}. {s['step']}"
+        parts.append(f'<text x="0" y="{y + 13}">{html.escape(label[:24])}</text>')
+        x = float(label_w)
+        for n, color in segments:
+            w = plot_w * n / scale_max
+            if w > 0:
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>'
+                )
+            x += w
+        parts.append(
+            f'<text x="{x + 6:.1f}" y="{y + 13}" fill="{GREY}">'
+            f"{s['n_in']:,} → {s['n_out']:,}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def share_colour(share: float) -> str:
+    """A cell background from white (0) to red (a share of 0.25 or more)."""
+    t = max(0.0, min(1.0, share / 0.25))
+    g = round(255 - t * (255 - 120))
+    return f"rgb(255,{g},{g})"

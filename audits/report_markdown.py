@@ -1,0 +1,46 @@
+"""Markdown rendering for the run report: tables, text bars and the page."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+BAR_WIDTH = 30
+
+
+def cell(value: Any) -> str:
+    """A value as one Markdown table cell: no newlines, pipes escaped."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        text = f"{value:,.4g}"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = f"{value:,}"
+    else:
+        text = str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
+def md_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    if not rows:
+        return "_none_"
+    columns = list(columns or rows[0].keys())
+    lines = [
+        "| " + " | ".join(cell(c) for c in columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
+    lines.extend("| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+def text_bars(values: Mapping[str, float], title: str = "") -> str:
+    """Bars drawn with characters, in a code block (a chart's Markdown stand-in)."""
+    if not values:
+        return ""
+    top = max(values.values()) or 1
+    width = max(len(str(k)) for k in values)
+    lines = [f"{title}:"] if title else []
+    for name, v in values.items():
+        bar = "#" * max(0, round(BAR_WIDTH * v / top))
+        lines.append(f"{name!s:<{width}}  {bar} {v:,.4g}")
+    return "```\n" + "\n".join(lines) + "\n```"
