@@ -27,7 +27,8 @@ DROPPED = "dropped.parquet"
 LINEAGE = "lineage.parquet"
 MANIFEST = "manifest.json"
 REPORT = "report.html"
-STATE_DIRS = ("labelstudio",)
+# Kept across reruns: the Label Studio sync state, and ablation cells (keyed by content).
+STATE_DIRS = ("labelstudio", "cells")
 
 
 class RunDirectory:

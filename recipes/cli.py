@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from assay.recipes.cli_group import AssayGroup
+from assay.rundir import REPORT
 from assay.recipes.cli_options import (
     json_option,
     no_cache_option,
@@ -48,8 +49,14 @@ def main(verbose: int) -> None:
 @seed_option()
 @no_cache_option
 @quiet_option
-def run(recipe: Path, out: Path | None, seed: int | None, no_cache: bool, quiet: bool) -> None:
-    """Run a recipe and write its run directory."""
+@click.option(
+    "--no-ablation", is_flag=True, help="Run the steps only, not the recipe's `ablation:`."
+)
+def run(
+    recipe: Path, out: Path | None, seed: int | None, no_cache: bool, quiet: bool, no_ablation: bool
+) -> None:
+    """Run a recipe and write its run directory; a recipe with an `ablation:` section then
+    runs its ablation into the same directory, and the report shows both."""
     from assay.cache import StepCache
     from assay.progress import RichProgress, SilentProgress
     from assay.recipes.runner import run_recipe
@@ -60,8 +67,20 @@ def run(recipe: Path, out: Path | None, seed: int | None, no_cache: bool, quiet:
     progress = SilentProgress() if quiet else RichProgress(console)
     cache = StepCache(enabled=parsed.cache and not no_cache)
     result = run_recipe(parsed, out, seed=seed, progress=progress, cache=cache)
+    path = result.run_dir.path
     if not quiet:
-        _print_run_summary(console, result.manifest, result.run_dir.path)
+        _print_run_summary(console, result.manifest, path)
+    if parsed.ablation is not None and not no_ablation:
+        from assay.recipes.ablation import run_ablation
+        from assay.recipes.cli_ablate import print_table
+
+        if seed is not None:
+            parsed = parsed.model_copy(update={"seed": seed})
+        ablation = run_ablation(parsed, path, progress=progress, cache=cache)
+        if not quiet:
+            console.width = max(console.width, 160)
+            print_table(console, ablation.report)
+    click.echo(str(path / REPORT))
 
 
 def _print_run_summary(console, manifest: dict[str, Any], path: Path) -> None:
