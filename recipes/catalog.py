@@ -23,6 +23,7 @@ BUILTIN_STEP_MODULES = [
     "assay.augment.back_translation",
     "assay.curate.labelstudio.steps",
     "assay.audits.leakage",
+    "assay.audits.quality",
 ]
 
 _loaded = False

@@ -1,4 +1,5 @@
-"""`assay audit`: audits of a corpus outside a recipe (today: train/dev/test leakage)."""
+"""`assay audit`: audits of a corpus outside a recipe: train/dev/test leakage, the data
+quality card, and a model audit (slices, counterfactual bias, errors)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from assay.recipes.cli_options import json_option, quiet_option
 
 @click.group("audit", cls=AssayGroup)
 def audit() -> None:
-    """Audit a corpus without a recipe: leaks between train, dev and test."""
+    """Audit a corpus without a recipe: leaks between splits, data quality, a model's errors."""
 
 
 @audit.command("leakage")
@@ -67,3 +68,38 @@ def leakage_cmd(
             f"{100 * row['share']:.2f}%",
         )
     Console().print(table)
+
+
+@audit.command("quality")
+@click.argument("data", type=click.Path(exists=True, path_type=Path))
+@click.option("--min-words", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Rows with fewer words are short.")  # fmt: skip
+@click.option("--max-words", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Rows with more words are long.")  # fmt: skip
+@click.option(
+    "--findings",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the flagged rows (Parquet) to this file.",
+)
+@json_option
+@quiet_option
+def quality_cmd(
+    data: Path, min_words: int, max_words: int, findings: Path | None, as_json: bool, quiet: bool
+) -> None:
+    """The data quality card of DATA (a corpus file, a run directory, or a folder of
+    train/dev/test files): rows per split and label, imbalance, lengths, duplicates,
+    empty/short/long/other-language rows, vocabulary and typical words per label."""
+    from assay import atomic
+    from assay.audits.leakage import load
+    from assay.audits.quality import QualityConfig, quality_card
+
+    card = quality_card(load(data), QualityConfig(min_words=min_words, max_words=max_words))
+    if findings is not None:
+        atomic.write_parquet(findings, card.findings)
+    if as_json:
+        click.echo(json.dumps(card.to_dict()))
+        return
+    if not quiet:
+        from rich.console import Console
+
+        Console().print(card.rich())
