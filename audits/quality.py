@@ -506,18 +506,18 @@ def render_html(findings: pl.DataFrame, summary: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _md_table(rows: list[dict[str, Any]]) -> str:
+def markdown_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "_none_\n"
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
-        cells = [_md_cell(row.get(c)) for c in cols]
+        cells = [cell_text(row.get(c)) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _md_cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.4g}"
     return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
@@ -532,19 +532,19 @@ def render_markdown(findings: pl.DataFrame, summary: dict[str, Any]) -> str:
         f"{summary.get('rows', 0):,} rows; vocabulary {vocab.get('types', 0):,} types, "
         f"{vocab.get('tokens', 0):,} tokens (type/token ratio {vocab.get('ttr', 0):.3f}).\n",
         "#### Rows per split and label\n",
-        _md_table(_split_rows(summary)),
+        markdown_table(_split_rows(summary)),
         "#### Lengths per label\n",
-        _md_table(summary.get("lengths", [])),
+        markdown_table(summary.get("lengths", [])),
         "#### Duplicates\n",
-        _md_table(summary.get("duplicates", [])),
+        markdown_table(summary.get("duplicates", [])),
         "#### Flagged rows\n",
-        _md_table([{"issue": k, "rows": v} for k, v in flags.items()]),
+        markdown_table([{"issue": k, "rows": v} for k, v in flags.items()]),
         "#### Typical words per label\n",
-        _md_table(_typical_rows(summary)),
+        markdown_table(_typical_rows(summary)),
     ]
     noise = summary.get("label_noise")
     if noise:
-        parts += ["#### Label noise\n", _md_table(noise.get("per_label", []))]
+        parts += ["#### Label noise\n", markdown_table(noise.get("per_label", []))]
     return "\n".join(parts)
 
 
@@ -559,7 +559,7 @@ def rich_tables(summary: dict[str, Any]):
         for c in cols:
             t.add_column(str(c))
         for row in rows:
-            t.add_row(*[_md_cell(row.get(c)).replace("\\|", "|") for c in cols])
+            t.add_row(*[cell_text(row.get(c)).replace("\\|", "|") for c in cols])
         return t
 
     flags = {k: v for k, v in summary.get("flags", {}).items() if k in ISSUES}

@@ -24,6 +24,7 @@ BUILTIN_STEP_MODULES = [
     "assay.curate.labelstudio.steps",
     "assay.audits.leakage",
     "assay.audits.quality",
+    "assay.audits.model_audit",
 ]
 
 _loaded = False

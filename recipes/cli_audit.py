@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from assay.audits.leakage_methods import METHODS
+from assay.context import DEFAULT_SEED
 from assay.recipes.cli_group import AssayGroup
-from assay.recipes.cli_options import json_option, quiet_option
+from assay.recipes.cli_options import json_option, model_option, quiet_option, seed_option
 
 
 @click.group("audit", cls=AssayGroup)
@@ -103,3 +104,80 @@ def quality_cmd(
         from rich.console import Console
 
         Console().print(card.rich())
+
+
+@audit.command("model")
+@click.argument("data", type=click.Path(exists=True, path_type=Path))
+@model_option("fast")
+@click.option(
+    "--split",
+    type=click.Choice(["dev", "test"]),
+    default="test",
+    show_default=True,
+    help="The split predicted and audited.",
+)
+@click.option(
+    "--terms",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Term pairs to swap (.json or .txt; default: gendered words and first names).",
+)
+@click.option(
+    "--slice",
+    "slice_by",
+    multiple=True,
+    help="Slice by this column (repeat for several; default: length, origin, lang, group "
+    "and every column with a few values).",
+)
+@click.option(
+    "--min-size",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Slices with fewer rows are not ranked.",
+)
+@seed_option(DEFAULT_SEED)
+@click.option(
+    "--findings",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the findings table (Parquet) to this file.",
+)
+@json_option
+@quiet_option
+def model_cmd(
+    data: Path,
+    model: str,
+    split: str,
+    terms: Path | None,
+    slice_by: tuple[str, ...],
+    min_size: int,
+    seed: int,
+    findings: Path | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Train a model on the train rows of DATA and audit its predictions of the test rows:
+    metrics per slice with 95% CIs and the worst slices, counterfactual flip rates for
+    gendered words and names, confident mistakes, confusion pairs and feature weights."""
+    from assay import atomic
+    from assay.audits.leakage import load
+    from assay.audits.model_audit import ModelAuditConfig, audit_model, rich_tables
+    from assay.context import RunContext
+
+    cfg = ModelAuditConfig(
+        model=model,
+        split=split,
+        terms=str(terms) if terms else None,
+        slice_by=list(slice_by) or None,
+        min_size=min_size,
+    )
+    ctx = RunContext(seed=seed).for_step(0, "model_audit")
+    found, summary, _ = audit_model(load(data), cfg, ctx)
+    if findings is not None:
+        atomic.write_parquet(findings, found)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    if not quiet:
+        from rich.console import Console
+
+        Console().print(rich_tables(found, summary))
