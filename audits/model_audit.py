@@ -326,7 +326,7 @@ def _sections(
                 "flips": r["flips"],
                 "flip rate": _pct(r["flip_rate"]),
                 "95% CI": f"{_pct(r['low'])}-{_pct(r['high'])}",
-                "mean |Δp|": r["mean_abs_delta"],
+                "mean abs Δp": r["mean_abs_delta"],
             }
             for r in [cf["overall"], *cf["pairs"][:MAX_PAIRS_SHOWN]]
             if r["texts"]

@@ -510,7 +510,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "_none_\n"
     cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(cell_text(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
         cells = [cell_text(row.get(c)) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")

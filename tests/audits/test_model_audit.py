@@ -146,3 +146,51 @@ def test_cli_prints_json_and_tables(tmp_path):
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "Worst slices" in result.output
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory):
+    """A tiny randomly initialised BERT whose word-level vocabulary covers the corpus."""
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    path = tmp_path_factory.mktemp("tiny-bert")
+    words = sorted({w for t in biased_corpus()["text"].to_list() for w in t.split()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = transformers.BertTokenizerFast(
+        vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True
+    )
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    transformers.BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.mark.slow
+def test_encoder_audit_explains_sampled_mistakes_by_occlusion(tiny_encoder):
+    cfg = ModelAuditConfig(
+        model=str(tiny_encoder),
+        model_options={"epochs": 2, "learning_rate": 3e-3, "warmup_ratio": 0.0, "threads": 1},
+        min_size=10,
+        n_resamples=200,
+        counterfactual=False,
+        occlusion_sample=5,
+    )
+    findings, summary, predictions = audit_model(
+        biased_corpus(), cfg, RunContext(seed=1).for_step(0, "model_audit")
+    )
+    assert "features" not in summary["errors"]
+    texts = dict(zip(predictions["id"].to_list(), predictions["text"].to_list(), strict=True))
+    occluded = findings.filter(pl.col("section") == "occlusion")
+    explained = occluded["id"].unique().to_list()
+    assert 1 <= len(explained) <= 5
+    for i in explained:  # one row per word of each explained text
+        rows = occluded.filter(pl.col("id") == i)
+        assert sorted(rows["detail"].to_list()) == sorted(texts[i].split())
