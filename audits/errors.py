@@ -81,7 +81,10 @@ def _check(predictions: pl.DataFrame) -> None:
 def confident_mistakes(
     predictions: pl.DataFrame, classes: Sequence[str], k: int = 20
 ) -> pl.DataFrame:
-    """The k wrong predictions made with the highest probability of the wrong decision."""
+    """The k wrong predictions made with the highest probability of the wrong decision.
+
+    `classes` name the columns of `proba` (the model's classes); a true label the model
+    never saw has probability 0."""
     _check(predictions)
     classes = [str(c) for c in classes]
     index = {c: i for i, c in enumerate(classes)}
@@ -93,8 +96,9 @@ def confident_mistakes(
             wrong = truth ^ chosen
             if not wrong:
                 continue
-            conf = max(proba[index[c]] if c in chosen else 1 - proba[index[c]] for c in wrong)
-            true_p = float(np.mean([proba[index[c]] for c in truth])) if truth else float("nan")
+            p = {c: float(proba[index[c]]) if c in index else 0.0 for c in truth | chosen}
+            conf = max(p[c] if c in chosen else 1 - p[c] for c in wrong)
+            true_p = float(np.mean([p[c] for c in truth])) if truth else float("nan")
         else:
             if str(label) == str(pred):
                 continue

@@ -209,7 +209,7 @@ def audit_model(
         train_texts = corpus.filter(pl.col("split") == "train")["text"].to_list()
         errors = error_report(
             predictions,
-            everything,
+            classes,
             model=model,
             train_texts=train_texts,
             rng=ctx.rng("occlusion"),

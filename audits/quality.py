@@ -128,6 +128,8 @@ def quality_card(corpus: pl.DataFrame, cfg: QualityConfig | None = None) -> Qual
             f"the quality card needs the corpus columns id, text, label and split; {missing} "
             f"missing from {corpus.columns}; read the data with assay's reader first"
         )
+    if "lang" not in corpus.columns:
+        corpus = corpus.with_columns(lang=pl.lit(corpus_mod.DEFAULTS["lang"], pl.String))
     frame = corpus.with_columns(
         pl.col("text").fill_null(""),
         pl.col("split").fill_null("(none)"),

@@ -116,6 +116,26 @@ def test_renderers(audited):
     assert "#### Counterfactual flips" in markdown and "| he/she |" in markdown
 
 
+def test_a_test_label_the_model_never_saw_is_scored_as_a_mistake():
+    corpus = biased_corpus()
+    extra = from_records(
+        ["he walked by the river", "she ran past the school"],
+        ["neu", "neu"],
+        ids=["te-neu-0", "te-neu-1"],
+        split="test",
+        source="news",
+    )
+    cfg = ModelAuditConfig(min_size=10, n_resamples=200, top_k=50)
+    findings, summary, _ = audit_model(pl.concat([corpus, extra]), cfg)
+    assert summary["classes"] == ["neg", "neu", "pos"]
+    mistakes = findings.filter(pl.col("section") == "mistake")
+    assert {"te-neu-0", "te-neu-1"} <= set(mistakes["id"].to_list())
+    unseen = mistakes.filter(pl.col("label") == "neu")
+    assert unseen["score"].min() > 0.5  # the confidence of the wrong class
+    confusion = {(r["label"], r["pred"]): r["n"] for r in summary["errors"]["confusion"]}
+    assert confusion[("neu", "pos")] == 1 and confusion[("neu", "neg")] == 1
+
+
 def test_user_terms_and_bad_input(tmp_path):
     terms = tmp_path / "terms.txt"
     terms.write_text("station market\n", encoding="utf-8")
