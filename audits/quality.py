@@ -356,6 +356,10 @@ def _typical_words(tokens: pl.DataFrame, top: int, min_count: int) -> list[dict[
     labels' rows, with the whole corpus's counts as the Dirichlet prior."""
     labelled = tokens.filter(pl.col("_label") != UNLABELLED)
     counts = labelled.group_by("_label", "_word").len()
+    totals = dict(counts.group_by("_label").agg(pl.col("len").sum()).iter_rows())
+    # A word rarer than min_count overall is never listed: leave it out of the matrix
+    # (the token totals above still count it).
+    counts = counts.filter(pl.col("len").sum().over("_word") >= min_count)
     if counts.height == 0:
         return []
     words = sorted(counts["_word"].unique().to_list())
@@ -366,12 +370,13 @@ def _typical_words(tokens: pl.DataFrame, top: int, min_count: int) -> list[dict[
     for label, word, n in counts.iter_rows():
         matrix[l_index[label], w_index[word]] = n
     prior = matrix.sum(axis=0)  # the corpus's own counts as the informative prior
-    a0 = prior.sum()
+    a0 = float(sum(totals.values()))
     out = []
     for i, label in enumerate(labels):
         y_in = matrix[i]
-        y_out = matrix.sum(axis=0) - y_in
-        n_in, n_out = y_in.sum(), y_out.sum()
+        y_out = prior - y_in
+        n_in = float(totals[label])
+        n_out = a0 - n_in
         if n_in == 0 or n_out == 0:
             continue
         delta = np.log((y_in + prior) / (n_in + a0 - y_in - prior)) - np.log(
