@@ -159,6 +159,8 @@ def slice_report(
     by = slice_columns(frame, columns)
     if "length_bucket" in by and "length_bucket" not in frame.columns:
         frame = frame.with_columns(length_bucket(frame["text"]))
+        if columns is None and frame["length_bucket"].n_unique() < 2:
+            by.remove("length_bucket")  # one bucket: the same as overall
     y_true = encode(frame["label"].to_list(), classes)
     y_pred = encode(frame["pred"].to_list(), classes)
     k = len(classes)

@@ -92,3 +92,20 @@ def test_reads_the_files_assay_train_writes(tmp_path):
             tmp_path / f"predictions_{split}.parquet"
         )
     assert read_predictions(tmp_path).height == frame.height
+
+
+def test_reads_the_predictions_of_train_and_evaluate():
+    pytest.importorskip("sklearn")
+    from assay import from_records
+    from assay.train.evaluate import train_and_evaluate
+
+    texts = [f"{w} film {i}" for i in range(30) for w in ("good", "bad")]
+    labels = ["pos" if t.startswith("good") else "neg" for t in texts]
+    splits = ["test" if i % 5 == 0 else "train" for i in range(len(texts))]
+    origin = ["augment.eda" if i % 10 == 0 else "source" for i in range(len(texts))]
+    corpus = from_records(texts, labels, split=splits, origin=origin)
+    outcome = train_and_evaluate(corpus, seed=0)
+    report = slice_report(outcome.predictions, rng=np.random.default_rng(0), min_size=1)
+    assert set(report.table["slice"].to_list()) == {"origin"}
+    assert report.table["n"].sum() == 12
+    assert report.overall["accuracy"]["estimate"] == 1.0
