@@ -23,6 +23,8 @@ BUILTIN_STEP_MODULES = [
     "assay.augment.back_translation",
     "assay.curate.labelstudio.steps",
     "assay.audits.leakage",
+    "assay.audits.quality",
+    "assay.audits.model_audit",
 ]
 
 _loaded = False
