@@ -19,6 +19,11 @@ Methods are independent: an exact copy of a long text is found by `exact`, `ngra
 `action` decides what happens: `report` (findings only), `drop_from_train` (the train side
 of every finding against dev/test is dropped as `leaks_eval`) or `mark_eval` (dev/test rows
 get `leakage__leaked` and `leakage__methods`). Dev and test rows are never dropped.
+
+`benchmark` (a file of texts the model will be evaluated on elsewhere) adds contamination:
+its rows play a fourth split after test, so every method reports `train x benchmark`,
+`dev x benchmark` and `test x benchmark`; `drop_from_train` also drops train rows found in
+the benchmark (reason `leaks_eval`).
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ ALL_METHODS: tuple[str, ...] = methods.METHODS
 Action = Literal["report", "drop_from_train", "mark_eval"]
 SPLIT_RANK = {"train": 0, "dev": 1, "test": 2}
 SPLIT_PAIRS: tuple[tuple[str, str], ...] = (("train", "dev"), ("train", "test"), ("dev", "test"))
+BENCHMARK = "benchmark"
+BENCHMARK_PAIRS: tuple[tuple[str, str], ...] = tuple((s, BENCHMARK) for s in SPLIT_RANK)
 SUMMARY_SCHEMA = {
     "pair": pl.String,
     "method": pl.String,
@@ -89,6 +96,11 @@ class LeakageConfig(StepConfig):
     normalization: Normalization = Field(
         default_factory=Normalization, description="text normalisation for normalized matches"
     )
+    benchmark: str | None = Field(
+        None,
+        description="a benchmark file (any format assay reads, `text` column): rows of every "
+        "split found in it are reported as contamination (`<split> x benchmark`)",
+    )
 
     @model_validator(mode="after")
     def _distinct(self) -> LeakageConfig:
@@ -111,11 +123,22 @@ class LeakageEdit(Edit):
     # May add leakage__ columns to dev/test rows, never drop or change them: the runner checks.
     touches_eval = False
 
+    @property
+    def params(self) -> dict[str, Any]:
+        """The config, plus the benchmark file's content hash (a cached result must not
+        outlive an edit of the file)."""
+        from assay.hashing import file_hash
+
+        out = super().params
+        if self.config.benchmark and Path(self.config.benchmark).expanduser().is_file():
+            out["benchmark_sha"] = file_hash(Path(self.config.benchmark).expanduser())
+        return out
+
     def edit(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         cfg = self.config
         with ctx.task("leakage", total=len(cfg.methods)) as task:
             findings = find_leaks(corpus, cfg, seed=ctx.step_seed("minhash"), advance=task.advance)
-        summary = summarize(corpus, findings, cfg.methods)
+        summary = summarize(corpus, findings, cfg.methods, benchmark_rows(cfg))
         changes = Changes(
             findings=findings,
             summary={
@@ -168,9 +191,13 @@ def find_leaks(
     """The findings table of every configured method, sorted, with the `pair` of splits."""
     cfg = cfg or LeakageConfig()
     rows = prepare(corpus, cfg.normalization)
+    pairs = SPLIT_PAIRS
+    if cfg.benchmark:
+        rows = with_benchmark(rows, read_benchmark(cfg.benchmark), cfg.normalization)
+        pairs = SPLIT_PAIRS + BENCHMARK_PAIRS
     found: list[pl.DataFrame] = []
     for method in cfg.methods:
-        found.append(_run(method, rows, cfg, seed))
+        found.append(_run(method, rows, cfg, seed, pairs))
         log.debug("leakage %s: %d findings", method, found[-1].height)
         if advance is not None:
             advance(1)
@@ -180,41 +207,78 @@ def find_leaks(
     ).sort("pair", "method", "eval_id", "other_id")
 
 
-def _run(method: str, rows: pl.DataFrame, cfg: LeakageConfig, seed: int) -> pl.DataFrame:
+def read_benchmark(path: str | Path) -> pl.DataFrame:
+    """The benchmark's rows (`id` prefixed `benchmark/`, `text`, `label` where it has one)."""
+    from assay.curate.io import ReadOptions, read
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(f"benchmark file {str(path)!r} does not exist; pass a file of texts")
+    frame = read(ReadOptions(source=str(path))).corpus
+    return frame.with_columns(id=pl.lit(f"{BENCHMARK}/") + pl.col("id"))
+
+
+def with_benchmark(rows: pl.DataFrame, bench: pl.DataFrame, norm: Normalization) -> pl.DataFrame:
+    """The prepared rows with the benchmark's appended as a split ranked after test."""
+    extra = prepare(bench.with_columns(split=pl.lit("test")), norm).with_columns(
+        split=pl.lit(BENCHMARK), rank=pl.lit(len(SPLIT_RANK), pl.Int64)
+    )
+    both = pl.concat([rows.drop("row"), extra.drop("row")], how="vertical_relaxed")
+    return both.with_row_index("row")
+
+
+def benchmark_rows(cfg: LeakageConfig) -> int:
+    """Rows of the configured benchmark (0 without one): the share's denominator."""
+    return read_benchmark(cfg.benchmark).height if cfg.benchmark else 0
+
+
+def _run(
+    method: str,
+    rows: pl.DataFrame,
+    cfg: LeakageConfig,
+    seed: int,
+    pairs: tuple[tuple[str, str], ...] = SPLIT_PAIRS,
+) -> pl.DataFrame:
     if method == "exact":
         return methods.exact(rows)
     if method == "normalized":
         return methods.normalized(rows)
     if method == "ngram":
-        return methods.ngram_overlap(rows, SPLIT_PAIRS, cfg.ngram, cfg.short_ngram, cfg.short_below)
+        return methods.ngram_overlap(rows, pairs, cfg.ngram, cfg.short_ngram, cfg.short_below)
     if method == "minhash":
         from assay.curate.dedup_minhash import MinHashParams
 
         params = MinHashParams.for_threshold(
             cfg.minhash_threshold, num_perm=cfg.num_perm, ngram=cfg.minhash_ngram, seed=seed
         )
-        return methods.near_duplicates(rows, SPLIT_PAIRS, params, cfg.minhash_threshold)
+        return methods.near_duplicates(rows, pairs, params, cfg.minhash_threshold)
     if method == "lineage":
         return methods.lineage(rows)
     if method == "group":
         return methods.groups(rows)
     if method == "semantic":
-        return methods.semantic(rows, SPLIT_PAIRS, cfg.semantic_threshold, cfg.model)
+        return methods.semantic(rows, pairs, cfg.semantic_threshold, cfg.model)
     return methods.label_conflicts(rows)
 
 
 def summarize(
-    corpus: pl.DataFrame, findings: pl.DataFrame, method_names: list[str] | None = None
+    corpus: pl.DataFrame,
+    findings: pl.DataFrame,
+    method_names: list[str] | None = None,
+    benchmark: int = 0,
 ) -> pl.DataFrame:
     """Per split pair and method: eval rows, eval rows affected, and their share.
 
     Every (pair, method) of the configured methods has a row, zeros included; label
-    conflicts inside one split add their own pairs (`train x train`) when found.
+    conflicts inside one split add their own pairs (`train x train`) when found. With a
+    benchmark of `benchmark` rows, its pairs count benchmark rows affected.
     """
     sizes = dict(corpus.group_by("split").len().iter_rows())
+    sizes[BENCHMARK] = benchmark
     names = method_names or list(methods.DEFAULT_METHODS)
-    present = {s for s in SPLIT_RANK if sizes.get(s)}
-    pairs = [f"{o} x {e}" for o, e in SPLIT_PAIRS if o in present and e in present]
+    present = {s for s in [*SPLIT_RANK, BENCHMARK] if sizes.get(s)}
+    pairs = [f"{o} x {e}" for o, e in SPLIT_PAIRS + BENCHMARK_PAIRS
+             if o in present and e in present]  # fmt: skip
     grid = pl.DataFrame(
         {"pair": [p for p in pairs for _ in names], "method": [m for _ in pairs for m in names]},
         schema={"pair": pl.String, "method": pl.String},
@@ -272,7 +336,7 @@ def train_leaks(corpus: pl.DataFrame, findings: pl.DataFrame) -> pl.Series:
     """Ids of the train rows to drop: the train side of every finding against dev/test, and
     every train row of a group that dev/test share."""
     against_eval = _cross_split(findings).filter(
-        (pl.col("other_split") == "train") & pl.col("eval_split").is_in(list(EVAL_SPLITS))
+        (pl.col("other_split") == "train") & pl.col("eval_split").is_in([*EVAL_SPLITS, BENCHMARK])
     )
     ids = against_eval["other_id"]
     shared = against_eval.filter(pl.col("method") == "group")["span"]
@@ -320,4 +384,5 @@ def audit(corpus: pl.DataFrame, cfg: LeakageConfig | None = None, seed: int = 1)
     """Findings and per-pair summary of a corpus, outside a recipe (what the CLI prints)."""
     cfg = cfg or LeakageConfig()
     findings = find_leaks(corpus, cfg, seed=seed)
-    return {"findings": findings, "summary": summarize(corpus, findings, list(cfg.methods))}
+    summary = summarize(corpus, findings, list(cfg.methods), benchmark_rows(cfg))
+    return {"findings": findings, "summary": summary}

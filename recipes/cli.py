@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from assay.recipes.cli_group import AssayGroup
-from assay.rundir import REPORT
 from assay.recipes.cli_options import (
     json_option,
     no_cache_option,
@@ -24,6 +23,7 @@ from assay.recipes.cli_options import (
     quiet_option,
     seed_option,
 )
+from assay.rundir import REPORT
 
 
 def _console(quiet: bool):

@@ -33,10 +33,20 @@ def audit() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the findings table (Parquet) to this file.",
 )
+@click.option(
+    "--benchmark",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also report contamination of every split by this benchmark file's texts.",
+)
 @json_option
 @quiet_option
 def leakage_cmd(
-    data: Path, methods: tuple[str, ...], findings: Path | None, as_json: bool, quiet: bool
+    data: Path,
+    methods: tuple[str, ...],
+    findings: Path | None,
+    benchmark: Path | None,
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """Leaks between splits of DATA (a corpus file, a run directory, or a folder of
     train/dev/test files): each method's share of eval rows affected, per pair of splits."""
@@ -44,7 +54,8 @@ def leakage_cmd(
     from assay.audits.leakage import LeakageConfig, load
     from assay.audits.leakage import audit as run_audit
 
-    cfg = LeakageConfig(methods=list(methods)) if methods else LeakageConfig()
+    options = {"benchmark": str(benchmark)} if benchmark else {}
+    cfg = LeakageConfig(methods=list(methods), **options) if methods else LeakageConfig(**options)
     result = run_audit(load(data), cfg)
     if findings is not None:
         atomic.write_parquet(findings, result["findings"])

@@ -329,3 +329,79 @@ def test_semantic_runs_only_when_asked_and_finds_paraphrases(monkeypatch):
     findings = find_leaks(corpus, LeakageConfig(methods=["semantic"]))
     assert pairs(findings, "semantic") == {("e1", "t1")}
     assert findings["score"].to_list() == [pytest.approx(1.0)]
+
+
+def write_benchmark(tmp_path):
+    """A benchmark file: a copy of a train row, a reworded dev row, a long shared span with
+    a test row, and a row found nowhere in the corpus."""
+    path = tmp_path / "bench.csv"
+    pl.DataFrame(
+        {
+            "text": [
+                "a perfectly ordinary training sentence",
+                "nothing to see in the development set at all",
+                "breaking news on tuesday evening " + SHARED + " said the paper",
+                "a benchmark sentence seen nowhere else",
+            ],
+            "label": ["neg", "pos", "neg", "pos"],
+        }
+    ).write_csv(path)
+    return path
+
+
+def test_benchmark_contamination_is_reported_per_split_and_dropped_from_train(tmp_path):
+    bench = write_benchmark(tmp_path)
+    cfg = LeakageConfig(methods=["exact", "ngram", "minhash"], benchmark=str(bench))
+    findings = find_leaks(planted(), cfg, seed=3)
+    hits = findings.filter(pl.col("eval_split") == "benchmark")
+    assert set(zip(hits["pair"], hits["method"], hits["other_id"], strict=True)) == {
+        ("train x benchmark", "exact", "tr_clean"),
+        ("train x benchmark", "minhash", "tr_clean"),
+        ("dev x benchmark", "minhash", "dv_clean"),
+        ("train x benchmark", "ngram", "tr_long"),
+        ("test x benchmark", "ngram", "te_long"),
+    }
+    assert all(i.startswith("benchmark/") for i in hits["eval_id"])
+    summary = summarize(planted(), findings, cfg.methods, benchmark=4)
+    row = summary.filter((pl.col("pair") == "train x benchmark") & (pl.col("method") == "exact"))
+    assert row.select("eval_rows", "affected").row(0) == (4, 1)
+    # Without a benchmark nothing about it appears.
+    plain = find_leaks(planted(), LeakageConfig(methods=["exact"]), seed=3)
+    assert "benchmark" not in set(plain["eval_split"])
+
+    out = run_steps(
+        planted(),
+        [LeakageEdit(methods=["exact", "ngram"], action="drop_from_train", benchmark=str(bench))],
+        RunContext(seed=3),
+    )
+    assert {"tr_clean", "tr_long"} <= set(out.dropped["id"])
+    assert {"dv_clean", "te_long"} <= set(out.corpus["id"])
+
+
+def test_benchmark_file_edits_invalidate_the_cache_and_the_cli_takes_one(tmp_path):
+    from click.testing import CliRunner
+
+    from assay.recipes.cli import main
+
+    bench = write_benchmark(tmp_path)
+    step = LeakageEdit(benchmark=str(bench))
+    before = step.params["benchmark_sha"]
+    bench.write_text("text\nsomething else entirely\n")
+    assert LeakageEdit(benchmark=str(bench)).params["benchmark_sha"] != before
+
+    bench = write_benchmark(tmp_path)
+    path = tmp_path / "corpus.parquet"
+    planted().write_parquet(path)
+    result = CliRunner().invoke(
+        main, ["audit", "leakage", str(path), "--benchmark", str(bench), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    row = next(
+        r for r in out["summary"] if r["pair"] == "train x benchmark" and r["method"] == "exact"
+    )
+    assert (row["eval_rows"], row["affected"]) == (4, 1)
+    missing = CliRunner().invoke(
+        main, ["audit", "leakage", str(path), "--benchmark", str(tmp_path / "nope.csv")]
+    )
+    assert missing.exit_code != 0 and "Traceback" not in missing.output
