@@ -551,7 +551,7 @@ def statistics(spec: AblationSpec, model: str, rows: list[dict[str, Any]]) -> di
         regularisation = "the same C in every arm"
     comparisons = max((r.get("comparisons", 0) for r in rows), default=0)
     note = (
-        f"{draw}. {1 - spec.alpha:.0%} CIs from a paired bootstrap over {covers}"
+        f"{draw[0].upper() + draw[1:]}. {1 - spec.alpha:.0%} CIs from a paired bootstrap over {covers}"
         + (f", the seed part a t distribution with {seeds - 1} df" if seeds > 1
            else "; one seed: examples only")
         + f". p on {spec.metric} itself: {test}; Holm-adjusted over {comparisons} comparisons "
