@@ -7,6 +7,10 @@ pyarrow.Table` functions and hands them to an engine:
 - `shuffle_map(table, key, fn)`: route all rows with the same `key` to one call of `fn`
   (a hash shuffle), apply it, and concatenate.
 
+`fn` may also be a callable class (with `fn_args` for its constructor): Ray then runs it
+in an actor pool (`concurrency` actors, `num_gpus` each), so whatever it loads (a model)
+is loaded once per actor; the local engine makes one instance.
+
 `LocalEngine` runs the functions in-process on the whole table (the functions themselves
 use polars, numpy or numba threads). `RayEngine` runs the same functions with Ray Data
 (`map_batches(batch_format="pyarrow")`, `repartition(keys=...)`), so both give the same
@@ -29,15 +33,24 @@ log = logging.getLogger(__name__)
 TableFn = Callable[[pa.Table], pa.Table]
 ENGINES = ("local", "ray")
 MAX_PARTITION_ROWS = 2_000_000
+RAY_SETTINGS = ("address", "num_cpus", "gpus_per_actor", "batch_size", "actors")
 
 
 class Engine(Protocol):
     name: str
 
     def map_batches(
-        self, table: pa.Table, fn: TableFn, *, batch_size: int | None = None
+        self,
+        table: pa.Table,
+        fn: TableFn | type,
+        *,
+        batch_size: int | None = None,
+        fn_args: tuple[Any, ...] = (),
+        concurrency: int | None = None,
+        num_gpus: float | None = None,
     ) -> pa.Table:
-        """`fn` applied to consecutive batches of `table` (all of it when batch_size is None)."""
+        """`fn` applied to consecutive batches of `table` (all of it when batch_size is
+        None); a class `fn` is built with `fn_args` (once per actor on Ray)."""
         ...
 
     def shuffle_map(self, table: pa.Table, key: str, fn: TableFn) -> pa.Table:
@@ -51,8 +64,17 @@ class LocalEngine:
     name = "local"
 
     def map_batches(
-        self, table: pa.Table, fn: TableFn, *, batch_size: int | None = None
+        self,
+        table: pa.Table,
+        fn: TableFn | type,
+        *,
+        batch_size: int | None = None,
+        fn_args: tuple[Any, ...] = (),
+        concurrency: int | None = None,
+        num_gpus: float | None = None,
     ) -> pa.Table:
+        if isinstance(fn, type):
+            fn = fn(*fn_args)
         if batch_size is None or table.num_rows <= batch_size:
             return fn(table)
         parts = [fn(table.slice(i, batch_size)) for i in range(0, table.num_rows, batch_size)]
@@ -74,11 +96,13 @@ class RayEngine:
         num_cpus: int | None = 2,
         num_partitions: int | None = None,
         batch_size: int = 65536,
+        actors: int | None = None,
     ) -> None:
         self.address = address
         self.num_cpus = num_cpus
         self.num_partitions = num_partitions
         self.batch_size = batch_size
+        self.actors = actors
 
     def _ray(self) -> Any:
         ray = require("ray", "ray", "the Ray engine")
@@ -117,19 +141,36 @@ class RayEngine:
         return pa.concat_tables(tables, promote_options="default")
 
     def map_batches(
-        self, table: pa.Table, fn: TableFn, *, batch_size: int | None = None
+        self,
+        table: pa.Table,
+        fn: TableFn | type,
+        *,
+        batch_size: int | None = None,
+        fn_args: tuple[Any, ...] = (),
+        concurrency: int | None = None,
+        num_gpus: float | None = None,
     ) -> pa.Table:
         ray = self._ray()
         if table.num_rows == 0:
-            return fn(table)
-        ds = self._dataset(ray, table, self._partitions(ray))
+            return (fn(*fn_args) if isinstance(fn, type) else fn)(table)
+        size = batch_size or self.batch_size
+        blocks = max(self._partitions(ray), -(-table.num_rows // size))
+        ds = self._dataset(ray, table, blocks)
+        options: dict[str, Any] = {}
+        if isinstance(fn, type):
+            # An actor pool: the class is built once per actor (a model loads once).
+            options["fn_constructor_args"] = fn_args
+            options["concurrency"] = concurrency or self.actors or self._cpus(ray)
+            if num_gpus:
+                options["num_gpus"] = num_gpus
         out = ds.map_batches(
-            fn,
-            batch_format="pyarrow",
-            batch_size=batch_size or self.batch_size,
-            zero_copy_batch=True,
+            fn, batch_format="pyarrow", batch_size=size, zero_copy_batch=True, **options
         )
-        return self._collect(ray, out, like=fn(table.slice(0, 0)))
+        like = None if isinstance(fn, type) else fn(table.slice(0, 0))
+        return self._collect(ray, out, like=like)
+
+    def _cpus(self, ray: Any) -> int:
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def shuffle_map(self, table: pa.Table, key: str, fn: TableFn) -> pa.Table:
         ray = self._ray()
@@ -142,18 +183,25 @@ class RayEngine:
         return self._collect(ray, out, like=fn(table.slice(0, 0)))
 
 
-_DEFAULT_RAY: RayEngine | None = None
+_RAY_ENGINES: dict[tuple[tuple[str, Any], ...], RayEngine] = {}
 
 
-def get_engine(engine: str | Engine | None = None) -> Engine:
-    """An engine by name ("local" or "ray"), or the engine passed in."""
-    global _DEFAULT_RAY
+def get_engine(
+    engine: str | Engine | None = None, settings: dict[str, Any] | None = None
+) -> Engine:
+    """An engine by name ("local" or "ray", with the recipe's `engine.ray` settings), or
+    the engine passed in."""
     if engine is None or engine == "local":
         return LocalEngine()
     if engine == "ray":
-        if _DEFAULT_RAY is None:
-            _DEFAULT_RAY = RayEngine()
-        return _DEFAULT_RAY
+        given = {k: v for k, v in (settings or {}).items() if v is not None}
+        key = tuple(sorted(given.items()))
+        if key not in _RAY_ENGINES:
+            kw: dict[str, Any] = {
+                k: given[k] for k in ("address", "num_cpus", "batch_size", "actors") if k in given
+            }
+            _RAY_ENGINES[key] = RayEngine(**kw)
+        return _RAY_ENGINES[key]
     if isinstance(engine, str):
         raise InputError(f"unknown engine {engine!r}: expected one of {list(ENGINES)}")
     return engine

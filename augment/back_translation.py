@@ -103,6 +103,8 @@ class BackTranslationAugmenter(TextAugmenter):
             return self
 
     op = "bt"
+    loads_model = True  # translators load once per Ray actor
+    gpu_capable = True
 
     def translators(self) -> dict[str, Translator]:
         """One translator per model (a single one for Apertium or a multilingual model)."""
