@@ -177,6 +177,13 @@ def find_clusters(
     """Cluster label (first member row) of every row, and statistics for the report."""
     n = corpus.height
     if cfg.method == "exact":
+        if ctx.engine != "local":
+            from assay.curate.dedup_exact import exact_clusters_on
+
+            engine = get_engine(ctx.engine, ctx.options.get("ray"))
+            return exact_clusters_on(engine, corpus, cfg.normalization, cfg.same_label_only), {
+                "engine": engine.name
+            }
         return exact_clusters(corpus, cfg.normalization, cfg.same_label_only), {}
     if cfg.method == "minhash":
         a, b, stats = minhash_pairs(corpus, cfg, ctx)

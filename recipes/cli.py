@@ -46,17 +46,34 @@ def main(verbose: int) -> None:
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @out_dir_option("runs/<name>")
 @seed_option()
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    help="Where row-parallel work runs (overrides the recipe's engine).",
+)
+@click.option(
+    "--ray-address",
+    help="Address of a running Ray cluster, e.g. ray://head:10001 or auto (implies --engine ray).",
+)
 @no_cache_option
 @quiet_option
-def run(recipe: Path, out: Path | None, seed: int | None, no_cache: bool, quiet: bool) -> None:
+def run(
+    recipe: Path,
+    out: Path | None,
+    seed: int | None,
+    engine: str | None,
+    ray_address: str | None,
+    no_cache: bool,
+    quiet: bool,
+) -> None:
     """Run a recipe and write its run directory."""
     from assay.cache import StepCache
     from assay.progress import RichProgress, SilentProgress
     from assay.recipes.runner import run_recipe
-    from assay.recipes.schema import load_recipe
+    from assay.recipes.schema import load_recipe, with_engine
 
     console = _console(quiet)
-    parsed = load_recipe(recipe)
+    parsed = with_engine(load_recipe(recipe), engine, ray_address)
     progress = SilentProgress() if quiet else RichProgress(console)
     cache = StepCache(enabled=parsed.cache and not no_cache)
     result = run_recipe(parsed, out, seed=seed, progress=progress, cache=cache)
