@@ -13,8 +13,8 @@ is loaded once per actor; the local engine makes one instance.
 
 `LocalEngine` runs the functions in-process on the whole table (the functions themselves
 use polars, numpy or numba threads). `RayEngine` runs the same functions with Ray Data
-(`map_batches(batch_format="pyarrow")`, `repartition(keys=...)`), so both give the same
-rows; output ROW ORDER is not part of the contract: callers sort. Ray is imported lazily
+(`map_batches(batch_format="pyarrow")`) and a two-stage hash shuffle in Ray tasks, so both
+give the same rows; output ROW ORDER is not part of the contract: callers sort. Ray is imported lazily
 and is the optional extra `assay[ray]`.
 """
 
@@ -176,11 +176,36 @@ class RayEngine:
         ray = self._ray()
         if table.num_rows == 0:
             return fn(table)
-        blocks = self._partitions(ray, table.num_rows)
-        ds = self._dataset(ray, table, blocks).repartition(blocks, keys=[key])
-        # batch_size=None hands each hash partition to fn whole, so no key is split.
-        out = ds.map_batches(fn, batch_format="pyarrow", batch_size=None, zero_copy_batch=True)
-        return self._collect(ray, out, like=fn(table.slice(0, 0)))
+        parts = self._partitions(ray, table.num_rows)
+        size = max(1, -(-table.num_rows // parts))
+        # A two-stage hash shuffle in plain Ray tasks (no shuffle actors to start): each
+        # block splits its rows by the hash of `key` into `parts` pieces; reducer p
+        # concatenates piece p of every block, so it holds every row of its keys.
+        split = ray.remote(num_returns=parts)(_split_by_key) if parts > 1 else None
+        pieces = []
+        for i in range(0, table.num_rows, size):
+            block = ray.put(table.slice(i, size))
+            got = split.remote(block, key, parts) if split else [block]
+            pieces.append(got)
+        reduce = ray.remote(_reduce_pieces)
+        outs = [reduce.remote(fn, *[p[j] for p in pieces]) for j in range(parts)]
+        tables = [t for t in ray.get(outs) if t.num_rows]
+        if not tables:
+            return fn(table.slice(0, 0))
+        return pa.concat_tables(tables, promote_options="default")
+
+
+def _split_by_key(block: pa.Table, key: str, parts: int) -> list[pa.Table]:
+    """`block` in `parts` pieces by a hash of `key` (the same key, the same piece)."""
+    import polars as pl
+
+    column = pl.from_arrow(block.select([key])).to_series()
+    target = (column.hash(seed=0x5EED) % parts).to_numpy()
+    return [block.filter(pa.array(target == p)) for p in range(parts)]
+
+
+def _reduce_pieces(fn: TableFn, *pieces: pa.Table) -> pa.Table:
+    return fn(pa.concat_tables(pieces, promote_options="default"))
 
 
 _RAY_ENGINES: dict[tuple[tuple[str, Any], ...], RayEngine] = {}

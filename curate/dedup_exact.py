@@ -112,7 +112,7 @@ def _keyed_batch(batch: pa.Table, norm: Normalization, same_label_only: bool) ->
     keyed = frame.select(cols)
     by = ["_key", "_label"] if same_label_only else ["_key"]
     return keyed.with_columns(
-        pl.struct(by).hash(seed=0x5EED).cast(pl.Int64).alias("_hash")
+        pl.struct(by).hash(seed=0x5EED).reinterpret(signed=True).alias("_hash")
     ).to_arrow()
 
 
@@ -143,6 +143,26 @@ def exact_clusters_on(
 
 
 # -- out-of-core ---------------------------------------------------------------------------------
+
+
+class _ParquetSource:
+    """One Parquet file or a directory of them (name order), read batch by batch."""
+
+    def __init__(self, source: str | os.PathLike[str]) -> None:
+        import pyarrow.parquet as pq
+
+        path = Path(source)
+        files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+        if not files:
+            raise InputError(f"{str(path)!r} holds no *.parquet files")
+        self.files = [pq.ParquetFile(f) for f in files]
+        self.schema_arrow = self.files[0].schema_arrow
+        self.num_rows = sum(f.metadata.num_rows for f in self.files)
+
+    def iter_batches(self, **kw: Any) -> Iterator[Any]:
+        for f in self.files:
+            yield from f.iter_batches(**kw)
+
 
 T = TypeVar("T")
 THREADS = max(2, min(8, os.cpu_count() or 2))
@@ -217,7 +237,8 @@ def dedup_parquet(
     workdir: str | os.PathLike[str] | None = None,
     step: str = "dedup",
 ) -> ParquetDedupResult:
-    """Exact-dedup a Parquet file of any size into kept and dropped Parquet files.
+    """Exact-dedup a Parquet file (or a directory of them, in name order) of any size into
+    kept and dropped Parquet files.
 
     The first row of every normalised text is kept, in input order. Kept rows gain
     `<step>__cluster` (their own id) and `<step>__cluster_size`; dropped rows gain
@@ -228,13 +249,13 @@ def dedup_parquet(
 
     started = time.perf_counter()
     norm = norm or Normalization()
-    source_file = pq.ParquetFile(source)
+    source_file = _ParquetSource(source)
     names = source_file.schema_arrow.names
     needed = ["id", "text"] + (["label"] if same_label_only else [])
     missing = [c for c in needed if c not in names]
     if missing:
         raise InputError(f"{source} has no column(s) {missing}; found {names}")
-    n = source_file.metadata.num_rows
+    n = source_file.num_rows
     nparts = max(1, -(-n // partition_rows))
     scratch = Path(tempfile.mkdtemp(prefix="assay-dedup-", dir=workdir))
     try:
