@@ -212,12 +212,16 @@ def recipe_schema(out: Path | None) -> None:
 
 
 @main.command()
-def doctor() -> None:
+@click.option(
+    "--ray-address", help="Report this Ray cluster (default: $RAY_ADDRESS or a local one)."
+)
+@click.option("--start-ray", is_flag=True, help="Start a local Ray cluster if none is running.")
+def doctor(ray_address: str | None, start_ray: bool) -> None:
     """Show which optional resources are installed, with the command to add each."""
     from assay.resources import doctor as run_doctor
 
     missing = 0
-    for check in run_doctor():
+    for check in run_doctor(ray_address, start_ray):
         mark = click.style("ok  ", fg="green") if check.ok else click.style("miss", fg="yellow")
         line = f"{mark} {check.name:<22} {check.detail}"
         if not check.ok:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 import polars as pl
@@ -106,3 +107,61 @@ def test_ray_engine_keeps_the_same_ids_on_100k_rows(ray_cluster):
     local, remote = _both_engines(corpus, verify=False, ngram=5, num_perm=64)
     assert local.corpus["id"].to_list() == remote.corpus["id"].to_list()
     assert local.report.summary["candidate_pairs"] == remote.report.summary["candidate_pairs"]
+
+
+def test_doctor_says_when_ray_is_missing_or_no_cluster_runs_without_starting_one(
+    monkeypatch, tmp_path
+):
+    from assay import resources
+
+    monkeypatch.setattr(resources, "_has_module", lambda name: name != "ray")
+    check = resources.ray_cluster()
+    assert not check.ok and "not installed" in check.detail and "assay[ray]" in check.fix
+    monkeypatch.undo()
+    if not HAS_RAY or ("ray" in sys.modules and sys.modules["ray"].is_initialized()):
+        return
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(resources, "Path", lambda p: tmp_path / "no-cluster-file")
+    check = resources.ray_cluster()
+    assert not check.ok and "no Ray cluster running" in check.detail
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+@needs_ray
+@pytest.mark.integration
+def test_doctor_reports_the_cluster_it_sees(ray_cluster):
+    from assay import resources
+
+    check = resources.ray_cluster()
+    assert check.ok
+    assert "2 CPUs" in check.detail and "0 GPUs" in check.detail and "1 node(s)" in check.detail
+
+
+def _label_rows(table: pa.Table) -> pa.Table:
+    return pa.table({"x": table["x"], "n": pa.array([table.num_rows] * table.num_rows)})
+
+
+class _Model:
+    """Loads once per instance; the engine builds one per actor."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return pa.table({"x": pa.compute.add(table["x"], self.offset)})
+
+
+@needs_ray
+@pytest.mark.integration
+def test_ray_engine_runs_callable_classes_in_an_actor_pool_and_shuffles_by_key(ray_cluster):
+    from assay.engine import RayEngine
+
+    engine = RayEngine()
+    table = pa.table({"x": np.arange(1000), "key": np.arange(1000) % 7})
+    out = engine.map_batches(table, _Model, batch_size=100, fn_args=(5,), concurrency=2)
+    assert sorted(out["x"].to_pylist()) == list(range(5, 1005))
+    sizes = pl.from_arrow(engine.shuffle_map(table, "key", _group_sizes)).sort("key")
+    assert sizes["key"].to_list() == list(range(7))
+    assert sizes["n"].to_list() == [143, 143, 143, 143, 143, 143, 142]
+    local = LocalEngine().map_batches(table, _Model, batch_size=100, fn_args=(5,))
+    assert local["x"].to_pylist() == list(range(5, 1005))

@@ -119,3 +119,36 @@ def test_every_offline_step_gives_the_same_run_on_ray_as_locally(tmp_path):
     assert near["drop_reasons"].get("minhash_duplicate", 0) >= 1
     added = [s for s in local.manifest["steps"] if s["kind"] == "augmenter"]
     assert all(s["n_added"] > 0 for s in added)
+
+
+def test_engine_settings_in_a_recipe_and_on_the_command_line():
+    from assay.errors import RecipeError
+    from assay.recipes.schema import load_recipe, with_engine
+
+    base = {"input": {"source": "x.csv"}, "steps": []}
+    plain = load_recipe({**base, "engine": "ray"})
+    assert plain.engine_name == "ray" and plain.engine_options == {}
+    given = load_recipe({**base, "engine": {"ray": {"address": "auto", "batch_size": 256}}})
+    assert given.engine_name == "ray"
+    assert given.engine_options == {"ray": {"address": "auto", "batch_size": 256}}
+    with pytest.raises(RecipeError, match="batch_sise"):
+        load_recipe({**base, "engine": {"ray": {"batch_sise": 256}}})
+    moved = with_engine(given, address="ray://head:10001")
+    assert moved.engine_options == {"ray": {"address": "ray://head:10001", "batch_size": 256}}
+    assert with_engine(plain, "local").engine_name == "local"
+    assert with_engine(load_recipe(base), None, "auto").engine_options == {
+        "ray": {"address": "auto"}
+    }
+    with pytest.raises(RecipeError, match="--ray-address needs the Ray engine"):
+        with_engine(plain, "local", "auto")
+
+
+def test_run_command_takes_engine_and_ray_address():
+    from click.testing import CliRunner
+
+    from assay.recipes.cli import main
+
+    result = CliRunner().invoke(main, ["run", "--help"])
+    assert "--engine" in result.output and "--ray-address" in result.output
+    result = CliRunner().invoke(main, ["doctor", "--help"])
+    assert "--ray-address" in result.output and "--start-ray" in result.output
