@@ -134,10 +134,10 @@ class RayEngine:
         parts = [table.slice(i, size) for i in range(0, max(table.num_rows, 1), size)]
         return ray.data.from_arrow(parts)
 
-    def _collect(self, ray: Any, ds: Any, like: pa.Table | None = None) -> pa.Table:
+    def _collect(self, ray: Any, ds: Any, like: Callable[[], pa.Table] | None = None) -> pa.Table:
         tables = [t for t in ray.get(ds.to_arrow_refs()) if t.num_rows]
         if not tables:
-            return like if like is not None else pa.table({})
+            return like() if like is not None else pa.table({})
         return pa.concat_tables(tables, promote_options="default")
 
     def map_batches(
@@ -160,13 +160,15 @@ class RayEngine:
         if isinstance(fn, type):
             # An actor pool: the class is built once per actor (a model loads once).
             options["fn_constructor_args"] = fn_args
-            options["concurrency"] = concurrency or self.actors or self._cpus(ray)
+            size_of_pool = concurrency or self.actors or self._cpus(ray)
+            options["compute"] = ray.data.ActorPoolStrategy(size=size_of_pool)
             if num_gpus:
                 options["num_gpus"] = num_gpus
         out = ds.map_batches(
             fn, batch_format="pyarrow", batch_size=size, zero_copy_batch=True, **options
         )
-        like = None if isinstance(fn, type) else fn(table.slice(0, 0))
+        # Only when no batch came back: the schema of an empty answer.
+        like = None if isinstance(fn, type) else (lambda: fn(table.slice(0, 0)))
         return self._collect(ray, out, like=like)
 
     def _cpus(self, ray: Any) -> int:

@@ -36,6 +36,7 @@ from pydantic import Field
 from assay.augment.guard import GuardConfig, check
 from assay.context import RunContext
 from assay.engine_random import row_draws
+from assay.engine_steps import engine_for
 from assay.errors import MissingDependencyError, ResourceError
 from assay.step import Augmenter, AugmenterConfig, Rejections
 
@@ -211,7 +212,15 @@ class TextAugmenter(Augmenter):
         guard = getattr(self.config, "guard", None)
         if guard is None:
             return None
-        checked = check(guard, corpus, parents, candidates, ctx.step_seed("guard"), self.name)
+        checked = check(
+            guard,
+            corpus,
+            parents,
+            candidates,
+            ctx.step_seed("guard"),
+            self.name,
+            engine=engine_for(self, ctx),
+        )
         reason = checked["_guard_reason"]
         failed = reason.drop_nulls()
         counts = failed.value_counts(sort=True)

@@ -165,3 +165,46 @@ def test_ray_engine_runs_callable_classes_in_an_actor_pool_and_shuffles_by_key(r
     assert sizes["n"].to_list() == [143, 143, 143, 143, 143, 143, 142]
     local = LocalEngine().map_batches(table, _Model, batch_size=100, fn_args=(5,))
     assert local["x"].to_pylist() == list(range(5, 1005))
+
+
+def _short_filter():
+    from assay.step import Filter, Keep
+
+    class ShortFilter(Filter):
+        """Drops texts of fewer than four words; counts them per label."""
+
+        name = "short"
+        row_local = True
+        batch_rows = 7
+
+        def keep(self, corpus, ctx):
+            short = corpus["text"].str.count_matches(r"\S+") < 4
+            labels = corpus.filter(short)["label"].value_counts()
+            return Keep(
+                mask=(~short).to_numpy(),
+                reason="too_short",
+                columns=corpus.select("id", short__words=pl.col("text").str.count_matches(r"\S+")),
+                summary={"short": dict(labels.iter_rows()), "checked": corpus.height},
+            )
+
+    return ShortFilter()
+
+
+@needs_ray
+@pytest.mark.integration
+def test_a_row_local_filter_runs_in_batches_on_ray_with_the_same_books(ray_cluster):
+    texts = [("one two three four five " if i % 3 else "too short ") + str(i) for i in range(40)]
+    corpus = from_records(
+        texts,
+        ["a" if i % 2 else "b" for i in range(40)],
+        split=["train"] * 40,
+        ids=[f"t{i}" for i in range(40)],
+    )
+    step = _short_filter()
+    local = step.apply(corpus, RunContext(engine="local").for_step(0, "short"))
+    remote = step.apply(corpus, RunContext(engine="ray").for_step(0, "short"))
+    assert sorted(local.dropped["id"].to_list()) == sorted(f"t{i}" for i in range(0, 40, 3))
+    assert local.corpus.equals(remote.corpus)
+    assert local.dropped.equals(remote.dropped)
+    assert remote.report.summary == local.report.summary
+    assert local.report.summary["checked"] == 40

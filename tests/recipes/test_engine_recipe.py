@@ -60,7 +60,7 @@ def recipe(lexicon: Path, engine: object) -> dict:
         {"label_noise": {"action": "flag", "folds": 3}},
         {"synonyms": {"fraction": 0.5}},
         {"eda": {"n_per_row": 2, "fraction": 0.5}},
-        {"shuffle": {"fraction": 0.5}},
+        {"shuffle": {"fraction": 0.5, "guard": {"min_confidence": 0.6, "folds": 2}}},
         {"char_noise": {"fraction": 0.5}},
         {"domain_vocab": {"lexicon": str(lexicon)}},
         {"domain_vocab": {"lexicon": str(lexicon), "max_per_term": 2, "mode": "insert"}},
