@@ -219,7 +219,7 @@ def minhash_pairs(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Near-duplicate pairs (a < b) by MinHash-LSH, verified by true Jaccard if asked."""
     params = minhash_params(cfg, ctx)
-    engine = get_engine(cfg.engine or ctx.engine)
+    engine = get_engine(cfg.engine or ctx.engine, ctx.options.get("ray"))
     verify = cfg.similarity if cfg.verify else None
     a, b, stats = near_duplicate_pairs(corpus["text"].to_arrow(), params, engine, verify)
     stats.update(bands=params.bands, rows=params.rows, threshold=cfg.similarity, engine=engine.name)
