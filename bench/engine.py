@@ -9,10 +9,11 @@ timing. Each run is its own fresh process (so the driver's peak RSS is its own):
   store are other processes and are not in it.
 
 The recipe: clean (min_chars, language check), exact dedup, split, char_noise (a row-local
-augmenter). Both runs must give the same corpus (checked by its hash). From the per-step
-times it also gives a paper estimate for a cluster of `--nodes` nodes: row-local steps
-scale with the CPUs (their Ray overhead over the local time per CPU stays fixed); steps
-on the driver (split, the books) do not.
+augmenter). Both runs must give the same corpus (checked by its hash). It also
+times the tasks of the row-local steps in-process (each batch's hook call: what one Ray
+task runs) and from them gives a paper estimate for `--nodes` nodes: per step, the first
+task (loading), then the batches in waves over the CPUs, plus the scheduling overhead
+measured here; steps on the driver (split, the books) as measured.
 
     .venv/bin/python bench/engine.py --rows 100000 --memory-rows 1000000 [--json]
 """
@@ -115,18 +116,62 @@ def run_once(source: str, engine: str, out: str, cpus: int, batch_size: int) -> 
     }
 
 
-def estimate(local: dict, remote: dict, rows: int, cpus: int, nodes: int, node_cpus: int) -> dict:
-    """Seconds per step at `nodes` x `node_cpus`: row-local work divided over the CPUs
-    plus the fixed overhead measured here; everything else as measured locally."""
+def task_timings(source: str, batch_size: int) -> dict:
+    """Per-task cost of the row-local steps: each batch's hook call timed in-process
+    (exactly what one Ray task runs), the first call (resources loading) apart."""
+    from assay import RunContext
+    from assay.curate.io import read
+    from assay.engine_steps import HookBatches
+    from assay.recipes.runner import build_steps
+    from assay.recipes.schema import load_recipe
+
+    parsed = load_recipe(recipe(Path(source), "local"))
+    corpus = read(parsed.input).corpus
+    out = {}
+    for index, step in enumerate(build_steps(parsed.steps)):
+        if step.name not in ROW_LOCAL:
+            continue
+        ctx = RunContext(seed=13).for_step(index, step.name)
+        # augmenters work on train rows (the split step comes before them in the recipe)
+        train = corpus.with_columns(split=pl.lit("train"))
+        rows = step.select(train, ctx) if step.kind == "augmenter" else corpus
+        method = "_generate_batch" if step.kind == "augmenter" else "_local_changes"
+        run_batch = HookBatches(step, ctx, method)
+        table = rows.with_row_index("__row").with_columns(pl.col("__row").cast(pl.Int64))
+        times = []
+        for start in range(0, table.height, batch_size):
+            batch = table.slice(start, batch_size).to_arrow()
+            t0 = time.perf_counter()
+            run_batch(batch)
+            times.append(time.perf_counter() - t0)
+        if not times:
+            continue
+        out[f"{index}:{step.name}"] = {
+            "batches": len(times),
+            "first_task_s": round(times[0], 3),
+            "task_s_median": round(float(np.median(times[1:] or times)), 3),
+        }
+    return out
+
+
+def estimate(remote: dict, tasks: dict, cpus: int, nodes: int, node_cpus: int) -> dict:
+    """Seconds per step at `nodes` x `node_cpus` CPUs. A row-local step: its first task
+    (loading) plus its batches in waves over the CPUs, plus the scheduling overhead
+    measured here (its Ray time minus the same model at `cpus` CPUs). Other steps run on
+    the driver: as measured here."""
+
+    def model(t: dict, n_cpus: int) -> float:
+        return t["first_task_s"] + -(-t["batches"] // n_cpus) * t["task_s_median"]
+
     total = 0.0
     per_step = {}
-    for key, local_s in local["steps"].items():
-        ray_s = remote["steps"][key]
-        if key.split(":")[1] in ROW_LOCAL:
-            overhead = max(0.0, ray_s - local_s / cpus)
-            est = overhead + local_s / (nodes * node_cpus)
+    for key, ray_s in remote["steps"].items():
+        task = tasks.get(key)
+        if task is not None:
+            overhead = max(0.0, ray_s - model(task, cpus))
+            est = overhead + model(task, nodes * node_cpus)
         else:
-            est = local_s
+            est = ray_s
         per_step[key] = round(est, 2)
         total += est
     return {"steps": per_step, "seconds": round(total, 2), "nodes": nodes, "node_cpus": node_cpus}
@@ -155,6 +200,8 @@ def main() -> None:
                 got = isolated(run_once, str(source), engine, out, args.cpus, args.batch_size)
                 results[f"{label}_{engine}"] = got
                 print(f"{label} {engine} ({rows:,} rows): {got}", file=sys.stderr)
+            if label == "speed":
+                results["tasks"] = isolated(task_timings, str(source), args.batch_size)
 
     targets = []
     speed_l, speed_r = results.get("speed_local", {}), results.get("speed_ray", {})
@@ -164,7 +211,7 @@ def main() -> None:
         results["same_corpus"] = speed_l["corpus_hash"] == speed_r["corpus_hash"]
         targets.append(target("same_corpus_local_and_ray", float(results["same_corpus"]), 1, ">="))
         results["estimate"] = estimate(
-            speed_l, speed_r, args.rows, args.cpus, args.nodes, args.node_cpus
+            speed_r, results.get("tasks", {}), args.cpus, args.nodes, args.node_cpus
         )
     mem_l, mem_r = results.get("memory_local", {}), results.get("memory_ray", {})
     if "peak_rss_mb" in mem_l and "peak_rss_mb" in mem_r:
@@ -195,7 +242,8 @@ def main() -> None:
             )
         elif r:
             print(f"{key:<14} {r}")
-    for key in ("ray_over_local_time", "same_corpus", "driver_rss_ray_over_local", "estimate"):
+    keys = ("ray_over_local_time", "same_corpus", "driver_rss_ray_over_local", "tasks", "estimate")
+    for key in keys:
         if key in results:
             print(f"{key}: {results[key]}")
 
