@@ -154,14 +154,17 @@ def task_timings(source: str, batch_size: int) -> dict:
     return out
 
 
-def estimate(remote: dict, tasks: dict, cpus: int, nodes: int, node_cpus: int) -> dict:
-    """Seconds per step at `nodes` x `node_cpus` CPUs. A row-local step: its first task
-    (loading) plus its batches in waves over the CPUs, plus the scheduling overhead
-    measured here (its Ray time minus the same model at `cpus` CPUs). Other steps run on
-    the driver: as measured here."""
+def estimate(
+    remote: dict, tasks: dict, cpus: int, nodes: int, node_cpus: int, scale: float = 1.0
+) -> dict:
+    """Seconds per step at `nodes` x `node_cpus` CPUs for `scale` times the rows. A
+    row-local step: its first task (loading) plus its batches in waves over the CPUs, plus
+    the scheduling overhead measured here (its Ray time minus the same model at `cpus`
+    CPUs). Other steps run on the driver: as measured here, times `scale`."""
 
-    def model(t: dict, n_cpus: int) -> float:
-        return t["first_task_s"] + -(-t["batches"] // n_cpus) * t["task_s_median"]
+    def model(t: dict, n_cpus: int, times: float = 1.0) -> float:
+        batches = max(1, round(t["batches"] * times))
+        return t["first_task_s"] + -(-batches // n_cpus) * t["task_s_median"]
 
     total = 0.0
     per_step = {}
@@ -169,12 +172,18 @@ def estimate(remote: dict, tasks: dict, cpus: int, nodes: int, node_cpus: int) -
         task = tasks.get(key)
         if task is not None:
             overhead = max(0.0, ray_s - model(task, cpus))
-            est = overhead + model(task, nodes * node_cpus)
+            est = overhead + model(task, nodes * node_cpus, scale)
         else:
-            est = ray_s
+            est = ray_s * scale
         per_step[key] = round(est, 2)
         total += est
-    return {"steps": per_step, "seconds": round(total, 2), "nodes": nodes, "node_cpus": node_cpus}
+    return {
+        "steps": per_step,
+        "seconds": round(total, 2),
+        "nodes": nodes,
+        "node_cpus": node_cpus,
+        "rows_scale": scale,
+    }
 
 
 def main() -> None:
@@ -185,6 +194,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16_384)
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--node-cpus", type=int, default=16)
+    parser.add_argument("--estimate-rows", type=int, default=10_000_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -210,9 +220,15 @@ def main() -> None:
         results["ray_over_local_time"] = round(ratio, 2)
         results["same_corpus"] = speed_l["corpus_hash"] == speed_r["corpus_hash"]
         targets.append(target("same_corpus_local_and_ray", float(results["same_corpus"]), 1, ">="))
-        results["estimate"] = estimate(
-            speed_r, results.get("tasks", {}), args.cpus, args.nodes, args.node_cpus
+        tasks = results.get("tasks", {})
+        results["estimate_same_rows"] = estimate(
+            speed_r, tasks, args.cpus, args.nodes, args.node_cpus
         )
+        scale = args.estimate_rows / args.rows
+        results["estimate"] = estimate(speed_r, tasks, args.cpus, args.nodes, args.node_cpus, scale)
+        # the same model on this machine's CPUs, for the ratio
+        here = estimate(speed_r, tasks, args.cpus, 1, args.cpus, scale)
+        results["estimate_rows_here"] = here["seconds"]
     mem_l, mem_r = results.get("memory_local", {}), results.get("memory_ray", {})
     if "peak_rss_mb" in mem_l and "peak_rss_mb" in mem_r:
         results["driver_rss_ray_over_local"] = round(mem_r["peak_rss_mb"] / mem_l["peak_rss_mb"], 2)
@@ -242,7 +258,15 @@ def main() -> None:
             )
         elif r:
             print(f"{key:<14} {r}")
-    keys = ("ray_over_local_time", "same_corpus", "driver_rss_ray_over_local", "tasks", "estimate")
+    keys = (
+        "ray_over_local_time",
+        "same_corpus",
+        "driver_rss_ray_over_local",
+        "tasks",
+        "estimate_same_rows",
+        "estimate",
+        "estimate_rows_here",
+    )
     for key in keys:
         if key in results:
             print(f"{key}: {results[key]}")
