@@ -7,10 +7,14 @@ pyarrow.Table` functions and hands them to an engine:
 - `shuffle_map(table, key, fn)`: route all rows with the same `key` to one call of `fn`
   (a hash shuffle), apply it, and concatenate.
 
+`fn` may also be a callable class (with `fn_args` for its constructor): Ray then runs it
+in an actor pool (`concurrency` actors, `num_gpus` each), so whatever it loads (a model)
+is loaded once per actor; the local engine makes one instance.
+
 `LocalEngine` runs the functions in-process on the whole table (the functions themselves
 use polars, numpy or numba threads). `RayEngine` runs the same functions with Ray Data
-(`map_batches(batch_format="pyarrow")`, `repartition(keys=...)`), so both give the same
-rows; output ROW ORDER is not part of the contract: callers sort. Ray is imported lazily
+(`map_batches(batch_format="pyarrow")`) and a two-stage hash shuffle in Ray tasks, so both
+give the same rows; output ROW ORDER is not part of the contract: callers sort. Ray is imported lazily
 and is the optional extra `assay[ray]`.
 """
 
@@ -29,15 +33,24 @@ log = logging.getLogger(__name__)
 TableFn = Callable[[pa.Table], pa.Table]
 ENGINES = ("local", "ray")
 MAX_PARTITION_ROWS = 2_000_000
+RAY_SETTINGS = ("address", "num_cpus", "gpus_per_actor", "batch_size", "actors")
 
 
 class Engine(Protocol):
     name: str
 
     def map_batches(
-        self, table: pa.Table, fn: TableFn, *, batch_size: int | None = None
+        self,
+        table: pa.Table,
+        fn: TableFn | type,
+        *,
+        batch_size: int | None = None,
+        fn_args: tuple[Any, ...] = (),
+        concurrency: int | None = None,
+        num_gpus: float | None = None,
     ) -> pa.Table:
-        """`fn` applied to consecutive batches of `table` (all of it when batch_size is None)."""
+        """`fn` applied to consecutive batches of `table` (all of it when batch_size is
+        None); a class `fn` is built with `fn_args` (once per actor on Ray)."""
         ...
 
     def shuffle_map(self, table: pa.Table, key: str, fn: TableFn) -> pa.Table:
@@ -51,8 +64,17 @@ class LocalEngine:
     name = "local"
 
     def map_batches(
-        self, table: pa.Table, fn: TableFn, *, batch_size: int | None = None
+        self,
+        table: pa.Table,
+        fn: TableFn | type,
+        *,
+        batch_size: int | None = None,
+        fn_args: tuple[Any, ...] = (),
+        concurrency: int | None = None,
+        num_gpus: float | None = None,
     ) -> pa.Table:
+        if isinstance(fn, type):
+            fn = fn(*fn_args)
         if batch_size is None or table.num_rows <= batch_size:
             return fn(table)
         parts = [fn(table.slice(i, batch_size)) for i in range(0, table.num_rows, batch_size)]
@@ -74,11 +96,13 @@ class RayEngine:
         num_cpus: int | None = 2,
         num_partitions: int | None = None,
         batch_size: int = 65536,
+        actors: int | None = None,
     ) -> None:
         self.address = address
         self.num_cpus = num_cpus
         self.num_partitions = num_partitions
         self.batch_size = batch_size
+        self.actors = actors
 
     def _ray(self) -> Any:
         ray = require("ray", "ray", "the Ray engine")
@@ -110,50 +134,101 @@ class RayEngine:
         parts = [table.slice(i, size) for i in range(0, max(table.num_rows, 1), size)]
         return ray.data.from_arrow(parts)
 
-    def _collect(self, ray: Any, ds: Any, like: pa.Table | None = None) -> pa.Table:
+    def _collect(self, ray: Any, ds: Any, like: Callable[[], pa.Table] | None = None) -> pa.Table:
         tables = [t for t in ray.get(ds.to_arrow_refs()) if t.num_rows]
         if not tables:
-            return like if like is not None else pa.table({})
+            return like() if like is not None else pa.table({})
         return pa.concat_tables(tables, promote_options="default")
 
     def map_batches(
-        self, table: pa.Table, fn: TableFn, *, batch_size: int | None = None
+        self,
+        table: pa.Table,
+        fn: TableFn | type,
+        *,
+        batch_size: int | None = None,
+        fn_args: tuple[Any, ...] = (),
+        concurrency: int | None = None,
+        num_gpus: float | None = None,
     ) -> pa.Table:
         ray = self._ray()
         if table.num_rows == 0:
-            return fn(table)
-        ds = self._dataset(ray, table, self._partitions(ray))
+            return (fn(*fn_args) if isinstance(fn, type) else fn)(table)
+        size = batch_size or self.batch_size
+        blocks = max(self._partitions(ray), -(-table.num_rows // size))
+        ds = self._dataset(ray, table, blocks)
+        options: dict[str, Any] = {}
+        if isinstance(fn, type):
+            # An actor pool: the class is built once per actor (a model loads once).
+            options["fn_constructor_args"] = fn_args
+            size_of_pool = concurrency or self.actors or self._cpus(ray)
+            options["compute"] = ray.data.ActorPoolStrategy(size=size_of_pool)
+            if num_gpus:
+                options["num_gpus"] = num_gpus
         out = ds.map_batches(
-            fn,
-            batch_format="pyarrow",
-            batch_size=batch_size or self.batch_size,
-            zero_copy_batch=True,
+            fn, batch_format="pyarrow", batch_size=size, zero_copy_batch=True, **options
         )
-        return self._collect(ray, out, like=fn(table.slice(0, 0)))
+        # Only when no batch came back: the schema of an empty answer.
+        like = None if isinstance(fn, type) else (lambda: fn(table.slice(0, 0)))
+        return self._collect(ray, out, like=like)
+
+    def _cpus(self, ray: Any) -> int:
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def shuffle_map(self, table: pa.Table, key: str, fn: TableFn) -> pa.Table:
         ray = self._ray()
         if table.num_rows == 0:
             return fn(table)
-        blocks = self._partitions(ray, table.num_rows)
-        ds = self._dataset(ray, table, blocks).repartition(blocks, keys=[key])
-        # batch_size=None hands each hash partition to fn whole, so no key is split.
-        out = ds.map_batches(fn, batch_format="pyarrow", batch_size=None, zero_copy_batch=True)
-        return self._collect(ray, out, like=fn(table.slice(0, 0)))
+        parts = self._partitions(ray, table.num_rows)
+        size = max(1, -(-table.num_rows // parts))
+        # A two-stage hash shuffle in plain Ray tasks (no shuffle actors to start): each
+        # block splits its rows by the hash of `key` into `parts` pieces; reducer p
+        # concatenates piece p of every block, so it holds every row of its keys.
+        split = ray.remote(num_returns=parts)(_split_by_key) if parts > 1 else None
+        pieces = []
+        for i in range(0, table.num_rows, size):
+            block = ray.put(table.slice(i, size))
+            got = split.remote(block, key, parts) if split else [block]
+            pieces.append(got)
+        reduce = ray.remote(_reduce_pieces)
+        outs = [reduce.remote(fn, *[p[j] for p in pieces]) for j in range(parts)]
+        tables = [t for t in ray.get(outs) if t.num_rows]
+        if not tables:
+            return fn(table.slice(0, 0))
+        return pa.concat_tables(tables, promote_options="default")
 
 
-_DEFAULT_RAY: RayEngine | None = None
+def _split_by_key(block: pa.Table, key: str, parts: int) -> list[pa.Table]:
+    """`block` in `parts` pieces by a hash of `key` (the same key, the same piece)."""
+    import polars as pl
+
+    column = pl.from_arrow(block.select([key])).to_series()
+    target = (column.hash(seed=0x5EED) % parts).to_numpy()
+    return [block.filter(pa.array(target == p)) for p in range(parts)]
 
 
-def get_engine(engine: str | Engine | None = None) -> Engine:
-    """An engine by name ("local" or "ray"), or the engine passed in."""
-    global _DEFAULT_RAY
+def _reduce_pieces(fn: TableFn, *pieces: pa.Table) -> pa.Table:
+    return fn(pa.concat_tables(pieces, promote_options="default"))
+
+
+_RAY_ENGINES: dict[tuple[tuple[str, Any], ...], RayEngine] = {}
+
+
+def get_engine(
+    engine: str | Engine | None = None, settings: dict[str, Any] | None = None
+) -> Engine:
+    """An engine by name ("local" or "ray", with the recipe's `engine.ray` settings), or
+    the engine passed in."""
     if engine is None or engine == "local":
         return LocalEngine()
     if engine == "ray":
-        if _DEFAULT_RAY is None:
-            _DEFAULT_RAY = RayEngine()
-        return _DEFAULT_RAY
+        given = {k: v for k, v in (settings or {}).items() if v is not None}
+        key = tuple(sorted(given.items()))
+        if key not in _RAY_ENGINES:
+            kw: dict[str, Any] = {
+                k: given[k] for k in ("address", "num_cpus", "batch_size", "actors") if k in given
+            }
+            _RAY_ENGINES[key] = RayEngine(**kw)
+        return _RAY_ENGINES[key]
     if isinstance(engine, str):
         raise InputError(f"unknown engine {engine!r}: expected one of {list(ENGINES)}")
     return engine

@@ -53,6 +53,7 @@ from assay.books import (
     record,
 )
 from assay.context import RunContext
+from assay.engine_steps import engine_for, merge_changes, merge_summaries, run_batches
 from assay.errors import StepError
 
 __all__ = [
@@ -179,6 +180,16 @@ class Step:
     # Is the output a function of (input, config, seed) alone? Steps that read a remote
     # service (Label Studio pull) are not: a runner must rerun them instead of caching.
     cacheable: ClassVar[bool] = True
+    # Is the hook row-local (each row's answer depends on that row, the config and the
+    # seed alone)? Then an engine may run it on batches of rows anywhere (Ray actors) and
+    # the books merge the answers. Steps that need the whole corpus say False.
+    row_local: ClassVar[bool] = False
+    # Rows per batch when the hook runs on an engine (the recipe's engine.ray.batch_size
+    # overrides it), and whether a batch may use a GPU (engine.ray.gpus_per_actor).
+    batch_rows: ClassVar[int] = 4096
+    gpu_capable: ClassVar[bool] = False
+    # Does the hook load a model? On Ray it then runs in an actor pool (loaded once per actor).
+    loads_model: ClassVar[bool] = False
 
     def __init__(self, config: StepConfig | None = None, /, **params: Any) -> None:
         if config is not None and params:
@@ -232,6 +243,12 @@ class Step:
         return record(self, corpus, ctx, self._changes(corpus, ctx))
 
     def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+        if engine_for(self, ctx) is None:
+            return self._local_changes(corpus, ctx)
+        # A row-local hook on batches of rows, on the engine; the books stay here.
+        return merge_changes(run_batches(self, ctx, corpus, "_local_changes"))
+
+    def _local_changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         raise NotImplementedError(
             f"{type(self).__name__} must derive from a kind (Edit, Filter, Transform, "
             f"Augmenter, Audit, Sync) and implement its hook"
@@ -252,7 +269,7 @@ class Edit(Step):
     def edit(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         raise NotImplementedError
 
-    def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+    def _local_changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         return self.edit(corpus, ctx)
 
 
@@ -264,7 +281,7 @@ class Filter(Step):
     def keep(self, corpus: pl.DataFrame, ctx: RunContext) -> Keep:
         raise NotImplementedError
 
-    def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+    def _local_changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         return Changes(keep=self.keep(corpus, ctx))
 
 
@@ -272,6 +289,7 @@ class Transform(Step):
     """Rewrites text; changed ids are counted and the old text kept in the lineage."""
 
     kind = "transform"
+    row_local = True  # a rewrite that needs the whole corpus sets False
 
     def rewrite(self, corpus: pl.DataFrame, ctx: RunContext) -> pl.Series:
         raise NotImplementedError
@@ -280,7 +298,7 @@ class Transform(Step):
         """Optionally drop rows after rewriting (e.g. text that became too short)."""
         return None
 
-    def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+    def _local_changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         new_text = self.rewrite(corpus, ctx)
         if len(new_text) != corpus.height:
             raise StepError(
@@ -311,6 +329,7 @@ class Augmenter(Step):
     touches_eval = False
     Config: ClassVar[type[AugmenterConfig]] = AugmenterConfig
     op = "aug"
+    row_local = True  # generate(rows) answers per row; `select` and the books stay on the driver
 
     def generate(self, rows: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
         """Return new rows: `parent_id`, `text`, and optionally `op`, `label`, `lang`, or
@@ -339,18 +358,29 @@ class Augmenter(Step):
     def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         cfg = self.config
         rows = self.select(corpus, ctx)
-        new = (
-            self.generate(rows, ctx)
-            if rows.height
-            else pl.DataFrame(schema={"parent_id": pl.String, "text": pl.String})
-        )
+        if rows.height and engine_for(self, ctx) is not None:
+            answers = [a for _, a in run_batches(self, ctx, rows, "_generate_batch")]
+            new = pl.concat([a[0] for a in answers], how="diagonal_relaxed")
+            summary = merge_summaries(a[1] for a in answers)
+        else:
+            new, summary = self._generate_batch(rows, ctx)
         return Changes(
             added=new,
             parents=rows,
             max_per_row=cfg.max_per_row,
             max_added=int(cfg.budget * rows.height) if cfg.budget is not None else None,
-            summary={**self.generation_summary(), "n_selected": rows.height},
+            summary={**summary, "n_selected": rows.height},
         )
+
+    def _generate_batch(
+        self, rows: pl.DataFrame, ctx: RunContext
+    ) -> tuple[pl.DataFrame, dict[str, Any]]:
+        new = (
+            self.generate(rows, ctx)
+            if rows.height
+            else pl.DataFrame(schema={"parent_id": pl.String, "text": pl.String})
+        )
+        return new, self.generation_summary()
 
 
 class Audit(Step):
@@ -361,7 +391,7 @@ class Audit(Step):
     def score(self, corpus: pl.DataFrame, ctx: RunContext) -> Findings:
         raise NotImplementedError
 
-    def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+    def _local_changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         return _observed(self, self.score(corpus, ctx))
 
 
@@ -374,7 +404,7 @@ class Sync(Step):
     def send(self, corpus: pl.DataFrame, ctx: RunContext) -> Findings:
         raise NotImplementedError
 
-    def _changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+    def _local_changes(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         return _observed(self, self.send(corpus, ctx))
 
 

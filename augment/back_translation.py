@@ -13,12 +13,14 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import numpy as np
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from assay.augment.base import TextAugmenter, TextAugmenterBaseConfig
 from assay.augment.translate import BACKENDS, Translator, translator
 from assay.context import RunContext
+from assay.engine_random import row_uniform
 from assay.registry import register
 
 
@@ -101,6 +103,8 @@ class BackTranslationAugmenter(TextAugmenter):
             return self
 
     op = "bt"
+    loads_model = True  # translators load once per Ray actor
+    gpu_capable = True
 
     def translators(self) -> dict[str, Translator]:
         """One translator per model (a single one for Apertium or a multilingual model)."""
@@ -125,7 +129,9 @@ class BackTranslationAugmenter(TextAugmenter):
         pivots = cfg.pivots
         n_out = min(cfg.n_per_row, len(pivots))
         if n_out < len(pivots):
-            starts = ctx.rng("pivots").integers(0, len(pivots), size=len(texts)).tolist()
+            # A start per row from its id: the same however the rows are batched.
+            u = row_uniform(ctx, "pivots", ids)
+            starts = np.minimum((u * len(pivots)).astype(np.int64), len(pivots) - 1).tolist()
         else:
             starts = [0] * len(texts)
         # Which rows go through which pivot, in row order.

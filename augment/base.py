@@ -9,8 +9,9 @@ and origin, rejects texts identical to the parent or to another row, and applies
   `TextAugmenterConfig` (augmenters without an edit rate, like shuffling, take
   `TextAugmenterBaseConfig`);
 - protected terms, never edited;
-- a stream of uniform draws from the run context (one numpy call per 64k draws, so the
-  per-word loops stay in plain Python without calling numpy per decision);
+- a stream of uniform draws per row, a function of the seed, the step and the row's id
+  (`assay.engine_random`), computed in blocks so the per-word loops stay in plain Python;
+  the output does not depend on how an engine batches the rows;
 - the label-preservation `guard`, the adoption's rejection rule (`reject`): generated rows
   whose label no longer holds are dropped before the duplicate checks and `max_per_row`,
   every one recorded with its reason and score.
@@ -34,6 +35,8 @@ from pydantic import Field
 
 from assay.augment.guard import GuardConfig, check
 from assay.context import RunContext
+from assay.engine_random import row_draws
+from assay.engine_steps import engine_for
 from assay.errors import MissingDependencyError, ResourceError
 from assay.step import Augmenter, AugmenterConfig, Rejections
 
@@ -178,18 +181,24 @@ class TextAugmenter(Augmenter):
         texts = rows["text"].to_list()
         ids = rows["id"].to_list()
         self.prepare(texts, ctx)
-        draw = draws(ctx.rng("edits"))
         parent: list[str] = []
         out_text: list[str] = []
         ops: list[str] = []
         n_per_row = self.config.n_per_row
+        augment_batch = self.augment_batch
         with ctx.task(f"{self.name}: augmenting", total=len(texts)) as task:
             for start in range(0, len(texts), self.chunk):
                 batch = texts[start : start + self.chunk]
-                for i, text, op in self.augment_batch(batch, n_per_row, draw):
-                    parent.append(ids[start + i])
-                    out_text.append(text)
-                    ops.append(op)
+                batch_ids = ids[start : start + self.chunk]
+                # One draw stream per row, keyed by its id: the same rows give the same
+                # output however an engine batches them.
+                for row_id, text, draw in zip(
+                    batch_ids, batch, row_draws(ctx, "edits", batch_ids), strict=True
+                ):
+                    for _, new_text, op in augment_batch([text], n_per_row, draw):
+                        parent.append(row_id)
+                        out_text.append(new_text)
+                        ops.append(op)
                 task.advance(len(batch))
         return pl.DataFrame(
             {"parent_id": parent, "text": out_text, "op": ops},
@@ -203,7 +212,15 @@ class TextAugmenter(Augmenter):
         guard = getattr(self.config, "guard", None)
         if guard is None:
             return None
-        checked = check(guard, corpus, parents, candidates, ctx.step_seed("guard"), self.name)
+        checked = check(
+            guard,
+            corpus,
+            parents,
+            candidates,
+            ctx.step_seed("guard"),
+            self.name,
+            engine=engine_for(self, ctx),
+        )
         reason = checked["_guard_reason"]
         failed = reason.drop_nulls()
         counts = failed.value_counts(sort=True)

@@ -135,6 +135,11 @@ class DomainVocabAugmenter(TextAugmenter):
             out["lexicon_sha256"] = hashlib.sha256(Path(cfg.lexicon).read_bytes()).hexdigest()
         return out
 
+    @property
+    def row_local(self) -> bool:  # type: ignore[override]
+        # The per-term cap counts uses across rows: batches would each get the full cap.
+        return self.config.max_per_term is None
+
     def prepare(self, texts: list[str], ctx: RunContext) -> None:
         cfg = self.config
         self.matcher = LexiconMatcher(load_lexicon(cfg.lexicon), cfg.symmetric)

@@ -119,9 +119,11 @@ def check(
     new: pl.DataFrame,
     seed: int,
     step: str,
+    engine: Any = None,
 ) -> pl.DataFrame:
     """Score generated rows; returns `new` with `<step>__guard_score`,
-    `<step>__guard_similarity` and a `_guard_reason` column (null = kept)."""
+    `<step>__guard_similarity` and a `_guard_reason` column (null = kept). With an
+    `engine`, the models are fitted here and score (and embed) in batches on it."""
     score_col, sim_col = f"{step}__guard_score", f"{step}__guard_similarity"
     parent_map = parents.select(
         pl.col("id").alias("parent_id"),
@@ -142,10 +144,10 @@ def check(
     if config.model != "none" and n:
         parent_ids = frame["parent_id"].to_list()
         score, parent_score = _classify(
-            config, corpus, parent_ids, texts, parent_texts, labels, seed
+            config, corpus, parent_ids, texts, parent_texts, labels, seed, engine
         )
     if config.similarity is not None and n:
-        similarity = _similarity(config, texts, parent_texts)
+        similarity = _similarity(config, texts, parent_texts, engine)
     reason = np.full(n, None, dtype=object)
     with np.errstate(invalid="ignore"):
         low = score < config.min_confidence
@@ -171,6 +173,7 @@ def _classify(
     parent_texts: list[str],
     labels: list[Any],
     seed: int,
+    engine: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     originals = corpus.filter(
         pl.col("split").is_in(config.train_splits)
@@ -212,7 +215,7 @@ def _classify(
         some_labels = [labels[i] for i in rows]
         # Score children and their parents in one call: one vectorisation pass.
         unique_parents = list(dict.fromkeys(some_parents))
-        proba = np.asarray(model.predict_proba(some_texts + unique_parents))
+        proba = _predict(model, some_texts + unique_parents, engine)
         child[rows] = _label_probability(proba[: len(rows)], classes, some_labels)
         where = {t: i for i, t in enumerate(unique_parents)}
         parent_proba = proba[len(rows) :][[where[t] for t in some_parents]]
@@ -221,14 +224,70 @@ def _classify(
     return child, parent
 
 
-def _similarity(config: GuardConfig, texts: list[str], parent_texts: list[str]) -> np.ndarray:
-    from assay.resources import sentence_encoder
+def _predict(model: Any, texts: list[str], engine: Any) -> np.ndarray:
+    """Class probabilities of `texts`; on an engine, in batches (the fitted model travels)."""
+    if engine is None:
+        return np.asarray(model.predict_proba(texts))
+    import functools
 
-    model = sentence_encoder(config.encoder, purpose="the guard's similarity check")
+    out = engine.map_batches(_numbered(texts), functools.partial(_predict_batch, model=model))
+    return _in_order(out, "proba")
+
+
+def _predict_batch(batch: Any, model: Any) -> Any:
+    import pyarrow as pa
+
+    proba = np.asarray(model.predict_proba(batch["text"].to_pylist()))
+    return pa.table({"_i": batch["_i"], "proba": pa.array(proba.tolist())})
+
+
+class _EncodeBatches:
+    """The sentence encoder, loaded once per actor, embedding batches of texts."""
+
+    def __init__(self, encoder: str | None) -> None:
+        from assay.resources import sentence_encoder
+
+        self.model = sentence_encoder(encoder, purpose="the guard's similarity check")
+
+    def __call__(self, batch: Any) -> Any:
+        import pyarrow as pa
+
+        emb = self.model.encode(
+            batch["text"].to_pylist(),
+            batch_size=64,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+        )
+        return pa.table({"_i": batch["_i"], "emb": pa.array(np.asarray(emb).tolist())})
+
+
+def _numbered(texts: list[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.table({"_i": pa.array(np.arange(len(texts), dtype=np.int64)), "text": texts})
+
+
+def _in_order(out: Any, column: str) -> np.ndarray:
+    order = np.argsort(np.asarray(out["_i"].to_pylist(), dtype=np.int64), kind="stable")
+    values = out[column].to_pylist()
+    return np.asarray([values[i] for i in order], dtype=np.float64)
+
+
+def _encode(encoder: str | None, texts: list[str], engine: Any) -> np.ndarray:
+    if engine is None:
+        from assay.resources import sentence_encoder
+
+        model = sentence_encoder(encoder, purpose="the guard's similarity check")
+        return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    out = engine.map_batches(_numbered(texts), _EncodeBatches, fn_args=(encoder,), batch_size=1024)
+    return _in_order(out, "emb").astype(np.float32)
+
+
+def _similarity(
+    config: GuardConfig, texts: list[str], parent_texts: list[str], engine: Any = None
+) -> np.ndarray:
     unique_parents = list(dict.fromkeys(parent_texts))
-    emb = model.encode(
-        texts + unique_parents, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
-    )
+    emb = _encode(config.encoder, texts + unique_parents, engine)
     where = {t: i for i, t in enumerate(unique_parents)}
     parent_emb = emb[len(texts) :][[where[t] for t in parent_texts]]
     return np.einsum("ij,ij->i", emb[: len(texts)], parent_emb)

@@ -177,6 +177,13 @@ def find_clusters(
     """Cluster label (first member row) of every row, and statistics for the report."""
     n = corpus.height
     if cfg.method == "exact":
+        if ctx.engine != "local":
+            from assay.curate.dedup_exact import exact_clusters_on
+
+            engine = get_engine(ctx.engine, ctx.options.get("ray"))
+            return exact_clusters_on(engine, corpus, cfg.normalization, cfg.same_label_only), {
+                "engine": engine.name
+            }
         return exact_clusters(corpus, cfg.normalization, cfg.same_label_only), {}
     if cfg.method == "minhash":
         a, b, stats = minhash_pairs(corpus, cfg, ctx)
@@ -212,7 +219,7 @@ def minhash_pairs(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Near-duplicate pairs (a < b) by MinHash-LSH, verified by true Jaccard if asked."""
     params = minhash_params(cfg, ctx)
-    engine = get_engine(cfg.engine or ctx.engine)
+    engine = get_engine(cfg.engine or ctx.engine, ctx.options.get("ray"))
     verify = cfg.similarity if cfg.verify else None
     a, b, stats = near_duplicate_pairs(corpus["text"].to_arrow(), params, engine, verify)
     stats.update(bands=params.bands, rows=params.rows, threshold=cfg.similarity, engine=engine.name)

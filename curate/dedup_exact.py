@@ -11,6 +11,7 @@ per row.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from assay.errors import InputError
@@ -100,7 +102,67 @@ def exact_clusters(
     return out.to_series().to_numpy()
 
 
+def _keyed_batch(batch: pa.Table, norm: Normalization, same_label_only: bool) -> pa.Table:
+    """Row position, normalised text (and label), and a hash of them to shuffle on."""
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    cols = [pl.col("_row"), pl.lit(normalize_series(frame["text"], norm)).alias("_key")]
+    if same_label_only:
+        cols.append(label_key(frame).fill_null("\x00null").alias("_label"))
+    keyed = frame.select(cols)
+    by = ["_key", "_label"] if same_label_only else ["_key"]
+    return keyed.with_columns(
+        pl.struct(by).hash(seed=0x5EED).reinterpret(signed=True).alias("_hash")
+    ).to_arrow()
+
+
+def _first_of_key(part: pa.Table) -> pa.Table:
+    """Within a partition that holds every row of its keys: the first row of each key."""
+    frame = pl.from_arrow(part)
+    assert isinstance(frame, pl.DataFrame)
+    by = [c for c in ("_key", "_label") if c in frame.columns]
+    return frame.select(
+        pl.col("_row"), pl.col("_row").min().over(by).cast(pl.Int64).alias("_first")
+    ).to_arrow()
+
+
+def exact_clusters_on(
+    engine: Any, frame: pl.DataFrame, norm: Normalization, same_label_only: bool = False
+) -> np.ndarray:
+    """`exact_clusters` on an engine: normalisation in batches (`map_batches`), then a
+    hash shuffle puts each key's rows together (`shuffle_map`); same clusters."""
+    columns = ["text", "label"] if same_label_only else ["text"]
+    table = frame.select(columns).with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    keyed = engine.map_batches(
+        table.to_arrow(),
+        functools.partial(_keyed_batch, norm=norm, same_label_only=same_label_only),
+    )
+    firsts = pl.from_arrow(engine.shuffle_map(keyed, "_hash", _first_of_key))
+    assert isinstance(firsts, pl.DataFrame)
+    return firsts.sort("_row")["_first"].to_numpy()
+
+
 # -- out-of-core ---------------------------------------------------------------------------------
+
+
+class _ParquetSource:
+    """One Parquet file or a directory of them (name order), read batch by batch."""
+
+    def __init__(self, source: str | os.PathLike[str]) -> None:
+        import pyarrow.parquet as pq
+
+        path = Path(source)
+        files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+        if not files:
+            raise InputError(f"{str(path)!r} holds no *.parquet files")
+        self.files = [pq.ParquetFile(f) for f in files]
+        self.schema_arrow = self.files[0].schema_arrow
+        self.num_rows = sum(f.metadata.num_rows for f in self.files)
+
+    def iter_batches(self, **kw: Any) -> Iterator[Any]:
+        for f in self.files:
+            yield from f.iter_batches(**kw)
+
 
 T = TypeVar("T")
 THREADS = max(2, min(8, os.cpu_count() or 2))
@@ -175,7 +237,8 @@ def dedup_parquet(
     workdir: str | os.PathLike[str] | None = None,
     step: str = "dedup",
 ) -> ParquetDedupResult:
-    """Exact-dedup a Parquet file of any size into kept and dropped Parquet files.
+    """Exact-dedup a Parquet file (or a directory of them, in name order) of any size into
+    kept and dropped Parquet files.
 
     The first row of every normalised text is kept, in input order. Kept rows gain
     `<step>__cluster` (their own id) and `<step>__cluster_size`; dropped rows gain
@@ -186,13 +249,13 @@ def dedup_parquet(
 
     started = time.perf_counter()
     norm = norm or Normalization()
-    source_file = pq.ParquetFile(source)
+    source_file = _ParquetSource(source)
     names = source_file.schema_arrow.names
     needed = ["id", "text"] + (["label"] if same_label_only else [])
     missing = [c for c in needed if c not in names]
     if missing:
         raise InputError(f"{source} has no column(s) {missing}; found {names}")
-    n = source_file.metadata.num_rows
+    n = source_file.num_rows
     nparts = max(1, -(-n // partition_rows))
     scratch = Path(tempfile.mkdtemp(prefix="assay-dedup-", dir=workdir))
     try:

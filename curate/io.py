@@ -165,6 +165,9 @@ def read(options: ReadOptions) -> Loaded:
         input_hash = json_hash(
             {"file": file_hash(path), "options": options.model_dump(mode="json")}
         )
+    elif fmt == "parquet" and path.is_dir():
+        files = {p.name: file_hash(p) for p in parquet_files(path)}
+        input_hash = json_hash({"files": files, "options": options.model_dump(mode="json")})
     else:
         from assay.hashing import frame_hash
 
@@ -209,9 +212,14 @@ def read_corpus(path: str | os.PathLike[str]) -> pl.DataFrame:
 _HF_MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")
 
 
+def parquet_files(path: Path) -> list[Path]:
+    """The *.parquet files of a directory (sorted by name: that is the row order)."""
+    return sorted(p for p in path.glob("*.parquet") if p.is_file()) if path.is_dir() else []
+
+
 def guess_format(path: Path, source: str) -> str:
     if path.is_dir():
-        return "hf"
+        return "parquet" if parquet_files(path) else "hf"
     suffix = (
         path.suffixes[-2].lower()
         if path.suffix.lower() in (".gz", ".gzip") and len(path.suffixes) >= 2
@@ -286,6 +294,8 @@ def read_raw(
                 )
         except (pl.exceptions.PolarsError, json.JSONDecodeError) as exc:
             raise InputError(f"cannot parse {str(path)!r} as {fmt}: {_first_line(exc)}") from None
+    elif fmt == "parquet" and path.is_dir():
+        frame = _scan_parquet_dir(path, options)
     elif fmt == "parquet":
         if not path.exists():
             raise InputError(f"input file {str(path)!r} does not exist")
@@ -406,6 +416,36 @@ def _check_jsonl(path: Path, text: str, text_key: str) -> None:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _scan_parquet_dir(path: Path, options: ReadOptions) -> pl.DataFrame:
+    """A directory of Parquet files, scanned lazily: only the mapped columns are read
+    (and only the first `limit` rows), with polars' streaming engine."""
+    files = parquet_files(path)
+    if not files:
+        raise InputError(f"{str(path)!r} holds no *.parquet files; pass a file or such a directory")
+    try:
+        scan = pl.scan_parquet(files)
+        names = scan.collect_schema().names()
+        wanted = [
+            options.text_column,
+            options.label_column,
+            options.id_column,
+            options.split_column,
+            options.group_column,
+            options.lang_column,
+        ]
+        used = [c for c in dict.fromkeys(wanted) if c is not None and c in names]
+        if options.text_column not in names:
+            raise InputError(
+                f"{str(path)!r}: expected a text column {options.text_column!r}, found "
+                f"{shorten(names)}; set text_column"
+            )
+        if options.limit is not None:
+            scan = scan.head(options.limit)
+        return scan.select(used).collect(engine="streaming")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"cannot read {str(path)!r} as parquet: {_first_line(exc)}") from None
 
 
 def _read_hf(path: Path, options: ReadOptions) -> pl.DataFrame:

@@ -256,7 +256,11 @@ def run_ablation(
     seed_list = spec.seed_list
     warnings: list[str] = []
     base_ctx = RunContext(
-        seed=recipe.seed, run_dir=out_dir, engine=recipe.engine, progress=progress
+        seed=recipe.seed,
+        run_dir=out_dir,
+        engine=recipe.engine_name,
+        options=recipe.engine_options,
+        progress=progress,
     )
 
     prefixes: dict[str, tuple[pl.DataFrame, str, list[str]]] = {}
@@ -311,7 +315,8 @@ def run_ablation(
             step_ctx = RunContext(
                 seed=pipeline_seed(recipe.seed, seed) if spec.vary_pipeline_seed else recipe.seed,
                 run_dir=out_dir,
-                engine=recipe.engine,
+                engine=recipe.engine_name,
+                options=recipe.engine_options,
                 progress=progress,
             )
             variant_corpora: dict[str, tuple[pl.DataFrame, str, pl.DataFrame, list[str]]] = {}

@@ -47,23 +47,39 @@ def main(verbose: int) -> None:
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @out_dir_option("runs/<name>")
 @seed_option()
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    help="Where row-parallel work runs (overrides the recipe's engine).",
+)
+@click.option(
+    "--ray-address",
+    help="Address of a running Ray cluster, e.g. ray://head:10001 or auto (implies --engine ray).",
+)
 @no_cache_option
 @quiet_option
 @click.option(
     "--no-ablation", is_flag=True, help="Run the steps only, not the recipe's `ablation:`."
 )
 def run(
-    recipe: Path, out: Path | None, seed: int | None, no_cache: bool, quiet: bool, no_ablation: bool
+    recipe: Path,
+    out: Path | None,
+    seed: int | None,
+    engine: str | None,
+    ray_address: str | None,
+    no_cache: bool,
+    quiet: bool,
+    no_ablation: bool,
 ) -> None:
     """Run a recipe and write its run directory; a recipe with an `ablation:` section then
     runs its ablation into the same directory, and the report shows both."""
     from assay.cache import StepCache
     from assay.progress import RichProgress, SilentProgress
     from assay.recipes.runner import run_recipe
-    from assay.recipes.schema import load_recipe
+    from assay.recipes.schema import load_recipe, with_engine
 
     console = _console(quiet)
-    parsed = load_recipe(recipe)
+    parsed = with_engine(load_recipe(recipe), engine, ray_address)
     progress = SilentProgress() if quiet else RichProgress(console)
     cache = StepCache(enabled=parsed.cache and not no_cache)
     result = run_recipe(parsed, out, seed=seed, progress=progress, cache=cache)
@@ -214,12 +230,16 @@ def recipe_schema(out: Path | None) -> None:
 
 
 @main.command()
-def doctor() -> None:
+@click.option(
+    "--ray-address", help="Report this Ray cluster (default: $RAY_ADDRESS or a local one)."
+)
+@click.option("--start-ray", is_flag=True, help="Start a local Ray cluster if none is running.")
+def doctor(ray_address: str | None, start_ray: bool) -> None:
     """Show which optional resources are installed, with the command to add each."""
     from assay.resources import doctor as run_doctor
 
     missing = 0
-    for check in run_doctor():
+    for check in run_doctor(ray_address, start_ray):
         mark = click.style("ok  ", fg="green") if check.ok else click.style("miss", fg="yellow")
         line = f"{mark} {check.name:<22} {check.detail}"
         if not check.ok:

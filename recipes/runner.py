@@ -248,7 +248,8 @@ def _build_run(
     ctx = RunContext(
         seed=recipe.seed,
         run_dir=run_dir.path,
-        engine=recipe.engine,
+        engine=recipe.engine_name,
+        options=recipe.engine_options,
         progress=progress or SilentProgress(),
     )
     started = time.perf_counter()
@@ -334,7 +335,7 @@ def _manifest(
             "name": recipe.name,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seed": recipe.seed,
-            "engine": recipe.engine,
+            "engine": recipe.engine_name,
             "recipe": dump_recipe(recipe),
             "inputs": [{"source": recipe.input.source, "hash": input_key, "rows_read": rows_read}],
             "accounting": accounting,

@@ -61,6 +61,38 @@ class OutputSpec(BaseModel):
     )
 
 
+class RaySettings(BaseModel):
+    """Where and how the Ray engine runs (`engine: {ray: {...}}`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = Field(
+        None, description="Ray cluster address (ray://host:10001 or auto); a local one if unset"
+    )
+    num_cpus: int | None = Field(
+        None, ge=1, description="CPUs of the local cluster started when no address is given"
+    )
+    gpus_per_actor: float | None = Field(
+        None,
+        ge=0,
+        description="GPUs per actor for steps that can use one (where the cluster has GPUs)",
+    )
+    batch_size: int | None = Field(
+        None, ge=1, description="rows per batch handed to a step's row-local hook"
+    )
+    actors: int | None = Field(
+        None, ge=1, description="actors per pool for steps that load a model (default: the CPUs)"
+    )
+
+
+class EngineSettings(BaseModel):
+    """`engine: {ray: {...}}`: the Ray engine with settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ray: RaySettings = Field(default_factory=RaySettings)
+
+
 class Recipe(BaseModel):
     """A declarative pipeline: input, steps, output, seed."""
 
@@ -74,7 +106,9 @@ class Recipe(BaseModel):
     input: ReadOptions
     steps: list[StepSpec] = Field(default_factory=list)
     output: OutputSpec = Field(default_factory=OutputSpec)
-    engine: Literal["local", "ray"] = Field("local", description="where row-parallel work runs")
+    engine: Literal["local", "ray"] | EngineSettings = Field(
+        "local", description="where row-parallel work runs: local, ray, or {ray: {address: ...}}"
+    )
     cache: bool = Field(
         True, description="reuse cached step outputs keyed by input, config and version"
     )
@@ -82,6 +116,18 @@ class Recipe(BaseModel):
         True, description="fail if augmentation, reweighting or relabelling touches dev/test rows"
     )
     ablation: AblationSpec | None = Field(None, description="variants to compare (`assay ablate`)")
+
+    @property
+    def engine_name(self) -> str:
+        """ "local" or "ray"."""
+        return self.engine if isinstance(self.engine, str) else "ray"
+
+    @property
+    def engine_options(self) -> dict[str, Any]:
+        """The run context's options for the engine (`{"ray": settings}`)."""
+        if isinstance(self.engine, EngineSettings):
+            return {"ray": self.engine.ray.model_dump(exclude_none=True)}
+        return {}
 
     @field_validator("steps", mode="before")
     @classmethod
@@ -325,3 +371,19 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "assay recipe"
     return schema
+
+
+def with_engine(recipe: Recipe, engine: str | None = None, address: str | None = None) -> Recipe:
+    """The recipe with its engine overridden (`assay run --engine ray --ray-address ...`);
+    an address implies the Ray engine and keeps the recipe's other Ray settings."""
+    if engine is None and address is None:
+        return recipe
+    name = engine or ("ray" if address else recipe.engine_name)
+    if name == "local":
+        if address is not None:
+            raise RecipeError("--ray-address needs the Ray engine; drop --engine local")
+        return recipe.model_copy(update={"engine": "local"})
+    settings = recipe.engine.ray if isinstance(recipe.engine, EngineSettings) else RaySettings()
+    if address is not None:
+        settings = settings.model_copy(update={"address": address})
+    return recipe.model_copy(update={"engine": EngineSettings(ray=settings)})

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 import polars as pl
@@ -106,3 +107,104 @@ def test_ray_engine_keeps_the_same_ids_on_100k_rows(ray_cluster):
     local, remote = _both_engines(corpus, verify=False, ngram=5, num_perm=64)
     assert local.corpus["id"].to_list() == remote.corpus["id"].to_list()
     assert local.report.summary["candidate_pairs"] == remote.report.summary["candidate_pairs"]
+
+
+def test_doctor_says_when_ray_is_missing_or_no_cluster_runs_without_starting_one(
+    monkeypatch, tmp_path
+):
+    from assay import resources
+
+    monkeypatch.setattr(resources, "_has_module", lambda name: name != "ray")
+    check = resources.ray_cluster()
+    assert not check.ok and "not installed" in check.detail and "assay[ray]" in check.fix
+    monkeypatch.undo()
+    if not HAS_RAY or ("ray" in sys.modules and sys.modules["ray"].is_initialized()):
+        return
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(resources, "Path", lambda p: tmp_path / "no-cluster-file")
+    check = resources.ray_cluster()
+    assert not check.ok and "no Ray cluster running" in check.detail
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+@needs_ray
+@pytest.mark.integration
+def test_doctor_reports_the_cluster_it_sees(ray_cluster):
+    from assay import resources
+
+    check = resources.ray_cluster()
+    assert check.ok
+    assert "2 CPUs" in check.detail and "0 GPUs" in check.detail and "1 node(s)" in check.detail
+
+
+def _label_rows(table: pa.Table) -> pa.Table:
+    return pa.table({"x": table["x"], "n": pa.array([table.num_rows] * table.num_rows)})
+
+
+class _Model:
+    """Loads once per instance; the engine builds one per actor."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return pa.table({"x": pa.compute.add(table["x"], self.offset)})
+
+
+@needs_ray
+@pytest.mark.integration
+def test_ray_engine_runs_callable_classes_in_an_actor_pool_and_shuffles_by_key(ray_cluster):
+    from assay.engine import RayEngine
+
+    engine = RayEngine()
+    table = pa.table({"x": np.arange(1000), "key": np.arange(1000) % 7})
+    out = engine.map_batches(table, _Model, batch_size=100, fn_args=(5,), concurrency=2)
+    assert sorted(out["x"].to_pylist()) == list(range(5, 1005))
+    sizes = pl.from_arrow(engine.shuffle_map(table, "key", _group_sizes)).sort("key")
+    assert sizes["key"].to_list() == list(range(7))
+    assert sizes["n"].to_list() == [143, 143, 143, 143, 143, 143, 142]
+    local = LocalEngine().map_batches(table, _Model, batch_size=100, fn_args=(5,))
+    assert local["x"].to_pylist() == list(range(5, 1005))
+
+
+def _short_filter():
+    from assay.step import Filter, Keep
+
+    class ShortFilter(Filter):
+        """Drops texts of fewer than four words; counts them per label."""
+
+        name = "short"
+        row_local = True
+        batch_rows = 7
+
+        def keep(self, corpus, ctx):
+            short = corpus["text"].str.count_matches(r"\S+") < 4
+            labels = corpus.filter(short)["label"].value_counts()
+            return Keep(
+                mask=(~short).to_numpy(),
+                reason="too_short",
+                columns=corpus.select("id", short__words=pl.col("text").str.count_matches(r"\S+")),
+                summary={"short": dict(labels.iter_rows()), "checked": corpus.height},
+            )
+
+    return ShortFilter()
+
+
+@needs_ray
+@pytest.mark.integration
+def test_a_row_local_filter_runs_in_batches_on_ray_with_the_same_books(ray_cluster):
+    texts = [("one two three four five " if i % 3 else "too short ") + str(i) for i in range(40)]
+    corpus = from_records(
+        texts,
+        ["a" if i % 2 else "b" for i in range(40)],
+        split=["train"] * 40,
+        ids=[f"t{i}" for i in range(40)],
+    )
+    step = _short_filter()
+    local = step.apply(corpus, RunContext(engine="local").for_step(0, "short"))
+    remote = step.apply(corpus, RunContext(engine="ray").for_step(0, "short"))
+    assert sorted(local.dropped["id"].to_list()) == sorted(f"t{i}" for i in range(0, 40, 3))
+    assert local.corpus.equals(remote.corpus)
+    assert local.dropped.equals(remote.dropped)
+    assert remote.report.summary == local.report.summary
+    assert local.report.summary["checked"] == 40

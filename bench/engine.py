@@ -1,0 +1,276 @@
+"""Benchmark: a quickstart-like recipe on the local engine and on Ray (one machine).
+
+Generates review-like rows (10% exact copies with markup), written to Parquet outside the
+timing. Each run is its own fresh process (so the driver's peak RSS is its own):
+
+- local: `engine: local`, everything in-process (polars, numpy);
+- ray: `engine: ray` on a local Ray cluster started in that process (`num_cpus=--cpus`;
+  its start is timed apart). The driver's peak RSS is measured; Ray's workers and object
+  store are other processes and are not in it.
+
+The recipe: clean (min_chars, language check), exact dedup, split, char_noise (a row-local
+augmenter). Both runs must give the same corpus (checked by its hash). It also
+times the tasks of the row-local steps in-process (each batch's hook call: what one Ray
+task runs) and from them gives a paper estimate for `--nodes` nodes: per step, the first
+task (loading), then the batches in waves over the CPUs, plus the scheduling overhead
+measured here; steps on the driver (split, the books) as measured.
+
+    .venv/bin/python bench/engine.py --rows 100000 --memory-rows 1000000 [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from harness import isolated, peak_rss_mb, target
+
+POSITIVE = ["good", "great", "wonderful", "moving", "clever", "funny", "warm", "beautiful"]
+NEGATIVE = ["bad", "dull", "boring", "weak", "clumsy", "tedious", "cold", "ugly"]
+NOUNS = ["film", "story", "movie", "script", "cast", "ending", "plot", "score", "director"]
+ROW_LOCAL = {"clean", "char_noise"}
+
+
+def generate(rows: int, path: Path, seed: int = 3) -> None:
+    rng = np.random.default_rng(seed)
+    n_fresh = rows - rows // 10
+    positive = rng.random(n_fresh) < 0.5
+    words = np.where(
+        positive[:, None],
+        np.array(POSITIVE)[rng.integers(0, 8, (n_fresh, 2))],
+        np.array(NEGATIVE)[rng.integers(0, 8, (n_fresh, 2))],
+    )
+    nouns = np.array(NOUNS)[rng.integers(0, len(NOUNS), (n_fresh, 2))]
+    texts = [
+        f"The {a} was {w1} and the {b} felt {w2}, said reviewer {i}."
+        for i, (a, b, w1, w2) in enumerate(
+            zip(nouns[:, 0], nouns[:, 1], words[:, 0], words[:, 1], strict=True)
+        )
+    ]
+    labels = np.where(positive, "positive", "negative").tolist()
+    pick = rng.integers(0, n_fresh, size=rows - n_fresh)
+    texts += [f"<p>{texts[i]}</p>" for i in pick]
+    labels += [labels[i] for i in pick]
+    pl.DataFrame({"text": texts, "label": labels}).write_parquet(path)
+
+
+def recipe(source: Path, engine: object) -> dict:
+    return {
+        "name": "engine-bench",
+        "seed": 13,
+        "cache": False,
+        "engine": engine,
+        "input": {"source": str(source), "labels": ["negative", "positive"]},
+        "steps": [
+            {"clean": {"min_chars": 10, "lang": "en"}},
+            {"dedup": {"method": "exact"}},
+            {"split": {"dev": 0.1, "test": 0.1}},
+            {"char_noise": {"fraction": 0.3}},
+        ],
+    }
+
+
+def run_once(source: str, engine: str, out: str, cpus: int, batch_size: int) -> dict:
+    from assay import run
+
+    started = time.perf_counter()
+    settings: object = "local"
+    ray_start = 0.0
+    if engine == "ray":
+        import ray
+
+        ray.init(
+            num_cpus=cpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+        )
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        ray_start = time.perf_counter() - started
+        settings = {"ray": {"batch_size": batch_size}}
+    t0 = time.perf_counter()
+    result = run(recipe(Path(source), settings), out)
+    seconds = time.perf_counter() - t0
+    corpus = pl.read_parquet(Path(out) / "corpus.parquet")
+    digest = corpus.sort("id").hash_rows(seed=1).sum()
+    steps = {f"{s['index']}:{s['step']}": s["seconds"] for s in result.manifest["steps"]}
+    if engine == "ray":
+        import ray
+
+        ray.shutdown()
+    return {
+        "seconds": round(seconds, 2),
+        "ray_start_s": round(ray_start, 2),
+        "rows_out": corpus.height,
+        "corpus_hash": int(digest),
+        "steps": steps,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def task_timings(source: str, batch_size: int) -> dict:
+    """Per-task cost of the row-local steps: each batch's hook call timed in-process
+    (exactly what one Ray task runs), the first call (resources loading) apart."""
+    from assay import RunContext
+    from assay.curate.io import read
+    from assay.engine_steps import HookBatches
+    from assay.recipes.runner import build_steps
+    from assay.recipes.schema import load_recipe
+
+    parsed = load_recipe(recipe(Path(source), "local"))
+    corpus = read(parsed.input).corpus
+    out = {}
+    for index, step in enumerate(build_steps(parsed.steps)):
+        if step.name not in ROW_LOCAL:
+            continue
+        ctx = RunContext(seed=13).for_step(index, step.name)
+        # augmenters work on train rows (the split step comes before them in the recipe)
+        train = corpus.with_columns(split=pl.lit("train"))
+        rows = step.select(train, ctx) if step.kind == "augmenter" else corpus
+        method = "_generate_batch" if step.kind == "augmenter" else "_local_changes"
+        run_batch = HookBatches(step, ctx, method)
+        table = rows.with_row_index("__row").with_columns(pl.col("__row").cast(pl.Int64))
+        times = []
+        for start in range(0, table.height, batch_size):
+            batch = table.slice(start, batch_size).to_arrow()
+            t0 = time.perf_counter()
+            run_batch(batch)
+            times.append(time.perf_counter() - t0)
+        if not times:
+            continue
+        out[f"{index}:{step.name}"] = {
+            "batches": len(times),
+            "first_task_s": round(times[0], 3),
+            "task_s_median": round(float(np.median(times[1:] or times)), 3),
+        }
+    return out
+
+
+def estimate(
+    remote: dict, tasks: dict, cpus: int, nodes: int, node_cpus: int, scale: float = 1.0
+) -> dict:
+    """Seconds per step at `nodes` x `node_cpus` CPUs for `scale` times the rows. A
+    row-local step: its first task (loading) plus its batches in waves over the CPUs, plus
+    the scheduling overhead measured here (its Ray time minus the same model at `cpus`
+    CPUs). Other steps run on the driver: as measured here, times `scale`."""
+
+    def model(t: dict, n_cpus: int, times: float = 1.0) -> float:
+        batches = max(1, round(t["batches"] * times))
+        return t["first_task_s"] + -(-batches // n_cpus) * t["task_s_median"]
+
+    total = 0.0
+    per_step = {}
+    for key, ray_s in remote["steps"].items():
+        task = tasks.get(key)
+        if task is not None:
+            overhead = max(0.0, ray_s - model(task, cpus))
+            est = overhead + model(task, nodes * node_cpus, scale)
+        else:
+            est = ray_s * scale
+        per_step[key] = round(est, 2)
+        total += est
+    return {
+        "steps": per_step,
+        "seconds": round(total, 2),
+        "nodes": nodes,
+        "node_cpus": node_cpus,
+        "rows_scale": scale,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--memory-rows", type=int, default=1_000_000)
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=16_384)
+    parser.add_argument("--nodes", type=int, default=10)
+    parser.add_argument("--node-cpus", type=int, default=16)
+    parser.add_argument("--estimate-rows", type=int, default=10_000_000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, rows in (("speed", args.rows), ("memory", args.memory_rows)):
+            if rows <= 0:
+                continue
+            source = Path(tmp) / f"{label}.parquet"
+            generate(rows, source)
+            for engine in ("local", "ray"):
+                out = str(Path(tmp) / f"{label}-{engine}")
+                got = isolated(run_once, str(source), engine, out, args.cpus, args.batch_size)
+                results[f"{label}_{engine}"] = got
+                print(f"{label} {engine} ({rows:,} rows): {got}", file=sys.stderr)
+            if label == "speed":
+                results["tasks"] = isolated(task_timings, str(source), args.batch_size)
+
+    targets = []
+    speed_l, speed_r = results.get("speed_local", {}), results.get("speed_ray", {})
+    if "seconds" in speed_l and "seconds" in speed_r:
+        ratio = speed_r["seconds"] / speed_l["seconds"]
+        results["ray_over_local_time"] = round(ratio, 2)
+        results["same_corpus"] = speed_l["corpus_hash"] == speed_r["corpus_hash"]
+        targets.append(target("same_corpus_local_and_ray", float(results["same_corpus"]), 1, ">="))
+        tasks = results.get("tasks", {})
+        results["estimate_same_rows"] = estimate(
+            speed_r, tasks, args.cpus, args.nodes, args.node_cpus
+        )
+        scale = args.estimate_rows / args.rows
+        results["estimate"] = estimate(speed_r, tasks, args.cpus, args.nodes, args.node_cpus, scale)
+        # the same model on this machine's CPUs, for the ratio
+        here = estimate(speed_r, tasks, args.cpus, 1, args.cpus, scale)
+        results["estimate_rows_here"] = here["seconds"]
+    mem_l, mem_r = results.get("memory_local", {}), results.get("memory_ray", {})
+    if "peak_rss_mb" in mem_l and "peak_rss_mb" in mem_r:
+        results["driver_rss_ray_over_local"] = round(mem_r["peak_rss_mb"] / mem_l["peak_rss_mb"], 2)
+        results["memory_same_corpus"] = mem_l["corpus_hash"] == mem_r["corpus_hash"]
+
+    report = {
+        "bench": "engine",
+        "params": {
+            "rows": args.rows,
+            "memory_rows": args.memory_rows,
+            "cpus": args.cpus,
+            "batch_size": args.batch_size,
+        },
+        "results": results,
+        "targets": targets,
+    }
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"{'run':<14}{'rows out':>10}{'seconds':>10}{'ray start':>11}{'driver RSS MB':>15}")
+    for key in ("speed_local", "speed_ray", "memory_local", "memory_ray"):
+        r = results.get(key)
+        if r and "seconds" in r:
+            print(
+                f"{key:<14}{r['rows_out']:>10,}{r['seconds']:>10}{r['ray_start_s']:>11}"
+                f"{r['peak_rss_mb']:>15}"
+            )
+        elif r:
+            print(f"{key:<14} {r}")
+    keys = (
+        "ray_over_local_time",
+        "same_corpus",
+        "driver_rss_ray_over_local",
+        "tasks",
+        "estimate_same_rows",
+        "estimate",
+        "estimate_rows_here",
+    )
+    for key in keys:
+        if key in results:
+            print(f"{key}: {results[key]}")
+
+
+if __name__ == "__main__":
+    main()
