@@ -13,7 +13,8 @@ With `per_label: {label: count}` the step makes `count` outputs of each label in
 `balance: {strategy: augment_to, augmenter: generate}` asks for the rows a class lacks.
 
 Outputs are cleaned (`generate_clean`: preambles, quotes, numbering, echoes); an output
-with nothing usable is rejected as `unusable_output`. Every row that remains passes three
+with nothing usable is rejected as `unusable_output`, one that lost a `protected` term of
+its parent as `lost_protected_term`. Every row that remains passes three
 filters, in the adoption's rejection rule, before the kernel's own duplicate checks:
 
 - `leaks_eval`: the output is a near-duplicate (MinHash-LSH verified by true Jaccard, as
@@ -60,6 +61,7 @@ FEWSHOT_PROMPT = (
     "Reply with the sentence only."
 )
 UNUSABLE = "unusable_output"
+LOST_PROTECTED = "lost_protected_term"
 LEAKS_EVAL = "leaks_eval"
 NEAR_DUPLICATE = "near_duplicate"
 OVER_BUDGET = "over_budget"
@@ -122,6 +124,11 @@ class GenerateAugmenter(TextAugmenter):
             if self.prompt is not None and need not in self.prompt:
                 raise ValueError(
                     f"prompt for mode {self.mode!r} must contain {need}; got {self.prompt!r}"
+                )
+            if self.temperature == 0 and self.n_per_row > 1 and self.per_label is None:
+                raise ValueError(
+                    f"temperature 0 decodes greedily: one output per prompt, but n_per_row is "
+                    f"{self.n_per_row}; set a temperature above 0 or n_per_row: 1"
                 )
             if self.per_label is not None:
                 bad = {k: v for k, v in self.per_label.items() if v < 1}
@@ -217,18 +224,12 @@ class GenerateAugmenter(TextAugmenter):
         ids = rows["id"].to_list()
         texts = rows["text"].to_list()
         labels = rows["label"].to_list()
-        keep_terms = [t.lower() for t in cfg.protected]
         parent, out_text, label_col = [], [], []
-        lost_terms = 0
-        for i, echo, outs in zip(plan, echoes, outputs, strict=True):
+        for i, prompt, echo, outs in zip(plan, prompts, echoes, outputs, strict=True):
             for raw in outs:
-                text = clean(raw, source=texts[i], prompt=echo) or ""
-                low = text.lower()
-                if text and any(t in texts[i].lower() and t not in low for t in keep_terms):
-                    lost_terms += 1
-                    continue  # a protected term did not survive
+                # An unusable output stays as an empty text: the rejection rule records it.
                 parent.append(ids[i])
-                out_text.append(text)
+                out_text.append(clean(raw, source=texts[i], prompt=f"{prompt}\n{echo}") or "")
                 label_col.append(labels[i])
         n = len(parent)
         tag = lm.model_tag(cfg.model)
@@ -239,7 +240,6 @@ class GenerateAugmenter(TextAugmenter):
             "prompts": len(prompts),
             "generated": len(prompts) * per_prompt,
             "usable": sum(1 for t in out_text if t),
-            "lost_protected_terms": lost_terms,
             "tokens": tokens,
             "generation_seconds": round(seconds, 3),
             "tokens_per_s": round(tokens / seconds, 2) if seconds > 0 else 0.0,
@@ -267,15 +267,21 @@ class GenerateAugmenter(TextAugmenter):
     def reject(
         self, candidates: pl.DataFrame, parents: pl.DataFrame, corpus: pl.DataFrame, ctx: RunContext
     ) -> Rejections | None:
-        """Unusable outputs, leaks into dev/test, near-duplicates of existing rows, the label
-        guard, near-duplicates among the outputs and the `max_added` cap, in that order."""
+        """Unusable outputs and outputs that lost a protected term, leaks into dev/test,
+        near-duplicates of existing rows, the label guard, near-duplicates among the outputs
+        and the `max_added` cap, in that order."""
         cfg = self.config
         n = candidates.height
         reason: list[str | None] = [None] * n
         texts = candidates["text"].to_list()
-        for i, text in enumerate(texts):
+        parent_text = dict(zip(parents["id"].to_list(), parents["text"].to_list(), strict=True))
+        keep_terms = [t.lower() for t in cfg.protected]
+        for i, (text, pid) in enumerate(zip(texts, candidates["parent_id"], strict=True)):
+            source, low = parent_text[pid].lower(), text.lower()
             if not text.strip():
                 reason[i] = UNUSABLE
+            elif any(t in source and t not in low for t in keep_terms):
+                reason[i] = LOST_PROTECTED
         near_existing, pairs = near_duplicates(corpus, texts, cfg.threshold, cfg.ngram, ctx)
         for i, hit in near_existing.items():
             if reason[i] is None:

@@ -168,6 +168,15 @@ def test_unusable_outputs_are_rejected_with_their_reason(fake):
     assert out.reports[0].summary["usable"] == 4
 
 
+def test_an_output_that_lost_a_protected_term_is_rejected(fake):
+    fake(lambda p, k: "a lovely picture about kin" if "family" in p else reversed_words(p))
+    out = run_steps(corpus(), [GenerateAugmenter(protected=["family"])], RunContext(seed=7))
+    dropped = out.dropped.filter(pl.col("generated"))
+    assert dict(zip(dropped["parent_id"], dropped["reason"], strict=True)) == {
+        "w": "lost_protected_term"
+    }
+
+
 def test_the_label_guard_runs_on_generated_rows(fake):
     # The "funny" row comes back strongly negative: the guard must drop it.
     fake(lambda p, k: "dull flat tedious bore mess" if "funny" in p else reversed_words(p))
@@ -242,6 +251,8 @@ def test_bad_configuration_is_one_clear_error():
         GenerateAugmenter.Config(mode="fewshot", prompt="Rewrite {text}.")
     with pytest.raises(ValidationError, match="per_label"):
         GenerateAugmenter.Config(per_label={"pos": 0})
+    with pytest.raises(ValidationError, match="greedily"):
+        GenerateAugmenter.Config(temperature=0, n_per_row=2)
 
 
 def test_balance_augment_to_asks_generate_for_the_rows_a_class_lacks(fake):
@@ -306,7 +317,7 @@ def test_smollm2_paraphrases_four_rows():
     except ResourceError as exc:
         pytest.skip(str(exc))
     frame = corpus().filter(pl.col("id").is_in(["w", "h", "d", "b", "t"]))
-    step = GenerateAugmenter(max_new_tokens=32, batch_size=4)
+    step = GenerateAugmenter(max_new_tokens=24, batch_size=4)
     out = run_steps(frame, [step], RunContext(seed=7))
     report = out.reports[0]
     assert report.summary["prompts"] == 4
