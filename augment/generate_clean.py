@@ -25,9 +25,9 @@ _OPENER = re.compile(
 _ANNOUNCE = re.compile(
     r"^(?:(?:here(?:'s| is| are)|this is|the following is|i (?:would|could|'d) (?:say|write)"
     r"|a (?:possible |good )?(?:paraphrase|rewrite|rewording|version))"
-    r"[^:\n]{0,80}:|[^:\n]{0,40}\b(?:paraphrased?|paraphrasing|rewrit(?:e|ten|ing)|reworded"
-    r"|rephrased?|new|example|output|answer|result|response|review|text|sentence|version)"
-    r"(?:\s*\d+)?\s*:)\s*",
+    r"[^:\n]{0,80}:|[^:\n]{0,80}\b(?:paraphrased?|paraphrasing|rewrit(?:e|ten|ing)|reworded"
+    r"|rephrased?|rephrasing|new|example|output|answer|result|response|review|text|sentence"
+    r"|version|alternative|would be|express|as follows)(?:\s+[\w']+){0,3}(?:\s*\d+)?\s*:)\s*",
     re.IGNORECASE,
 )
 # Lines that quote the input back: "Original sentence: ...", "Input: ...", "Label: ...".
@@ -36,7 +36,21 @@ _ECHO_LABEL = re.compile(
     r"|sentiment|class|category)(?: was| is)?\s*:",
     re.IGNORECASE,
 )
+# Commentary about the task rather than an answer: "The original sentence is ...",
+# "This sentence focuses on ...", "I rephrased it to keep ...".
+_META = re.compile(
+    r"\b(?:the|this|that|your|given|original)\s+(?:original\s+)?sentence\b|\bparaphras"
+    r"|\brephras|\breword",
+    re.IGNORECASE,
+)
+# Commentary that gives the answer in quotes: 'I'll rephrase it as "...".'
+_QUOTED_ANSWER = re.compile(
+    r"^[^\"“]{0,120}\b(?:paraphras\w*|rephras\w*|reword\w*|rewrit\w*|would be|as|to|is)\b"
+    r"\s*:?\s*[\"“](?P<answer>[^\"”]{3,})[\"”]?\s*[.!]?\s*$",
+    re.IGNORECASE,
+)
 _QUOTES = "\"'`“”‘’«»"
+_TRAILING_MARKS = re.compile(r"(?:\s*[*#_~]+)+\s*$")
 _TRAILING_NOTE = re.compile(
     r"\s*\((?:note|this|i |the original|paraphrase|explanation)[^)]*\)?\s*$", re.IGNORECASE
 )
@@ -75,17 +89,22 @@ def _strip_line(line: str) -> str:
         if line == before:
             break
     line = _INLINE_ITEM.split(line, maxsplit=1)[0]
-    line = _TRAILING_NOTE.sub("", line)
-    return _SPACE.sub(" ", unquote(line)).strip()
+    line = _TRAILING_MARKS.sub("", _TRAILING_NOTE.sub("", line))
+    line = unquote(line)
+    if line.endswith('"') and line.count('"') == 1:
+        line = line[:-1]  # a closing quote whose opening one was taken off with a preamble
+    return _SPACE.sub(" ", line).strip()
 
 
 def clean(output: str, source: str | None = None, prompt: str | None = None) -> str | None:
     """The first candidate line of a model's `output`, or None when there is none.
 
-    Lines that only announce an answer, quote the input (`Original: ...`), repeat `source`
-    or a line of `prompt` are skipped; the first other line, stripped of preambles, labels,
-    numbering and quotes, is the candidate (what follows it, such as an explanation after
-    a blank line or further candidates, is ignored)."""
+    Lines that only announce an answer, quote the input (`Original: ...`), comment on the
+    task ("The original sentence is ..."), repeat `source` or a line of `prompt` are
+    skipped, except that an answer quoted inside a comment ('I'll rephrase it as "..."')
+    is taken; the first other line, stripped of preambles, labels, numbering and quotes,
+    is the candidate (what follows it, such as an explanation after a blank line or
+    further candidates, is ignored)."""
     if not output or not output.strip():
         return None
     echoes = set()
@@ -96,7 +115,13 @@ def clean(output: str, source: str | None = None, prompt: str | None = None) -> 
     for raw in output.replace("\r\n", "\n").split("\n"):
         if not raw.strip() or _ECHO_LABEL.match(_LIST_MARK.sub("", raw.strip())):
             continue
-        line = _strip_line(raw)
+        quoted = _QUOTED_ANSWER.match(raw.strip())
+        if quoted and _META.search(raw[: quoted.start("answer")]):
+            line = _strip_line(quoted["answer"])
+        else:
+            line = _strip_line(raw)
+            if _META.search(line):
+                continue
         if not _LETTER.search(line) or line.endswith(":"):
             continue
         if fold(line) in echoes:

@@ -30,6 +30,14 @@ WANT = "The movie is utterly boring."
         f"The original sentence was: The film is a total bore.\n\nA paraphrase would be: {WANT}",
         f"{SOURCE}\n{WANT}",
         f"Certainly!\n\n{WANT}",
+        f'To make the sentence more idiomatic, I\'ll rephrase it: "{WANT}"',
+        f'The sentence is rephrased to "{WANT}"',
+        f"A more accurate alternative would be: {WANT}",
+        f'A more modern way to express this idea is: "{WANT}"',
+        f"To clarify, I would suggest rephrasing the sentence to:\n\n{WANT}",
+        f"The original sentence is dull, so I reworded it.\n{WANT}",
+        f"{WANT}****",
+        f'Paraphrase: {WANT}"',
     ],
 )
 def test_planted_wrappers_come_off(output):
@@ -53,6 +61,9 @@ def test_the_prompt_echoed_back_is_skipped():
         SOURCE,
         "The film is a total bore!",  # only the source, case and punctuation aside
         "Original sentence: the film is a total bore .",
+        'The sentence is rephrased to "the film is a total bore."',
+        "In a way, the original sentence is more concise and engaging.",
+        "This paraphrase keeps the meaning of the sentence.",
     ],
 )
 def test_nothing_usable_gives_none(output):
