@@ -13,8 +13,14 @@
   (its own Apertium round trip) and a label-flipped child (a test sentence of the other
   class presented as its child); the guard (defaults: fast model trained on SST-2 train,
   min_confidence 0.5) should reject the flipped ones and keep the faithful ones.
+- With `--generate`: the packaged SmolLM2-135M-Instruct writing paraphrases of
+  `--prompts` MR sentences (the `generate` step's prompt, sampling at its defaults,
+  `--new-tokens` new tokens at most), one prompt at a time and in batches of
+  `--batch-size` (left-padded), in the same run: paired per group of one batch's prompts,
+  alternating which goes first; generated tokens per second (wall and CPU) each. The
+  target is batched at least 3x unbatched. `--no-translation` runs this part alone.
 
-    .venv/bin/python bench/augment_models.py [--rows 2000] [--guard] [--json]
+    .venv/bin/python bench/augment_models.py [--rows 2000] [--guard] [--generate] [--json]
 """
 
 from __future__ import annotations
@@ -222,12 +228,74 @@ def bench_guard(n: int) -> dict:
     }
 
 
+def bench_generate(n: int, batch_size: int, new_tokens: int) -> dict:
+    """Unbatched and batched generation on the same prompts, in pairs of one batch's
+    prompts, alternating which goes first (the load of a shared machine drifts)."""
+    from assay.augment.generate import PARAPHRASE_PROMPT
+    from assay.augment.lm import CausalLM, causal_lm
+
+    texts = load(n)
+    prompts = [PARAPHRASE_PROMPT.replace("{text}", t) for t in texts]
+    t0 = time.perf_counter()
+    loaded = causal_lm("smollm2", device="cpu")
+    load_seconds = time.perf_counter() - t0
+    loaded.generate(prompts[:2], max_new_tokens=4, batch_size=2)  # warm-up
+    models = {
+        name: CausalLM(loaded.name, loaded.tokenizer, loaded.model, loaded.device)
+        for name in ("unbatched", "batched")
+    }
+    sizes = {"unbatched": 1, "batched": batch_size}
+    cpu = dict.fromkeys(models, 0.0)
+    examples: dict[str, str] = {}
+    for k, start in enumerate(range(0, len(prompts), batch_size)):
+        group = prompts[start : start + batch_size]
+        order = ["unbatched", "batched"] if k % 2 == 0 else ["batched", "unbatched"]
+        for name in order:
+            c0 = time.process_time()
+            outputs = models[name].generate(
+                group, max_new_tokens=new_tokens, batch_size=sizes[name], seed=7 + k
+            )
+            cpu[name] += time.process_time() - c0
+            examples.setdefault(name, outputs[0][0])
+    out: dict = {
+        "prompts": len(prompts),
+        "load_seconds": round(load_seconds, 2),
+        "threads": _torch_threads(),
+    }
+    for name, model in models.items():
+        stats = model.stats.to_dict()
+        out[name] = {
+            "batch_size": sizes[name],
+            "seconds": stats["seconds"],
+            "cpu_seconds": round(cpu[name], 2),
+            "tokens": stats["tokens"],
+            "tokens_per_s": stats["tokens_per_s"],
+            "tokens_per_cpu_s": round(stats["tokens"] / cpu[name], 2),
+            "sentences_per_s": round(len(prompts) / stats["seconds"], 3),
+            "example": examples[name],
+        }
+    out["speedup"] = out["batched"]["tokens_per_s"] / out["unbatched"]["tokens_per_s"]
+    out["speedup_cpu"] = out["batched"]["tokens_per_cpu_s"] / out["unbatched"]["tokens_per_cpu_s"]
+    return out
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--max-length", type=int, default=48, help="tokens decoded per sentence")
     ap.add_argument("--guard", action="store_true", help="also the guard-quality benchmark")
+    ap.add_argument("--generate", action="store_true", help="also SmolLM2 generation")
+    ap.add_argument("--prompts", type=int, default=64, help="generate: prompts")
+    ap.add_argument("--batch-size", type=int, default=16, help="generate: batched size")
+    ap.add_argument("--new-tokens", type=int, default=32, help="generate: max new tokens")
+    ap.add_argument("--no-translation", action="store_true", help="skip the translation benchmarks")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="assay-bench-", ignore_cleanup_errors=True) as tmp:
@@ -235,30 +303,54 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
-    texts = load(args.rows)
-    results = bench_apertium(texts, args.repeats, tmp)
-    results.update(bench_models(texts, args.repeats, tmp, args.max_length))
-    cold, warm = (results[k]["seconds"] for k in ("assay_cold", "assay_warm_cache"))
-    hf, ct2 = results["hf_transformers"], results["ctranslate2"]
-    targets = [
-        target("apertium_time_vs_raw", results["paired_time_ratio"], 1.15, "<="),
-        target("warm_cache_time_vs_first_run", warm / cold, 0.05, "<="),
-        {
-            "name": "ctranslate2_vs_hf_sentences_per_s",
-            "value": round(ct2["sentences_per_s"] / hf["sentences_per_s"], 2),
-            "target": "reported",
-            "met": True,
-        },
-    ]
+    results: dict = {}
+    targets: list[dict] = []
+    if not args.no_translation:
+        texts = load(args.rows)
+        results.update(bench_apertium(texts, args.repeats, tmp))
+        results.update(bench_models(texts, args.repeats, tmp, args.max_length))
+        cold, warm = (results[k]["seconds"] for k in ("assay_cold", "assay_warm_cache"))
+        hf, ct2 = results["hf_transformers"], results["ctranslate2"]
+        targets += [
+            target("apertium_time_vs_raw", results["paired_time_ratio"], 1.15, "<="),
+            target("warm_cache_time_vs_first_run", warm / cold, 0.05, "<="),
+            {
+                "name": "ctranslate2_vs_hf_sentences_per_s",
+                "value": round(ct2["sentences_per_s"] / hf["sentences_per_s"], 2),
+                "target": "reported",
+                "met": True,
+            },
+        ]
     if args.guard:
         results["guard"] = bench_guard(500)
         targets.append(
             target("guard_flipped_rejected", results["guard"]["flipped_rejected"], 0.8, ">=")
         )
         targets.append(target("guard_faithful_kept", results["guard"]["faithful_kept"], 0.8, ">="))
+    if args.generate:
+        gen = bench_generate(args.prompts, args.batch_size, args.new_tokens)
+        results["generate"] = gen
+        targets.append(
+            target("generate_batched_vs_unbatched_tokens_per_s", gen["speedup"], 3, ">=")
+        )
+        targets.append(
+            {
+                "name": "generate_batched_vs_unbatched_tokens_per_cpu_s",
+                "value": round(gen["speedup_cpu"], 2),
+                "target": "reported",
+                "met": True,
+            }
+        )
     report = {
         "bench": "augment_models",
-        "params": {"rows": args.rows, "repeats": args.repeats, "max_length": args.max_length},
+        "params": {
+            "rows": args.rows,
+            "repeats": args.repeats,
+            "max_length": args.max_length,
+            "prompts": args.prompts,
+            "batch_size": args.batch_size,
+            "new_tokens": args.new_tokens,
+        },
         "results": results,
         "targets": targets,
     }
@@ -270,6 +362,19 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     for name, r in results.items():
         if isinstance(r, dict) and "seconds" in r:
             print(f"{name:<22}{r['seconds']:>10.3f}{r['sentences_per_s']:>14,.0f}")
+    if "generate" in results:
+        g = results["generate"]
+        print(
+            f"SmolLM2 generation: {g['prompts']} prompts, loaded in {g['load_seconds']} s, "
+            f"{g['threads']} torch threads"
+        )
+        for name in ("unbatched", "batched"):
+            r = g[name]
+            print(
+                f"  batch {r['batch_size']:>3}: {r['tokens']} tokens in {r['seconds']:.1f} s "
+                f"({r['cpu_seconds']:.1f} s CPU), {r['tokens_per_s']:.1f} tokens/s, "
+                f"{r['tokens_per_cpu_s']:.1f} tokens/CPU-s, {r['sentences_per_s']:.2f} sentences/s"
+            )
     if "guard" in results:
         g = results["guard"]
         print(

@@ -272,6 +272,11 @@ class BalanceEdit(Edit):
                 "labels": [label],
                 "n_per_row": math.ceil(need / n) + 1,
             }
+            if "per_label" in cls.Config.known_keys():
+                # A model-backed augmenter makes a count per label: ask for what is missing
+                # and a quarter more for its filters, not n_per_row for every row.
+                del options["n_per_row"]
+                options["per_label"] = {label: need + math.ceil(need / 4)}
             try:
                 step = cls(**options)
             except ValueError as exc:
