@@ -19,7 +19,7 @@ def test_study_recipe_declares_every_variant_with_controls():
     spec = recipe.ablation
     assert spec.train_rows == [100, 500, 2000]
     augmenting = [v for v in spec.variants if v.controls]
-    assert {v.name for v in augmenting} >= {"+eda", "+synonyms", "+back_translation"}
+    assert {v.name for v in augmenting} >= {"+eda", "+synonyms", "+back_translation", "+paraphrase"}
 
 
 @pytest.mark.slow
