@@ -147,21 +147,38 @@ def test_rounds_pull_only_new_annotations_and_keep_their_history(ls_env, project
     new = sorted(set(ids) - set(PLANTED))
     client.sdk.annotations.create(id=ids[new[0]], result=project.config.result("neg"))
 
-    third = round_mod.run_round(
-        client, project, corpus, tmp_path, strategy="random", batch=3, seed=1
+    corpus_path = tmp_path / "corpus.parquet"
+    corpus.write_parquet(corpus_path)
+    common = ["-p", project_title, "--dir", str(tmp_path), "--quiet"]
+    out = CliRunner().invoke(
+        main,
+        ["ls", "round", *common, "--corpus", str(corpus_path), "--strategy", "random",
+         "--batch", "3", "--out", str(tmp_path / "labelled.parquet")],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "round 3: 1 new annotations, 44 labels; pushed 3 tasks" in out.output
+    assert "dev macro_f1" in out.output
+    labelled = pl.read_parquet(tmp_path / "labelled.parquet")
+    assert (
+        labelled.filter(pl.col("label").is_not_null() & (pl.col("split") == "train")).height == 44
     )
-    assert (third.n_new_annotations, third.n_labels) == (1, 44)
     history = round_mod.history(tmp_path)
     assert [(h["round"], h["n_labels"], h["strategy"]) for h in history] == [
         (1, 40, "uncertainty"),
         (2, 43, "uncertainty"),
         (3, 44, "random"),
     ]
-    out = CliRunner().invoke(
-        main,
-        ["ls", "status", "-p", project_title, "--dir", str(tmp_path), "--json"],
-        catch_exceptions=False,
-    )
+    out = CliRunner().invoke(main, ["ls", "status", *common, "--json"], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     info = json.loads(out.output)
     assert [r["n_labels"] for r in info["rounds"]] == [40, 43, 44]
+    out = CliRunner().invoke(main, ["ls", "status", *common], catch_exceptions=False)
+    assert "rounds" in out.output and "uncertainty" in out.output
+
+
+def test_push_config_rejects_an_unknown_strategy():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="strategy must be one of"):
+        LabelStudioPush.Config(project="p", strategy="greedy")
