@@ -173,6 +173,24 @@ def label_ratio(result: dict, max_labels: int, batch: int) -> tuple[float | None
     return round(ratio, 3), best, ratio <= 0.5
 
 
+def match_random(result: dict) -> dict:
+    """Labels each strategy needs to reach random's macro-F1 at the cap (mean curves)."""
+    rand = result["random"]
+    goal, cap = rand["macro_f1"][-1], rand["labels"][-1]
+    out = {"random_final_macro_f1": goal, "random_labels": cap}
+    for s in STRATEGIES:
+        if s == "random" or s not in result:
+            continue
+        hit = [
+            n for n, f in zip(result[s]["labels"], result[s]["macro_f1"], strict=True) if f >= goal
+        ]
+        out[s] = {
+            "labels": hit[0] if hit else None,
+            "ratio": round(hit[0] / cap, 3) if hit else None,
+        }
+    return out
+
+
 def server_round(batch: int, cache_dir: str | None) -> dict:
     """Two rounds on TREC against a real server; the oracle annotates the first batch."""
     import importlib.util
@@ -262,6 +280,15 @@ def print_table(out: dict) -> None:
             )
             need = r["labels_to_within_1pt"]
             print(f"{s:<12}{cells}{r['auc']:>8.3f}{(need or '>' + str(p['max_labels'])):>8}")
+        if "to_match_random_at_cap" in res:
+            m = res["to_match_random_at_cap"]
+            print(
+                f"labels to reach random's {m['random_final_macro_f1']:.3f} at "
+                f"{m['random_labels']}: "
+                + ", ".join(
+                    f"{s} {m[s]['labels'] or '-'}" for s in STRATEGIES if s in m and s != "random"
+                )
+            )
     if "server_round" in out["results"]:
         print("\nserver round:", json.dumps(out["results"]["server_round"]))
     print()
@@ -290,6 +317,8 @@ def main() -> int:
             name, args.seeds, args.batch, args.max_labels, tuple(args.strategies), args.cache_dir
         )
         results[name] = res
+        if "random" in res:
+            res["to_match_random_at_cap"] = match_random(res)
         ratio, best, met = label_ratio(res, args.max_labels, args.batch)
         targets.append(
             {
