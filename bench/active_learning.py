@@ -62,6 +62,7 @@ def run_curve(
     seed: int,
     batch: int,
     max_labels: int,
+    cold_strategy: str = "random",
 ) -> list[tuple[int, float]]:
     texts = train["text"].to_list()
     labels = np.array(train["label"].to_list())
@@ -91,6 +92,7 @@ def run_curve(
             proba=proba,
             pool_vectors=vectors[pool],
             labelled_vectors=vectors[idx],
+            cold_strategy=cold_strategy,
         )
         labelled[np.array(sel.ids, dtype=np.int64)] = True
 
@@ -127,6 +129,7 @@ def bench_dataset(
     max_labels: int,
     strategies: tuple[str, ...],
     cache_dir: str | None = None,
+    cold_strategy: str = "random",
 ) -> dict:
     train, test = load(name)
     started = time.perf_counter()
@@ -143,7 +146,7 @@ def bench_dataset(
     for strategy in strategies:
         t0 = time.perf_counter()
         curves = [
-            run_curve(train, test, vectors, strategy, seed, batch, max_labels)
+            run_curve(train, test, vectors, strategy, seed, batch, max_labels, cold_strategy)
             for seed in range(seeds)
         ]
         out[strategy] = summarise(curves, full)
@@ -308,13 +311,23 @@ def main() -> int:
     parser.add_argument(
         "--cache-dir", default=None, help="keep MiniLM embeddings here between runs"
     )
+    parser.add_argument(
+        "--cold-strategy", default="random", choices=["random", "diversity"],
+        help="what uncertainty and hybrid do before the model can be trusted",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     results: dict = {}
     targets = []
     for name in args.datasets:
         res = bench_dataset(
-            name, args.seeds, args.batch, args.max_labels, tuple(args.strategies), args.cache_dir
+            name,
+            args.seeds,
+            args.batch,
+            args.max_labels,
+            tuple(args.strategies),
+            args.cache_dir,
+            args.cold_strategy,
         )
         results[name] = res
         if "random" in res:
@@ -339,6 +352,7 @@ def main() -> int:
             "batch": args.batch,
             "start": START,
             "max_labels": args.max_labels,
+            "cold_strategy": args.cold_strategy,
             "model": "fast",
         },
         "results": results,

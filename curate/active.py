@@ -11,7 +11,8 @@ Strategies over an unlabelled pool, given the labelled rows and a seeded generat
 
 With too few labels to trust a model (`cold_start`: fewer than `min_per_class` labels of
 some class or fewer than `min_labels` in all), model-based strategies fall back to
-diversity (or random when no embeddings are given). `overlap` marks the k most uncertain
+`cold_strategy`: random by default (on TREC and SST-2 k-center picks outliers and learns
+slower than random from 50 labels, see bench/active_learning.py), or diversity. `overlap` marks the k most uncertain
 chosen rows for two annotators. Every chosen row carries its strategy, score and rank.
 
 The model's probabilities and the embeddings are inputs (arrays in pool order), so this
@@ -175,6 +176,7 @@ def select(
     overlap: int = 0,
     min_labels: int = MIN_LABELS,
     min_per_class: int = MIN_PER_CLASS,
+    cold_strategy: str = RANDOM,
 ) -> Selection:
     """Choose `batch` rows of the pool (`pool_ids`, arrays in the same order).
 
@@ -184,6 +186,10 @@ def select(
     """
     if strategy not in STRATEGIES:
         raise InputError(f"unknown selection strategy {strategy!r}; expected one of {STRATEGIES}")
+    if cold_strategy not in (RANDOM, DIVERSITY):
+        raise InputError(
+            f"the cold-start strategy must be random or diversity, got {cold_strategy!r}"
+        )
     if batch < 1:
         raise InputError(f"the batch size must be >= 1, got {batch}")
     if overlap < 0:
@@ -197,7 +203,7 @@ def select(
         labels, classes, min_labels=min_labels, min_per_class=min_per_class
     )
     if cold:
-        ran = DIVERSITY if pool_vectors is not None else RANDOM
+        ran = DIVERSITY if cold_strategy == DIVERSITY and pool_vectors is not None else RANDOM
         log.info("cold start (%d labels): %s instead of %s", len(labels), ran, strategy)
     if ran in (UNCERTAINTY, HYBRID) and proba is None:
         raise InputError(f"the {ran} strategy needs the model's probabilities on the pool")

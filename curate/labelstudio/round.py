@@ -101,9 +101,8 @@ def select_batch(
             seed=seed,
         )
     cold = active.cold_start(labels, classes) or proba is None
-    needs_vectors = strategy in (active.DIVERSITY, active.HYBRID) or (
-        strategy == active.UNCERTAINTY and cold
-    )
+    # A cold start falls back to random: only diversity and a warm hybrid need embeddings.
+    needs_vectors = strategy == active.DIVERSITY or (strategy == active.HYBRID and not cold)
     pool_vectors = labelled_vectors = None
     if needs_vectors:
         embeddings = embeddings or active.EmbeddingCache()

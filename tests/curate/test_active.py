@@ -102,6 +102,17 @@ def test_cold_start_falls_back_to_diversity_or_random():
     sel = active.select(
         ids, 5, "uncertainty", np.random.default_rng(0), labels=few, proba=proba, pool_vectors=x
     )
+    assert (sel.strategy, sel.requested, sel.cold_start) == ("random", "uncertainty", True)
+    sel = active.select(
+        ids,
+        5,
+        "uncertainty",
+        np.random.default_rng(0),
+        labels=few,
+        proba=proba,
+        pool_vectors=x,
+        cold_strategy="diversity",
+    )
     assert (sel.strategy, sel.requested, sel.cold_start) == ("diversity", "uncertainty", True)
     sel = active.select(ids, 5, "hybrid", np.random.default_rng(0), labels=few, proba=proba)
     assert sel.strategy == "random"
