@@ -19,6 +19,7 @@ from assay.recipes.cli_group import AssayGroup
 from assay.recipes.cli_options import (
     corpus_argument,
     json_option,
+    model_option,
     out_file_option,
     quiet_option,
     seed_option,
@@ -402,12 +403,7 @@ def _rounds_table(rounds: list[dict]) -> str:
     show_default=True,
     help="Tasks to push this round.",
 )
-@click.option(
-    "--model",
-    default="fast",
-    show_default=True,
-    help="Model to retrain: fast, or an encoder name or path.",
-)
+@model_option(default="fast")
 @click.option(
     "--overlap",
     type=click.IntRange(min=0),
