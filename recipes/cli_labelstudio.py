@@ -19,6 +19,7 @@ from assay.recipes.cli_group import AssayGroup
 from assay.recipes.cli_options import (
     corpus_argument,
     json_option,
+    model_option,
     out_file_option,
     quiet_option,
     seed_option,
@@ -89,7 +90,7 @@ def _progress(quiet: bool):
 
 @click.group("ls", cls=AssayGroup)
 def ls() -> None:
-    """Sync a corpus with a Label Studio project: init, push, pull, status."""
+    """Sync a corpus with a Label Studio project: init, push, pull, status, round."""
 
 
 @ls.command("init")
@@ -146,6 +147,26 @@ def init_cmd(
 @click.option(
     "--batch-size", type=int, default=10_000, show_default=True, help="Tasks per import request."
 )
+@click.option(
+    "--strategy",
+    type=click.Choice(["random", "uncertainty", "diversity", "hybrid"]),
+    help="Active learning: push --batch unlabelled rows chosen by this strategy (the fast "
+    "model trains on the labelled train rows); each task records why it was chosen.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Rows per active-learning batch.",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="The k most uncertain rows of the batch go to two annotators.",
+)
 def push_cmd(
     corpus: Path,
     url: str,
@@ -161,6 +182,9 @@ def push_cmd(
     predictions: Path | None,
     model_version: str | None,
     batch_size: int,
+    strategy: str | None,
+    batch: int,
+    overlap: int,
 ) -> None:
     """Push CORPUS rows as tasks: new rows add tasks, changed text updates them, repeats do nothing."""
     import numpy as np
@@ -186,6 +210,26 @@ def push_cmd(
             else pl.read_csv(predictions)
         )
     client = _client(url, token_env)
+    task_data, overlap_ids = None, []
+    if strategy:
+        from assay.curate.labelstudio import round as round_mod
+        from assay.curate.labelstudio.config import get_project
+
+        found = get_project(client, project)
+        tasks = {(t.get("data") or {}).get("assay_id") for t in client.tasks(found.id)}
+        chosen = round_mod.select_batch(
+            frame,
+            batch,
+            strategy,
+            np.random.default_rng(seed),
+            exclude=(set(frame["id"].to_list()) - set(rows["id"].to_list())) | tasks,
+            seed=seed,
+            overlap=overlap,
+        )
+        rows = rows.filter(pl.col("id").is_in(chosen.selection.ids))
+        preds, task_data = chosen.predictions, chosen.reasons
+        sel = chosen.selection
+        overlap_ids = [i for i, o in zip(sel.ids, sel.overlap, strict=True) if o]
     report = ls_sync.push(
         client,
         project,
@@ -195,6 +239,8 @@ def push_cmd(
         batch_size=batch_size,
         state_dir=_sync_dir(sync_dir, project),
         progress=_progress(quiet),
+        task_data=task_data,
+        overlap_ids=overlap_ids,
     )
     click.echo(
         f"project {report.project}: {report.n_created} created, {report.n_updated} updated, "
@@ -315,3 +361,104 @@ def status_cmd(
     ):
         value = info.get(key)
         click.echo(f"{key:<16} {value if value is not None else '-'}")
+    if info.get("rounds"):
+        click.echo("rounds")
+        click.echo(_rounds_table(info["rounds"]))
+
+
+def _rounds_table(rounds: list[dict]) -> str:
+    lines = [f"  {'#':>3}  {'at':<20}  {'labels':>6}  {'pushed':>6}  {'strategy':<12}  dev metric"]
+    for r in rounds:
+        m = r.get("metric")
+        metric = (
+            f"{m['metric']} {m['estimate']:.3f} [{m['low']:.3f}, {m['high']:.3f}]" if m else "-"
+        )
+        lines.append(
+            f"  {r['round']:>3}  {str(r['at'])[:19]:<20}  {r['n_labels']:>6}  "
+            f"{r['push']['n_created']:>6}  {r['strategy']:<12}  {metric}"
+        )
+    return "\n".join(lines)
+
+
+@ls.command("round")
+@_connection_options
+@click.option(
+    "--corpus",
+    "corpus",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="The corpus: labelled train rows, unlabelled rows to choose from, dev rows to score.",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["random", "uncertainty", "diversity", "hybrid"]),
+    default="hybrid",
+    show_default=True,
+    help="How the next batch is chosen.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Tasks to push this round.",
+)
+@model_option(default="fast")
+@click.option(
+    "--overlap",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="The k most uncertain rows of the batch go to two annotators.",
+)
+@seed_option(default=13, of="the round (model and selection)")
+@out_file_option("the corpus with the labels pulled so far")
+def round_cmd(
+    url: str,
+    token_env: str,
+    project: str,
+    sync_dir: Path | None,
+    quiet: bool,
+    corpus: Path,
+    strategy: str,
+    batch: int,
+    model: str,
+    overlap: int,
+    seed: int,
+    out: Path | None,
+) -> None:
+    """One active-learning round: pull new annotations, retrain, score on dev, push the next batch."""
+    from assay.curate import io
+    from assay.curate.labelstudio import round as round_mod
+
+    client = _client(url, token_env)
+    directory = _sync_dir(sync_dir, project)
+    report = round_mod.run_round(
+        client,
+        project,
+        io.read_corpus(corpus),
+        directory,
+        strategy=strategy,
+        batch=batch,
+        model=model,
+        seed=seed,
+        overlap=overlap,
+        progress=_progress(quiet),
+    )
+    click.echo(
+        f"round {report.round}: {report.n_new_annotations} new annotations, "
+        f"{report.n_labels} labels; pushed {report.push['n_created']} tasks "
+        f"({report.strategy}, model {report.model_version}, {report.seconds:.1f} s)"
+    )
+    m = report.metric
+    if m:
+        click.echo(
+            f"dev {m['metric']} {m['estimate']:.3f} (95% CI {m['low']:.3f} to {m['high']:.3f}, "
+            f"{m['n_dev']} rows)"
+        )
+    else:
+        click.echo("no labelled dev rows to score the model on")
+    if out is not None and report.corpus is not None:
+        io.write(report.corpus, out)
+        click.echo(f"wrote {report.corpus.height} rows to {out}")
+    click.echo(f"sync directory: {directory}")

@@ -23,6 +23,10 @@ TEXT_KEY = "text"
 ID_KEY = "assay_id"
 FROM_NAME = "label"
 TO_NAME = "text"
+# Review projects: the label under review is shown above the text, and reviewers may
+# reject the example with this extra choice (the pull drops it).
+GIVEN_KEY = "assay_given_label"
+REJECT = "reject: not a valid example"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +69,19 @@ def label_config_xml(labels: Sequence[str], multilabel: bool = False) -> str:
         "</View>",
     ]
     return "\n".join(lines)
+
+
+def review_config_xml(labels: Sequence[str], multilabel: bool = False) -> str:
+    """A review project's config: the given label, the text, the labels and a reject choice."""
+    if REJECT in labels:
+        raise InputError(f"the label {REJECT!r} is reserved for rejecting examples in review")
+    xml = label_config_xml([*labels, REJECT], multilabel)
+    given = (
+        '  <Header value="Label under review:"/>\n'
+        f'  <Text name="given" value="${GIVEN_KEY}"/>\n'
+        '  <Header value="Example:"/>\n'
+    )
+    return xml.replace("<View>\n", "<View>\n" + given, 1)
 
 
 def parse_label_config(xml: str) -> LabelConfig:
@@ -162,13 +179,22 @@ def _project(found: Any, created: bool = False) -> Project:
 
 
 def init_project(
-    client: Client, project: int | str, labels: Sequence[str], multilabel: bool = False
+    client: Client,
+    project: int | str,
+    labels: Sequence[str],
+    multilabel: bool = False,
+    *,
+    review: bool = False,
 ) -> Project:
-    """Attach to `project` (checking its config) or create it with a generated config."""
+    """Attach to `project` (checking its config) or create it with a generated config.
+
+    `review` creates a review project (`review_config_xml`) and, attaching, checks that the
+    project offers the reject choice.
+    """
     found = client.call(f"read project {project!r}", find_project, client, project)
     if found is not None:
         attached = _project(found)
-        check_config(attached.config, labels, multilabel)
+        check_config(attached.config, [*labels, REJECT] if review else labels, multilabel)
         log.info("attached to project %d (%s)", attached.id, attached.title)
         return attached
     if isinstance(project, int) or str(project).isdigit():
@@ -176,7 +202,7 @@ def init_project(
             f"Label Studio at {client.url} has no project with id {project}; pass a title to "
             "create one"
         )
-    xml = label_config_xml(labels, multilabel)
+    xml = review_config_xml(labels, multilabel) if review else label_config_xml(labels, multilabel)
     made = client.call(
         f"create project {project!r}",
         client.sdk.projects.create,

@@ -357,6 +357,7 @@ def status(client: Client, project: int | str | Project, state_dir: str | Path |
         "n_disagreements": None,
         "last_push": None,
         "last_pull": None,
+        "rounds": [],
     }
     if state_dir is not None:
         sync = SyncState(state_dir)
@@ -366,6 +367,7 @@ def status(client: Client, project: int | str | Project, state_dir: str | Path |
             out["last_pull"] = state.get("last_pull")
             summary = state.get("last_pull_summary") or {}
             out["n_disagreements"] = summary.get("n_disagreements")
+            out["rounds"] = list(state.get("rounds") or [])
     return out
 
 

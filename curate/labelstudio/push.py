@@ -85,6 +85,7 @@ class PushReport:
     n_duplicates_removed: int = 0
     n_duplicates_kept: int = 0
     n_predictions: int = 0
+    n_overlap: int = 0
     n_tasks: int = 0
     seconds: float = 0.0
 
@@ -137,8 +138,16 @@ def push(
     batch_size: int = BATCH_SIZE,
     state_dir: str | Path | None = None,
     progress: Progress | None = None,
+    task_data: pl.DataFrame | None = None,
+    overlap_ids: Sequence[str] = (),
+    annotators: int = 2,
 ) -> PushReport:
-    """Make the project hold exactly one task per corpus row, with the row's current text."""
+    """Make the project hold exactly one task per corpus row, with the row's current text.
+
+    `task_data` (id + columns) adds fields to each task's data, shown in Label Studio's
+    data manager (why a row was chosen, the label under review); a task whose fields
+    changed is updated. `overlap_ids` are tasks that `annotators` people should label.
+    """
     started = time.perf_counter()
     progress = progress or SilentProgress()
     project = fresh_project(client, project)
@@ -165,15 +174,16 @@ def push(
     report.n_duplicates_kept = kept_dups
     new_rows: list[dict[str, Any]] = []
     changed: list[tuple[int, dict[str, Any]]] = []
+    extra = _extra_data(task_data, cfg)
     for example, text in corpus.select("id", "text").iter_rows():
-        data = {cfg.text_key: text, ID_KEY: example}
+        data = {**extra.get(example, {}), cfg.text_key: text, ID_KEY: example}
         found = keep.get(example)
         if found is None:
             task: dict[str, Any] = {"data": data}
             if example in preds:
                 task["predictions"] = [preds[example]]
             new_rows.append(task)
-        elif found["text"] != text:
+        elif found["text"] != text or any(found["data"].get(k) != v for k, v in data.items()):
             changed.append((found["task_id"], {**found["data"], **data}))
         else:
             report.n_unchanged += 1
@@ -202,6 +212,8 @@ def push(
     report.n_predictions = sum(1 for t in new_rows if "predictions" in t)
     report.n_predictions += _predict_existing(client, project, keep, preds, batch_size)
     report.n_tasks = len(keep) + len(new_rows)
+    if overlap_ids:
+        report.n_overlap = _set_overlap(client, project, keep, new_rows, overlap_ids, annotators)
     report.seconds = round(time.perf_counter() - started, 3)
     if state_dir is not None:
         sync = SyncState(state_dir)
@@ -217,6 +229,52 @@ def push(
         report.n_duplicates_removed,
     )
     return report
+
+
+def _extra_data(task_data: pl.DataFrame | None, config: LabelConfig) -> dict[str, dict[str, Any]]:
+    """id -> extra task fields; the text and id keys stay assay's."""
+    if task_data is None or task_data.height == 0:
+        return {}
+    if "id" not in task_data.columns:
+        raise InputError(f"task data needs an id column; found {task_data.columns}")
+    clash = sorted({config.text_key, ID_KEY} & set(task_data.columns))
+    if clash:
+        raise InputError(f"task data may not set {clash}: push sets the text and example id")
+    out = {}
+    for row in task_data.iter_rows(named=True):
+        example = row.pop("id")
+        out[example] = {k: v for k, v in row.items() if v is not None}
+    return out
+
+
+def _set_overlap(
+    client: Client,
+    project: Project,
+    keep: dict[str, dict[str, Any]],
+    new_rows: list[dict[str, Any]],
+    overlap_ids: Sequence[str],
+    annotators: int,
+) -> int:
+    """Ask for `annotators` annotations on the overlap tasks (Label Studio's task overlap)."""
+    task_ids = {ex: t["task_id"] for ex, t in keep.items()}
+    if new_rows:
+        wanted = set(overlap_ids) - set(task_ids)
+        if wanted:
+            for task in client.tasks(project.id, include="id,data"):
+                example = (task.get("data") or {}).get(ID_KEY)
+                if example in wanted:
+                    task_ids[example] = int(task["id"])
+    done = 0
+    for example in overlap_ids:
+        if example in task_ids:
+            client.call(
+                f"set the overlap of task {task_ids[example]}",
+                client.sdk.tasks.update,
+                id=str(task_ids[example]),
+                overlap=int(annotators),
+            )
+            done += 1
+    return done
 
 
 def _predict_existing(

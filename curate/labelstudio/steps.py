@@ -23,9 +23,9 @@ from assay.context import RunContext
 from assay.curate import agreement as agreement_mod
 from assay.curate.labelstudio import sync as ls_sync
 from assay.curate.labelstudio.client import TOKEN_ENV, Connection
-from assay.curate.labelstudio.config import init_project
+from assay.curate.labelstudio.config import ID_KEY, init_project
 from assay.registry import register
-from assay.step import Changes, Edit, Findings, StepConfig, Sync
+from assay.step import Changes, Edit, Findings, Keep, StepConfig, Sync
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,25 @@ class LabelStudioPush(Sync):
         score_column: str | None = Field(None, description="column with the prediction's score")
         model_version: str = Field("assay", description="model version named on predictions")
         batch_size: int = Field(ls_sync.BATCH_SIZE, ge=1, description="tasks per import request")
+        strategy: str | None = Field(
+            None,
+            description="active learning: random, uncertainty, diversity or hybrid; pushes "
+            "`batch` unlabelled rows chosen by the model trained on the labelled train rows",
+        )
+        batch: int = Field(100, ge=1, description="rows per active-learning batch")
+        overlap: int = Field(
+            0, ge=0, description="the k most uncertain rows of a batch go to two annotators"
+        )
+        model: str = Field("fast", description="model behind the uncertainty strategies")
+
+        @field_validator("strategy")
+        @classmethod
+        def _strategy(cls, value: str | None) -> str | None:
+            from assay.curate import active
+
+            if value is not None and value not in active.STRATEGIES:
+                raise ValueError(f"strategy must be one of {list(active.STRATEGIES)}")
+            return value
 
     def send(self, corpus: pl.DataFrame, ctx: RunContext) -> Findings:
         cfg = self.config
@@ -109,7 +128,31 @@ class LabelStudioPush(Sync):
             rng=ctx.rng("sample"),
         )
         predictions = None
-        if cfg.prediction_column:
+        task_data = None
+        overlap_ids: list[str] = []
+        if cfg.strategy:
+            from assay.curate.labelstudio import round as round_mod
+
+            # The pool: the selected rows that have no task yet.
+            tasks = {
+                (t.get("data") or {}).get(ID_KEY)
+                for t in client.tasks(project.id, include="id,data")
+            }
+            chosen = round_mod.select_batch(
+                corpus,
+                cfg.batch,
+                cfg.strategy,
+                ctx.rng("active"),
+                exclude=(set(corpus["id"].to_list()) - set(rows["id"].to_list())) | tasks,
+                model=cfg.model,
+                seed=ctx.step_seed("active"),
+                overlap=cfg.overlap,
+            )
+            rows = rows.filter(pl.col("id").is_in(chosen.selection.ids))
+            predictions, task_data = chosen.predictions, chosen.reasons
+            sel = chosen.selection
+            overlap_ids = [i for i, o in zip(sel.ids, sel.overlap, strict=True) if o]
+        elif cfg.prediction_column:
             cols = [pl.col("id"), pl.col(cfg.prediction_column).alias("label")]
             if cfg.score_column:
                 cols.append(pl.col(cfg.score_column).cast(pl.Float64).alias("score"))
@@ -123,6 +166,8 @@ class LabelStudioPush(Sync):
             batch_size=cfg.batch_size,
             state_dir=_sync_dir(cfg, ctx),
             progress=ctx.progress,
+            task_data=task_data,
+            overlap_ids=overlap_ids,
         )
         pushed = corpus.select(
             "id", pl.col("id").is_in(rows["id"].implode()).alias(f"{self.name}__pushed")
@@ -210,5 +255,108 @@ class LabelStudioPull(Edit):
         return Changes(
             columns=out.select("id", "label", "split", *own),
             findings=disagreements,
+            summary=summary,
+        )
+
+
+@register("labelstudio_review")
+class LabelStudioReview(Sync):
+    """Push rows marked for review to a review project (never changes the corpus).
+
+    Rows come from `label_noise` (action review or flag), annotator `disagreement` (the
+    disagreements table of a pull's sync directory, `disagreements_dir`) or a boolean column
+    named in `source`. Each is one task showing the label under review, with the suggested
+    label as a pre-annotation; a second push of the same rows creates no task.
+    """
+
+    class Config(_ConnectionConfig):
+        source: str = Field(
+            "label_noise",
+            description="label_noise (or label_noise:<step name>), disagreement, or a boolean "
+            "column",
+        )
+        suggested_column: str | None = Field(None, description="column with a suggested label")
+        score_column: str | None = Field(None, description="column with the suggestion's score")
+        disagreements_dir: str | None = Field(
+            None, description="sync directory whose disagreements.parquet to review"
+        )
+        model_version: str = Field("assay", description="model version named on suggestions")
+        labels: list[str] | None = Field(
+            None, description="label set for a new project (default: the corpus's labels)"
+        )
+
+    def send(self, corpus: pl.DataFrame, ctx: RunContext) -> Findings:
+        from assay.curate.labelstudio import review
+
+        cfg = self.config
+        disagreements = None
+        if cfg.source == review.DISAGREEMENT:
+            directory = (
+                Path(cfg.disagreements_dir) if cfg.disagreements_dir else _sync_dir(cfg, ctx)
+            )
+            disagreements = ls_sync.SyncState(directory).table(ls_sync.DISAGREEMENTS)
+        rows = review.review_rows(
+            corpus,
+            cfg.source,
+            disagreements=disagreements,
+            suggested_column=cfg.suggested_column,
+            score_column=cfg.score_column,
+        )
+        client = _connection(cfg).client()
+        labels = cfg.labels or corpus_mod.label_set(corpus)
+        project = init_project(
+            client, cfg.project, labels, corpus_mod.is_multilabel(corpus), review=True
+        )
+        report = review.push_review(
+            client,
+            project,
+            rows,
+            labels,
+            multilabel=corpus_mod.is_multilabel(corpus),
+            model_version=cfg.model_version,
+            state_dir=_sync_dir(cfg, ctx),
+            progress=ctx.progress,
+        )
+        marked = corpus.select(
+            "id", pl.col("id").is_in(rows["id"].implode()).alias(f"{self.name}__pushed")
+        )
+        return Findings(columns=marked, findings=rows, summary=report.to_dict())
+
+
+@register("labelstudio_review_pull")
+class LabelStudioReviewPull(Edit):
+    """Apply reviewers' decisions: relabels go to the lineage, rejected rows are dropped.
+
+    `<step>__decision` (keep, relabel, reject), `__old_label`, `__reviewers` and
+    `__reviewed_at` say what was decided, by whom and when; rejected rows leave with reason
+    `review_rejected`.
+    """
+
+    kind = "sync"
+    touches_eval = False
+    cacheable = False
+
+    class Config(_ConnectionConfig):
+        full: bool = Field(False, description="pull every task, not only the updated ones")
+        splits: list[str] = Field(
+            ["train", "unlabeled"], description="splits whose rows the decisions may change"
+        )
+
+    def edit(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
+        from assay.curate.labelstudio import review
+
+        cfg = self.config
+        client = _connection(cfg).client()
+        result = review.pull_review(
+            client, cfg.project, _sync_dir(cfg, ctx), corpus, full=cfg.full, progress=ctx.progress
+        )
+        eligible = corpus.filter(pl.col("split").is_in(cfg.splits) | pl.col("split").is_null())
+        decisions = result.decisions.filter(pl.col("id").is_in(eligible["id"].implode()))
+        columns, keep = review.apply_decisions(corpus, decisions, self.name)
+        summary = {**result.summary(), "n_applied": decisions.height}
+        return Changes(
+            columns=columns,
+            keep=Keep(keep, review.REJECT_REASON),
+            findings=decisions,
             summary=summary,
         )
