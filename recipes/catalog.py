@@ -21,6 +21,7 @@ BUILTIN_STEP_MODULES = [
     "assay.augment.domain_vocab",
     "assay.augment.term_mining",
     "assay.augment.back_translation",
+    "assay.augment.translate_train",
     "assay.curate.labelstudio.steps",
     "assay.audits.leakage",
 ]
