@@ -84,8 +84,8 @@ class TranslateTrainAugmenter(Augmenter):
     label, with a round-trip check; optionally translated copies of dev/test as new eval
     rows (`translate_test`).
 
-    Each selected row gets one row per language (`lang` es, ca...; `parent_id`; label
-    carried over). A translation whose round trip (or the translation itself, across
+    Each selected row gets one row per language, or per `n_per_row` languages taken in
+    turn (`lang` es, ca...; `parent_id`; label carried over). A translation whose round trip (or the translation itself, across
     languages) is less similar to the source than `threshold` under the multilingual
     sentence encoder is dropped as `round_trip`. Columns: `translate_train__language`,
     `__role` (translate_train or translate_test), `__backend`, `__model`, `__round_trip`
@@ -106,7 +106,12 @@ class TranslateTrainAugmenter(Augmenter):
             description="backend code -> corpus lang, where the built-in ISO 639-1 table "
             "(spa -> es, cat -> ca...) is not what the corpus uses",
         )
-        n_per_row: int = Field(1, ge=1, le=1, description="one translation per row and language")
+        n_per_row: int | None = Field(
+            None,
+            ge=1,
+            description="languages per train row, taken in turn from a random start per row "
+            "(unset: every language); translate_test copies always get every language",
+        )
         backend: str = Field(
             "apertium", description="translator: apertium (offline), hf or ctranslate2"
         )
@@ -225,26 +230,28 @@ class TranslateTrainAugmenter(Augmenter):
             ROLE_TEST if s in cfg.eval_splits and cfg.translate_test else ROLE_TRAIN
             for s in rows["split"].to_list()
         ]
+        members = self._members(roles, ctx)
         made = self.translators()
         started = time.perf_counter()
-        total = len(texts) * sum(len(cfg.pairs(t)) for t in cfg.languages)
+        total = sum(len(members[t]) * len(cfg.pairs(t)) for t in cfg.languages)
         columns: dict[str, list[Any]] = {
             k: [] for k in ("parent_id", "text", "lang", "op", "language", "role", "model", "back")
         }
         with ctx.task(f"{self.name}: translating", total=total) as task:
             for target in cfg.languages:
+                chosen = members[target]
                 used = []
-                batch = texts
+                batch = [texts[i] for i in chosen]
                 outputs: list[list[str]] = []
                 for src, tgt in cfg.pairs(target):
                     tr = self._pair_translator(made, src, tgt)
                     used.append(tr.tag())
-                    batch = tr.translate(batch, src, tgt)
+                    batch = tr.translate(batch, src, tgt) if batch else []
                     outputs.append(batch)
-                    task.advance(len(texts))
+                    task.advance(len(chosen))
                 lang = corpus_lang(target, cfg.lang_codes)
-                back = outputs[1] if len(outputs) > 1 else [None] * len(texts)
-                for i, text in enumerate(outputs[0]):
+                back = outputs[1] if len(outputs) > 1 else [None] * len(chosen)
+                for k, (i, text) in enumerate(zip(chosen, outputs[0], strict=True)):
                     columns["parent_id"].append(ids[i])
                     columns["text"].append(text)
                     columns["lang"].append(lang)
@@ -253,7 +260,7 @@ class TranslateTrainAugmenter(Augmenter):
                     columns["language"].append(target)
                     columns["role"].append(roles[i])
                     columns["model"].append(" | ".join(dict.fromkeys(used)))
-                    columns["back"].append(back[i])
+                    columns["back"].append(back[k])
         seconds = time.perf_counter() - started
         similarity = self._similarity(columns, dict(zip(ids, texts, strict=True)))
         self._stats = {
@@ -261,6 +268,7 @@ class TranslateTrainAugmenter(Augmenter):
             "translations_computed": sum(t.computed for t in made.values()),
             "translate_seconds": round(seconds, 3),
             "sentences_per_s": round(total / seconds, 1) if seconds > 0 else None,
+            "check_seconds": round(time.perf_counter() - started - seconds, 3),
         }
         name = self.name
         n = len(columns["text"])
@@ -290,6 +298,24 @@ class TranslateTrainAugmenter(Augmenter):
                 f"{name}__similarity": pl.Float64,
             },
         )
+
+    def _members(self, roles: list[str], ctx: RunContext) -> dict[str, list[int]]:
+        """Which rows each language translates, in row order: every language for eval
+        copies; for train rows `n_per_row` languages in turn from a random start."""
+        languages = self.config.languages
+        n_out = min(self.config.n_per_row or len(languages), len(languages))
+        if n_out < len(languages):
+            starts = ctx.rng("languages").integers(0, len(languages), size=len(roles)).tolist()
+        else:
+            starts = [0] * len(roles)
+        members: dict[str, list[int]] = {t: [] for t in languages}
+        for i, (role, start) in enumerate(zip(roles, starts, strict=True)):
+            count = len(languages) if role == ROLE_TEST else n_out
+            for k in range(count):
+                members[languages[(start + k) % len(languages)]].append(i)
+        for chosen in members.values():
+            chosen.sort()
+        return members
 
     def _similarity(self, columns: dict[str, list[Any]], sources: dict[str, str]) -> list[float]:
         """Cosine of each translation (or its round trip) to its source, under USE."""

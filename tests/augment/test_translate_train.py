@@ -118,6 +118,18 @@ def test_new_rows_carry_lang_parent_label_and_translator():
     assert summary["sentences_per_s"] > 0
 
 
+def test_n_per_row_spreads_train_rows_over_languages_but_eval_copies_get_all():
+    s = step(languages=["spa", "cat"], n_per_row=1, translate_test=True)
+    out = run_steps(corpus(), [s], RunContext(seed=7))
+    added = out.corpus.filter(pl.col("origin") == "augment.translate_train")
+    trained = added.filter(pl.col("translate_train__role") == "translate_train")
+    assert trained.group_by("parent_id").len()["len"].to_list() == [1, 1]
+    copies = added.filter(pl.col("translate_train__role") == "translate_test")
+    assert sorted(copies["lang"].to_list()) == ["ca", "ca", "es", "es"]
+    again = run_steps(corpus(), [s], RunContext(seed=7)).corpus
+    assert again.equals(out.corpus)
+
+
 def test_same_seed_same_output():
     first = run_steps(corpus(), [step()], RunContext(seed=7)).corpus
     second = run_steps(corpus(), [step()], RunContext(seed=7)).corpus
@@ -170,7 +182,7 @@ def test_corpus_lang_maps_backend_codes_to_iso_639_1():
         ({"threshold": 2}, "less than or equal to 1"),
         ({"backend": "hf"}, "needs a model"),
         ({"translate_test": True, "splits": ["train", "dev"]}, "overlap"),
-        ({"n_per_row": 2}, "less than or equal to 1"),
+        ({"n_per_row": 0}, "greater than or equal to 1"),
     ],
 )
 def test_bad_configuration_is_one_clear_error(params, message):
