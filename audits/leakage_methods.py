@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-# every method; `semantic` needs a sentence-embedding model, so it runs only when asked
+# every method; `semantic` and `crosslingual` need a sentence-embedding model, so they run
+# only when asked (`crosslingual` also when the corpus has more than one `lang`)
 METHODS = (
     "exact",
     "normalized",
@@ -25,8 +26,9 @@ METHODS = (
     "group",
     "label_conflict",
     "semantic",
+    "crosslingual",
 )
-DEFAULT_METHODS = METHODS[:-1]
+DEFAULT_METHODS = METHODS[:-2]
 FINDING_SCHEMA = {
     "eval_id": pl.String,
     "other_id": pl.String,
@@ -390,3 +392,95 @@ def semantic(
         how="horizontal",
     )
     return _finish(out, "semantic")
+
+
+# -- cross-lingual -------------------------------------------------------------------------------
+
+
+def crosslingual(
+    rows: pl.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    threshold: float,
+    block: int = 2048,
+) -> pl.DataFrame:
+    """An eval row whose translation sits in an earlier split: rows of two splits in
+    DIFFERENT languages (`lang`) whose multilingual sentence embeddings (the Universal
+    Sentence Encoder, `assay.resources.multilingual_encoder`) have cosine >= `threshold`.
+    `span` names the two languages (`es -> en`: the earlier split's row, then the eval row's).
+    Rows in the same language are left to the other methods.
+
+    The default threshold (0.7, `crosslingual_threshold`) was measured on 200 MR test
+    sentences against 1,300 other MR sentences translated to Spanish by Apertium (plus the
+    Apertium translations of 100 of the test sentences): a true translation scored 0.64 at
+    its minimum and 0.84 at its median; the most similar unrelated Spanish sentence per test
+    row scored 0.48 at the median and 0.70 at the maximum. At 0.7, 90% of the translations
+    were found and no test row was flagged falsely; at 0.65, 96% and 2%. USE has no Catalan:
+    Catalan translations score lower (0.33 at the 5th percentile), so expect misses there."""
+    from assay import resources
+
+    splits = sorted({s for pair in pairs for s in pair})
+    sub = rows.filter(pl.col("split").is_in(splits))
+    if sub.height < 2 or sub["lang"].n_unique() < 2:
+        return empty()
+    encoder = resources.multilingual_encoder()
+    texts = sub["text"].to_list()
+    vectors = np.zeros((len(texts), 512), dtype=np.float32)
+    for lo in range(0, len(texts), block):
+        vectors[lo : lo + block] = encoder.encode(texts[lo : lo + block])
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    found = _neighbours(sub, vectors, pairs, threshold, block, "crosslingual", by="lang")
+    langs = sub.select(other_id="id", _lo="lang")
+    return (
+        found.join(langs, on="other_id", how="left")
+        .join(sub.select(eval_id="id", _le="lang"), on="eval_id", how="left")
+        .with_columns(span=pl.concat_str([pl.col("_lo"), pl.col("_le")], separator=" -> "))
+        .select(list(FINDING_SCHEMA))
+    )
+
+
+def _neighbours(
+    sub: pl.DataFrame,
+    vectors: np.ndarray,
+    pairs: Sequence[tuple[str, str]],
+    threshold: float,
+    block: int,
+    method: str,
+    by: str | None = None,
+) -> pl.DataFrame:
+    """Findings of rows of two splits with cosine >= `threshold` (`vectors` unit length, in
+    the order of `sub`); with `by`, only pairs whose `by` values differ."""
+    split = sub["split"].to_numpy()
+    group = sub[by].fill_null("").to_numpy() if by else None
+    found: list[pl.DataFrame] = []
+    for other_split, eval_split in pairs:
+        e_idx = np.flatnonzero(split == eval_split)
+        o_idx = np.flatnonzero(split == other_split)
+        if not len(e_idx) or not len(o_idx):
+            continue
+        others = vectors[o_idx]
+        for lo in range(0, len(e_idx), block):
+            part = e_idx[lo : lo + block]
+            sims = vectors[part] @ others.T
+            hit = sims >= threshold
+            if group is not None:
+                hit &= group[part][:, None] != group[o_idx][None, :]
+            i, j = np.nonzero(hit)
+            if len(i):
+                found.append(
+                    pl.DataFrame(
+                        {"e": part[i], "o": o_idx[j], "score": sims[i, j].astype(np.float64)}
+                    )
+                )
+    if not found:
+        return empty()
+    hits = pl.concat(found)
+    side = sub.select("id", "split")
+    out = pl.concat(
+        [
+            side[hits["e"].to_numpy()].rename({"id": "eval_id", "split": "eval_split"}),
+            side[hits["o"].to_numpy()].rename({"id": "other_id", "split": "other_split"}),
+            hits.select(pl.col("score").clip(upper_bound=1.0)),
+        ],
+        how="horizontal",
+    )
+    return _finish(out, method)

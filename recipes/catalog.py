@@ -22,6 +22,7 @@ BUILTIN_STEP_MODULES = [
     "assay.augment.term_mining",
     "assay.augment.back_translation",
     "assay.augment.generate",
+    "assay.augment.translate_train",
     "assay.curate.labelstudio.steps",
     "assay.audits.leakage",
     "assay.audits.quality",
