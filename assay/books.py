@@ -33,7 +33,9 @@ DROP_COLUMNS = ("step", "reason", "generated")
 N_EXAMPLES = 5
 EDITABLE = ("text", "label", "split", "weight")  # core fields a step may set on its rows
 INHERITED = ("label", "split", "weight", "lang", "group")  # what added rows take from a parent
-_OWN = ("parent_id", "text", "op", "label", "lang")  # what added rows may bring themselves
+# What added rows may bring themselves. `origin` is a detail the books append to the step's
+# name: `augment.generate:paraphrase:smollm2`, `augment.translate_train:translate_test`.
+_OWN = ("parent_id", "text", "op", "label", "lang", "origin")
 LINEAGE_SCHEMA = {
     "id": pl.String,
     "step": pl.String,
@@ -291,6 +293,19 @@ def set_columns(
     return out, lineage, int(changed_any.sum())
 
 
+def _origin(step: str, rows: pl.DataFrame) -> pl.Expr:
+    """`augment.<step>`, with the row's own detail (operation, backend, model) after a colon."""
+    base = pl.lit(f"augment.{step}")
+    if "origin" not in rows.columns:
+        return base
+    detail = pl.col("origin").cast(pl.String)
+    return (
+        pl.when(detail.is_not_null() & (detail != ""))
+        .then(pl.concat_str([base, detail], separator=":"))
+        .otherwise(base)
+    )
+
+
 def adopt(
     step: str,
     corpus: pl.DataFrame,
@@ -392,7 +407,7 @@ def adopt(
         rows = rows.with_columns(k=pl.int_range(pl.len()).over(["parent_id", "op"]))
         rows = rows.with_columns(
             id=derived_id_expr(pl.col("parent_id"), pl.col("op"), pl.col("k"), ctx.step_index, tag),
-            origin=pl.lit(f"augment.{step}"),
+            origin=_origin(step, rows),
             label=pl.col("label").cast(label_type),
         ).rename({"op": f"{step}__op"})
         return corpus_mod.conform(rows.drop([c for c in scratch if c in rows.columns]))

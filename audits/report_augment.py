@@ -78,7 +78,10 @@ def samples(run: RunArtifacts, step: dict[str, Any]) -> list[dict[str, Any]]:
     corpus = run.corpus
     if corpus is None or "origin" not in corpus.columns:
         return []
-    rows = corpus.filter(pl.col("origin") == f"augment.{step['step']}").head(N_SAMPLES).to_dicts()
+    # `augment.<step>`, or with the detail the step gave: `augment.<step>:<detail>`.
+    base = f"augment.{step['step']}"
+    ours = (pl.col("origin") == base) | pl.col("origin").str.starts_with(f"{base}:")
+    rows = corpus.filter(ours).head(N_SAMPLES).to_dicts()
     parents = run.texts([r["parent_id"] for r in rows])
     return [
         {"id": r["id"], "parent": short(parents.get(r["parent_id"])), "child": short(r["text"])}

@@ -183,6 +183,11 @@ class BackTranslationAugmenter(TextAugmenter):
                 "parent_id": parent,
                 "text": out_text,
                 "op": ops,
+                # The origin names the operation, backend and model: eng>spa>eng:apertium.
+                "origin": [
+                    ":".join(x for x in (c, cfg.backend, m) if x)
+                    for c, m in zip(chain, model_col, strict=True)
+                ],
                 f"{self.name}__pivot": chain,
                 f"{self.name}__backend": [cfg.backend] * n,
                 f"{self.name}__model": model_col,
@@ -191,6 +196,7 @@ class BackTranslationAugmenter(TextAugmenter):
                 "parent_id": pl.String,
                 "text": pl.String,
                 "op": pl.String,
+                "origin": pl.String,
                 f"{self.name}__pivot": pl.String,
                 f"{self.name}__backend": pl.String,
                 f"{self.name}__model": pl.String,

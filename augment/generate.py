@@ -26,8 +26,8 @@ filters, in the adoption's rejection rule, before the kernel's own duplicate che
   others are `near_duplicate`.
 
 `max_added` caps the rows kept (the rest, drawn at random, are `over_budget`). Model,
-backend and operation are on every row: `generate__model`, `generate__backend`,
-`generate__mode` and `generate__origin` (`augment.generate:paraphrase:smollm2`).
+backend and operation are on every row: in its origin (`augment.generate:paraphrase:hf:
+smollm2`) and in `generate__model`, `generate__backend` and `generate__mode`.
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ class GenerateAugmenter(TextAugmenter):
             f"{self.name}__mode": [cfg.mode] * n,
             f"{self.name}__backend": [BACKEND] * n,
             f"{self.name}__model": [tag] * n,
-            f"{self.name}__origin": [f"augment.{self.name}:{cfg.mode}:{tag}"] * n,
+            "origin": [f"{cfg.mode}:{BACKEND}:{tag}"] * n,
         }
         schema: dict[str, Any] = dict.fromkeys(columns, pl.String)
         if cfg.mode == "fewshot":

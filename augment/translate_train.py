@@ -278,6 +278,12 @@ class TranslateTrainAugmenter(Augmenter):
                 "text": columns["text"],
                 "lang": columns["lang"],
                 "op": columns["op"],
+                # translate_test copies: augment.translate_train:translate_test; train
+                # translations: augment.translate_train:eng>spa:apertium.
+                "origin": [
+                    role if role == ROLE_TEST else f"{language}:{cfg.backend}"
+                    for role, language in zip(columns["role"], columns["language"], strict=True)
+                ],
                 f"{name}__language": columns["language"],
                 f"{name}__role": columns["role"],
                 f"{name}__backend": [cfg.backend] * n,
@@ -290,6 +296,7 @@ class TranslateTrainAugmenter(Augmenter):
                 "text": pl.String,
                 "lang": pl.String,
                 "op": pl.String,
+                "origin": pl.String,
                 f"{name}__language": pl.String,
                 f"{name}__role": pl.String,
                 f"{name}__backend": pl.String,

@@ -514,6 +514,16 @@ def _report(
         "arms": rows,
         "warnings": warnings,
     }
+    from assay.audits.ablation_report import language_rows
+
+    # Metric per eval language (translated dev/test copies carry their own `lang`).
+    report["by_lang"] = language_rows(
+        [(c.arm, c.seed, c.predictions) for c in cells if c.size == sizes[-1]],
+        eval_frame,
+        spec.eval_split,
+        spec.metric,
+        classes,
+    )
     if len(sizes) > 1:
         report["learning_curve"] = [
             {"train_rows_cap": size, **{c: r.get(c) for c in CURVE_FIELDS}}

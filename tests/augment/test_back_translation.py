@@ -58,7 +58,9 @@ def corpus():
 def test_round_trip_through_a_pivot_chain_in_one_batch_per_hop():
     step = BackTranslationAugmenter(backend="chain", model="m", pivots=["spa>cat"])
     out = run_steps(corpus(), [step], RunContext(seed=7))
-    added = out.corpus.filter(pl.col("origin") == "augment.back_translation").sort("id")
+    added = out.corpus.filter(pl.col("origin").str.starts_with("augment.back_translation")).sort(
+        "id"
+    )
     assert added["id"].to_list() == ["d~0.bt-spa-cat0", "f~0.bt-spa-cat0"]
     assert added["text"].to_list() == ["a dull film spa cat eng", "a fine film spa cat eng"]
     assert added["back_translation__pivot"].unique().to_list() == ["eng>spa>cat>eng"]
@@ -116,7 +118,7 @@ def test_guard_drops_outputs_whose_label_no_longer_holds():
     rows = from_records(texts, labels, ids=ids, split=["train"] * 25)
     step = BackTranslationAugmenter(backend="chain", model="m", guard={"min_confidence": 0.5})
     out = run_steps(rows, [step], RunContext(seed=7))
-    added = out.corpus.filter(pl.col("origin") == "augment.back_translation")
+    added = out.corpus.filter(pl.col("origin").str.starts_with("augment.back_translation"))
     assert "planted" not in added["parent_id"].to_list()
     assert added.height == 24
     assert out.reports[0].drop_reasons == {"guard_label": 1}
@@ -169,7 +171,7 @@ def test_apertium_back_translation_is_deterministic_and_differs_from_parents():
 
     first, second = run(7), run(7)
     assert first.equals(second)
-    added = first.filter(pl.col("origin") == "augment.back_translation")
+    added = first.filter(pl.col("origin").str.starts_with("augment.back_translation"))
     assert added.height >= 5  # of 8: outputs equal to the parent or each other go
     assert set(added["back_translation__pivot"]) == {"eng>spa>eng", "eng>cat>eng"}
     assert set(added["back_translation__model"]) == {"apertium"}

@@ -91,8 +91,7 @@ def test_paraphrases_carry_label_lineage_and_origin(fake):
     assert added.filter(pl.col("parent_id") == "g")["text"].item() == (
         "heart big a with gem small a"
     )
-    assert added["origin"].unique().to_list() == ["augment.generate"]
-    assert added["generate__origin"].unique().to_list() == ["augment.generate:paraphrase:smollm2"]
+    assert added["origin"].unique().to_list() == ["augment.generate:paraphrase:hf:smollm2"]
     assert added["generate__model"].unique().to_list() == ["smollm2"]
     assert added["generate__backend"].unique().to_list() == ["hf"]
     summary = out.reports[0].summary
@@ -302,7 +301,7 @@ def test_a_real_model_adds_rows_with_lineage(tmp_path):
     added = out.corpus.filter(pl.col("origin") != "source")
     assert report.n_added + report.n_rejected == 5
     assert added["parent_id"].is_in(["w", "h", "d", "b", "g"]).all()
-    assert (added["generate__origin"] == "augment.generate:paraphrase:tiny").all()
+    assert (added["origin"] == "augment.generate:paraphrase:hf:tiny").all()
     again = run_steps(corpus(), [step], RunContext(seed=7))
     assert again.corpus.equals(out.corpus)
 
