@@ -30,12 +30,16 @@ comparison, and the runner's own train draw `subsample_train` / `train_draw_seed
 - `old`: one draw for every seed (`resample_train: once`; the fast model is
   deterministic, so every seed gives the same predictions), plain bootstrap, p from the
   per-example correctness sign-flip test.
+- `t_seeds` (a yardstick, not a design): a Student t-test on the per-seed deltas of the
+  `new` runs, exact at 5% when the seeds' deltas are independent and normal. Its A/A share
+  in the same run tells how far the repetitions' own noise moves a share whose true value
+  is 5%.
 
 The statistics are driven directly (one fast-model fit per arm and seed; no recipe
 machinery) so that hundreds of repetitions fit on a busy laptop; `--quick` is a smoke run.
 The binomial 95% interval (Wilson) of every share is printed with it.
 
-    .venv/bin/python bench/calibration.py [--reps 200] [--sims 1000] [--quick] [--json]
+    .venv/bin/python bench/calibration.py [--reps 1000] [--pool 400] [--sims 1000] [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ ALPHA = 0.05
 FLIP = 0.10
 METRIC = "macro_f1"
 RECIPE_SEED = 13
+DESIGNS = ("new", "new_permutation", "old", "t_seeds")
+COVERAGE_OF = {"new": "new", "new_permutation": "new", "old": "old"}
 # The parent reads data with polars (threads) before the pools start: fork would deadlock.
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -130,7 +136,27 @@ def judge(variant, base, y, k, rng, args) -> dict:
                          ("old", old, old_p)):  # fmt: skip
         out[name] = {"significant": p < ALPHA, "delta": cmp.delta.estimate, "p": p,
                      "low": cmp.delta.low, "high": cmp.delta.high}  # fmt: skip
+    out["t_seeds"] = t_on_seeds(variant, base, y, k)
     return out
+
+
+def t_on_seeds(variant, base, y, k) -> dict:
+    """The yardstick: a one-sample Student t-test on the S per-seed deltas, exact at 5% for
+    independent normal deltas. Its A/A share shows how far this run's repetitions alone
+    move a share whose true value is 5%."""
+    from scipy import stats
+
+    from assay.train.bootstrap import resampled_scores
+
+    ones = np.ones((1, len(y)))
+    deltas = np.array([resampled_scores(y, v, k, ones, METRIC)[0]
+                       - resampled_scores(y, b, k, ones, METRIC)[0]
+                       for v, b in zip(variant, base, strict=True)])  # fmt: skip
+    p = float(stats.ttest_1samp(deltas, 0.0).pvalue) if deltas.std() > 0 else 1.0
+    half = stats.t.ppf(1 - ALPHA / 2, len(deltas) - 1) * deltas.std(ddof=1) / math.sqrt(len(deltas))
+    mean = float(deltas.mean())
+    return {"significant": p < ALPHA, "delta": mean, "p": p, "low": mean - half,
+            "high": mean + half}  # fmt: skip
 
 
 def pool_chunk(args, draws: list[int]) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -168,7 +194,7 @@ def real_chunk(args, reps: list[int]) -> list[dict]:
 
 def summarise_real(calls: list[dict]) -> dict:
     out = {}
-    for design in ("new", "new_permutation", "old"):
+    for design in DESIGNS:
         aa = [c["aa"][design] for c in calls]
         power = [c["power"][design] for c in calls]
         out[design] = {
@@ -312,8 +338,9 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)  # fmt: skip
     coverage = {d: {m: share(h, args.sims) for m, h in by.items()} for d, by in covered.items()}
     real = summarise_real(calls)
-    results = {design: {**real[design], "coverage": coverage["old" if design == "old" else "new"]}
-               for design in ("new", "new_permutation", "old")}  # fmt: skip
+    # Coverage is simulated for the bootstrap designs only; the t yardstick has none.
+    results = {design: {**real[design], "coverage": coverage.get(COVERAGE_OF.get(design, ""))}
+               for design in DESIGNS}  # fmt: skip
     new = results["new"]
     targets = [
         target("aa_significant_share", new["aa_significant"]["share"], 0.05, "<="),
@@ -340,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _fmt(s: dict) -> str:
+def _fmt(s: dict | None) -> str:
+    if s is None:
+        return "-"
     return f"{100 * s['share']:5.1f}% [{100 * s['low']:.1f}, {100 * s['high']:.1f}]"
 
 
@@ -352,9 +381,9 @@ def print_table(report: dict) -> None:
     print(f"{'design':<17}{'A/A significant':>26}{'power (10% flipped)':>26}"
           f"{'coverage macro-F1':>26}{'coverage accuracy':>26}")  # fmt: skip
     for design, r in report["results"].items():
-        cov = r["coverage"]
+        cov = r["coverage"] or {}
         print(f"{design:<17}{_fmt(r['aa_significant']):>26}{_fmt(r['power_detected_worse']):>26}"
-              f"{_fmt(cov['macro_f1']):>26}{_fmt(cov['accuracy']):>26}")  # fmt: skip
+              f"{_fmt(cov.get('macro_f1')):>26}{_fmt(cov.get('accuracy')):>26}")  # fmt: skip
     print("shares with Wilson 95% intervals; A/A mean |delta| "
           + ", ".join(f"{d} {100 * r['aa_mean_abs_delta']:.2f}" for d, r in report["results"].items())
           + " points; power mean delta "
