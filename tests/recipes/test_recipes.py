@@ -142,7 +142,13 @@ def test_shipped_quickstart_recipe_validates():
     from pathlib import Path
 
     recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml")
-    assert [s.name for s in recipe.steps] == ["clean", "dedup", "split"]
+    assert [s.name for s in recipe.steps] == [
+        "clean", "dedup", "split", "quality", "leakage", "label_noise", "model_audit"
+    ]  # fmt: skip
+    # The whole loop ends on a measured data change: augmentations with their controls.
+    variants = {v.name: v for v in recipe.ablation.variants}
+    assert {"+synonyms", "+back_translation"} <= set(variants)
+    assert all(variants[n].controls == ["duplicate"] for n in ("+synonyms", "+back_translation"))
 
 
 def test_uncacheable_steps_always_rerun_and_key_later_steps_by_their_output(tmp_path):
