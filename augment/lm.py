@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -63,6 +64,26 @@ def model_tag(name: str) -> str:
     return path.name if path.exists() else name
 
 
+@contextlib.contextmanager
+def _quiet_gguf() -> Iterator[None]:
+    """Hide transformers' GGUF de-quantising bar: it calls tqdm directly, so its logging
+    switches do not reach it. Only during the load; the module is put back afterwards."""
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        yield
+        return
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+
+
 def _load(name: str, device: str) -> tuple[Any, Any]:
     require("transformers", "generate", "text generation")
     import torch
@@ -76,7 +97,7 @@ def _load(name: str, device: str) -> tuple[Any, Any]:
         source, kw["gguf_file"] = smollm2()
         require("gguf", "generate", "the packaged SmolLM2 (a GGUF file)")
     try:
-        with quiet_model_loading():
+        with quiet_model_loading(), _quiet_gguf():
             tok = AutoTokenizer.from_pretrained(source, **kw)
             model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kw)
     except (OSError, ValueError) as exc:
