@@ -12,7 +12,8 @@ findings, summary), and `assay.books.record` applies it and keeps the books: cou
 - `Transform.rewrite(corpus, ctx) -> pl.Series`: new text for every row (plus an optional
   `keep` on the rewritten rows); changed texts go to the lineage.
 - `Augmenter.generate(rows, ctx) -> pl.DataFrame`: new rows only (`parent_id`, `text`,
-  optional `op`, `label`, `lang`) from the rows `select` chose; the books adopt them.
+  optional `op`, `label`, `lang`, `origin` detail) from the rows `select` chose; the books
+  adopt them.
 - `Audit.score(corpus, ctx) -> Findings`: namespaced columns and a findings table.
 - `Sync.send(corpus, ctx) -> Findings`: sends rows to a service; the corpus keeps its
   rows and fields and gains only namespaced columns.
@@ -332,8 +333,10 @@ class Augmenter(Step):
     row_local = True  # generate(rows) answers per row; `select` and the books stay on the driver
 
     def generate(self, rows: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
-        """Return new rows: `parent_id`, `text`, and optionally `op`, `label`, `lang`, or
-        namespaced columns. Rows may be returned in any number per parent."""
+        """Return new rows: `parent_id`, `text`, and optionally `op`, `label`, `lang`,
+        `origin` (a detail the books append: `augment.<step>:<origin>`, e.g. the pivot,
+        backend and model) or namespaced columns. Rows may be returned in any number per
+        parent."""
         raise NotImplementedError
 
     def generation_summary(self) -> dict[str, Any]:
