@@ -39,7 +39,7 @@ The statistics are driven directly (one fast-model fit per arm and seed; no reci
 machinery) so that hundreds of repetitions fit on a busy laptop; `--quick` is a smoke run.
 The binomial 95% interval (Wilson) of every share is printed with it.
 
-    .venv/bin/python bench/calibration.py [--reps 1000] [--pool 400] [--sims 1000] [--quick] [--json]
+    .venv/bin/python bench/calibration.py [--reps 2000] [--pool 600] [--sims 1000] [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -297,8 +297,8 @@ def fit_pool(args, workers: int, started: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=1000, help="A/A and power repetitions")
-    ap.add_argument("--pool", type=int, default=400, help="train draws fitted once")
+    ap.add_argument("--reps", type=int, default=2000, help="A/A and power repetitions")
+    ap.add_argument("--pool", type=int, default=600, help="train draws fitted once")
     ap.add_argument("--sims", type=int, default=1000, help="coverage simulations")
     ap.add_argument("--rows", type=int, default=500, help="train rows per draw")
     ap.add_argument("--seeds", type=int, default=5)
