@@ -361,37 +361,7 @@ def semantic(
     if sub.height < 2:
         return empty()
     vectors = dedup_semantic.embed(sub["text"].to_list(), model, batch_size)
-    split = sub["split"].to_numpy()
-    found: list[pl.DataFrame] = []
-    for other_split, eval_split in pairs:
-        e_idx = np.flatnonzero(split == eval_split)
-        o_idx = np.flatnonzero(split == other_split)
-        if not len(e_idx) or not len(o_idx):
-            continue
-        others = vectors[o_idx]
-        for lo in range(0, len(e_idx), block):
-            part = e_idx[lo : lo + block]
-            sims = vectors[part] @ others.T
-            i, j = np.nonzero(sims >= threshold)
-            if len(i):
-                found.append(
-                    pl.DataFrame(
-                        {"e": part[i], "o": o_idx[j], "score": sims[i, j].astype(np.float64)}
-                    )
-                )
-    if not found:
-        return empty()
-    hits = pl.concat(found)
-    side = sub.select("id", "split")
-    out = pl.concat(
-        [
-            side[hits["e"].to_numpy()].rename({"id": "eval_id", "split": "eval_split"}),
-            side[hits["o"].to_numpy()].rename({"id": "other_id", "split": "other_split"}),
-            hits.select(pl.col("score").clip(upper_bound=1.0)),
-        ],
-        how="horizontal",
-    )
-    return _finish(out, "semantic")
+    return _neighbours(sub, vectors, pairs, threshold, block, "semantic")
 
 
 # -- cross-lingual -------------------------------------------------------------------------------
