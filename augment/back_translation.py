@@ -18,7 +18,7 @@ import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from assay.augment.base import TextAugmenter, TextAugmenterBaseConfig
-from assay.augment.translate import BACKENDS, Translator, translator
+from assay.augment.translate import BACKENDS, Translators
 from assay.context import RunContext
 from assay.engine_random import row_uniform
 from assay.registry import register
@@ -106,21 +106,11 @@ class BackTranslationAugmenter(TextAugmenter):
     loads_model = True  # translators load once per Ray actor
     gpu_capable = True
 
-    def translators(self) -> dict[str, Translator]:
-        """One translator per model (a single one for Apertium or a multilingual model)."""
+    def translators(self) -> Translators:
         cfg = self.config
-        kw: dict[str, Any] = {"cache": cfg.cache}
-        if cfg.batch_size is not None and cfg.backend != "apertium":
-            kw["batch_size"] = cfg.batch_size
-        out: dict[str, Translator] = {}
-        for name in {cfg.model or "", *cfg.models.values()} - {""} or {"apertium"}:
-            out[name] = translator(cfg.backend, None if name == "apertium" else name, **kw)
-        return out
-
-    def _hop_translator(self, made: dict[str, Translator], src: str, tgt: str) -> Translator:
-        cfg = self.config
-        name = cfg.models.get(f"{src}-{tgt}") or cfg.model or "apertium"
-        return made[name]
+        return Translators(
+            cfg.backend, cfg.model, cfg.models, batch_size=cfg.batch_size, cache=cfg.cache
+        )
 
     def generate(self, rows: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
         cfg = self.config
@@ -149,7 +139,7 @@ class BackTranslationAugmenter(TextAugmenter):
                 batch = [texts[i] for i in rows_in]
                 used = []
                 for src, tgt in hops(cfg.source, pivot):
-                    tr = self._hop_translator(made, src, tgt)
+                    tr = made.for_pair(src, tgt)
                     used.append(tr.tag())
                     batch = tr.translate(batch, src, tgt) if batch else []
                     task.advance(len(rows_in))
@@ -175,7 +165,7 @@ class BackTranslationAugmenter(TextAugmenter):
                 ops.append("bt-" + pivot.replace(">", "-"))
                 chain.append(">".join([cfg.source, pivot, cfg.source]))
                 model_col.append(models[pivot])
-        self._computed = sum(t.computed for t in made.values())
+        self._computed = made.computed
         self._requested = total
         n = len(parent)
         return pl.DataFrame(

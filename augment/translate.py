@@ -421,3 +421,33 @@ def translator(backend: str = "apertium", model: str | None = None, **kw: Any) -
     if backend != "apertium" and not model:
         raise InputError(f"the {backend} backend needs a model (a Hugging Face id or a path)")
     return BACKENDS[backend](model or "apertium", **kw)
+
+
+class Translators:
+    """The translators a step's settings name, one per model (a single one for Apertium or
+    a multilingual model), and which of them serves each language pair (`models` by
+    `src-tgt`, else `model`)."""
+
+    def __init__(
+        self,
+        backend: str,
+        model: str | None,
+        models: dict[str, str],
+        *,
+        batch_size: int | None = None,
+        cache: bool = True,
+    ) -> None:
+        kw: dict[str, Any] = {"cache": cache}
+        if batch_size is not None and backend != "apertium":
+            kw["batch_size"] = batch_size
+        self.model, self.models = model, models
+        names = {model or "", *models.values()} - {""} or {"apertium"}
+        self.made = {n: translator(backend, None if n == "apertium" else n, **kw) for n in names}
+
+    def for_pair(self, src: str, tgt: str) -> Translator:
+        return self.made[self.models.get(f"{src}-{tgt}") or self.model or "apertium"]
+
+    @property
+    def computed(self) -> int:
+        """Translations computed (not read from the cache) so far."""
+        return sum(t.computed for t in self.made.values())

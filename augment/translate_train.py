@@ -39,7 +39,7 @@ from pydantic import Field, field_validator, model_validator
 
 from assay import corpus as corpus_mod
 from assay import resources
-from assay.augment.translate import BACKENDS, Translator, translator
+from assay.augment.translate import BACKENDS, Translators
 from assay.context import RunContext
 from assay.registry import register
 from assay.step import Augmenter, AugmenterConfig, Rejections
@@ -208,19 +208,11 @@ class TranslateTrainAugmenter(Augmenter):
         )
         return pl.concat([rows, evals], how="vertical_relaxed")
 
-    def translators(self) -> dict[str, Translator]:
+    def translators(self) -> Translators:
         cfg = self.config
-        kw: dict[str, Any] = {"cache": cfg.cache}
-        if cfg.batch_size is not None and cfg.backend != "apertium":
-            kw["batch_size"] = cfg.batch_size
-        out: dict[str, Translator] = {}
-        for name in {cfg.model or "", *cfg.models.values()} - {""} or {"apertium"}:
-            out[name] = translator(cfg.backend, None if name == "apertium" else name, **kw)
-        return out
-
-    def _pair_translator(self, made: dict[str, Translator], src: str, tgt: str) -> Translator:
-        cfg = self.config
-        return made[cfg.models.get(f"{src}-{tgt}") or cfg.model or "apertium"]
+        return Translators(
+            cfg.backend, cfg.model, cfg.models, batch_size=cfg.batch_size, cache=cfg.cache
+        )
 
     def generate(self, rows: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
         cfg = self.config
@@ -244,7 +236,7 @@ class TranslateTrainAugmenter(Augmenter):
                 batch = [texts[i] for i in chosen]
                 outputs: list[list[str]] = []
                 for src, tgt in cfg.pairs(target):
-                    tr = self._pair_translator(made, src, tgt)
+                    tr = made.for_pair(src, tgt)
                     used.append(tr.tag())
                     batch = tr.translate(batch, src, tgt) if batch else []
                     outputs.append(batch)
@@ -265,7 +257,7 @@ class TranslateTrainAugmenter(Augmenter):
         similarity = self._similarity(columns, dict(zip(ids, texts, strict=True)))
         self._stats = {
             "translations": total,
-            "translations_computed": sum(t.computed for t in made.values()),
+            "translations_computed": made.computed,
             "translate_seconds": round(seconds, 3),
             "sentences_per_s": round(total / seconds, 1) if seconds > 0 else None,
             "check_seconds": round(time.perf_counter() - started - seconds, 3),
