@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from assay.curate.active import STRATEGIES
 from assay.errors import InputError
 from assay.recipes.cli_group import AssayGroup
 from assay.recipes.cli_options import (
@@ -149,7 +150,7 @@ def init_cmd(
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["random", "uncertainty", "diversity", "hybrid"]),
+    type=click.Choice(STRATEGIES),
     help="Active learning: push --batch unlabelled rows chosen by this strategy (the fast "
     "model trains on the labelled train rows); each task records why it was chosen.",
 )
@@ -391,7 +392,7 @@ def _rounds_table(rounds: list[dict]) -> str:
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["random", "uncertainty", "diversity", "hybrid"]),
+    type=click.Choice(STRATEGIES),
     default="hybrid",
     show_default=True,
     help="How the next batch is chosen.",
