@@ -49,17 +49,8 @@ from assay.step import Changes, Edit, Keep, StepConfig
 
 log = logging.getLogger(__name__)
 
-Method = Literal[
-    "exact",
-    "normalized",
-    "ngram",
-    "minhash",
-    "lineage",
-    "group",
-    "label_conflict",
-    "semantic",
-    "crosslingual",
-]
+# The names live in leakage_methods.METHODS; subscripting with the tuple spells them out.
+Method = Literal[methods.METHODS]
 ALL_METHODS: tuple[str, ...] = methods.METHODS
 Action = Literal["report", "drop_from_train", "mark_eval"]
 SPLIT_RANK = {"train": 0, "dev": 1, "test": 2}
