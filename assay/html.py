@@ -31,11 +31,18 @@ def html_table(
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{extra}"
 
 
+def number(value: float) -> str:
+    """A number for people: 29,190 rather than 2.919e+04, 0.8123 for fractions."""
+    if math.isfinite(value) and (float(value).is_integer() or abs(value) >= 1e4):
+        return f"{value:,.0f}"
+    return f"{value:,.4g}"
+
+
 def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return number(value)
     if isinstance(value, (list, tuple)):
         return html.escape(", ".join(map(str, value)))
     return html.escape(str(value))

@@ -15,6 +15,7 @@ from assay.audits.report_artifacts import ABLATION, RunArtifacts
 from assay.audits.report_charts import bar_chart
 from assay.audits.report_sections import Section, build_sections
 from assay.errors import InputError
+from assay.html import number
 from assay.rundir import CORPUS, MANIFEST, REPORT, RunDirectory
 
 REPORT_MARKDOWN = "report.md"
@@ -42,7 +43,7 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = Non
             v = row.get(c)
             cls = ' class="num"' if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
             text = (
-                f"{v:,.4g}"
+                number(v)
                 if isinstance(v, float)
                 else (
                     f"{v:,}"

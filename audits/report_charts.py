@@ -9,6 +9,8 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from assay.html import number
+
 BLUE = "#4C78A8"
 RED = "#E45756"
 GREEN = "#54A24B"
@@ -32,7 +34,7 @@ def bar_chart(values: Mapping[str, float], title: str = "", width: int = 520) ->
         parts.append(
             f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{BLUE}"/>'
         )
-        parts.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 13}">{v:,.4g}</text>')
+        parts.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 13}">{number(v)}</text>')
     if title:
         parts.append(f'<text x="0" y="12" font-weight="bold">{html.escape(title)}</text>')
     parts.append("</svg>")

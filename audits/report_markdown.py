@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from assay.html import number
+
 BAR_WIDTH = 30
 
 
@@ -13,7 +15,7 @@ def cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        text = f"{value:,.4g}"
+        text = number(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         text = f"{value:,}"
     else:
@@ -42,5 +44,5 @@ def text_bars(values: Mapping[str, float], title: str = "") -> str:
     lines = [f"{title}:"] if title else []
     for name, v in values.items():
         bar = "#" * max(0, round(BAR_WIDTH * v / top))
-        lines.append(f"{name!s:<{width}}  {bar} {v:,.4g}")
+        lines.append(f"{name!s:<{width}}  {bar} {number(v)}")
     return "```\n" + "\n".join(lines) + "\n```"

@@ -101,11 +101,10 @@ class AblationResult:
 
 def plan_arms(recipe: Recipe, spec: AblationSpec) -> list[Arm]:
     """The baseline arm, one arm per variant, and a control arm per requested control."""
-    arms = [
-        Arm(BASELINE, "baseline", list(recipe.steps), list(spec.baseline), description="reference")
-    ]
+    steps = baseline_steps(recipe, spec)
+    arms = [Arm(BASELINE, "baseline", steps, list(spec.baseline), description="reference")]
     for variant in spec.variants:
-        prefix, suffix = _apply_variant(list(recipe.steps), list(spec.baseline), variant)
+        prefix, suffix = _apply_variant(list(steps), list(spec.baseline), variant)
         arms.append(Arm(variant.name, "variant", prefix, suffix, description=variant.description))
         for control in variant.controls:
             arms.append(
@@ -119,6 +118,20 @@ def plan_arms(recipe: Recipe, spec: AblationSpec) -> list[Arm]:
                 )
             )
     return arms
+
+
+def baseline_steps(recipe: Recipe, spec: AblationSpec) -> list[StepSpec]:
+    """The recipe's steps every arm starts from: all, or up to `baseline_until`."""
+    steps = list(recipe.steps)
+    if spec.baseline_until is None:
+        return steps
+    hits = [i for i, s in enumerate(steps) if s.name == spec.baseline_until]
+    if not hits:
+        raise RecipeError(
+            f"ablation.baseline_until: step {spec.baseline_until!r} is not in the pipeline "
+            f"(steps: {[s.name for s in steps]})"
+        )
+    return steps[: hits[-1] + 1]
 
 
 def _apply_variant(

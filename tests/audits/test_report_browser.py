@@ -22,6 +22,10 @@ from assay.recipes.runner import run_recipe
 pytestmark = pytest.mark.slow
 
 SECTIONS = ["Corpus flow", "Class balance", "Duplicates", "Leakage matrix", "Augmentation"]
+QUICKSTART_SECTIONS = [
+    "Corpus flow", "Class balance", "Duplicates", "Label issues", "Leakage matrix",
+    "Augmentation", "Ablation", "Quality (step 3)", "Slices and errors (step 6)",
+]  # fmt: skip
 WORDS = [
     "river",
     "stone",
@@ -219,6 +223,35 @@ def test_report_renders_every_section_offline_in_a_headless_browser(tmp_path):
     bar_blue = np.all(np.abs(pixels.astype(int) - (0x4C, 0x78, 0xA8)) < 8, axis=2)
     assert bar_blue.sum() > 2000  # the charts' bars were drawn
     assert _page_requests(tmp_path / "shot" / "net.json") == []
+
+
+@pytest.mark.integration
+def test_the_quickstart_report_fills_every_section_and_draws_every_chart(quickstart_runs, tmp_path):
+    chromium = _chromium()
+    report = quickstart_runs["run_dir"] / "report.html"
+    dom = _browse(chromium, report, tmp_path / "dom", "--dump-dom").stdout
+    headings = re.findall(r"<h2>(.*?)</h2>", dom)
+    assert headings == QUICKSTART_SECTIONS
+    for name, body in zip(headings, re.split(r"<h2>.*?</h2>", dom)[1:], strict=True):
+        assert "<table" in body or "<svg" in body, f"section {name!r} is empty"
+    assert _page_requests(tmp_path / "dom" / "net.json") == []
+
+    # Each chart alone on a white page of its own size: something is drawn, in colour.
+    charts = re.findall(r"<svg\b.*?</svg>", dom, flags=re.S)
+    assert len(charts) >= 8
+    for i, svg in enumerate(charts):
+        label = re.search(r'aria-label="([^"]*)"', svg).group(1)
+        width, height = (int(float(re.search(rf'\b{a}="([\d.]+)"', svg).group(1)))
+                         for a in ("width", "height"))  # fmt: skip
+        page, shot = tmp_path / f"chart{i}.html", tmp_path / f"chart{i}.png"
+        page.write_text(f"<html><body style='margin:20px;background:#fff'>{svg}</body></html>")
+        # headless windows have a minimum size: a margin around the chart keeps it in view
+        window = f"--window-size={max(width, 500) + 60},{max(height, 200) + 60}"
+        _browse(chromium, page, tmp_path / f"chart{i}", f"--screenshot={shot}", window)
+        pixels = _pixels(shot).astype(int)
+        ink = (pixels < 200).any(axis=2).mean()
+        coloured = (pixels.max(axis=2) - pixels.min(axis=2) > 60).sum()
+        assert ink > 0.01 and coloured > 100, f"chart {label!r} looks blank ({ink:.3f}, {coloured})"
 
 
 def test_the_network_check_sees_a_page_that_fetches(tmp_path):

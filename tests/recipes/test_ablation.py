@@ -302,6 +302,30 @@ def test_variants_add_remove_and_reconfigure_steps(tmp_path):
     assert arms["twice [duplicate control]"].control_of == "twice"
 
 
+def test_baseline_until_leaves_the_pipelines_later_steps_to_the_variants(tmp_path):
+    from assay.recipes.ablation import plan_arms
+
+    path = tmp_path / "toy.csv"
+    pl.DataFrame({"text": ["a b"], "label": ["x"]}).write_csv(path)
+    steps = [{"clean": {"min_chars": 3}}, "split", {"synonyms": {"n_per_row": 2}}]
+    ablation = {
+        "baseline_until": "split",
+        "variants": [{"name": "+synonyms", "add": [{"synonyms": {"n_per_row": 2}}]}],
+    }
+    recipe = load_recipe({"input": {"source": str(path)}, "steps": steps, "ablation": ablation})
+    arms = {a.name: a for a in plan_arms(recipe, recipe.ablation)}
+    assert [s.name for s in arms["baseline"].prefix] == ["clean", "split"]
+    assert [s.name for s in arms["+synonyms"].prefix] == ["clean", "split"]
+    assert [s.name for s in arms["+synonyms"].suffix] == ["synonyms"]
+
+    wrong = load_recipe(
+        {"input": {"source": str(path)}, "steps": steps,
+         "ablation": {**ablation, "baseline_until": "dedup"}}
+    )  # fmt: skip
+    with pytest.raises(RecipeError, match="baseline_until: step 'dedup' is not in the pipeline"):
+        plan_arms(wrong, wrong.ablation)
+
+
 def _toy(tmp_path, n_train: int = 200) -> str:
     rng = np.random.default_rng(1)
     words = {"pos": ["good", "great", "fine", "nice"], "neg": ["bad", "awful", "poor", "dull"]}

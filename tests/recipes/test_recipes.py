@@ -143,8 +143,10 @@ def test_shipped_quickstart_recipe_validates():
 
     recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml")
     assert [s.name for s in recipe.steps] == [
-        "clean", "dedup", "split", "quality", "leakage", "label_noise", "model_audit"
+        "clean", "dedup", "split", "quality", "leakage", "label_noise", "model_audit",
+        "balance", "synonyms", "back_translation",
     ]  # fmt: skip
+    assert recipe.ablation.baseline_until == "model_audit"
     # The whole loop ends on a measured data change: augmentations with their controls.
     variants = {v.name: v for v in recipe.ablation.variants}
     assert {"+synonyms", "+back_translation"} <= set(variants)
