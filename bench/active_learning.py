@@ -16,7 +16,7 @@ has not come within the point by then is reported as needing more than the cap.
 retrain, push of `--batch` tasks with their reasons.
 
     python bench/active_learning.py [--datasets trec sst2] [--seeds 5] [--max-labels 2550]
-        [--server] [--json]
+        [--server] [--json] [--plot curves.svg] [--from-json saved.json]
 """
 
 from __future__ import annotations
@@ -256,6 +256,78 @@ def server_round(batch: int, cache_dir: str | None) -> dict:
     }
 
 
+COLOURS = {"random": "#888888", "uncertainty": "#4C78A8", "diversity": "#54A24B",
+           "hybrid": "#F58518"}  # fmt: skip
+
+
+def curves_svg(out: dict, width: int = 560, height: int = 300) -> str:
+    """One panel per data set: mean test macro-F1 against labels per strategy, the 95% CI
+    as a band, the full-train-split score and the point below it as dashed lines."""
+    panels = [(n, r) for n, r in out["results"].items() if n != "server_round"]
+    left, top, gap = 56, 30, 36
+    total_h = len(panels) * (height + gap)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 130}" '
+        f'height="{total_h}" role="img" aria-label="active learning curves" '
+        'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width + left + 130}" height="{total_h}" fill="white"/>',
+    ]
+    for k, (name, res) in enumerate(panels):
+        y0 = k * (height + gap) + top
+        plot_h = height - top - 30
+        strategies = [s for s in STRATEGIES if s in res]
+        xmax = max(res[s]["labels"][-1] for s in strategies)
+        lows = [min(res[s]["ci_low"]) for s in strategies]
+        ylo = max(0.0, min(lows) - 0.02)
+        yhi = res["full_macro_f1"] + 0.03
+
+        def x(n: float, xmax: float = xmax) -> float:
+            return left + n / xmax * width
+
+        def y(
+            v: float, y0: float = y0, ylo: float = ylo, yhi: float = yhi, h: int = plot_h
+        ) -> float:
+            return y0 + (yhi - min(max(v, ylo), yhi)) / (yhi - ylo) * h
+
+        full = res["full_macro_f1"]
+        parts.append(f'<text x="{left}" y="{y0 - 10}" font-weight="bold">{name}: test '
+                     f"macro-F1 by labels ({out['params']['seeds']} seeds, 95% CI)</text>")  # fmt: skip
+        for v, dash in ((full, "6 3"), (full - 0.01, "2 3")):
+            parts.append(f'<line x1="{left}" x2="{left + width}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                         f'stroke="#444" stroke-dasharray="{dash}"/>')  # fmt: skip
+        for t in np.linspace(ylo, yhi, 5):
+            parts.append(
+                f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{t:.2f}</text>'
+            )
+        for t in np.linspace(0, xmax, 6):
+            parts.append(f'<text x="{x(t):.1f}" y="{y0 + plot_h + 16}" text-anchor="middle">'
+                         f"{int(round(t, -1)):,}</text>")  # fmt: skip
+        for i, s in enumerate(strategies):
+            r, colour = res[s], COLOURS[s]
+            band = [
+                f"{x(n):.1f},{y(v):.1f}" for n, v in zip(r["labels"], r["ci_high"], strict=True)
+            ]
+            band += [f"{x(n):.1f},{y(v):.1f}"
+                     for n, v in zip(r["labels"][::-1], r["ci_low"][::-1], strict=True)]  # fmt: skip
+            parts.append(f'<polygon points="{" ".join(band)}" fill="{colour}" opacity="0.18"/>')
+            line = " ".join(
+                f"{x(n):.1f},{y(v):.1f}" for n, v in zip(r["labels"], r["macro_f1"], strict=True)
+            )
+            parts.append(
+                f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"/>'
+            )
+            need = r["labels_to_within_1pt"]
+            ly = y0 + 14 + i * 18
+            parts.append(f'<rect x="{left + width + 12}" y="{ly - 9}" width="10" height="10" '
+                         f'fill="{colour}"/><text x="{left + width + 28}" y="{ly}">{s} '
+                         f"({need or '-'})</text>")  # fmt: skip
+        parts.append(f'<text x="{left + width / 2}" y="{y0 + plot_h + 30}" text-anchor="middle" '
+                     'fill="#555">labels (in brackets: labels to within 1 point of the full '
+                     "split, dotted)</text>")  # fmt: skip
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def print_table(out: dict) -> None:
     p = out["params"]
     print(
@@ -316,7 +388,17 @@ def main() -> int:
         help="what uncertainty and hybrid do before the model can be trusted",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--plot", type=Path, help="write the learning curves here (SVG)")
+    parser.add_argument(
+        "--from-json", type=Path, help="print and plot a saved --json result instead of running"
+    )
     args = parser.parse_args()
+    if args.from_json:
+        out = json.loads(args.from_json.read_text())
+        if args.plot:
+            args.plot.write_text(curves_svg(out))
+        print_table(out)
+        return 0
     results: dict = {}
     targets = []
     for name in args.datasets:
@@ -358,6 +440,8 @@ def main() -> int:
         "results": results,
         "targets": targets,
     }
+    if args.plot:
+        args.plot.write_text(curves_svg(out))
     if args.json:
         print(json.dumps(out))
     else:
