@@ -43,6 +43,7 @@ from assay.audits import leakage_methods as methods
 from assay.context import RunContext
 from assay.corpus import EVAL_SPLITS
 from assay.curate.dedup_exact import Normalization, label_key, normalize_series
+from assay.engine import get_engine
 from assay.errors import InputError
 from assay.registry import register
 from assay.step import Changes, Edit, Keep, StepConfig
@@ -175,7 +176,15 @@ class LeakageEdit(Edit):
         cfg = self.config
         names = active_methods(corpus, cfg)
         with ctx.task("leakage", total=len(names)) as task:
-            findings = find_leaks(corpus, cfg, seed=ctx.step_seed("minhash"), advance=task.advance)
+            findings = find_leaks(
+                corpus,
+                cfg,
+                seed=ctx.step_seed("minhash"),
+                advance=task.advance,
+                engine=None
+                if ctx.engine == "local"
+                else get_engine(ctx.engine, ctx.options.get("ray")),
+            )
         summary = summarize(corpus, findings, names, benchmark_rows(cfg))
         changes = Changes(
             findings=findings,
@@ -225,8 +234,12 @@ def find_leaks(
     cfg: LeakageConfig | None = None,
     seed: int = 1,
     advance: Any = None,
+    engine: Any = None,
 ) -> pl.DataFrame:
-    """The findings table of every configured method, sorted, with the `pair` of splits."""
+    """The findings table of every configured method, sorted, with the `pair` of splits.
+
+    With an `engine` (other than the local one), the joins by key and MinHash run on it;
+    the findings are the same."""
     cfg = cfg or LeakageConfig()
     rows = prepare(corpus, cfg.normalization)
     pairs = SPLIT_PAIRS
@@ -235,7 +248,7 @@ def find_leaks(
         pairs = SPLIT_PAIRS + BENCHMARK_PAIRS
     found: list[pl.DataFrame] = []
     for method in active_methods(corpus, cfg):
-        found.append(_run(method, rows, cfg, seed, pairs))
+        found.append(_run(method, rows, cfg, seed, pairs, engine))
         log.debug("leakage %s: %d findings", method, found[-1].height)
         if advance is not None:
             advance(1)
@@ -276,7 +289,10 @@ def _run(
     cfg: LeakageConfig,
     seed: int,
     pairs: tuple[tuple[str, str], ...] = SPLIT_PAIRS,
+    engine: Any = None,
 ) -> pl.DataFrame:
+    if engine is not None and method in methods.KEYED:
+        return methods.keyed(method, rows, engine)
     if method == "exact":
         return methods.exact(rows)
     if method == "normalized":
@@ -289,7 +305,7 @@ def _run(
         params = MinHashParams.for_threshold(
             cfg.minhash_threshold, num_perm=cfg.num_perm, ngram=cfg.minhash_ngram, seed=seed
         )
-        return methods.near_duplicates(rows, pairs, params, cfg.minhash_threshold)
+        return methods.near_duplicates(rows, pairs, params, cfg.minhash_threshold, engine)
     if method == "lineage":
         return methods.lineage(rows)
     if method == "group":

@@ -9,7 +9,8 @@ split order the two rows by id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,36 @@ def label_conflicts(rows: pl.DataFrame) -> pl.DataFrame:
     )
     span = pl.concat_str([pl.col("label_key_o"), pl.col("label_key")], separator=" -> ")
     return _finish(pairs.with_columns(score=pl.lit(1.0), span=span), "label_conflict")
+
+
+# Methods that pair rows equal on one column: an engine can run them on hash partitions
+# of that column (every row of a key in one partition gives the same pairs).
+KEYED: dict[str, tuple[str, Callable[[pl.DataFrame], pl.DataFrame]]] = {
+    "exact": ("text", exact),
+    "normalized": ("norm", normalized),
+    "label_conflict": ("norm", label_conflicts),
+}
+KEY = "__key"
+
+
+def keyed(method: str, rows: pl.DataFrame, engine: Any) -> pl.DataFrame:
+    """A `KEYED` method through `engine.shuffle_map` on its key column."""
+    import pyarrow as pa
+
+    on, _ = KEYED[method]
+    cols = ["id", "text", "norm", "label_key", "split", "rank"]
+    table = rows.select(*cols, pl.col(on).alias(KEY)).to_arrow()
+    out = engine.shuffle_map(table, KEY, functools.partial(_keyed_part, method))
+    frame = pl.from_arrow(out) if isinstance(out, pa.Table) else out
+    assert isinstance(frame, pl.DataFrame)
+    return frame.cast(FINDING_SCHEMA) if frame.height else empty()
+
+
+def _keyed_part(method: str, part: Any) -> Any:
+    """One partition's findings, as an Arrow table (what an engine moves)."""
+    frame = pl.from_arrow(part)
+    assert isinstance(frame, pl.DataFrame)
+    return KEYED[method][1](frame.drop(KEY)).to_arrow()
 
 
 def lineage(rows: pl.DataFrame) -> pl.DataFrame:
@@ -299,10 +330,15 @@ def ngram_overlap(
 
 
 def near_duplicates(
-    rows: pl.DataFrame, pairs: Sequence[tuple[str, str]], params: Any, threshold: float
+    rows: pl.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    params: Any,
+    threshold: float,
+    engine: Any = None,
 ) -> pl.DataFrame:
     """Rows of two splits whose word-shingle Jaccard is at least `threshold`, found by the
-    dedup step's MinHash-LSH and verified by true Jaccard (`score`)."""
+    dedup step's MinHash-LSH (on `engine`: None is in process) and verified by true
+    Jaccard (`score`)."""
     from assay.curate import dedup_minhash
     from assay.curate.dedup import near_duplicate_pairs
 
@@ -311,7 +347,7 @@ def near_duplicates(
     if sub.height < 2:
         return empty()
     texts = sub["text"].to_arrow()
-    a, b, _ = near_duplicate_pairs(texts, params, None, threshold)
+    a, b, _ = near_duplicate_pairs(texts, params, engine, threshold)
     if not len(a):
         return empty()
     code = {name: i for i, name in enumerate(splits)}

@@ -116,6 +116,35 @@ def test_each_method_runs_alone_with_the_same_findings():
         assert pairs(findings, method) == expected
 
 
+class PartitionedEngine:
+    """An engine that really partitions by key hash (in process): what an engine's
+    shuffle_map gives a function, without a cluster."""
+
+    name = "partitioned"
+
+    def __init__(self, parts: int) -> None:
+        self.parts, self.calls = parts, 0
+
+    def shuffle_map(self, table, key, fn):
+        import pyarrow as pa
+
+        from assay.engine import _split_by_key
+
+        self.calls += 1
+        outs = [fn(piece) for piece in _split_by_key(table, key, self.parts)]
+        return pa.concat_tables([t for t in outs if t.num_rows] or outs[:1])
+
+
+def test_keyed_methods_on_hash_partitions_find_the_same_leaks():
+    corpus = planted()
+    cfg = LeakageConfig(methods=["exact", "normalized", "label_conflict", "ngram"])
+    engine = PartitionedEngine(parts=5)
+    local = find_leaks(corpus, cfg, seed=3)
+    partitioned = find_leaks(corpus, cfg, seed=3, engine=engine)
+    assert engine.calls == 3  # the three joins by key went through the engine
+    assert local.height > 0 and partitioned.equals(local)
+
+
 def test_ngram_span_is_the_shared_words_and_rule_follows_eval_length():
     findings = find_leaks(planted(), seed=3).filter(pl.col("method") == "ngram")
     assert findings["span"].to_list() == [SHARED]
