@@ -18,7 +18,7 @@ import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from assay.augment.base import TextAugmenter, TextAugmenterBaseConfig
-from assay.augment.translate import BACKENDS, Translators
+from assay.augment.translate import TranslatorSettings
 from assay.context import RunContext
 from assay.engine_random import row_uniform
 from assay.registry import register
@@ -43,10 +43,7 @@ class BackTranslationAugmenter(TextAugmenter):
     `back_translation__backend` and `back_translation__model`.
     """
 
-    class Config(TextAugmenterBaseConfig):
-        source: str = Field(
-            "eng", min_length=1, description="language of the texts (the backend's code)"
-        )
+    class Config(TranslatorSettings, TextAugmenterBaseConfig):
         pivots: list[str] = Field(
             default_factory=lambda: ["spa"],
             min_length=1,
@@ -56,28 +53,6 @@ class BackTranslationAugmenter(TextAugmenter):
         n_per_row: int = Field(
             1, ge=1, description="outputs per row, each through a different pivot"
         )
-        backend: str = Field(
-            "apertium", description="translator: apertium (offline), hf or ctranslate2"
-        )
-        model: str | None = Field(
-            None,
-            description="hf/ctranslate2: one multilingual model (NLLB, M2M) for every hop",
-        )
-        models: dict[str, str] = Field(
-            default_factory=dict,
-            description="hf/ctranslate2: a model per hop, 'eng-spa' -> id or path (Marian)",
-        )
-        batch_size: int | None = Field(
-            None, ge=1, description="texts per model batch (hf/ctranslate2; device default)"
-        )
-        cache: bool = Field(True, description="reuse translations cached across runs")
-
-        @field_validator("backend")
-        @classmethod
-        def _known_backend(cls, value: str) -> str:
-            if value not in BACKENDS:
-                raise ValueError(f"unknown backend {value!r}; expected one of {sorted(BACKENDS)}")
-            return value
 
         @field_validator("pivots")
         @classmethod
@@ -106,12 +81,6 @@ class BackTranslationAugmenter(TextAugmenter):
     loads_model = True  # translators load once per Ray actor
     gpu_capable = True
 
-    def translators(self) -> Translators:
-        cfg = self.config
-        return Translators(
-            cfg.backend, cfg.model, cfg.models, batch_size=cfg.batch_size, cache=cfg.cache
-        )
-
     def generate(self, rows: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
         cfg = self.config
         texts = rows["text"].to_list()
@@ -129,7 +98,7 @@ class BackTranslationAugmenter(TextAugmenter):
         for i, start in enumerate(starts):
             for k in range(n_out):
                 members[pivots[(start + k) % len(pivots)]].append(i)
-        made = self.translators()
+        made = cfg.translators()
         keep = [t.lower() for t in cfg.protected]
         results: dict[tuple[str, int], str] = {}
         models: dict[str, str] = {}

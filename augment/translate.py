@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import xxhash
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from assay import resources
 from assay.errors import InputError, ResourceError, require
@@ -421,6 +422,43 @@ def translator(backend: str = "apertium", model: str | None = None, **kw: Any) -
     if backend != "apertium" and not model:
         raise InputError(f"the {backend} backend needs a model (a Hugging Face id or a path)")
     return BACKENDS[backend](model or "apertium", **kw)
+
+
+class TranslatorSettings(BaseModel):
+    """The translation settings of a step (`back_translation`, `translate_train`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(
+        "eng", min_length=1, description="language of the texts (the backend's code)"
+    )
+    backend: str = Field(
+        "apertium", description="translator: apertium (offline), hf or ctranslate2"
+    )
+    model: str | None = Field(
+        None,
+        description="hf/ctranslate2: one multilingual model (NLLB, M2M) for every language pair",
+    )
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="hf/ctranslate2: a model per language pair, 'eng-spa' -> id or path (Marian)",
+    )
+    batch_size: int | None = Field(
+        None, ge=1, description="texts per model batch (hf/ctranslate2; device default)"
+    )
+    cache: bool = Field(True, description="reuse translations cached across runs")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in BACKENDS:
+            raise ValueError(f"unknown backend {value!r}; expected one of {sorted(BACKENDS)}")
+        return value
+
+    def translators(self) -> Translators:
+        return Translators(
+            self.backend, self.model, self.models, batch_size=self.batch_size, cache=self.cache
+        )
 
 
 class Translators:

@@ -39,7 +39,7 @@ from pydantic import Field, field_validator, model_validator
 
 from assay import corpus as corpus_mod
 from assay import resources
-from assay.augment.translate import BACKENDS, Translators
+from assay.augment.translate import TranslatorSettings
 from assay.context import RunContext
 from assay.registry import register
 from assay.step import Augmenter, AugmenterConfig, Rejections
@@ -85,17 +85,15 @@ class TranslateTrainAugmenter(Augmenter):
     rows (`translate_test`).
 
     Each selected row gets one row per language, or per `n_per_row` languages taken in
-    turn (`lang` es, ca...; `parent_id`; label carried over). A translation whose round trip (or the translation itself, across
-    languages) is less similar to the source than `threshold` under the multilingual
+    turn (`lang` es, ca...; `parent_id`; label carried over). With per-pair `models`, the
+    round trip needs the reverse pairs too. A translation whose round trip (or the
+    translation itself, across languages) is less similar to the source than `threshold` under the multilingual
     sentence encoder is dropped as `round_trip`. Columns: `translate_train__language`,
     `__role` (translate_train or translate_test), `__backend`, `__model`, `__round_trip`
     and `__similarity`.
     """
 
-    class Config(AugmenterConfig):
-        source: str = Field(
-            "eng", min_length=1, description="language of the texts (the backend's code)"
-        )
+    class Config(TranslatorSettings, AugmenterConfig):
         languages: list[str] = Field(
             default_factory=lambda: ["spa", "cat"],
             min_length=1,
@@ -112,21 +110,6 @@ class TranslateTrainAugmenter(Augmenter):
             description="languages per train row, taken in turn from a random start per row "
             "(unset: every language); translate_test copies always get every language",
         )
-        backend: str = Field(
-            "apertium", description="translator: apertium (offline), hf or ctranslate2"
-        )
-        model: str | None = Field(
-            None, description="hf/ctranslate2: one multilingual model (NLLB, M2M) for every pair"
-        )
-        models: dict[str, str] = Field(
-            default_factory=dict,
-            description="hf/ctranslate2: a model per pair, 'eng-spa' -> id or path (Marian); "
-            "the round trip needs the reverse pairs too",
-        )
-        batch_size: int | None = Field(
-            None, ge=1, description="texts per model batch (hf/ctranslate2; device default)"
-        )
-        cache: bool = Field(True, description="reuse translations cached across runs")
         check: Literal["round_trip", "translation"] = Field(
             "round_trip",
             description="round_trip: compare the back-translation with the source; "
@@ -148,13 +131,6 @@ class TranslateTrainAugmenter(Augmenter):
             default_factory=lambda: ["dev", "test"],
             description="splits whose rows translate_test copies",
         )
-
-        @field_validator("backend")
-        @classmethod
-        def _known_backend(cls, value: str) -> str:
-            if value not in BACKENDS:
-                raise ValueError(f"unknown backend {value!r}; expected one of {sorted(BACKENDS)}")
-            return value
 
         @field_validator("languages")
         @classmethod
@@ -208,12 +184,6 @@ class TranslateTrainAugmenter(Augmenter):
         )
         return pl.concat([rows, evals], how="vertical_relaxed")
 
-    def translators(self) -> Translators:
-        cfg = self.config
-        return Translators(
-            cfg.backend, cfg.model, cfg.models, batch_size=cfg.batch_size, cache=cfg.cache
-        )
-
     def generate(self, rows: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
         cfg = self.config
         texts = rows["text"].to_list()
@@ -223,7 +193,7 @@ class TranslateTrainAugmenter(Augmenter):
             for s in rows["split"].to_list()
         ]
         members = self._members(roles, ctx)
-        made = self.translators()
+        made = cfg.translators()
         started = time.perf_counter()
         total = sum(len(members[t]) * len(cfg.pairs(t)) for t in cfg.languages)
         columns: dict[str, list[Any]] = {
