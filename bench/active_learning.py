@@ -2,7 +2,7 @@
 
 Each run starts from 50 randomly labelled train rows and labels `--batch` more per round
 (the oracle answers with the true label), chosen by one strategy of
-`assay.curate.active`: random, uncertainty (entropy of the fast model), diversity (k-center
+`assay.curate.active`: random, uncertainty (entropy, or `--measure`, of the fast model), diversity (k-center
 greedy on MiniLM embeddings), hybrid (k-center among the 5 x batch most uncertain). After
 every round the fast model is trained on the labelled rows and scored on the test split
 (macro-F1). Curves are means over `--seeds` seeds with 95% t-intervals across seeds.
@@ -63,6 +63,7 @@ def run_curve(
     batch: int,
     max_labels: int,
     cold_strategy: str = "random",
+    measure: str = "entropy",
 ) -> list[tuple[int, float]]:
     texts = train["text"].to_list()
     labels = np.array(train["label"].to_list())
@@ -93,6 +94,7 @@ def run_curve(
             pool_vectors=vectors[pool],
             labelled_vectors=vectors[idx],
             cold_strategy=cold_strategy,
+            measure=measure,
         )
         labelled[np.array(sel.ids, dtype=np.int64)] = True
 
@@ -130,6 +132,7 @@ def bench_dataset(
     strategies: tuple[str, ...],
     cache_dir: str | None = None,
     cold_strategy: str = "random",
+    measure: str = "entropy",
 ) -> dict:
     train, test = load(name)
     started = time.perf_counter()
@@ -146,7 +149,9 @@ def bench_dataset(
     for strategy in strategies:
         t0 = time.perf_counter()
         curves = [
-            run_curve(train, test, vectors, strategy, seed, batch, max_labels, cold_strategy)
+            run_curve(
+                train, test, vectors, strategy, seed, batch, max_labels, cold_strategy, measure
+            )
             for seed in range(seeds)
         ]
         out[strategy] = summarise(curves, full)
@@ -387,6 +392,10 @@ def main() -> int:
         "--cold-strategy", default="random", choices=["random", "diversity"],
         help="what uncertainty and hybrid do before the model can be trusted",
     )  # fmt: skip
+    parser.add_argument(
+        "--measure", default="entropy", choices=["entropy", "margin", "least_confidence"],
+        help="uncertainty measure of uncertainty and hybrid (the same ranking on 2 classes)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot", type=Path, help="write the learning curves here (SVG)")
     parser.add_argument(
@@ -410,6 +419,7 @@ def main() -> int:
             tuple(args.strategies),
             args.cache_dir,
             args.cold_strategy,
+            args.measure,
         )
         results[name] = res
         if "random" in res:
@@ -435,6 +445,7 @@ def main() -> int:
             "start": START,
             "max_labels": args.max_labels,
             "cold_strategy": args.cold_strategy,
+            "measure": args.measure,
             "model": "fast",
         },
         "results": results,
