@@ -174,7 +174,7 @@ def push_review(
     elif REJECT not in project.config.labels:
         raise InputError(
             f"project {project.id} is not a review project (no {REJECT!r} choice); create one "
-            "with `assay ls review` or init_project(..., review=True)"
+            "with the labelstudio_review step or init_project(..., review=True)"
         )
     data = rows.select(
         "id",
