@@ -160,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="1 seed, 100 rows, SST-2, short test")
     ap.add_argument("--out", type=Path, help="keep the ablations here (default: a temp dir)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--from-json", type=Path, help="print a saved --json result instead")
     args = ap.parse_args(argv)
+    if args.from_json:
+        print_table(json.loads(args.from_json.read_text().strip().splitlines()[-1]))
+        return 0
     if not DATA.exists():
         print(f"no data at {DATA}; nothing to measure", file=sys.stderr)
         return 0
