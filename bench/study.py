@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--encoder", default="minilm")
     ap.add_argument("--encoder-steps", type=int, default=150)
     ap.add_argument("--no-encoder", action="store_true")
+    ap.add_argument("--encoder-datasets", nargs="+", help="run the encoder on these only")
     ap.add_argument("--paraphrase-up-to", type=int, default=PARAPHRASE_UP_TO,
                     help="largest train size that runs +paraphrase")  # fmt: skip
     ap.add_argument("--smoke", action="store_true", help="1 seed, 100 rows, SST-2, short test")
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows += cell_rows(name, "fast", size, reports)
                 print(f"  {name} fast {size}: {time.perf_counter() - started:.0f} s",
                       file=sys.stderr)  # fmt: skip
-            if not args.no_encoder:
+            if not args.no_encoder and name in (args.encoder_datasets or args.datasets):
                 reports = run_cells(source, args.encoder, encoder_size, args.encoder_seeds, out,
                                     args.encoder_steps, skip)  # fmt: skip
                 rows += cell_rows(name, args.encoder, encoder_size, reports)
@@ -201,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": args.seeds,
             "encoder": None if args.no_encoder else args.encoder,
             "encoder_seeds": args.encoder_seeds,
+            "encoder_datasets": args.encoder_datasets or args.datasets,
             "encoder_steps": args.encoder_steps,
             "smoke": args.smoke,
             "paraphrase_up_to": args.paraphrase_up_to,
