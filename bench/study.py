@@ -161,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="1 seed, 100 rows, SST-2, short test")
     ap.add_argument("--out", type=Path, help="keep the ablations here (default: a temp dir)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--data-dir", type=Path, help="write the data sets' CSVs here (a stable path keeps the "
+        "cached cells of an earlier run usable; default: a temp dir)",
+    )  # fmt: skip
     ap.add_argument("--from-json", type=Path, help="print a saved --json result instead")
     args = ap.parse_args(argv)
     if args.from_json:
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path(tmp)
         rows: list[dict] = []
         for name in args.datasets:
-            source = write_dataset(name, Path(tmp), test_rows)
+            source = write_dataset(name, args.data_dir or Path(tmp), test_rows)
             for size in sizes:
                 at_size = skip + (("+paraphrase",) if size > args.paraphrase_up_to else ())
                 reports = run_cells(source, "fast", size, args.seeds, out, None, at_size)
