@@ -18,6 +18,7 @@ label_noise__suggested`, `score_column: label_noise__score`).
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +33,8 @@ from assay.step import Changes, Edit, Keep, StepConfig
 from assay.train import crossfit
 
 from . import label_errors
+
+log = logging.getLogger(__name__)
 
 DROP_REASON = "label_issue"
 _LE = label_errors.LabelErrorConfig.model_fields
@@ -122,6 +125,34 @@ class LabelNoiseEdit(Edit):
         )
         return oof.to_frame()
 
+    def _scorable(
+        self, rows: pl.DataFrame, multilabel: bool
+    ) -> tuple[pl.DataFrame, dict[str, int]]:
+        """The rows cross-fitting can score, and the labels set aside with their row counts.
+
+        A label with fewer rows than folds cannot be stratified over them (at 100 TREC rows
+        a label can have 2): its rows are not scored, so never flagged, and the summary
+        says so. Computed probabilities from a file score every row."""
+        if multilabel or self.config.probabilities:
+            return rows, {}
+        counts = rows.group_by("label").len()
+        few = counts.filter(pl.col("len") < self.config.folds)
+        if few.height == 0:
+            return rows, {}
+        unscored = dict(sorted(zip(few["label"].cast(pl.String), few["len"], strict=True)))
+        if counts.height - few.height < 2:
+            raise StepError(
+                f"label_noise: cross-fitting with {self.config.folds} folds needs at least "
+                f"{self.config.folds} rows in at least 2 labels; found {unscored}: pass a "
+                "smaller folds or label more rows"
+            )
+        log.warning(
+            "label_noise: labels with fewer than %d rows are not scored: %s",
+            self.config.folds,
+            unscored,
+        )
+        return rows.filter(~pl.col("label").is_in(few["label"].implode())), unscored
+
     def edit(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
         cfg = self.config
         multilabel = corpus_mod.is_multilabel(corpus)
@@ -135,6 +166,9 @@ class LabelNoiseEdit(Edit):
                 "before it or set splits"
             )
         classes = corpus_mod.label_set(corpus)
+        rows, unscored = self._scorable(rows, multilabel)
+        if unscored:
+            classes = [c for c in classes if c not in unscored]
         try:
             probs = self._probabilities(rows, classes, ctx)
             found = label_errors.find_label_errors(
@@ -165,6 +199,8 @@ class LabelNoiseEdit(Edit):
             "ranker": cfg.ranker,
             "top_flagged": top.to_dicts(),
         }
+        if unscored:
+            summary["unscored_labels"] = unscored
         keep = None
         if cfg.action == "drop":
             ids = flagged["id"].implode()

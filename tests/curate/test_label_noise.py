@@ -73,6 +73,24 @@ def test_flag_finds_the_planted_flips_and_only_scores_train(planted):
     assert out.sort("id")["label"].equals(corpus.sort("id")["label"])
 
 
+def test_a_label_with_fewer_rows_than_folds_is_left_unscored_not_an_error(planted):
+    corpus, flips, _ = planted
+    rare = from_records(
+        ["an abbreviation question", "what does abbr stand for", "a third rare one"],
+        ["rare"] * 3,
+        ids=["x0", "x1", "x2"],
+        split=["train"] * 3,
+    )
+    both = pl.concat([corpus, rare], how="diagonal_relaxed")
+    result = run(both, action="drop")
+    summary = result.reports[0].summary
+    assert summary["unscored_labels"] == {"rare": 3}
+    assert summary["n_scored"] == 300
+    assert {"x0", "x1", "x2"} <= set(result.corpus["id"].to_list())  # kept, never flagged
+    dropped = set(result.dropped["id"].to_list())
+    assert len(dropped & flips) / len(flips) >= 0.85  # the other labels are still checked
+
+
 def test_drop_records_the_reason_and_keeps_the_score(planted):
     corpus, flips, _ = planted
     res = run(corpus, action="drop")
