@@ -1,0 +1,314 @@
+"""Exact dedup while reading: a recipe whose input is a directory of Parquet files and whose
+first step is `dedup` with `method: exact` never holds its whole input in memory.
+
+The input is read batch by batch and mapped onto the corpus as `io.read` maps it (rows
+without text are dropped at load, as there). Each batch goes to a scratch Parquet file and
+its normalised texts are hashed into partitions on disk (`find_duplicate_rows`, the first
+passes of `dedup_parquet`). Only the rows that share a normalised text with another row
+are then loaded, and the `dedup` step itself runs on them: every member of every cluster
+is there, so its keep, split and label-conflict rules, its report, findings and dropped
+rows are the ones it gives on the whole corpus. A last pass over the scratch file adds the
+other rows (each its own cluster of one) in input order: the corpus the later steps get.
+
+Content ids repeat only between rows of the same text and label, which are in one cluster
+or all dropped at load, so numbering repeats among those rows gives the ids of a whole load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from assay import corpus as corpus_mod
+from assay.cache import StepCache, step_key
+from assay.context import RunContext
+from assay.curate import io
+from assay.curate.dedup import DedupFilter
+from assay.curate.dedup_exact import DuplicateRows, find_duplicate_rows
+from assay.errors import InputError, StepError
+from assay.ids import disambiguate
+from assay.recipes.schema import Recipe
+from assay.step import DROP_COLUMNS, Step, StepResult, check_accounting
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 100_000
+_REPEAT_SUFFIX = r"\.\d+$"  # what `disambiguate` appends to the k-th repeat of a content id
+
+
+@dataclasses.dataclass
+class StreamedStart:
+    """The input as read (its corpus: the rows the first step kept) and that step's result."""
+
+    loaded: io.Loaded
+    result: StepResult
+    key: str  # the cache key of the corpus after the first step
+
+
+def streamed_source(recipe: Recipe, steps: list[Step]) -> Path | None:
+    """The Parquet directory to read while deduplicating, or None for a whole load."""
+    options = recipe.input
+    if not steps or not isinstance(steps[0], DedupFilter) or steps[0].config.method != "exact":
+        return None
+    path = Path(options.source).expanduser()
+    if options.format not in ("auto", "parquet") or not io.parquet_files(path):
+        return None
+    return path
+
+
+def dedup_while_reading(
+    recipe: Recipe, steps: list[Step], ctx: RunContext, cache: StepCache
+) -> StreamedStart | None:
+    """Read the input and run its first step (exact dedup) out of core, if the recipe is
+    shaped for it (see `streamed_source`); None otherwise."""
+    path = streamed_source(recipe, steps)
+    if path is None:
+        return None
+    step, options = steps[0], recipe.input
+    started = time.perf_counter()
+    input_key = io.parquet_dir_hash(path, options)
+    key = step_key(input_key, step, ctx.seed, 0)
+    reader = _CorpusBatches(path, options)
+    log.info(
+        "input %s: %d Parquet files read in batches of %d rows; exact dedup runs while "
+        "reading and only the rows it keeps are loaded",
+        path,
+        len(reader.files),
+        BATCH_ROWS,
+    )
+    result = cache.get(key) if cache.enabled and step.cacheable else None
+    if result is None:
+        with tempfile.TemporaryDirectory(prefix="assay-stream-") as scratch:
+            result = _dedup(step, reader, Path(scratch) / "corpus.parquet", ctx)
+        result.report.seconds = round(time.perf_counter() - started, 4)
+        if cache.enabled and step.cacheable:
+            cache.put(key, result)
+    else:
+        for _ in reader:  # the rows dropped at load are not in the step's cache entry
+            pass
+    report = result.report
+    log.info(
+        "%s: %d -> %d rows (%d dropped, %d added)%s",
+        step.name,
+        report.n_in,
+        report.n_out,
+        report.n_dropped,
+        report.n_added,
+        " [cached]" if report.cached else "",
+    )
+    loaded = io.Loaded(
+        corpus=result.corpus,
+        dropped=reader.load_dropped(),
+        rows_read=reader.rows_read,
+        input_hash=input_key,
+        source=str(path),
+    )
+    return StreamedStart(loaded, result, key)
+
+
+class _CorpusBatches:
+    """The input's rows mapped onto the corpus batch by batch, as `io.read` maps them;
+    rows without text are set aside (`load_dropped`), ids are checked across batches."""
+
+    def __init__(self, path: Path, options: io.ReadOptions) -> None:
+        import pyarrow.parquet as pq
+
+        self.path, self.options = path, options
+        self.files = io.parquet_files(path)
+        try:
+            self._parquet = [pq.ParquetFile(f) for f in self.files]
+        except OSError as exc:
+            raise InputError(f"cannot read {str(path)!r} as parquet: {exc}") from None
+        names = self._parquet[0].schema_arrow.names
+        self.columns = io.mapped_columns(path, names, options)
+        total = sum(f.metadata.num_rows for f in self._parquet)
+        self.max_rows = total if options.limit is None else min(total, options.limit)
+        self.rows_read = 0
+        self._dropped: list[pl.DataFrame] = []
+        self._id_hashes: list[np.ndarray] = []
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        self.rows_read, self._dropped, self._id_hashes = 0, [], []
+        lenient = self.options.model_copy(update={"strict": False})
+        for raw in self._raw_batches():
+            corpus, dropped = io.to_corpus(raw, lenient)
+            if self.options.strict and dropped.height:
+                text = raw[self.options.text_column].cast(pl.String)
+                empty = text.is_null() | (text.str.strip_chars() == "")
+                first = self.rows_read + int(empty.arg_true()[0])
+                raise InputError(
+                    f"rows have null or empty text (first at row {first + 1}); drop strict to "
+                    "record them as dropped"
+                )
+            self.rows_read += raw.height
+            if self.options.id_column is None:
+                corpus = corpus.with_columns(pl.col("id").str.replace(_REPEAT_SUFFIX, ""))
+                dropped = dropped.with_columns(pl.col("id").str.replace(_REPEAT_SUFFIX, ""))
+            else:
+                self._id_hashes.append(corpus["id"].hash().to_numpy())
+                self._id_hashes.append(dropped["id"].hash().to_numpy())
+            if dropped.height or not self._dropped:  # the first keeps the schema
+                self._dropped.append(dropped)
+            yield corpus
+        if self.rows_read == 0:
+            raise InputError(f"input {str(self.path)!r} has no rows")
+
+    def _raw_batches(self) -> Iterator[pl.DataFrame]:
+        left = self.max_rows
+        for file in self._parquet:
+            for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=self.columns):
+                if left <= 0:
+                    return
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                frame = frame.head(left)
+                left -= frame.height
+                if frame.height:
+                    yield frame
+
+    def load_dropped(self) -> pl.DataFrame:
+        """The rows without text, with ids numbered as a whole load numbers them."""
+        dropped = pl.concat(self._dropped, how="diagonal_relaxed")
+        return _numbered(dropped) if self.options.id_column is None else dropped
+
+    def repeated_id_hashes(self) -> np.ndarray:
+        """Hashes of given ids seen more than once (empty: ids are unique)."""
+        if not self._id_hashes:
+            return np.zeros(0, np.uint64)
+        hashes = np.sort(np.concatenate(self._id_hashes))
+        return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+
+
+def _numbered(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(id=pl.Series(disambiguate(frame["id"].to_list()), dtype=pl.String))
+
+
+def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -> StepResult:
+    """Pass 1-2: write the mapped batches and find the rows in clusters; pass 3: run the
+    step on those rows; pass 4: the kept corpus in input order."""
+    import pyarrow.parquet as pq
+
+    writer: Any = None
+    try:
+
+        def texts() -> Iterator[pl.DataFrame]:
+            nonlocal writer
+            for corpus in reader:
+                table = corpus.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(scratch, table.schema)
+                writer.write_table(table.cast(writer.schema))
+                yield corpus.select("text")
+
+        # candidates by normalised text alone: a superset of the clusters of same_label_only
+        found = find_duplicate_rows(
+            texts(), reader.max_rows, norm=step.config.normalization, workdir=scratch.parent
+        )
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:  # every row was dropped at load
+        empty = reader.load_dropped().drop(*DROP_COLUMNS).clear()
+        empty.write_parquet(scratch)
+    _check_unique_ids(reader, scratch)
+    in_clusters = found.in_clusters()
+    sub = _rows(scratch, in_clusters)
+    if reader.options.id_column is None:
+        sub = _numbered(sub)
+    sctx = ctx.for_step(0, step.name)
+    sub_result = step.apply(sub, sctx)
+    check_accounting(sub, sub_result)
+    corpus = _kept_corpus(scratch, found, in_clusters, sub, sub_result, step.name)
+    try:
+        corpus_mod.validate(corpus)
+    except corpus_mod.SchemaError as exc:
+        raise StepError(f"step {step.name!r} produced an invalid corpus: {exc}") from None
+    report = sub_result.report
+    report.n_in, report.n_out = found.rows, corpus.height
+    if report.n_out != report.n_in - report.n_dropped:
+        raise StepError(f"step {step.name!r} broke accounting reading {reader.path}")
+    return dataclasses.replace(sub_result, corpus=corpus)
+
+
+def _batches(scratch: Path) -> Iterator[tuple[int, pl.DataFrame]]:
+    import pyarrow.parquet as pq
+
+    start = 0
+    for batch in pq.ParquetFile(scratch).iter_batches(batch_size=BATCH_ROWS):
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        yield start, frame
+        start += frame.height
+
+
+def _rows(scratch: Path, mask: np.ndarray) -> pl.DataFrame:
+    """The rows of the scratch corpus where `mask` is set, in order."""
+    parts = [
+        frame.filter(pl.Series(mask[lo : lo + frame.height])) for lo, frame in _batches(scratch)
+    ]
+    schema = pl.read_parquet_schema(scratch)
+    return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+
+
+def _kept_corpus(
+    scratch: Path,
+    found: DuplicateRows,
+    in_clusters: np.ndarray,
+    sub: pl.DataFrame,
+    sub_result: StepResult,
+    name: str,
+) -> pl.DataFrame:
+    """Rows in no cluster (their own cluster of one) and the rows the step kept, in order."""
+    kept_sub = sub_result.corpus
+    positions = np.flatnonzero(in_clusters)[sub["id"].is_in(kept_sub["id"].implode()).to_numpy()]
+    schema = kept_sub.schema
+    own = {
+        f"{name}__cluster": pl.col("id"),
+        f"{name}__cluster_size": pl.lit(1, dtype=pl.Int64),
+        f"{name}__representative": pl.col("id"),
+        f"{name}__is_duplicate": pl.lit(False),
+        f"{name}__label_conflict": pl.lit(False),
+    }
+    parts = []
+    for lo, frame in _batches(scratch):
+        hi = lo + frame.height
+        alone = frame.filter(pl.Series(~in_clusters[lo:hi])).with_columns(
+            **own, _pos=pl.Series(np.flatnonzero(~in_clusters[lo:hi]) + lo)
+        )
+        i0, i1 = np.searchsorted(positions, [lo, hi])
+        if i1 > i0:
+            kept = kept_sub.slice(int(i0), int(i1 - i0)).with_columns(
+                _pos=pl.Series(positions[i0:i1])
+            )
+            alone = pl.concat([alone.select(*schema, "_pos").cast(dict(schema)), kept]).sort("_pos")
+        parts.append(alone.select(*schema).cast(dict(schema)))
+    if not parts:
+        return kept_sub
+    return pl.concat(parts)
+
+
+def _check_unique_ids(reader: _CorpusBatches, scratch: Path) -> None:
+    """Given ids must be unique across all files, as a whole load requires."""
+    repeated = reader.repeated_id_hashes()
+    if not len(repeated):
+        return
+    ids = [
+        frame.filter(frame["id"].hash().is_in(pl.Series(repeated).implode()))["id"]
+        for _, frame in _batches(scratch)
+    ]
+    ids.append(reader.load_dropped()["id"])
+    found = pl.concat(ids)
+    dup = found.filter(found.is_duplicated())
+    if len(dup):
+        raise InputError(
+            f"id column {reader.options.id_column!r} has {len(dup)} null or repeated values, "
+            f"e.g. {dup.head(3).to_list()}; ids must be unique"
+        )

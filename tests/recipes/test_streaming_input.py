@@ -1,0 +1,169 @@
+"""A Parquet directory whose recipe begins with exact dedup is deduplicated while it is
+read: the run equals the run on the same rows loaded whole."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from assay import run
+from assay.cache import StepCache
+from assay.errors import InputError
+from assay.recipes import streaming_input
+from assay.recipes.runner import run_recipe
+from assay.recipes.schema import load_recipe
+
+STREAMED = "exact dedup runs while reading"
+
+
+def planted_rows() -> pl.DataFrame:
+    """Reviews with planted copies: exact, re-spaced and re-cased (normalised), a copy with
+    another label (a conflict), a dev copy of a train row, the same text and label three
+    times (repeated content ids), and rows without text."""
+    texts = [f"review {i}: the plot was {'good' if i % 2 else 'dull'}" for i in range(60)]
+    labels = ["pos" if i % 2 else "neg" for i in range(60)]
+    splits = ["train"] * 50 + ["dev"] * 5 + ["test"] * 5
+    planted = [
+        (texts[1], labels[1], "train"),  # exact copy, in a later file
+        (f"  {texts[3].upper()}!! ", labels[3], "train"),  # normalised copy
+        (texts[5], "neg", "train"),  # same text, other label
+        (texts[7], labels[7], "dev"),  # a dev copy of a train row
+        (texts[1], labels[1], "train"),  # a third copy of row 1
+        ("", "pos", "train"),
+        ("   ", "neg", "train"),
+        ("", "pos", "train"),  # empty texts repeat too
+        (texts[52], labels[52], "train"),  # a train copy of a dev row
+    ]
+    for t, lab, s in planted:
+        texts.append(t)
+        labels.append(lab)
+        splits.append(s)
+    return pl.DataFrame(
+        {"ref": [f"r{i:03d}" for i in range(len(texts))], "text": texts, "label": labels}
+    ).with_columns(split=pl.Series(splits))
+
+
+def write_shards(rows: pl.DataFrame, folder: Path, sizes: list[int]) -> Path:
+    folder.mkdir()
+    start = 0
+    for k, size in enumerate(sizes):
+        rows.slice(start, size).write_parquet(folder / f"part-{k:02d}.parquet")
+        start += size
+    assert start == rows.height
+    return folder
+
+
+def recipe(source: Path, dedup: dict, **input_options: object) -> dict:
+    return {
+        "name": "streamed",
+        "seed": 3,
+        "cache": False,
+        "input": {"source": str(source), "split_column": "split", **input_options},
+        "steps": [{"dedup": {"method": "exact", **dedup}}, {"split": {"dev": 0.2, "test": 0.2}}],
+    }
+
+
+def outputs(path: Path) -> dict[str, pl.DataFrame]:
+    return {
+        str(f.relative_to(path)): pl.read_parquet(f).sort("id", maintain_order=True)
+        for f in sorted(path.rglob("*.parquet"))
+    }
+
+
+def comparable(manifest: dict) -> dict:
+    steps = [
+        {k: v for k, v in s.items() if k not in ("seconds", "cached")} for s in manifest["steps"]
+    ]
+    return {
+        "steps": steps,
+        "accounting": manifest["accounting"],
+        "drop_reasons": sorted(manifest["drop_reasons"], key=lambda r: (r["step"], r["reason"])),
+        "splits": manifest["splits"],
+        "labels": manifest["labels"],
+    }
+
+
+CONFIGS = [
+    {},
+    {"same_label_only": True, "keep": "longest", "splits": "within_split"},
+    {"normalization": {"punctuation": False, "lowercase": False}, "conflicts": "drop_all"},
+    {"keep": "keep_all", "splits": "ignore"},
+]
+
+
+@pytest.mark.parametrize("dedup", CONFIGS, ids=["default", "label", "strict_text", "keep_all"])
+@pytest.mark.parametrize("id_column", [None, "ref"])
+def test_a_streamed_parquet_directory_gives_the_run_a_whole_load_gives(
+    tmp_path, caplog, monkeypatch, dedup, id_column
+):
+    monkeypatch.setattr(streaming_input, "BATCH_ROWS", 7)  # many batches per file
+    rows = planted_rows() if id_column else planted_rows().drop("ref")
+    shards = write_shards(rows, tmp_path / "shards", [25, 20, 24])
+    whole = tmp_path / "whole.parquet"  # one small file, read whole
+    rows.write_parquet(whole)
+    options = {"id_column": id_column} if id_column else {}
+    with caplog.at_level(logging.INFO, logger="assay.recipes.streaming_input"):
+        streamed = run(recipe(shards, dedup, **options), tmp_path / "streamed")
+    assert any(STREAMED in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="assay.recipes.streaming_input"):
+        loaded = run(recipe(whole, dedup, **options), tmp_path / "loaded")
+    assert not any(STREAMED in r.getMessage() for r in caplog.records)
+
+    mine, theirs = outputs(tmp_path / "streamed"), outputs(tmp_path / "loaded")
+    assert sorted(mine) == sorted(theirs)
+    for name, frame in mine.items():
+        assert frame.equals(theirs[name]), name
+    assert comparable(streamed.manifest) == comparable(loaded.manifest)
+    # the planted problems were found
+    dropped = mine["dropped.parquet"]
+    assert dropped.filter(pl.col("step") == "load").height == 3
+    report = streamed.manifest["steps"][0]
+    assert report["n_in"] == rows.height - 3
+    if dedup.get("keep") != "keep_all":
+        assert report["n_dropped"] >= 3
+    if id_column is None:  # the repeated empty text and the third copy are numbered
+        assert dropped["id"].str.contains(r"\.1$").sum() >= 1
+
+
+def test_a_cached_streamed_dedup_is_not_recomputed(tmp_path, caplog):
+    shards = write_shards(planted_rows(), tmp_path / "shards", [30, 39])
+    spec = {**recipe(shards, {}), "cache": True}
+    cache = StepCache(tmp_path / "cache")
+    first = run_recipe(load_recipe(spec), tmp_path / "one", cache=cache)
+    with caplog.at_level(logging.INFO, logger="assay.recipes.streaming_input"):
+        second = run_recipe(load_recipe(spec), tmp_path / "two", cache=cache)
+    assert any("[cached]" in r.getMessage() for r in caplog.records)
+    assert second.manifest["cached_steps"] == ["dedup", "split"]
+    assert comparable(first.manifest) == comparable(second.manifest)
+    mine, theirs = outputs(tmp_path / "one"), outputs(tmp_path / "two")
+    for name, frame in mine.items():
+        assert frame.equals(theirs[name]), name
+
+
+def test_ids_repeated_across_files_are_a_one_line_input_error(tmp_path):
+    rows = planted_rows().with_columns(
+        ref=pl.when(pl.int_range(pl.len()) == 40).then(pl.lit("r002")).otherwise(pl.col("ref"))
+    )
+    shards = write_shards(rows, tmp_path / "shards", [30, 39])
+    with pytest.raises(InputError, match=r"id column 'ref' has 2 null or repeated values"):
+        run(recipe(shards, {}, id_column="ref"), tmp_path / "run")
+
+
+def test_limit_and_a_dedup_after_another_step_read_like_a_whole_load(tmp_path, caplog):
+    rows = planted_rows()
+    shards = write_shards(rows, tmp_path / "shards", [30, 39])
+    limited = run(recipe(shards, {}, limit=40), tmp_path / "limited")
+    assert limited.manifest["accounting"]["rows_read"] == 40
+    spec = recipe(shards, {})
+    spec["steps"].insert(0, {"clean": {}})
+    with caplog.at_level(logging.INFO, logger="assay.recipes.streaming_input"):
+        after = run(spec, tmp_path / "after")
+    assert not any(STREAMED in r.getMessage() for r in caplog.records)
+    manifest = json.loads((tmp_path / "after" / "manifest.json").read_text())
+    assert manifest["accounting"]["rows_read"] == rows.height
+    assert after.manifest["accounting"]["balanced"]
