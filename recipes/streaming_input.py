@@ -7,7 +7,7 @@ its normalised texts are hashed into partitions on disk (`find_duplicate_rows`, 
 passes of `dedup_parquet`). Only the rows that share a normalised text with another row
 are then loaded, and the `dedup` step itself runs on them: every member of every cluster
 is there, so its keep, split and label-conflict rules, its report, findings and dropped
-rows are the ones it gives on the whole corpus. A last pass over the scratch file adds the
+rows are the ones it gives on the whole corpus. A last pass over the scratch files adds the
 other rows (each its own cluster of one) in input order: the corpus the later steps get.
 
 Content ids repeat only between rows of the same text and label, which are in one cluster
@@ -22,7 +22,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -41,6 +40,9 @@ from assay.step import DROP_COLUMNS, Step, StepResult, check_accounting
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 100_000
+# Rows per hash partition: pass 2 holds one partition's (hash, hash, row) triples and its
+# window; smaller than `dedup_parquet`'s default, the driver has a corpus to hold besides.
+PARTITION_ROWS = 500_000
 _REPEAT_SUFFIX = r"\.\d+$"  # what `disambiguate` appends to the k-th repeat of a content id
 
 
@@ -87,7 +89,7 @@ def dedup_while_reading(
     result = cache.get(key) if cache.enabled and step.cacheable else None
     if result is None:
         with tempfile.TemporaryDirectory(prefix="assay-stream-") as scratch:
-            result = _dedup(step, reader, Path(scratch) / "corpus.parquet", ctx)
+            result = _dedup(step, reader, Path(scratch), ctx)
         result.report.seconds = round(time.perf_counter() - started, 4)
         if cache.enabled and step.cacheable:
             cache.put(key, result)
@@ -124,12 +126,12 @@ class _CorpusBatches:
         self.path, self.options = path, options
         self.files = io.parquet_files(path)
         try:
-            self._parquet = [pq.ParquetFile(f) for f in self.files]
-        except OSError as exc:
+            names = list(pl.read_parquet_schema(self.files[0]))
+            self._rows = [pq.read_metadata(f).num_rows for f in self.files]
+        except (OSError, pl.exceptions.PolarsError) as exc:
             raise InputError(f"cannot read {str(path)!r} as parquet: {exc}") from None
-        names = self._parquet[0].schema_arrow.names
         self.columns = io.mapped_columns(path, names, options)
-        total = sum(f.metadata.num_rows for f in self._parquet)
+        total = sum(self._rows)
         self.max_rows = total if options.limit is None else min(total, options.limit)
         self.rows_read = 0
         self._dropped: list[pl.DataFrame] = []
@@ -162,14 +164,20 @@ class _CorpusBatches:
             raise InputError(f"input {str(self.path)!r} has no rows")
 
     def _raw_batches(self) -> Iterator[pl.DataFrame]:
+        # polars reads a slice's row groups only; pyarrow's batch reader keeps its memory
+        # pool's pages, which costs more than the batches themselves
         left = self.max_rows
-        for file in self._parquet:
-            for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=self.columns):
+        for file, rows in zip(self.files, self._rows, strict=True):
+            for start in range(0, rows, BATCH_ROWS):
                 if left <= 0:
                     return
-                frame = pl.from_arrow(batch)
-                assert isinstance(frame, pl.DataFrame)
-                frame = frame.head(left)
+                size = min(BATCH_ROWS, left)
+                try:
+                    frame = pl.scan_parquet(file).select(self.columns).slice(start, size).collect()
+                except (OSError, pl.exceptions.PolarsError) as exc:
+                    raise InputError(
+                        f"cannot read {str(file)!r} as parquet: {str(exc).splitlines()[0]}"
+                    ) from None
                 left -= frame.height
                 if frame.height:
                     yield frame
@@ -194,30 +202,27 @@ def _numbered(frame: pl.DataFrame) -> pl.DataFrame:
 def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -> StepResult:
     """Pass 1-2: write the mapped batches and find the rows in clusters; pass 3: run the
     step on those rows; pass 4: the kept corpus in input order."""
-    import pyarrow.parquet as pq
+    schemas: list[pl.Schema] = []  # of the batches written
 
-    writer: Any = None
-    try:
+    def texts() -> Iterator[pl.DataFrame]:
+        for corpus in reader:
+            if schemas:  # a column all null in one batch takes the type of the first batch
+                corpus = corpus.cast(dict(schemas[0]))  # type: ignore[arg-type]
+            corpus.write_parquet(scratch / f"{len(schemas):06d}.parquet", compression="lz4")
+            schemas.append(corpus.schema)
+            yield corpus.select("text")
 
-        def texts() -> Iterator[pl.DataFrame]:
-            nonlocal writer
-            for corpus in reader:
-                table = corpus.to_arrow()
-                if writer is None:
-                    writer = pq.ParquetWriter(scratch, table.schema)
-                writer.write_table(table.cast(writer.schema))
-                yield corpus.select("text")
-
-        # candidates by normalised text alone: a superset of the clusters of same_label_only
-        found = find_duplicate_rows(
-            texts(), reader.max_rows, norm=step.config.normalization, workdir=scratch.parent
-        )
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is None:  # every row was dropped at load
+    # candidates by normalised text alone: a superset of the clusters of same_label_only
+    found = find_duplicate_rows(
+        texts(),
+        reader.max_rows,
+        norm=step.config.normalization,
+        partition_rows=PARTITION_ROWS,
+        workdir=scratch,
+    )
+    if not schemas:  # every row was dropped at load
         empty = reader.load_dropped().drop(*DROP_COLUMNS).clear()
-        empty.write_parquet(scratch)
+        empty.write_parquet(scratch / f"{0:06d}.parquet")
     _check_unique_ids(reader, scratch)
     in_clusters = found.in_clusters()
     sub = _rows(scratch, in_clusters)
@@ -239,12 +244,10 @@ def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -
 
 
 def _batches(scratch: Path) -> Iterator[tuple[int, pl.DataFrame]]:
-    import pyarrow.parquet as pq
-
+    """The scratch corpus batch by batch, with the position of each batch's first row."""
     start = 0
-    for batch in pq.ParquetFile(scratch).iter_batches(batch_size=BATCH_ROWS):
-        frame = pl.from_arrow(batch)
-        assert isinstance(frame, pl.DataFrame)
+    for file in sorted(scratch.glob("*.parquet")):
+        frame = pl.read_parquet(file)
         yield start, frame
         start += frame.height
 
@@ -254,8 +257,7 @@ def _rows(scratch: Path, mask: np.ndarray) -> pl.DataFrame:
     parts = [
         frame.filter(pl.Series(mask[lo : lo + frame.height])) for lo, frame in _batches(scratch)
     ]
-    schema = pl.read_parquet_schema(scratch)
-    return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+    return pl.concat(parts)
 
 
 def _kept_corpus(

@@ -3,6 +3,7 @@ read: the run equals the run on the same rows loaded whole."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -167,3 +168,30 @@ def test_limit_and_a_dedup_after_another_step_read_like_a_whole_load(tmp_path, c
     manifest = json.loads((tmp_path / "after" / "manifest.json").read_text())
     assert manifest["accounting"]["rows_read"] == rows.height
     assert after.manifest["accounting"]["balanced"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None,
+    reason="the 'ray' extra is not installed: pip install 'assay[ray]'",
+)
+def test_a_streamed_parquet_directory_on_ray_gives_the_local_whole_load_run(tmp_path):
+    import ray
+
+    rows = planted_rows()
+    shards = write_shards(rows, tmp_path / "shards", [25, 20, 24])
+    whole = tmp_path / "whole.parquet"
+    rows.write_parquet(whole)
+    local = run(recipe(whole, {}, id_column="ref"), tmp_path / "local")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
+    try:
+        spec = {**recipe(shards, {}, id_column="ref"), "engine": {"ray": {"batch_size": 16}}}
+        remote = run(spec, tmp_path / "ray")
+    finally:
+        ray.shutdown()
+    assert remote.manifest["steps"][0]["summary"]["engine"] == "ray"
+    mine, theirs = outputs(tmp_path / "local"), outputs(tmp_path / "ray")
+    assert sorted(mine) == sorted(theirs)
+    for name, frame in mine.items():
+        assert frame.equals(theirs[name]), name
+    assert remote.manifest["accounting"] == local.manifest["accounting"]
