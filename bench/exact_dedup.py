@@ -11,8 +11,9 @@ in its own fresh process (so peak RSS is its own), one after the other:
 
 Both use the same normalisation and write the same two Parquet files.
 
-Then the recipe `dedup: {method: exact}` on `--recipe-rows` rows (10% copies) written as
-a directory of Parquet files, each path in its own process, peak RSS of the driver:
+Then the recipe `dedup: {method: exact}` on `--recipe-rows` rows (`--recipe-copies` of them
+copies) written as a directory of Parquet files, each path in its own process, peak RSS
+of the driver:
 
 - recipe streaming: the directory as input; the dedup runs while it is read and only the
   kept rows are loaded (`assay.recipes.streaming_input`);
@@ -44,14 +45,14 @@ from harness import isolated, peak_rss_mb, target
 CHUNK = 1_000_000
 
 
-def generate(rows: int, path: Path, seed: int = 11, copies: float = 0.3) -> None:
+def generate(rows: int, path: Path, seed: int = 11, copy_share: float = 0.3) -> None:
     rng = np.random.default_rng(seed)
     vocab = np.array([f"w{i:x}" for i in range(50_000)])
     writer = None
     done = 0
     while done < rows:
         n = min(CHUNK, rows - done)
-        n_copy = int(n * copies)
+        n_copy = int(n * copy_share)
         words = [pl.Series(vocab[rng.integers(0, len(vocab), size=n - n_copy)]) for _ in range(8)]
         fresh = pl.DataFrame({f"w{k}": w for k, w in enumerate(words)}).select(
             pl.concat_str(pl.all(), separator=" ").alias("text")
@@ -189,9 +190,9 @@ def loaded_size(source: str) -> dict:
     }
 
 
-def recipe_paths(rows: int, tmp: Path, ray: bool) -> dict:
+def recipe_paths(rows: int, tmp: Path, ray: bool, copy_share: float = 0.1) -> dict:
     single = tmp / "recipe.parquet"
-    generate(rows, single, seed=5, copies=0.1)
+    generate(rows, single, seed=5, copy_share=copy_share)
     folder = as_directory(single, tmp / "recipe-dir")
     results: dict = {"load_only": isolated(loaded_size, str(single))}
     for engine in ("local", "ray") if ray else ("local",):
@@ -206,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--recipe-rows", type=int, default=1_000_000, help="0: skip the recipe")
+    ap.add_argument("--recipe-copies", type=float, default=0.1, help="share of copied rows")
     ap.add_argument("--ray", action="store_true", help="the recipe on Ray too")
     ap.add_argument("--skip-parquet", action="store_true", help="only the recipe paths")
     ap.add_argument("--json", action="store_true")
@@ -229,7 +231,11 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             target("peak_rss_mb", a.get("peak_rss_mb", float("inf")), 3072, "<=", digits=1),
             {"name": "same_kept_count_as_polars", "value": same, "target": "== true", "met": same},
         ]
-    recipe = recipe_paths(args.recipe_rows, tmp, args.ray) if args.recipe_rows > 0 else {}
+    recipe = (
+        recipe_paths(args.recipe_rows, tmp, args.ray, args.recipe_copies)
+        if args.recipe_rows > 0
+        else {}
+    )
     for engine in ("local", "ray"):
         s, m = recipe.get(f"streaming_{engine}", {}), recipe.get(f"in_memory_{engine}", {})
         if "corpus_hash" in s and "corpus_hash" in m:
@@ -247,7 +253,12 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             )
     report = {
         "bench": "exact_dedup",
-        "params": {"rows": args.rows, "recipe_rows": args.recipe_rows, "ray": args.ray},
+        "params": {
+            "rows": args.rows,
+            "recipe_rows": args.recipe_rows,
+            "recipe_copies": args.recipe_copies,
+            "ray": args.ray,
+        },
         "results": {**results, "recipe": recipe},
         "targets": targets,
     }

@@ -31,7 +31,7 @@ from assay.cache import StepCache, step_key
 from assay.context import RunContext
 from assay.curate import io
 from assay.curate.dedup import DedupFilter
-from assay.curate.dedup_exact import DuplicateRows, find_duplicate_rows
+from assay.curate.dedup_exact import find_duplicate_rows
 from assay.errors import InputError, StepError
 from assay.ids import disambiguate
 from assay.recipes.schema import Recipe
@@ -231,7 +231,7 @@ def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -
     sctx = ctx.for_step(0, step.name)
     sub_result = step.apply(sub, sctx)
     check_accounting(sub, sub_result)
-    corpus = _kept_corpus(scratch, found, in_clusters, sub, sub_result, step.name)
+    corpus = _kept_corpus(scratch, in_clusters, sub, sub_result, step.name)
     try:
         corpus_mod.validate(corpus)
     except corpus_mod.SchemaError as exc:
@@ -261,40 +261,40 @@ def _rows(scratch: Path, mask: np.ndarray) -> pl.DataFrame:
 
 
 def _kept_corpus(
-    scratch: Path,
-    found: DuplicateRows,
-    in_clusters: np.ndarray,
-    sub: pl.DataFrame,
-    sub_result: StepResult,
-    name: str,
+    scratch: Path, in_clusters: np.ndarray, sub: pl.DataFrame, sub_result: StepResult, name: str
 ) -> pl.DataFrame:
-    """Rows in no cluster (their own cluster of one) and the rows the step kept, in order."""
+    """Rows in no cluster (each its own cluster of one) and the rows the step kept, in
+    order: one streaming scan of the scratch files, so the corpus is built as compactly as
+    a whole load builds it."""
     kept_sub = sub_result.corpus
-    positions = np.flatnonzero(in_clusters)[sub["id"].is_in(kept_sub["id"].implode()).to_numpy()]
-    schema = kept_sub.schema
-    own = {
+    positions = np.flatnonzero(in_clusters)
+    kept = sub["id"].is_in(kept_sub["id"].implode()).to_numpy()
+    own = [c for c in kept_sub.columns if c.startswith(f"{name}__")]
+    decided = kept_sub.select(pl.col("id").alias("_id"), *own).with_columns(
+        _pos=pl.Series(positions[kept], dtype=pl.Int64)
+    )
+    alone = {
         f"{name}__cluster": pl.col("id"),
         f"{name}__cluster_size": pl.lit(1, dtype=pl.Int64),
         f"{name}__representative": pl.col("id"),
         f"{name}__is_duplicate": pl.lit(False),
         f"{name}__label_conflict": pl.lit(False),
     }
-    parts = []
-    for lo, frame in _batches(scratch):
-        hi = lo + frame.height
-        alone = frame.filter(pl.Series(~in_clusters[lo:hi])).with_columns(
-            **own, _pos=pl.Series(np.flatnonzero(~in_clusters[lo:hi]) + lo)
+    corpus = (
+        pl.scan_parquet(sorted(scratch.glob("*.parquet")))
+        .with_row_index("_pos")
+        .with_columns(pl.col("_pos").cast(pl.Int64))
+        .filter(~pl.col("_pos").is_in(pl.Series(positions[~kept], dtype=pl.Int64).implode()))
+        .join(decided.lazy(), on="_pos", how="left", maintain_order="left")
+        .with_columns(id=pl.coalesce("_id", "id"))
+        .with_columns(
+            pl.when(pl.col("_id").is_null()).then(alone[c]).otherwise(pl.col(c)).alias(c)
+            for c in own
         )
-        i0, i1 = np.searchsorted(positions, [lo, hi])
-        if i1 > i0:
-            kept = kept_sub.slice(int(i0), int(i1 - i0)).with_columns(
-                _pos=pl.Series(positions[i0:i1])
-            )
-            alone = pl.concat([alone.select(*schema, "_pos").cast(dict(schema)), kept]).sort("_pos")
-        parts.append(alone.select(*schema).cast(dict(schema)))
-    if not parts:
-        return kept_sub
-    return pl.concat(parts)
+        .select(kept_sub.columns)
+        .collect(engine="streaming")
+    )
+    return corpus.cast(dict(kept_sub.schema))  # type: ignore[arg-type]
 
 
 def _check_unique_ids(reader: _CorpusBatches, scratch: Path) -> None:
