@@ -253,11 +253,23 @@ def _batches(scratch: Path) -> Iterator[tuple[int, pl.DataFrame]]:
 
 
 def _rows(scratch: Path, mask: np.ndarray) -> pl.DataFrame:
-    """The rows of the scratch corpus where `mask` is set, in order."""
-    parts = [
-        frame.filter(pl.Series(mask[lo : lo + frame.height])) for lo, frame in _batches(scratch)
-    ]
-    return pl.concat(parts)
+    """The rows of the scratch corpus where `mask` is set, in order, in buffers of their
+    own (a filtered batch would keep the whole batch's text alive)."""
+    return (
+        _scan(scratch)
+        .filter(pl.col("_pos").is_in(pl.Series(np.flatnonzero(mask), dtype=pl.Int64).implode()))
+        .drop("_pos")
+        .collect(engine="streaming")
+    )
+
+
+def _scan(scratch: Path) -> pl.LazyFrame:
+    """The scratch corpus, lazily, with each row's position."""
+    return (
+        pl.scan_parquet(sorted(scratch.glob("*.parquet")))
+        .with_row_index("_pos")
+        .with_columns(pl.col("_pos").cast(pl.Int64))
+    )
 
 
 def _kept_corpus(
@@ -281,9 +293,7 @@ def _kept_corpus(
         f"{name}__label_conflict": pl.lit(False),
     }
     corpus = (
-        pl.scan_parquet(sorted(scratch.glob("*.parquet")))
-        .with_row_index("_pos")
-        .with_columns(pl.col("_pos").cast(pl.Int64))
+        _scan(scratch)
         .filter(~pl.col("_pos").is_in(pl.Series(positions[~kept], dtype=pl.Int64).implode()))
         .join(decided.lazy(), on="_pos", how="left", maintain_order="left")
         .with_columns(id=pl.coalesce("_id", "id"))
