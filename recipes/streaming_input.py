@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +203,7 @@ def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -
     """Pass 1-2: write the mapped batches and find the rows in clusters; pass 3: run the
     step on those rows; pass 4: the kept corpus in input order."""
     schemas: list[pl.Schema] = []  # of the batches written
+    all_null: dict[str, bool] = {}  # per column: null in every row so far
 
     def texts() -> Iterator[pl.DataFrame]:
         for corpus in reader:
@@ -210,6 +211,9 @@ def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -
                 corpus = corpus.cast(dict(schemas[0]))  # type: ignore[arg-type]
             corpus.write_parquet(scratch / f"{len(schemas):06d}.parquet", compression="lz4")
             schemas.append(corpus.schema)
+            for name in corpus.columns:
+                empty = corpus[name].null_count() == corpus.height
+                all_null[name] = all_null.get(name, True) and empty
             yield corpus.select("text")
 
     # candidates by normalised text alone: a superset of the clusters of same_label_only
@@ -231,7 +235,8 @@ def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -
     sctx = ctx.for_step(0, step.name)
     sub_result = step.apply(sub, sctx)
     check_accounting(sub, sub_result)
-    corpus = _kept_corpus(scratch, in_clusters, sub, sub_result, step.name)
+    nulls = [name for name, empty in all_null.items() if empty]
+    corpus = _kept_corpus(scratch, in_clusters, sub, sub_result, step.name, nulls)
     try:
         corpus_mod.validate(corpus)
     except corpus_mod.SchemaError as exc:
@@ -243,11 +248,13 @@ def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -
     return dataclasses.replace(sub_result, corpus=corpus)
 
 
-def _batches(scratch: Path) -> Iterator[tuple[int, pl.DataFrame]]:
-    """The scratch corpus batch by batch, with the position of each batch's first row."""
+def _batches(scratch: Path, skip: Sequence[str] = ()) -> Iterator[tuple[int, pl.DataFrame]]:
+    """The scratch corpus batch by batch (without the columns in `skip`), with the position
+    of each batch's first row."""
     start = 0
     for file in sorted(scratch.glob("*.parquet")):
-        frame = pl.read_parquet(file)
+        columns = [name for name in pl.read_parquet_schema(file) if name not in skip]
+        frame = pl.read_parquet(file, columns=columns)
         yield start, frame
         start += frame.height
 
@@ -273,17 +280,24 @@ def _scan(scratch: Path) -> pl.LazyFrame:
 
 
 def _kept_corpus(
-    scratch: Path, in_clusters: np.ndarray, sub: pl.DataFrame, sub_result: StepResult, name: str
+    scratch: Path,
+    in_clusters: np.ndarray,
+    sub: pl.DataFrame,
+    sub_result: StepResult,
+    name: str,
+    nulls: Sequence[str],
 ) -> pl.DataFrame:
     """Rows in no cluster (each its own cluster of one) and the rows the step kept, in
-    order: one streaming scan of the scratch files, so the corpus is built as compactly as
-    a whole load builds it."""
+    order, built one scratch file at a time and joined without a copy: the driver holds
+    the corpus and one batch, as a whole load holds it. Columns null in every row
+    (`nulls`) are not read: they come back as one null each, as a whole load sets them."""
     kept_sub = sub_result.corpus
     positions = np.flatnonzero(in_clusters)
     kept = sub["id"].is_in(kept_sub["id"].implode()).to_numpy()
+    kept_pos, drop_pos = positions[kept], positions[~kept]
     own = [c for c in kept_sub.columns if c.startswith(f"{name}__")]
     decided = kept_sub.select(pl.col("id").alias("_id"), *own).with_columns(
-        _pos=pl.Series(positions[kept], dtype=pl.Int64)
+        _pos=pl.Series(kept_pos, dtype=pl.Int64)
     )
     alone = {
         f"{name}__cluster": pl.col("id"),
@@ -292,19 +306,34 @@ def _kept_corpus(
         f"{name}__is_duplicate": pl.lit(False),
         f"{name}__label_conflict": pl.lit(False),
     }
-    corpus = (
-        _scan(scratch)
-        .filter(~pl.col("_pos").is_in(pl.Series(positions[~kept], dtype=pl.Int64).implode()))
-        .join(decided.lazy(), on="_pos", how="left", maintain_order="left")
-        .with_columns(id=pl.coalesce("_id", "id"))
-        .with_columns(
-            pl.when(pl.col("_id").is_null()).then(alone[c]).otherwise(pl.col(c)).alias(c)
-            for c in own
+    schema = dict(kept_sub.schema)
+    parts = []
+    for start, frame in _batches(scratch, nulls):
+        end = start + frame.height
+        lo, hi = np.searchsorted(drop_pos, [start, end])
+        keep = np.ones(frame.height, dtype=bool)
+        keep[drop_pos[lo:hi] - start] = False
+        lo, hi = np.searchsorted(kept_pos, [start, end])
+        part = (
+            frame.with_columns(_pos=pl.int_range(start, end, dtype=pl.Int64))
+            .filter(pl.Series(keep))
+            .join(
+                decided.slice(int(lo), int(hi - lo)), on="_pos", how="left", maintain_order="left"
+            )
+            .with_columns(id=pl.coalesce("_id", "id"))
+            .with_columns(
+                pl.when(pl.col("_id").is_null()).then(alone[c]).otherwise(pl.col(c)).alias(c)
+                for c in own
+            )
+            .select(c for c in kept_sub.columns if c not in nulls)
+            .cast({c: t for c, t in schema.items() if c not in nulls})  # type: ignore[arg-type]
         )
-        .select(kept_sub.columns)
-        .collect(engine="streaming")
+        del frame
+        parts.append(part)
+    corpus = pl.concat(parts, rechunk=False)
+    return corpus.with_columns(pl.lit(None, dtype=schema[c]).alias(c) for c in nulls).select(
+        kept_sub.columns
     )
-    return corpus.cast(dict(kept_sub.schema))  # type: ignore[arg-type]
 
 
 def _check_unique_ids(reader: _CorpusBatches, scratch: Path) -> None:
