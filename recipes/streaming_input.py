@@ -31,7 +31,7 @@ from assay.cache import StepCache, step_key
 from assay.context import RunContext
 from assay.curate import io
 from assay.curate.dedup import DedupFilter
-from assay.curate.dedup_exact import find_duplicate_rows
+from assay.curate.dedup_exact import DuplicateRows, find_duplicate_rows
 from assay.errors import InputError, StepError
 from assay.ids import disambiguate
 from assay.recipes.schema import Recipe
@@ -188,10 +188,12 @@ class _CorpusBatches:
         return _numbered(dropped) if self.options.id_column is None else dropped
 
     def repeated_id_hashes(self) -> np.ndarray:
-        """Hashes of given ids seen more than once (empty: ids are unique)."""
+        """Hashes of given ids seen more than once (empty: ids are unique); the hashes of
+        the ids read are let go."""
         if not self._id_hashes:
             return np.zeros(0, np.uint64)
         hashes = np.sort(np.concatenate(self._id_hashes))
+        self._id_hashes = []
         return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
 
 
@@ -228,21 +230,39 @@ def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -
         empty = reader.load_dropped().drop(*DROP_COLUMNS).clear()
         empty.write_parquet(scratch / f"{0:06d}.parquet")
     _check_unique_ids(reader, scratch)
-    in_clusters = found.in_clusters()
-    sub = _rows(scratch, in_clusters)
+    n_rows, positions = found.rows, np.flatnonzero(found.in_clusters())
+    nulls = [name for name, empty in all_null.items() if empty]
+    # the step decides by normalised text, label and split; unless it compares lengths,
+    # it gets a key of each row's text in place of the text, and the dropped rows get
+    # their text back afterwards
+    keyed = step.config.keep != "longest"
+    sub = _rows(scratch, positions, nulls, _text_keys(found, positions) if keyed else None)
+    del found
     if reader.options.id_column is None:
         sub = _numbered(sub)
     sctx = ctx.for_step(0, step.name)
     sub_result = step.apply(sub, sctx)
     check_accounting(sub, sub_result)
-    nulls = [name for name, empty in all_null.items() if empty]
-    corpus = _kept_corpus(scratch, in_clusters, sub, sub_result, step.name, nulls)
+    # from here on only the ids of the rows in clusters, the step's columns of the rows it
+    # kept and its dropped rows are held, besides the corpus being built
+    kept_sub = sub_result.corpus
+    kept = sub["id"].is_in(kept_sub["id"].implode()).to_numpy()
+    dropped_ids = sub["id"].filter(pl.Series(~kept))
+    del sub
+    own = [c for c in kept_sub.columns if c.startswith(f"{step.name}__")]
+    decided = kept_sub.select(pl.col("id").alias("_id"), *own)
+    sub_result.corpus = kept_sub = kept_sub.clear()
+    if keyed:
+        sub_result = _with_text(scratch, sub_result, dropped_ids, positions[~kept])
+    del dropped_ids
+    corpus = _kept_corpus(scratch, positions, kept, decided, kept_sub.schema, nulls, step.name)
+    del decided
     try:
         corpus_mod.validate(corpus)
     except corpus_mod.SchemaError as exc:
         raise StepError(f"step {step.name!r} produced an invalid corpus: {exc}") from None
     report = sub_result.report
-    report.n_in, report.n_out = found.rows, corpus.height
+    report.n_in, report.n_out = n_rows, corpus.height
     if report.n_out != report.n_in - report.n_dropped:
         raise StepError(f"step {step.name!r} broke accounting reading {reader.path}")
     return dataclasses.replace(sub_result, corpus=corpus)
@@ -259,15 +279,68 @@ def _batches(scratch: Path, skip: Sequence[str] = ()) -> Iterator[tuple[int, pl.
         start += frame.height
 
 
-def _rows(scratch: Path, mask: np.ndarray) -> pl.DataFrame:
-    """The rows of the scratch corpus where `mask` is set, in order, in buffers of their
-    own (a filtered batch would keep the whole batch's text alive)."""
-    return (
+def _text_keys(found: DuplicateRows, positions: np.ndarray) -> pl.Series:
+    """Per row at `positions`: the position of the first row of its normalised text, as a
+    string. Equal keys are equal normalised texts (as far as the 128-bit hashes of
+    `find_duplicate_rows` tell them apart), normalising a key leaves it as it is, and a
+    key of up to 12 digits is held inside its string view, without a buffer."""
+    first = positions.copy()
+    repeats = found.drop[positions]
+    first[repeats] = found.rep[np.searchsorted(found.dup, positions[repeats])]
+    return pl.Series("text", first).cast(pl.String)
+
+
+def _rows(
+    scratch: Path, positions: np.ndarray, nulls: Sequence[str], text: pl.Series | None = None
+) -> pl.DataFrame:
+    """The rows of the scratch corpus at `positions` (sorted), in order, in buffers of
+    their own (a filtered batch would keep the whole batch's text alive). Columns null in
+    every row come back as one null each; `text`, if given, stands in for the text, which
+    is then not read."""
+    names = pl.read_parquet_schema(sorted(scratch.glob("*.parquet"))[0])
+    skip = {*nulls, "text"} if text is not None else set(nulls)
+    rows = (
         _scan(scratch)
-        .filter(pl.col("_pos").is_in(pl.Series(np.flatnonzero(mask), dtype=pl.Int64).implode()))
-        .drop("_pos")
+        .filter(pl.col("_pos").is_in(pl.Series(positions, dtype=pl.Int64).implode()))
+        .select(name for name in names if name not in skip)
         .collect(engine="streaming")
     )
+    extra = [pl.lit(None, dtype=names[name]).alias(name) for name in nulls]
+    if text is not None:
+        extra.append(pl.lit(text))
+    return rows.with_columns(extra).select(list(names))
+
+
+def _with_text(
+    scratch: Path, result: StepResult, ids: pl.Series, positions: np.ndarray
+) -> StepResult:
+    """The step ran on text keys: its dropped rows (`ids`, at `positions` in the scratch
+    files) and its examples get their text back, read for those rows only."""
+    dropped = result.dropped
+    if dropped is None or not dropped.height:
+        return result
+    where = pl.DataFrame({"id": ids, "_pos": pl.Series(positions, dtype=pl.Int64)})
+    texts = (
+        _scan(scratch)
+        .select("_pos", "text")
+        .filter(pl.col("_pos").is_in(where["_pos"].implode()))
+        .collect(engine="streaming")
+    )
+    texts = where.join(texts, on="_pos", how="left", maintain_order="left").select("id", "text")
+    dropped = (
+        dropped.drop("text")
+        .join(texts, on="id", how="left", maintain_order="left")
+        .select(dropped.columns)
+    )
+    text_of = dict(
+        texts.filter(
+            pl.col("id").is_in([e["id"] for e in result.report.examples if "id" in e])
+        ).iter_rows()
+    )
+    for example in result.report.examples:
+        if "text" in example and example.get("id") in text_of:
+            example["text"] = text_of[example["id"]]
+    return dataclasses.replace(result, dropped=dropped)
 
 
 def _scan(scratch: Path) -> pl.LazyFrame:
@@ -281,24 +354,21 @@ def _scan(scratch: Path) -> pl.LazyFrame:
 
 def _kept_corpus(
     scratch: Path,
-    in_clusters: np.ndarray,
-    sub: pl.DataFrame,
-    sub_result: StepResult,
-    name: str,
+    positions: np.ndarray,
+    kept: np.ndarray,
+    decided: pl.DataFrame,
+    schema: pl.Schema,
     nulls: Sequence[str],
+    name: str,
 ) -> pl.DataFrame:
-    """Rows in no cluster (each its own cluster of one) and the rows the step kept, in
-    order, built one scratch file at a time and joined without a copy: the driver holds
-    the corpus and one batch, as a whole load holds it. Columns null in every row
-    (`nulls`) are not read: they come back as one null each, as a whole load sets them."""
-    kept_sub = sub_result.corpus
-    positions = np.flatnonzero(in_clusters)
-    kept = sub["id"].is_in(kept_sub["id"].implode()).to_numpy()
+    """Rows in no cluster (each its own cluster of one) and the rows the step kept (at
+    `positions[kept]`, its id and columns in `decided`), in order, built one scratch file
+    at a time and joined without a copy: the driver holds the corpus and one batch, as a
+    whole load holds it. Columns null in every row (`nulls`) are not read: they come back
+    as one null each, as a whole load sets them."""
     kept_pos, drop_pos = positions[kept], positions[~kept]
-    own = [c for c in kept_sub.columns if c.startswith(f"{name}__")]
-    decided = kept_sub.select(pl.col("id").alias("_id"), *own).with_columns(
-        _pos=pl.Series(kept_pos, dtype=pl.Int64)
-    )
+    own = [c for c in decided.columns if c.startswith(f"{name}__")]
+    decided = decided.with_columns(_pos=pl.Series(kept_pos, dtype=pl.Int64))
     alone = {
         f"{name}__cluster": pl.col("id"),
         f"{name}__cluster_size": pl.lit(1, dtype=pl.Int64),
@@ -306,7 +376,7 @@ def _kept_corpus(
         f"{name}__is_duplicate": pl.lit(False),
         f"{name}__label_conflict": pl.lit(False),
     }
-    schema = dict(kept_sub.schema)
+    columns = [c for c in schema if c not in nulls]
     parts = []
     for start, frame in _batches(scratch, nulls):
         end = start + frame.height
@@ -325,14 +395,14 @@ def _kept_corpus(
                 pl.when(pl.col("_id").is_null()).then(alone[c]).otherwise(pl.col(c)).alias(c)
                 for c in own
             )
-            .select(c for c in kept_sub.columns if c not in nulls)
-            .cast({c: t for c, t in schema.items() if c not in nulls})  # type: ignore[arg-type]
+            .select(columns)
+            .cast({c: schema[c] for c in columns})  # type: ignore[arg-type]
         )
         del frame
         parts.append(part)
     corpus = pl.concat(parts, rechunk=False)
     return corpus.with_columns(pl.lit(None, dtype=schema[c]).alias(c) for c in nulls).select(
-        kept_sub.columns
+        list(schema)
     )
 
 
