@@ -298,13 +298,21 @@ def _rows(
     every row come back as one null each; `text`, if given, stands in for the text, which
     is then not read."""
     names = pl.read_parquet_schema(sorted(scratch.glob("*.parquet"))[0])
-    skip = {*nulls, "text"} if text is not None else set(nulls)
-    rows = (
-        _scan(scratch)
-        .filter(pl.col("_pos").is_in(pl.Series(positions, dtype=pl.Int64).implode()))
-        .select(name for name in names if name not in skip)
-        .collect(engine="streaming")
-    )
+    if text is None:
+        rows = (
+            _scan(scratch)
+            .filter(pl.col("_pos").is_in(pl.Series(positions, dtype=pl.Int64).implode()))
+            .select(name for name in names if name not in nulls)
+            .collect(engine="streaming")
+        )
+    else:  # without the text, a filtered batch holds no more than its rows
+        parts = []
+        for start, frame in _batches(scratch, [*nulls, "text"]):
+            lo, hi = np.searchsorted(positions, [start, start + frame.height])
+            mask = np.zeros(frame.height, dtype=bool)
+            mask[positions[lo:hi] - start] = True
+            parts.append(frame.filter(pl.Series(mask)))
+        rows = pl.concat(parts, rechunk=False)
     extra = [pl.lit(None, dtype=names[name]).alias(name) for name in nulls]
     if text is not None:
         extra.append(pl.lit(text))
