@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -131,6 +132,15 @@ class _CorpusBatches:
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise InputError(f"cannot read {str(path)!r} as parquet: {exc}") from None
         self.columns = io.mapped_columns(path, names, options)
+        mapped = {
+            options.text_column: "text",
+            options.label_column: "label",
+            options.id_column: "id",
+            options.split_column: "split",
+            options.group_column: "group",
+            options.lang_column: "lang",
+        }
+        self.sourced = {mapped[c] for c in self.columns if c in mapped}  # corpus columns read
         total = sum(self._rows)
         self.max_rows = total if options.limit is None else min(total, options.limit)
         self.rows_read = 0
@@ -205,7 +215,8 @@ def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -
     """Pass 1-2: write the mapped batches and find the rows in clusters; pass 3: run the
     step on those rows; pass 4: the kept corpus in input order."""
     schemas: list[pl.Schema] = []  # of the batches written
-    all_null: dict[str, bool] = {}  # per column: null in every row so far
+    # per column the mapping sets (not read from the input): its one value so far
+    constant: dict[str, Any] = {}
 
     def texts() -> Iterator[pl.DataFrame]:
         for corpus in reader:
@@ -213,9 +224,7 @@ def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -
                 corpus = corpus.cast(dict(schemas[0]))  # type: ignore[arg-type]
             corpus.write_parquet(scratch / f"{len(schemas):06d}.parquet", compression="lz4")
             schemas.append(corpus.schema)
-            for name in corpus.columns:
-                empty = corpus[name].null_count() == corpus.height
-                all_null[name] = all_null.get(name, True) and empty
+            _constants(corpus, reader.sourced, constant, first=len(schemas) == 1)
             yield corpus.select("text")
 
     # candidates by normalised text alone: a superset of the clusters of same_label_only
@@ -231,12 +240,11 @@ def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -
         empty.write_parquet(scratch / f"{0:06d}.parquet")
     _check_unique_ids(reader, scratch)
     n_rows, positions = found.rows, np.flatnonzero(found.in_clusters())
-    nulls = [name for name, empty in all_null.items() if empty]
     # the step decides by normalised text, label and split; unless it compares lengths,
     # it gets a key of each row's text in place of the text, and the dropped rows get
     # their text back afterwards
     keyed = step.config.keep != "longest"
-    sub = _rows(scratch, positions, nulls, _text_keys(found, positions) if keyed else None)
+    sub = _rows(scratch, positions, constant, _text_keys(found, positions) if keyed else None)
     del found
     if reader.options.id_column is None:
         sub = _numbered(sub)
@@ -255,7 +263,7 @@ def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -
     if keyed:
         sub_result = _with_text(scratch, sub_result, dropped_ids, positions[~kept])
     del dropped_ids
-    corpus = _kept_corpus(scratch, positions, kept, decided, kept_sub.schema, nulls, step.name)
+    corpus = _kept_corpus(scratch, positions, kept, decided, kept_sub.schema, constant, step.name)
     del decided
     try:
         corpus_mod.validate(corpus)
@@ -266,6 +274,24 @@ def _dedup(step: Step, reader: _CorpusBatches, scratch: Path, ctx: RunContext) -
     if report.n_out != report.n_in - report.n_dropped:
         raise StepError(f"step {step.name!r} broke accounting reading {reader.path}")
     return dataclasses.replace(sub_result, corpus=corpus)
+
+
+def _constants(
+    corpus: pl.DataFrame, sourced: set[str], constant: dict[str, Any], *, first: bool
+) -> None:
+    """Update `constant` (column: its one value) with a batch: columns the mapping sets,
+    such as a default weight or language, hold one value in every row; whole loads hold
+    them as that value once, and so do the streamed corpus and rows."""
+    if first:
+        for name in corpus.columns:
+            column = corpus[name]
+            if name not in sourced and not column.dtype.is_nested() and column.n_unique() == 1:
+                constant[name] = column[0]
+        return
+    for name, value in list(constant.items()):
+        column = corpus[name]
+        if column.n_unique() != 1 or column[0] != value:
+            del constant[name]
 
 
 def _batches(scratch: Path, skip: Sequence[str] = ()) -> Iterator[tuple[int, pl.DataFrame]]:
@@ -291,29 +317,29 @@ def _text_keys(found: DuplicateRows, positions: np.ndarray) -> pl.Series:
 
 
 def _rows(
-    scratch: Path, positions: np.ndarray, nulls: Sequence[str], text: pl.Series | None = None
+    scratch: Path, positions: np.ndarray, constant: dict[str, Any], text: pl.Series | None = None
 ) -> pl.DataFrame:
     """The rows of the scratch corpus at `positions` (sorted), in order, in buffers of
-    their own (a filtered batch would keep the whole batch's text alive). Columns null in
-    every row come back as one null each; `text`, if given, stands in for the text, which
-    is then not read."""
+    their own (a filtered batch would keep the whole batch's text alive). Columns of one
+    value (`constant`) come back as that value once; `text`, if given, stands in for the
+    text, which is then not read."""
     names = pl.read_parquet_schema(sorted(scratch.glob("*.parquet"))[0])
     if text is None:
         rows = (
             _scan(scratch)
             .filter(pl.col("_pos").is_in(pl.Series(positions, dtype=pl.Int64).implode()))
-            .select(name for name in names if name not in nulls)
+            .select(name for name in names if name not in constant)
             .collect(engine="streaming")
         )
     else:  # without the text, a filtered batch holds no more than its rows
         parts = []
-        for start, frame in _batches(scratch, [*nulls, "text"]):
+        for start, frame in _batches(scratch, [*constant, "text"]):
             lo, hi = np.searchsorted(positions, [start, start + frame.height])
             mask = np.zeros(frame.height, dtype=bool)
             mask[positions[lo:hi] - start] = True
             parts.append(frame.filter(pl.Series(mask)))
         rows = pl.concat(parts, rechunk=False)
-    extra = [pl.lit(None, dtype=names[name]).alias(name) for name in nulls]
+    extra = [pl.lit(value, dtype=names[name]).alias(name) for name, value in constant.items()]
     if text is not None:
         extra.append(pl.lit(text))
     return rows.with_columns(extra).select(list(names))
@@ -366,14 +392,14 @@ def _kept_corpus(
     kept: np.ndarray,
     decided: pl.DataFrame,
     schema: pl.Schema,
-    nulls: Sequence[str],
+    constant: dict[str, Any],
     name: str,
 ) -> pl.DataFrame:
     """Rows in no cluster (each its own cluster of one) and the rows the step kept (at
     `positions[kept]`, its id and columns in `decided`), in order, built one scratch file
     at a time and joined without a copy: the driver holds the corpus and one batch, as a
-    whole load holds it. Columns null in every row (`nulls`) are not read: they come back
-    as one null each, as a whole load sets them."""
+    whole load holds it. Columns of one value (`constant`) are not read: they come back as
+    that value once, as a whole load sets them."""
     kept_pos, drop_pos = positions[kept], positions[~kept]
     own = [c for c in decided.columns if c.startswith(f"{name}__")]
     decided = decided.with_columns(_pos=pl.Series(kept_pos, dtype=pl.Int64))
@@ -384,9 +410,9 @@ def _kept_corpus(
         f"{name}__is_duplicate": pl.lit(False),
         f"{name}__label_conflict": pl.lit(False),
     }
-    columns = [c for c in schema if c not in nulls]
+    columns = [c for c in schema if c not in constant]
     parts = []
-    for start, frame in _batches(scratch, nulls):
+    for start, frame in _batches(scratch, constant):
         end = start + frame.height
         lo, hi = np.searchsorted(drop_pos, [start, end])
         keep = np.ones(frame.height, dtype=bool)
@@ -409,9 +435,9 @@ def _kept_corpus(
         del frame
         parts.append(part)
     corpus = pl.concat(parts, rechunk=False)
-    return corpus.with_columns(pl.lit(None, dtype=schema[c]).alias(c) for c in nulls).select(
-        list(schema)
-    )
+    return corpus.with_columns(
+        pl.lit(v, dtype=schema[c]).alias(c) for c, v in constant.items()
+    ).select(list(schema))
 
 
 def _check_unique_ids(reader: _CorpusBatches, scratch: Path) -> None:
