@@ -7,8 +7,11 @@ its normalised texts are hashed into partitions on disk (`find_duplicate_rows`, 
 passes of `dedup_parquet`). Only the rows that share a normalised text with another row
 are then loaded, and the `dedup` step itself runs on them: every member of every cluster
 is there, so its keep, split and label-conflict rules, its report, findings and dropped
-rows are the ones it gives on the whole corpus. A last pass over the scratch files adds the
-other rows (each its own cluster of one) in input order: the corpus the later steps get.
+rows are the ones it gives on the whole corpus. Unless its keep rule compares lengths, the
+step gets a short key of each row's normalised text in place of the text, and its dropped
+rows get their text back afterwards. A last pass over the scratch files, one at a time,
+adds the other rows (each its own cluster of one) in input order: the corpus the later
+steps get.
 
 Content ids repeat only between rows of the same text and label, which are in one cluster
 or all dropped at load, so numbering repeats among those rows gives the ids of a whole load.
