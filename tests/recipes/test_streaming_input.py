@@ -146,6 +146,38 @@ def test_a_cached_streamed_dedup_is_not_recomputed(tmp_path, caplog):
         assert frame.equals(theirs[name]), name
 
 
+@pytest.mark.parametrize("keep", ["first", "longest"])
+def test_the_step_decides_on_text_keys_unless_it_compares_lengths(tmp_path, monkeypatch, keep):
+    from assay.curate.dedup import DedupFilter
+
+    seen: list[pl.Series] = []
+    apply = DedupFilter.apply
+
+    def spy(self, corpus, ctx=None):
+        seen.append(corpus["text"])
+        return apply(self, corpus, ctx)
+
+    monkeypatch.setattr(DedupFilter, "apply", spy)
+    rows = planted_rows()
+    shards = write_shards(rows, tmp_path / "shards", [30, 39])
+    result = run(recipe(shards, {"keep": keep}, id_column="ref"), tmp_path / "run")
+    (texts,) = seen
+    # every member of a cluster, and only those: the copies of rows 1, 3, 5, 7 and 52
+    assert texts.len() == 11
+    if keep == "longest":
+        assert texts.is_in(rows["text"].implode()).all()
+    else:  # the position of the first row of the text: row 1 three times, and so on
+        assert sorted(texts.value_counts()["count"].to_list()) == [2, 2, 2, 2, 3]
+        assert texts.str.contains(r"^\d+$").all()
+        assert set(texts.to_list()) == {"1", "3", "5", "7", "52"}
+    dropped = result.pipeline.dropped.filter(pl.col("step") == "dedup")
+    expected = dict(rows.select("ref", "text").iter_rows())
+    assert dropped.height >= 4
+    assert all(expected[i] == t for i, t in dropped.select("id", "text").iter_rows())
+    examples = result.manifest["steps"][0]["examples"]
+    assert examples and all(expected[e["id"]] == e["text"] for e in examples)
+
+
 def test_ids_repeated_across_files_are_a_one_line_input_error(tmp_path):
     rows = planted_rows().with_columns(
         ref=pl.when(pl.int_range(pl.len()) == 40).then(pl.lit("r002")).otherwise(pl.col("ref"))
