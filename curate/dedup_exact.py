@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from queue import Queue
@@ -225,49 +225,55 @@ def _hash_parallel(
     return pl.concat(parts) if len(parts) > 1 else parts[0]
 
 
-def dedup_parquet(
-    source: str | os.PathLike[str],
-    kept_path: str | os.PathLike[str],
-    dropped_path: str | os.PathLike[str],
+@dataclasses.dataclass
+class DuplicateRows:
+    """Which rows repeat an earlier row's normalised text, by position in the stream."""
+
+    rows: int
+    partitions: int
+    drop: np.ndarray  # per row: it repeats an earlier row
+    dup: np.ndarray  # the repeating rows, sorted
+    rep: np.ndarray  # the first row each of them repeats
+    rep_rows: np.ndarray  # first rows of the texts seen more than once, sorted
+    rep_sizes: np.ndarray  # how many rows share each of those texts
+
+    def in_clusters(self) -> np.ndarray:
+        """Per row: it shares its normalised text with another row."""
+        mask = self.drop.copy()
+        mask[self.rep_rows] = True
+        return mask
+
+
+def _frame(batch: Any) -> pl.DataFrame:
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def find_duplicate_rows(
+    batches: Iterable[pl.DataFrame],
+    max_rows: int,
     *,
-    norm: Normalization | None = None,
+    norm: Normalization,
     same_label_only: bool = False,
-    batch_rows: int = 250_000,
     partition_rows: int = 2_000_000,
     workdir: str | os.PathLike[str] | None = None,
-    step: str = "dedup",
-) -> ParquetDedupResult:
-    """Exact-dedup a Parquet file (or a directory of them, in name order) of any size into
-    kept and dropped Parquet files.
-
-    The first row of every normalised text is kept, in input order. Kept rows gain
-    `<step>__cluster` (their own id) and `<step>__cluster_size`; dropped rows gain
-    `<step>__cluster` (the id of the kept row), `step` and `reason`.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+) -> DuplicateRows:
+    """Passes 1 and 2 of the out-of-core dedup over frames of `text` (and `label`): hash
+    (h1, h2, row) triples into partitions on disk, then find the first row of every key
+    one partition at a time. `max_rows` bounds the rows to come (it sets the partitions).
+    Hashes are 128 bits: a collision would merge two texts, at odds far below 2^-64."""
     started = time.perf_counter()
-    norm = norm or Normalization()
-    source_file = _ParquetSource(source)
-    names = source_file.schema_arrow.names
-    needed = ["id", "text"] + (["label"] if same_label_only else [])
-    missing = [c for c in needed if c not in names]
-    if missing:
-        raise InputError(f"{source} has no column(s) {missing}; found {names}")
-    n = source_file.num_rows
-    nparts = max(1, -(-n // partition_rows))
+    nparts = max(1, -(-max_rows // partition_rows))
     scratch = Path(tempfile.mkdtemp(prefix="assay-dedup-", dir=workdir))
     try:
         # pass 1: (h1, h2, row) triples, partitioned by hash into flat binary files
         files = [open(scratch / f"part{p:04d}.bin", "wb") for p in range(nparts)]  # noqa: SIM115
         pool = ThreadPoolExecutor(THREADS)
+        start = 0
         try:
-            start = 0
-            cols = ["text"] + (["label"] if same_label_only else [])
-            batches = source_file.iter_batches(batch_size=batch_rows, columns=cols)
-            for record_batch in _prefetch(batches):
-                hashed = _hash_parallel(pl.from_arrow(record_batch), norm, same_label_only, pool)
+            for batch in batches:
+                hashed = _hash_parallel(batch, norm, same_label_only, pool)
                 h1 = hashed["h1"].to_numpy()
                 h2 = hashed["h2"].to_numpy()
                 rows = np.arange(start, start + len(h1), dtype=np.uint64)
@@ -286,6 +292,7 @@ def dedup_parquet(
                 f.close()
         log.debug("exact dedup pass 1 (hash, partition): %.2fs", time.perf_counter() - started)
         # pass 2: per partition, the first row of each key; others point at it
+        n = start
         drop = np.zeros(n, dtype=bool)
         rep_of: list[np.ndarray] = []
         dup_rows: list[np.ndarray] = []
@@ -320,8 +327,55 @@ def dedup_parquet(
         rep_rows, rep_sizes = rep_rows[order], rep_sizes[order]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    log.debug(
+        "exact dedup passes 1-2 (hash, first of each key): %.2fs", time.perf_counter() - started
+    )
+    return DuplicateRows(n, nparts, drop, dup, rep, rep_rows, rep_sizes)
 
-    log.debug("exact dedup pass 2 (first of each key): %.2fs", time.perf_counter() - started)
+
+def dedup_parquet(
+    source: str | os.PathLike[str],
+    kept_path: str | os.PathLike[str],
+    dropped_path: str | os.PathLike[str],
+    *,
+    norm: Normalization | None = None,
+    same_label_only: bool = False,
+    batch_rows: int = 250_000,
+    partition_rows: int = 2_000_000,
+    workdir: str | os.PathLike[str] | None = None,
+    step: str = "dedup",
+) -> ParquetDedupResult:
+    """Exact-dedup a Parquet file (or a directory of them, in name order) of any size into
+    kept and dropped Parquet files.
+
+    The first row of every normalised text is kept, in input order. Kept rows gain
+    `<step>__cluster` (their own id) and `<step>__cluster_size`; dropped rows gain
+    `<step>__cluster` (the id of the kept row), `step` and `reason`.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    norm = norm or Normalization()
+    source_file = _ParquetSource(source)
+    names = source_file.schema_arrow.names
+    needed = ["id", "text"] + (["label"] if same_label_only else [])
+    missing = [c for c in needed if c not in names]
+    if missing:
+        raise InputError(f"{source} has no column(s) {missing}; found {names}")
+    cols = ["text"] + (["label"] if same_label_only else [])
+    batches = source_file.iter_batches(batch_size=batch_rows, columns=cols)
+    found = find_duplicate_rows(
+        (_frame(b) for b in _prefetch(batches)),
+        source_file.num_rows,
+        norm=norm,
+        same_label_only=same_label_only,
+        partition_rows=partition_rows,
+        workdir=workdir,
+    )
+    n, nparts = found.rows, found.partitions
+    drop, dup, rep = found.drop, found.dup, found.rep
+    rep_rows, rep_sizes = found.rep_rows, found.rep_sizes
     # pass 3: stream the source again; representatives always come before their duplicates,
     # so the ids of the representatives seen so far are enough (kept as chunks, no copies).
     rep_id_chunks: list[pl.Series] = []

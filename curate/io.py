@@ -166,8 +166,7 @@ def read(options: ReadOptions) -> Loaded:
             {"file": file_hash(path), "options": options.model_dump(mode="json")}
         )
     elif fmt == "parquet" and path.is_dir():
-        files = {p.name: file_hash(p) for p in parquet_files(path)}
-        input_hash = json_hash({"files": files, "options": options.model_dump(mode="json")})
+        input_hash = parquet_dir_hash(path, options)
     else:
         from assay.hashing import frame_hash
 
@@ -210,6 +209,12 @@ def read_corpus(path: str | os.PathLike[str]) -> pl.DataFrame:
 
 
 _HF_MARKERS = ("dataset_dict.json", "dataset_info.json", "state.json")
+
+
+def parquet_dir_hash(path: Path, options: ReadOptions) -> str:
+    """The input key of a directory of Parquet files: its files' hashes and the options."""
+    files = {p.name: file_hash(p) for p in parquet_files(path)}
+    return json_hash({"files": files, "options": options.model_dump(mode="json")})
 
 
 def parquet_files(path: Path) -> list[Path]:
@@ -418,6 +423,24 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def mapped_columns(path: Path, names: list[str], options: ReadOptions) -> list[str]:
+    """The columns of `names` the options map onto the corpus; the text column must be one."""
+    wanted = [
+        options.text_column,
+        options.label_column,
+        options.id_column,
+        options.split_column,
+        options.group_column,
+        options.lang_column,
+    ]
+    if options.text_column not in names:
+        raise InputError(
+            f"{str(path)!r}: expected a text column {options.text_column!r}, found "
+            f"{shorten(names)}; set text_column"
+        )
+    return [c for c in dict.fromkeys(wanted) if c is not None and c in names]
+
+
 def _scan_parquet_dir(path: Path, options: ReadOptions) -> pl.DataFrame:
     """A directory of Parquet files, scanned lazily: only the mapped columns are read
     (and only the first `limit` rows), with polars' streaming engine."""
@@ -426,21 +449,7 @@ def _scan_parquet_dir(path: Path, options: ReadOptions) -> pl.DataFrame:
         raise InputError(f"{str(path)!r} holds no *.parquet files; pass a file or such a directory")
     try:
         scan = pl.scan_parquet(files)
-        names = scan.collect_schema().names()
-        wanted = [
-            options.text_column,
-            options.label_column,
-            options.id_column,
-            options.split_column,
-            options.group_column,
-            options.lang_column,
-        ]
-        used = [c for c in dict.fromkeys(wanted) if c is not None and c in names]
-        if options.text_column not in names:
-            raise InputError(
-                f"{str(path)!r}: expected a text column {options.text_column!r}, found "
-                f"{shorten(names)}; set text_column"
-            )
+        used = mapped_columns(path, scan.collect_schema().names(), options)
         if options.limit is not None:
             scan = scan.head(options.limit)
         return scan.select(used).collect(engine="streaming")

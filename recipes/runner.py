@@ -30,8 +30,16 @@ from assay.errors import RecipeError, StepError, redact_data, shorten
 from assay.hashing import frame_hash
 from assay.progress import Progress, SilentProgress
 from assay.recipes.schema import Recipe, StepSpec, dump_recipe, load_recipe
+from assay.recipes.streaming_input import dedup_while_reading
 from assay.rundir import CORPUS, DROPPED, LINEAGE, MANIFEST, REPORT, RunDirectory
-from assay.step import DROP_COLUMNS, Step, StepReport, check_accounting, check_eval_protected
+from assay.step import (
+    DROP_COLUMNS,
+    Step,
+    StepReport,
+    StepResult,
+    check_accounting,
+    check_eval_protected,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +102,16 @@ def run_steps(
     cache: StepCache | None = None,
     input_key: str | None = None,
     protect_eval: bool = True,
+    start: int = 0,
 ) -> PipelineResult:
-    """Run steps in order with caching and the bookkeeping checks."""
+    """Run steps in order with caching and the bookkeeping checks; `start` is the position
+    of the first of them in the recipe."""
     key = input_key or frame_hash(corpus)
     dropped: list[pl.DataFrame] = []
     lineage: list[pl.DataFrame] = []
     findings: dict[str, pl.DataFrame] = {}
     reports: list[StepReport] = []
-    for index, step in enumerate(steps):
+    for index, step in enumerate(steps, start):
         sctx = ctx.for_step(index, step.name)
         key = step_key(key, step, ctx.seed, index)
         use_cache = cache is not None and step.cacheable
@@ -149,6 +159,20 @@ def run_steps(
         reports=reports,
         findings=findings,
         key=key,
+    )
+
+
+def _after_first(first: StepResult, rest: PipelineResult) -> PipelineResult:
+    """The pipeline's result with the result of a first step run apart put in front."""
+    dropped = [f for f in (first.dropped, rest.dropped) if f is not None and f.height]
+    lineage = [f for f in (first.lineage, rest.lineage) if f is not None and f.height]
+    findings = {} if first.findings is None else {f"00_{first.report.step}": first.findings}
+    return dataclasses.replace(
+        rest,
+        dropped=pl.concat(dropped, how="diagonal_relaxed") if dropped else rest.dropped,
+        lineage=pl.concat(lineage, how="diagonal_relaxed") if lineage else rest.lineage,
+        reports=[first.report, *rest.reports],
+        findings={**findings, **rest.findings},
     )
 
 
@@ -253,7 +277,16 @@ def _build_run(
         progress=progress or SilentProgress(),
     )
     started = time.perf_counter()
-    loaded = load_input(recipe) if given is None else _given_input(given)
+    steps = build_steps(recipe.steps)
+    if cache is None:
+        cache = StepCache(enabled=recipe.cache)
+    cache = _usable_cache(cache)
+    # A Parquet directory whose first step is exact dedup is deduplicated while it is read.
+    streamed = None if given is not None else dedup_while_reading(recipe, steps, ctx, cache)
+    if streamed is not None:
+        loaded = streamed.loaded
+    else:
+        loaded = load_input(recipe) if given is None else _given_input(given)
     corpus, load_dropped, input_key, rows_read = (
         loaded.corpus,
         loaded.dropped,
@@ -261,13 +294,18 @@ def _build_run(
         loaded.rows_read,
     )
     corpus_mod.check_corpus(corpus, f"recipe {recipe.name!r} input", recipe.input.labels)
-    steps = build_steps(recipe.steps)
-    if cache is None:
-        cache = StepCache(enabled=recipe.cache)
-    cache = _usable_cache(cache)
+    done = 0 if streamed is None else 1
     result = run_steps(
-        corpus, steps, ctx, cache=cache, input_key=input_key, protect_eval=recipe.protect_eval
+        corpus,
+        steps[done:],
+        ctx,
+        cache=cache,
+        input_key=input_key if streamed is None else streamed.key,
+        protect_eval=recipe.protect_eval,
+        start=done,
     )
+    if streamed is not None:
+        result = _after_first(streamed.result, result)
     dropped = (
         pl.concat([load_dropped, result.dropped], how="diagonal_relaxed")
         if load_dropped.height
