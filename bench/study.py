@@ -42,7 +42,7 @@ SIZES = [100, 500, 2000]
 ENCODER_SIZE = 500
 # LM paraphrase runs up to this many train rows (fast model only, since the encoder runs
 # at 500): Cegin et al. place its gain at 5-20 examples per label, and each 500-row draw
-# costs about 10 CPU-minutes of SmolLM2 generation per seed on 2 cores.
+# costs minutes of SmolLM2 generation per seed on 2 cores.
 PARAPHRASE_UP_TO = 100
 METRICS = ("macro_f1", "accuracy")
 
