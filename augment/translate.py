@@ -10,8 +10,9 @@ interrupted run leaves the file either with the batch or without it.
 Backends:
 
 - `apertium` (default, offline, rule-based): a whole batch goes through one `apertium`
-  process, one sentence per line; the number of output lines is checked against the input
-  and a batch that does not split back is retried in halves.
+  process, one sentence per paragraph (no context carries over from its neighbours); the
+  number of output lines is checked against the input and a batch that does not split
+  back is retried in halves.
 - `hf`: a Hugging Face seq2seq model (MarianMT, NLLB, M2M...) by id or path, batched, on
   the GPU when there is one; loaded once per process.
 - `ctranslate2`: a model directory converted by CTranslate2, with the Hugging Face
@@ -166,7 +167,7 @@ def _apertium_pairs() -> list[str]:
 
 
 class ApertiumTranslator(Translator):
-    """Apertium (rule-based, offline): one process per batch, one sentence per line."""
+    """Apertium (rule-based, offline): one process per batch, one sentence per paragraph."""
 
     backend = "apertium"
 
@@ -176,7 +177,8 @@ class ApertiumTranslator(Translator):
         self.processes = 0  # apertium processes started by this object
 
     def model_key(self) -> str:
-        return "apertium"
+        # "p": each sentence sent as its own paragraph (translations cached before differ)
+        return "apertium-p"
 
     def _exe(self, src: str, tgt: str) -> str:
         exe = shutil.which("apertium")
@@ -191,9 +193,12 @@ class ApertiumTranslator(Translator):
 
     def _run(self, exe: str, lines: list[str], pair: str) -> list[str] | None:
         self.processes += 1
+        # A blank line between sentences makes each its own paragraph: Apertium carries
+        # context across a line without a full stop (the next line's capitals, dropped
+        # pronouns), which made a sentence's translation depend on its batch neighbours.
         proc = subprocess.run(
             [exe, "-u", pair],
-            input="\n".join(lines) + "\n",  # the trailing newline: no stray U+FFFF at the end
+            input="\n\n".join(lines) + "\n",  # the trailing newline: no stray U+FFFF at the end
             capture_output=True,
             text=True,
             check=False,
@@ -205,9 +210,9 @@ class ApertiumTranslator(Translator):
         out = proc.stdout.split("\n")
         if out and out[-1] == "":
             out.pop()
-        if len(out) != len(lines):
+        if len(out) != 2 * len(lines) - 1 or any(gap.strip() for gap in out[1::2]):
             return None
-        return [_SPACE.sub(" ", line).strip() for line in out]
+        return [_SPACE.sub(" ", line).strip() for line in out[::2]]
 
     def _batch(self, exe: str, lines: list[str], pair: str) -> list[str]:
         out = self._run(exe, lines, pair)

@@ -111,6 +111,19 @@ def test_apertium_translates_a_whole_batch_in_one_process():
 
 
 @needs_apertium
+def test_apertium_translates_a_sentence_alike_whatever_its_batch_neighbours():
+    # Apertium carries context across a line without a full stop: in one stream the second
+    # sentence came back with a lower-case verb and, back in English, without its "I".
+    unterminated = "Katz uses archival footage, but most powerful of all is the song itself"
+    sentence = "I enjoyed Time of Favor while I was watching it."
+    together = tr.translator("apertium", cache=False).translate(
+        [unterminated, sentence, "ok"], "eng", "spa"
+    )
+    alone = tr.translator("apertium", cache=False).translate([sentence], "eng", "spa")
+    assert together[1] == alone[0] and alone[0][0].isupper()
+
+
+@needs_apertium
 def test_apertium_second_run_reads_the_cache():
     texts = ["The film is good.", "It was a bad movie."]
     first = tr.translator("apertium")
