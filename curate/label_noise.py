@@ -45,7 +45,8 @@ class LabelNoiseEdit(Edit):
     """Find likely label errors from out-of-fold probabilities; flag, drop, relabel or review.
 
     Only rows of `splits` (train by default) are scored and changed; the cross-fitted
-    models are trained on those rows alone, so dev and test stay unseen.
+    models are trained on those rows alone, so dev and test stay unseen. Rows of a label
+    with fewer rows than `folds` are not scored (the summary's `unscored_labels`).
     """
 
     touches_eval = False
