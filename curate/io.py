@@ -423,6 +423,19 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def source_names(options: ReadOptions) -> dict[str, str]:
+    """Input column -> corpus column, for the columns the options map."""
+    names = {
+        options.text_column: "text",
+        options.label_column: "label",
+        options.id_column: "id",
+        options.split_column: "split",
+        options.group_column: "group",
+        options.lang_column: "lang",
+    }
+    return {src: dst for src, dst in names.items() if src is not None}
+
+
 def mapped_columns(path: Path, names: list[str], options: ReadOptions) -> list[str]:
     """The columns of `names` the options map onto the corpus; the text column must be one."""
     wanted = [
@@ -594,15 +607,7 @@ def to_corpus(raw: pl.DataFrame, options: ReadOptions) -> tuple[pl.DataFrame, pl
             f"expected the column(s) {what}, but found only {raw.columns}; "
             "set text_column / label_column to the right names"
         )
-    renames = {
-        options.text_column: "text",
-        options.label_column: "label",
-        options.id_column: "id",
-        options.split_column: "split",
-        options.group_column: "group",
-        options.lang_column: "lang",
-    }
-    renames = {src: dst for src, dst in renames.items() if src is not None}
+    renames = source_names(options)
     # Source columns that collide with schema names but are not mapped are kept, prefixed.
     collisions = {
         c: f"source__{c}" for c in raw.columns if c in corpus_mod.SCHEMA and c not in renames

@@ -135,14 +135,7 @@ class _CorpusBatches:
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise InputError(f"cannot read {str(path)!r} as parquet: {exc}") from None
         self.columns = io.mapped_columns(path, names, options)
-        mapped = {
-            options.text_column: "text",
-            options.label_column: "label",
-            options.id_column: "id",
-            options.split_column: "split",
-            options.group_column: "group",
-            options.lang_column: "lang",
-        }
+        mapped = io.source_names(options)
         self.sourced = {mapped[c] for c in self.columns if c in mapped}  # corpus columns read
         total = sum(self._rows)
         self.max_rows = total if options.limit is None else min(total, options.limit)
