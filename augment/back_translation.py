@@ -66,15 +66,9 @@ class BackTranslationAugmenter(TextAugmenter):
 
         @model_validator(mode="after")
         def _models_for_hops(self):
-            if self.backend == "apertium" or self.model:
-                return self
-            needed = {f"{a}-{b}" for p in self.pivots for a, b in hops(self.source, p)}
-            missing = sorted(needed - set(self.models))
-            if missing:
-                raise ValueError(
-                    f"backend {self.backend!r} needs a model: set 'model' (multilingual) or "
-                    f"'models' for the hops {missing}"
-                )
+            self.check_models(
+                {f"{a}-{b}" for p in self.pivots for a, b in hops(self.source, p)}, "hops"
+            )
             return self
 
     op = "bt"

@@ -460,6 +460,18 @@ class TranslatorSettings(BaseModel):
             raise ValueError(f"unknown backend {value!r}; expected one of {sorted(BACKENDS)}")
         return value
 
+    def check_models(self, needed: set[str], what: str) -> None:
+        """A ValueError unless Apertium, `model` or `models` covers every `src-tgt` in
+        `needed` (`what` names them: hops, pairs)."""
+        if self.backend == "apertium" or self.model:
+            return
+        missing = sorted(needed - set(self.models))
+        if missing:
+            raise ValueError(
+                f"backend {self.backend!r} needs a model: set 'model' (multilingual) or "
+                f"'models' for the {what} {missing}"
+            )
+
     def translators(self) -> Translators:
         return Translators(
             self.backend, self.model, self.models, batch_size=self.batch_size, cache=self.cache

@@ -148,15 +148,9 @@ class TranslateTrainAugmenter(Augmenter):
                     f"eval_splits {self.eval_splits} overlap splits {self.splits}: a split is "
                     "either translated as training data or copied as eval rows"
                 )
-            if self.backend == "apertium" or self.model:
-                return self
-            needed = {f"{a}-{b}" for t in self.languages for a, b in self.pairs(t)}
-            missing = sorted(needed - set(self.models))
-            if missing:
-                raise ValueError(
-                    f"backend {self.backend!r} needs a model: set 'model' (multilingual) or "
-                    f"'models' for the pairs {missing}"
-                )
+            self.check_models(
+                {f"{a}-{b}" for t in self.languages for a, b in self.pairs(t)}, "pairs"
+            )
             return self
 
         def pairs(self, target: str) -> list[tuple[str, str]]:

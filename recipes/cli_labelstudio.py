@@ -18,10 +18,12 @@ from assay.curate.active import STRATEGIES
 from assay.errors import InputError
 from assay.recipes.cli_group import AssayGroup
 from assay.recipes.cli_options import (
+    batch_option,
     corpus_argument,
     json_option,
     model_option,
     out_file_option,
+    overlap_option,
     quiet_option,
     seed_option,
 )
@@ -154,20 +156,8 @@ def init_cmd(
     help="Active learning: push --batch unlabelled rows chosen by this strategy (the fast "
     "model trains on the labelled train rows); each task records why it was chosen.",
 )
-@click.option(
-    "--batch",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Rows per active-learning batch.",
-)
-@click.option(
-    "--overlap",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="The k most uncertain rows of the batch go to two annotators.",
-)
+@batch_option("Rows per active-learning batch.")
+@overlap_option
 def push_cmd(
     corpus: Path,
     url: str,
@@ -397,21 +387,9 @@ def _rounds_table(rounds: list[dict]) -> str:
     show_default=True,
     help="How the next batch is chosen.",
 )
-@click.option(
-    "--batch",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Tasks to push this round.",
-)
+@batch_option("Tasks to push this round.")
 @model_option(default="fast")
-@click.option(
-    "--overlap",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="The k most uncertain rows of the batch go to two annotators.",
-)
+@overlap_option
 @seed_option(default=13, of="the round (model and selection)")
 @out_file_option("the corpus with the labels pulled so far")
 def round_cmd(

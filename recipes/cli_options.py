@@ -67,6 +67,23 @@ def seed_option(default: int | None = None, of: str = "the run") -> Callable[[F]
     )
 
 
+def batch_option(help: str) -> Callable[[F], F]:
+    """`--batch`: rows chosen per active-learning batch (`help` says what they become)."""
+    return click.option(
+        "--batch", type=click.IntRange(min=1), default=100, show_default=True, help=help
+    )
+
+
+def overlap_option(fn: F) -> F:
+    return click.option(
+        "--overlap",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="The k most uncertain rows of the batch go to two annotators.",
+    )(fn)
+
+
 def corpus_argument(required: bool = True) -> Callable[[F], F]:
     """A CORPUS argument: a corpus file or a run directory (its corpus.parquet)."""
     return click.argument("corpus", type=click.Path(exists=True, path_type=Path), required=required)
