@@ -97,12 +97,14 @@ class RayEngine:
         num_partitions: int | None = None,
         batch_size: int = 65536,
         actors: int | None = None,
+        gpus_per_actor: float | None = None,
     ) -> None:
         self.address = address
         self.num_cpus = num_cpus
         self.num_partitions = num_partitions
         self.batch_size = batch_size
         self.actors = actors
+        self.gpus_per_actor = gpus_per_actor  # for actor pools that load a model
 
     def _ray(self) -> Any:
         ray = require("ray", "ray", "the Ray engine")
@@ -225,7 +227,9 @@ def get_engine(
         key = tuple(sorted(given.items()))
         if key not in _RAY_ENGINES:
             kw: dict[str, Any] = {
-                k: given[k] for k in ("address", "num_cpus", "batch_size", "actors") if k in given
+                k: given[k]
+                for k in ("address", "num_cpus", "batch_size", "actors", "gpus_per_actor")
+                if k in given
             }
             _RAY_ENGINES[key] = RayEngine(**kw)
         return _RAY_ENGINES[key]

@@ -39,12 +39,19 @@ if TYPE_CHECKING:
 ROW = "__row"
 
 
+def run_engine(ctx: RunContext) -> Engine | None:
+    """The run's engine, or None when it is the local one (work then stays in-process)."""
+    if ctx.engine == "local":
+        return None
+    return get_engine(ctx.engine, ctx.options.get("ray"))
+
+
 def engine_for(step: Step, ctx: RunContext) -> Engine | None:
     """The engine to run this step's hook on in batches, or None for the whole-corpus
     call (the local engine, or a step whose hook needs the whole corpus)."""
-    if ctx.engine == "local" or not getattr(step, "row_local", False):
+    if not getattr(step, "row_local", False):
         return None
-    return get_engine(ctx.engine, ctx.options.get("ray"))
+    return run_engine(ctx)
 
 
 class HookBatches:

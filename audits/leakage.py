@@ -43,7 +43,7 @@ from assay.audits import leakage_methods as methods
 from assay.context import RunContext
 from assay.corpus import EVAL_SPLITS
 from assay.curate.dedup_exact import Normalization, label_key, normalize_series
-from assay.engine import get_engine
+from assay.engine_steps import run_engine
 from assay.errors import InputError
 from assay.registry import register
 from assay.step import Changes, Edit, Keep, StepConfig
@@ -181,9 +181,7 @@ class LeakageEdit(Edit):
                 cfg,
                 seed=ctx.step_seed("minhash"),
                 advance=task.advance,
-                engine=None
-                if ctx.engine == "local"
-                else get_engine(ctx.engine, ctx.options.get("ray")),
+                engine=run_engine(ctx),
             )
         summary = summarize(corpus, findings, names, benchmark_rows(cfg))
         changes = Changes(
@@ -311,7 +309,7 @@ def _run(
     if method == "group":
         return methods.groups(rows)
     if method == "semantic":
-        return methods.semantic(rows, pairs, cfg.semantic_threshold, cfg.model)
+        return methods.semantic(rows, pairs, cfg.semantic_threshold, cfg.model, engine=engine)
     if method == "crosslingual":
         return methods.crosslingual(rows, pairs, cfg.crosslingual_threshold)
     return methods.label_conflicts(rows)

@@ -386,6 +386,7 @@ def semantic(
     model: str | None = None,
     batch_size: int = 64,
     block: int = 2048,
+    engine: Any = None,
 ) -> pl.DataFrame:
     """Rows of two splits whose sentence embeddings (the dedup step's, MiniLM by default)
     have cosine >= `threshold` (`score`). Each eval block is compared with the whole earlier
@@ -396,7 +397,7 @@ def semantic(
     sub = rows.filter(pl.col("split").is_in(splits))
     if sub.height < 2:
         return empty()
-    vectors = dedup_semantic.embed(sub["text"].to_list(), model, batch_size)
+    vectors = dedup_semantic.embed(sub["text"].to_list(), model, batch_size, engine)
     return _neighbours(sub, vectors, pairs, threshold, block, "semantic")
 
 

@@ -32,6 +32,7 @@ smollm2`) and in `generate__model`, `generate__backend` and `generate__mode`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any, Literal
 
@@ -45,6 +46,7 @@ from assay.augment.base import TextAugmenter, TextAugmenterBaseConfig
 from assay.augment.generate_clean import clean
 from assay.context import RunContext
 from assay.curate.dedup import MINHASH_THRESHOLD
+from assay.engine_steps import run_engine
 from assay.errors import StepError
 from assay.registry import register
 from assay.step import Rejections
@@ -76,9 +78,9 @@ class GenerateAugmenter(TextAugmenter):
     train row (`near_duplicate`), when the label guard rejects them, or when they
     near-duplicate an earlier generated row (`near_duplicate`)."""
 
-    # Few-shot prompts draw examples from every selected row of a label, and one sampling
-    # seed covers the whole prompt list: the hook needs all rows together, so it runs on the
-    # driver whatever the engine (the filters do in any case).
+    # Few-shot prompts draw examples from every selected row of a label: the prompts are
+    # built on the driver, and on an engine only the model batches run there, each under
+    # the same (seed, batch) as in-process. The filters need every output together.
     row_local = False
 
     class Config(TextAugmenterBaseConfig):
@@ -209,23 +211,30 @@ class GenerateAugmenter(TextAugmenter):
         cfg = self.config
         plan, per_prompt = self._plan(rows, ctx)
         prompts, echoes = self._prompts(rows, plan, ctx)
-        model = lm.causal_lm(cfg.model, cfg.device)
-        before = dict(model.stats.to_dict())
+        options: dict[str, Any] = {
+            "max_new_tokens": cfg.max_new_tokens,
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "seed": ctx.step_seed("sampling"),
+            "num_return_sequences": per_prompt,
+            "system": cfg.system,
+        }
+        engine = run_engine(ctx)
         with ctx.task(f"{self.name}: generating", total=len(prompts)) as task:
-            outputs = model.generate(
-                prompts,
-                max_new_tokens=cfg.max_new_tokens,
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                seed=ctx.step_seed("sampling"),
-                batch_size=cfg.batch_size,
-                num_return_sequences=per_prompt,
-                system=cfg.system,
-                advance=task.advance,
-            )
-        after = model.stats.to_dict()
-        tokens = after["tokens"] - before["tokens"]
-        seconds = after["seconds"] - before["seconds"]
+            if engine is None:
+                model = lm.causal_lm(cfg.model, cfg.device)
+                before = dataclasses.replace(model.stats)
+                outputs = model.generate(
+                    prompts, batch_size=cfg.batch_size, advance=task.advance, **options
+                )
+                tokens = model.stats.tokens - before.tokens
+                seconds = model.stats.seconds - before.seconds
+            else:
+                outputs, done = lm.generate_on(
+                    engine, cfg.model, cfg.device, prompts, batch_size=cfg.batch_size, **options
+                )
+                tokens, seconds = done.tokens, done.seconds
+                task.advance(len(prompts))
         ids = rows["id"].to_list()
         texts = rows["text"].to_list()
         labels = rows["label"].to_list()

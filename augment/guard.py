@@ -241,26 +241,6 @@ def _predict_batch(batch: Any, model: Any) -> Any:
     return pa.table({"_i": batch["_i"], "proba": pa.array(proba.tolist())})
 
 
-class _EncodeBatches:
-    """The sentence encoder, loaded once per actor, embedding batches of texts."""
-
-    def __init__(self, encoder: str | None) -> None:
-        from assay.resources import sentence_encoder
-
-        self.model = sentence_encoder(encoder, purpose="the guard's similarity check")
-
-    def __call__(self, batch: Any) -> Any:
-        import pyarrow as pa
-
-        emb = self.model.encode(
-            batch["text"].to_pylist(),
-            batch_size=64,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-        )
-        return pa.table({"_i": batch["_i"], "emb": pa.array(np.asarray(emb).tolist())})
-
-
 def _numbered(texts: list[str]) -> Any:
     import pyarrow as pa
 
@@ -274,13 +254,9 @@ def _in_order(out: Any, column: str) -> np.ndarray:
 
 
 def _encode(encoder: str | None, texts: list[str], engine: Any) -> np.ndarray:
-    if engine is None:
-        from assay.resources import sentence_encoder
+    from assay import embeddings
 
-        model = sentence_encoder(encoder, purpose="the guard's similarity check")
-        return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-    out = engine.map_batches(_numbered(texts), _EncodeBatches, fn_args=(encoder,), batch_size=1024)
-    return _in_order(out, "emb").astype(np.float32)
+    return embeddings.embed(texts, encoder, engine=engine, purpose="the guard's similarity check")
 
 
 def _similarity(

@@ -12,6 +12,10 @@ the prompt must end there in every row), and samples under a torch random state 
 the caller (`torch.random.fork_rng`: the global torch state is untouched). Same seed, same
 prompts, same batch size: same output. It counts the tokens it generated and the seconds
 it took, for tokens/s.
+
+`generate_on(engine, ...)` runs the same generation on an engine: each task is one model
+batch (the same prompts, sampled under the same (seed, batch) state as in-process), in an
+actor pool that loads the model once per actor, with the engine's GPUs per actor.
 """
 
 from __future__ import annotations
@@ -169,12 +173,14 @@ class CausalLM:
         num_return_sequences: int = 1,
         system: str | None = None,
         advance: Callable[[int], Any] | None = None,
+        first_batch: int = 0,
     ) -> list[list[str]]:
         """`num_return_sequences` continuations of every prompt (a list per prompt).
 
         `temperature` 0 decodes greedily (one sequence per prompt is then all there is).
-        Prompts are batched `batch_size` at a time in their given order; `advance(k)` is
-        called after each batch with the number of prompts it held."""
+        Prompts are batched `batch_size` at a time in their given order, batch b sampled
+        under (seed, first_batch + b); `advance(k)` is called after each batch with the
+        number of prompts it held."""
         if max_new_tokens < 1 or num_return_sequences < 1:
             raise InputError(
                 f"max_new_tokens and num_return_sequences must be >= 1; got "
@@ -205,7 +211,7 @@ class CausalLM:
                 enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(
                     self.device
                 )
-                with _seeded(seed, b, self.device):
+                with _seeded(seed, first_batch + b, self.device):
                     gen = self.model.generate(**enc, **options)
                 new = gen[:, enc["input_ids"].shape[1] :]
                 self.stats.tokens += _count_tokens(new, tok)
@@ -219,6 +225,73 @@ class CausalLM:
         self.stats.prompts += len(prompts)
         self.stats.sequences += len(prompts) * num_return_sequences
         return out
+
+
+def generate_on(
+    engine: Any, name: str, device: str, prompts: list[str], *, batch_size: int, **options: Any
+) -> tuple[list[list[str]], GenerationStats]:
+    """`causal_lm(name, device).generate(prompts, batch_size=..., **options)` on an engine,
+    one model batch per task: the same outputs, and the summed statistics."""
+    import pickle
+
+    import pyarrow as pa
+
+    starts = range(0, len(prompts), batch_size)
+    table = pa.table(
+        {
+            "_b": pa.array(range(len(starts)), pa.int64()),
+            "prompts": pa.array(
+                [prompts[i : i + batch_size] for i in starts], pa.list_(pa.string())
+            ),
+        }
+    )
+    out = engine.map_batches(
+        table,
+        BatchGenerator,
+        fn_args=(name, device, options),
+        batch_size=1,
+        num_gpus=getattr(engine, "gpus_per_actor", None),
+    )
+    order = sorted(range(out.num_rows), key=out["_b"].to_pylist().__getitem__)
+    answers = out["answer"].to_pylist()
+    outputs: list[list[str]] = []
+    stats = GenerationStats()
+    for i in order:
+        texts, done = pickle.loads(answers[i])
+        outputs.extend(texts)
+        for field in dataclasses.fields(GenerationStats):
+            setattr(stats, field.name, getattr(stats, field.name) + getattr(done, field.name))
+    return outputs, stats
+
+
+class BatchGenerator:
+    """An engine's callable class: the model, loaded once per actor, generating the model
+    batches it is handed (each row: batch index `_b`, its `prompts`)."""
+
+    def __init__(self, name: str, device: str, options: dict[str, Any]) -> None:
+        self.model = causal_lm(name, device)
+        self.options = options
+
+    def __call__(self, batch: Any) -> Any:
+        import pickle
+
+        import pyarrow as pa
+
+        answers = []
+        for b, prompts in zip(batch["_b"].to_pylist(), batch["prompts"].to_pylist(), strict=True):
+            before = dataclasses.replace(self.model.stats)
+            texts = self.model.generate(
+                prompts, batch_size=len(prompts), first_batch=b, **self.options
+            )
+            after = self.model.stats
+            done = GenerationStats(
+                *(
+                    getattr(after, f.name) - getattr(before, f.name)
+                    for f in dataclasses.fields(after)
+                )
+            )
+            answers.append(pickle.dumps((texts, done)))
+        return pa.table({"_b": batch["_b"], "answer": pa.array(answers, pa.large_binary())})
 
 
 @contextlib.contextmanager

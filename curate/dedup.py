@@ -29,6 +29,7 @@ from assay.corpus import EVAL_SPLITS
 from assay.curate.dedup_clusters import components
 from assay.curate.dedup_exact import Normalization, exact_clusters, label_key
 from assay.engine import get_engine
+from assay.engine_steps import run_engine
 from assay.errors import InputError
 from assay.registry import register
 from assay.step import Filter, Keep, StepConfig
@@ -177,10 +178,10 @@ def find_clusters(
     """Cluster label (first member row) of every row, and statistics for the report."""
     n = corpus.height
     if cfg.method == "exact":
-        if ctx.engine != "local":
+        engine = run_engine(ctx)
+        if engine is not None:
             from assay.curate.dedup_exact import exact_clusters_on
 
-            engine = get_engine(ctx.engine, ctx.options.get("ray"))
             return exact_clusters_on(engine, corpus, cfg.normalization, cfg.same_label_only), {
                 "engine": engine.name
             }
@@ -269,7 +270,8 @@ def semantic_pairs(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     from assay.curate import dedup_semantic
 
-    vectors = dedup_semantic.embed(corpus["text"].to_list(), cfg.model, cfg.batch_size)
+    texts = corpus["text"].to_list()
+    vectors = dedup_semantic.embed(texts, cfg.model, cfg.batch_size, run_engine(ctx))
     a, b, _ = dedup_semantic.similar_pairs(
         vectors, cfg.similarity, cfg.neighbours, rng=ctx.rng("semantic")
     )

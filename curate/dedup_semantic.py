@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,19 +24,15 @@ BLOCK = 2048
 MAX_BUCKET = 256  # larger SimHash buckets are linked as stars
 
 
-def embed(texts: Sequence[str], model: str | None = None, batch_size: int = 64) -> np.ndarray:
-    """Unit-length float32 embeddings of `texts` (n, dim)."""
-    from assay.resources import sentence_encoder
+def embed(
+    texts: Sequence[str], model: str | None = None, batch_size: int = 64, engine: Any = None
+) -> np.ndarray:
+    """Unit-length float32 embeddings of `texts` (n, dim); on an engine, in its actor pool."""
+    from assay import embeddings
 
-    st = sentence_encoder(model, purpose="semantic dedup")
-    vectors = st.encode(
-        list(texts),
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=False,
+    return embeddings.embed(
+        texts, model, batch_size=batch_size, engine=engine, purpose="semantic dedup"
     )
-    return np.asarray(vectors, dtype=np.float32)
 
 
 def similar_pairs(

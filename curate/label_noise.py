@@ -27,6 +27,7 @@ from pydantic import Field, field_validator
 
 from assay import corpus as corpus_mod
 from assay.context import RunContext
+from assay.engine_steps import run_engine
 from assay.errors import AssayError, StepError
 from assay.registry import register
 from assay.step import Changes, Edit, Keep, StepConfig
@@ -123,6 +124,7 @@ class LabelNoiseEdit(Edit):
             weights=rows["weight"].to_numpy(),
             multilabel_split=cfg.multilabel_split,
             progress=ctx.progress,
+            engine=run_engine(ctx),
         )
         return oof.to_frame()
 

@@ -54,3 +54,36 @@ def quickstart_runs(tmp_path_factory) -> dict:
             {"stdout": done.stdout, "stderr": done.stderr, "seconds": time.perf_counter() - started}
         )
     return {"run_dir": root / "run", "first": runs[0], "second": runs[1]}
+
+
+class ActorsEngine:
+    """An in-process engine that hands every batch to a FRESH instance of a class `fn`
+    (as if each batch went to another Ray actor) and records the calls: what an engine's
+    map_batches gives a function, without a cluster."""
+
+    name = "actors"
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.gpus: list[float | None] = []
+        self.gpus_per_actor: float | None = None
+
+    def map_batches(
+        self, table, fn, *, batch_size=None, fn_args=(), concurrency=None, num_gpus=None
+    ):
+        import pyarrow as pa
+
+        size = batch_size or max(table.num_rows, 1)
+        outs = []
+        for start in range(0, table.num_rows, size):
+            call = fn(*fn_args) if isinstance(fn, type) else fn
+            piece = table.slice(start, size)
+            self.batches.append(piece.num_rows)
+            self.gpus.append(num_gpus)
+            outs.append(call(piece))
+        return pa.concat_tables(outs[::-1])  # out of order: callers sort
+
+
+@pytest.fixture
+def actors_engine() -> ActorsEngine:
+    return ActorsEngine()

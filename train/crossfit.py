@@ -14,7 +14,10 @@ Fold assignment:
   single-label stratification on each row's first label.
 
 `stratified_folds` and `fold_models` are the pieces other cross-fitted checks reuse (they
-score rows of their own with each fold's model); `cross_fit` is the whole loop.
+score rows of their own with each fold's model); `cross_fit` is the whole loop. Given an
+engine other than the local one, `cross_fit` fits the (model, fold) pairs as its tasks (on
+Ray, an actor pool that receives the rows once per actor; GPUs per actor as the engine
+says); each fold's model is the same as in-process, so are the probabilities.
 """
 
 from __future__ import annotations
@@ -185,15 +188,105 @@ def fold_models(
     """For each fold, a model fitted on the rows of every other fold: (fold, model)."""
     texts, labels = list(texts), list(labels)
     for fold in np.unique(fold_of):
-        train = np.flatnonzero(fold_of != fold)
-        model = factory(seed)
-        model.fit(
-            [texts[i] for i in train],
-            [labels[i] for i in train],
-            None if weights is None else weights[train],
+        yield (
+            int(fold),
+            _fit(texts, labels, np.flatnonzero(fold_of != fold), factory, seed, weights),
         )
-        log.debug("fold %d: model fitted on %d rows", fold, len(train))
-        yield int(fold), model
+
+
+def _fit(
+    texts: list[str],
+    labels: list[Any],
+    rows: np.ndarray,
+    factory: ModelFactory,
+    seed: int,
+    weights: np.ndarray | None,
+) -> Any:
+    model = factory(seed)
+    model.fit(
+        [texts[i] for i in rows],
+        [labels[i] for i in rows],
+        None if weights is None else weights[rows],
+    )
+    log.debug("model fitted on %d rows", len(rows))
+    return model
+
+
+def _fold_proba(
+    texts: list[str],
+    labels: list[Any],
+    fold_of: np.ndarray,
+    fold: int,
+    make: ModelFactory,
+    seed: int,
+    weights: np.ndarray | None,
+    classes: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out rows, their probabilities in `classes` order) of one fold's model."""
+    fitted = _fit(texts, labels, np.flatnonzero(fold_of != fold), make, seed, weights)
+    held = np.flatnonzero(fold_of == fold)
+    scored = fitted.predict_proba([texts[i] for i in held])
+    return held, _aligned(np.asarray(scored, np.float64), fitted.classes_, classes)
+
+
+class FoldFits:
+    """Fits fold models and scores their held-out rows: an engine's callable class over
+    (model, fold) tasks, built once per actor with the rows."""
+
+    def __init__(
+        self,
+        texts: list[str],
+        labels: list[Any],
+        fold_of: np.ndarray,
+        makers: list[ModelFactory],
+        seed: int,
+        weights: np.ndarray | None,
+        classes: list[str],
+    ) -> None:
+        self.args = (texts, labels, fold_of)
+        self.makers, self.seed, self.weights, self.classes = makers, seed, weights, classes
+
+    def __call__(self, batch: Any) -> Any:
+        import pickle
+
+        import pyarrow as pa
+
+        models, folds = batch["model"].to_pylist(), batch["fold"].to_pylist()
+        answers = [
+            pickle.dumps(
+                _fold_proba(*self.args, f, self.makers[m], self.seed, self.weights, self.classes)
+            )
+            for m, f in zip(models, folds, strict=True)
+        ]
+        return pa.table(
+            {
+                "model": pa.array(models, pa.int64()),
+                "fold": pa.array(folds, pa.int64()),
+                "answer": pa.array(answers, pa.large_binary()),
+            }
+        )
+
+
+def _fits_on(engine: Any, fits: FoldFits, n_models: int, folds: np.ndarray) -> list[tuple]:
+    """Every (model, fold) of `fits` on the engine, one task each: (held, proba) per task."""
+    import pickle
+
+    import pyarrow as pa
+
+    pairs = [(m, int(f)) for m in range(n_models) for f in folds]
+    tasks = pa.table(
+        {"model": [m for m, _ in pairs], "fold": [f for _, f in pairs]},
+        schema=pa.schema([("model", pa.int64()), ("fold", pa.int64())]),
+    )
+    out = engine.map_batches(
+        tasks,
+        FoldFits,
+        fn_args=(*fits.args, fits.makers, fits.seed, fits.weights, fits.classes),
+        batch_size=1,
+        concurrency=min(len(pairs), getattr(engine, "actors", None) or len(pairs)),
+        num_gpus=getattr(engine, "gpus_per_actor", None),
+    )
+    return [pickle.loads(a) for a in out["answer"].to_pylist()]
 
 
 def _aligned(proba: np.ndarray, model_classes: Sequence[str], classes: list[str]) -> np.ndarray:
@@ -217,6 +310,7 @@ def cross_fit(
     factory: ModelFactory | None = None,
     multilabel_split: str = "iterative",
     progress: Progress | None = None,
+    engine: Any = None,
 ) -> OutOfFold:
     """Out-of-fold probabilities of every row, from models that never saw it.
 
@@ -252,17 +346,27 @@ def cross_fit(
                 f"options given for models {unknown} that are not cross-fitted; "
                 f"the models are {names}"
             )
-        factories = [(name, model_factory(name, opts.get(name), progress)) for name in names]
+        # Progress bars stay in this process: models fitted on an engine get none.
+        shown = progress if engine is None or engine.name == "local" else None
+        factories = [(name, model_factory(name, opts.get(name), shown)) for name in names]
     proba = np.zeros((len(texts), len(classes)))
-    progress = progress or SilentProgress()
-    with progress.task("cross-fitting", total=folds * len(factories)) as task:
-        for name, make in factories:
-            for fold, fitted in fold_models(texts, labels, fold_of, make, model_seed, w):
-                held = np.flatnonzero(fold_of == fold)
-                scored = fitted.predict_proba([texts[i] for i in held])
-                proba[held] += _aligned(np.asarray(scored, np.float64), fitted.classes_, classes)
-                task.advance()
-            log.info("cross-fitted %s: %d rows, %d folds", name, len(texts), folds)
+    if engine is not None and engine.name != "local":
+        makers = [make for _, make in factories]
+        fits = FoldFits(texts, labels, fold_of, makers, model_seed, w, classes)
+        for held, scored in _fits_on(engine, fits, len(makers), np.unique(fold_of)):
+            proba[held] += scored
+        log.info("cross-fitted %d models x %d folds on %s", len(makers), folds, engine.name)
+    else:
+        progress = progress or SilentProgress()
+        with progress.task("cross-fitting", total=folds * len(factories)) as task:
+            for name, make in factories:
+                for fold in np.unique(fold_of):
+                    held, scored = _fold_proba(
+                        texts, labels, fold_of, int(fold), make, model_seed, w, classes
+                    )
+                    proba[held] += scored
+                    task.advance()
+                log.info("cross-fitted %s: %d rows, %d folds", name, len(texts), folds)
     proba /= len(factories)
     return OutOfFold(
         ids=ids,

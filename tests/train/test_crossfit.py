@@ -198,3 +198,15 @@ def test_progress_advances_once_per_fold_model(lookup):
     recorder = Recorder()
     cross_fit(texts, labels, folds=3, factory=lookup, progress=recorder)
     assert recorder.calls == [("cross-fitting", 3)] and recorder.advanced == 3
+
+
+def test_on_an_engine_each_fold_model_is_a_task_with_the_same_probabilities(actors_engine):
+    texts, labels = separable(60, 2)
+    labels = [["neg", "pos", "mid"][i % 3] for i in range(60)]
+    local = cross_fit(texts, labels, folds=4, seed=5)
+    actors_engine.gpus_per_actor = 0.5
+    remote = cross_fit(texts, labels, folds=4, seed=5, engine=actors_engine)
+    assert actors_engine.batches == [1, 1, 1, 1]  # one (model, fold) per task
+    assert actors_engine.gpus == [0.5] * 4
+    assert np.array_equal(remote.folds, local.folds)
+    assert np.array_equal(remote.proba, local.proba)
