@@ -1,19 +1,28 @@
-"""Benchmark: a quickstart-like recipe on the local engine and on Ray (one machine).
+"""Benchmark: the quickstart recipe on the local engine and on Ray (one machine).
 
-Generates review-like rows (10% exact copies with markup), written to Parquet outside the
-timing. Each run is its own fresh process (so the driver's peak RSS is its own):
+Speed (`--rows`, 100,000 by default): the steps of `recipes/quickstart.yaml` (clean, exact
+dedup, split by MinHash clusters, quality, leakage, label_noise, model_audit, balance,
+synonyms, back-translation through Spanish) on real sentiment sentences: the SST-2 and MR
+sentences of ../shared/data, each row two sentences of one label joined, so that 100,000
+rows are distinct (10% of them then copied with markup, for dedup). Each engine starts
+from an empty translation cache.
+
+Memory (`--memory-rows`, 1,000,000): a shorter recipe (clean, exact dedup, split,
+char_noise) on generated review-like rows (10% exact copies with markup).
+
+Data is written to Parquet outside the timing. Each run is its own fresh process (so the
+driver's peak RSS is its own):
 
 - local: `engine: local`, everything in-process (polars, numpy);
 - ray: `engine: ray` on a local Ray cluster started in that process (`num_cpus=--cpus`;
   its start is timed apart). The driver's peak RSS is measured; Ray's workers and object
   store are other processes and are not in it.
 
-The recipe: clean (min_chars, language check), exact dedup, split, char_noise (a row-local
-augmenter). Both runs must give the same corpus (checked by its hash). It also
-times the tasks of the row-local steps in-process (each batch's hook call: what one Ray
-task runs) and from them gives a paper estimate for `--nodes` nodes: per step, the first
-task (loading), then the batches in waves over the CPUs, plus the scheduling overhead
-measured here; steps on the driver (split, the books) as measured.
+Both runs must give the same corpus (checked by its hash). It also times the tasks of the
+row-local steps in-process (a batch's hook call: what one Ray task runs; the first
+`--task-batches` batches) and from them gives a paper estimate for `--nodes` nodes: per
+step, the first task (loading), then the batches in waves over the CPUs, plus the
+scheduling overhead measured here; steps on the driver as measured, times the rows.
 
     .venv/bin/python bench/engine.py --rows 100000 --memory-rows 1000000 [--json]
 """
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -29,12 +39,16 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import yaml
 from harness import isolated, peak_rss_mb, target
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ASSAY_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 POSITIVE = ["good", "great", "wonderful", "moving", "clever", "funny", "warm", "beautiful"]
 NEGATIVE = ["bad", "dull", "boring", "weak", "clumsy", "tedious", "cold", "ugly"]
 NOUNS = ["film", "story", "movie", "script", "cast", "ending", "plot", "score", "director"]
-ROW_LOCAL = {"clean", "char_noise"}
+ROW_LOCAL = {"clean", "char_noise", "synonyms", "back_translation"}
 
 
 def generate(rows: int, path: Path, seed: int = 3) -> None:
@@ -60,6 +74,41 @@ def generate(rows: int, path: Path, seed: int = 3) -> None:
     pl.DataFrame({"text": texts, "label": labels}).write_parquet(path)
 
 
+def real_rows(rows: int, path: Path, seed: int = 3) -> None:
+    """`rows` distinct rows of two real same-label sentences (SST-2 and MR), 10% of them
+    copied again with markup."""
+    frames = [pl.read_csv(DATA / "sst2" / f"{part}.csv") for part in ("train", "dev", "test")] + [
+        pl.read_csv(DATA / "mr" / "all.csv")
+    ]
+    sentences = pl.concat([f.select("text", "label") for f in frames]).unique("text").sort("text")
+    rng = np.random.default_rng(seed)
+    n_fresh = rows - rows // 10
+    texts, labels = [], []
+    for label, group in sentences.group_by("label", maintain_order=True):
+        pool = group["text"].to_numpy()
+        k = n_fresh // 2 if label[0] == "negative" else n_fresh - n_fresh // 2
+        a, b = rng.integers(0, len(pool), (2, k))
+        texts += [f"{x} {y}" for x, y in zip(pool[a], pool[b], strict=True)]
+        labels += [label[0]] * k
+    frame = pl.DataFrame({"text": texts, "label": labels}).unique("text", keep="first")
+    pick = rng.integers(0, frame.height, size=rows - frame.height)
+    copies = frame[pick].with_columns(text=pl.format("<p>{}</p>", "text"))
+    pl.concat([frame, copies]).write_parquet(path)
+
+
+def quickstart_recipe(source: Path, engine: object) -> dict:
+    """recipes/quickstart.yaml's steps on `source` (its ablation left out)."""
+    spec = yaml.safe_load((REPO / "recipes" / "quickstart.yaml").read_text())
+    return {
+        "name": "engine-bench-quickstart",
+        "seed": spec["seed"],
+        "cache": False,
+        "engine": engine,
+        "input": {"source": str(source), "labels": spec["input"]["labels"]},
+        "steps": spec["steps"],
+    }
+
+
 def recipe(source: Path, engine: object) -> dict:
     return {
         "name": "engine-bench",
@@ -76,9 +125,27 @@ def recipe(source: Path, engine: object) -> dict:
     }
 
 
-def run_once(source: str, engine: str, out: str, cpus: int, batch_size: int) -> dict:
+RECIPES = {"quickstart": quickstart_recipe, "short": recipe}
+
+
+def fresh_home(root: Path) -> None:
+    """A new ASSAY_HOME (an empty translation cache) that shares the prepared WordNet."""
+    from assay import resources
+
+    old = resources.home()
+    root.mkdir(parents=True, exist_ok=True)
+    for item in old.glob("*"):
+        if item.name in ("nltk_data",) or item.name.startswith("wordnet-synonyms"):
+            (root / item.name).symlink_to(item)
+    os.environ["ASSAY_HOME"] = str(root)
+
+
+def run_once(
+    source: str, engine: str, out: str, cpus: int, batch_size: int, which: str = "short"
+) -> dict:
     from assay import run
 
+    fresh_home(Path(out + "-home"))
     started = time.perf_counter()
     settings: object = "local"
     ray_start = 0.0
@@ -97,7 +164,7 @@ def run_once(source: str, engine: str, out: str, cpus: int, batch_size: int) -> 
         ray_start = time.perf_counter() - started
         settings = {"ray": {"batch_size": batch_size}}
     t0 = time.perf_counter()
-    result = run(recipe(Path(source), settings), out)
+    result = run(RECIPES[which](Path(source), settings), out)
     seconds = time.perf_counter() - t0
     corpus = pl.read_parquet(Path(out) / "corpus.parquet")
     digest = corpus.sort("id").hash_rows(seed=1).sum()
@@ -116,7 +183,7 @@ def run_once(source: str, engine: str, out: str, cpus: int, batch_size: int) -> 
     }
 
 
-def task_timings(source: str, batch_size: int) -> dict:
+def task_timings(source: str, batch_size: int, which: str, home: str, most: int) -> dict:
     """Per-task cost of the row-local steps: each batch's hook call timed in-process
     (exactly what one Ray task runs), the first call (resources loading) apart."""
     from assay import RunContext
@@ -125,7 +192,8 @@ def task_timings(source: str, batch_size: int) -> dict:
     from assay.recipes.runner import build_steps
     from assay.recipes.schema import load_recipe
 
-    parsed = load_recipe(recipe(Path(source), "local"))
+    fresh_home(Path(home))
+    parsed = load_recipe(RECIPES[which](Path(source), "local"))
     corpus = read(parsed.input).corpus
     out = {}
     for index, step in enumerate(build_steps(parsed.steps)):
@@ -139,7 +207,7 @@ def task_timings(source: str, batch_size: int) -> dict:
         run_batch = HookBatches(step, ctx, method)
         table = rows.with_row_index("__row").with_columns(pl.col("__row").cast(pl.Int64))
         times = []
-        for start in range(0, table.height, batch_size):
+        for start in range(0, min(table.height, most * batch_size), batch_size):
             batch = table.slice(start, batch_size).to_arrow()
             t0 = time.perf_counter()
             run_batch(batch)
@@ -147,7 +215,8 @@ def task_timings(source: str, batch_size: int) -> dict:
         if not times:
             continue
         out[f"{index}:{step.name}"] = {
-            "batches": len(times),
+            "batches": -(-table.height // batch_size),
+            "batches_timed": len(times),
             "first_task_s": round(times[0], 3),
             "task_s_median": round(float(np.median(times[1:] or times)), 3),
         }
@@ -195,6 +264,10 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--node-cpus", type=int, default=16)
     parser.add_argument("--estimate-rows", type=int, default=10_000_000)
+    parser.add_argument(
+        "--speed-recipe", choices=sorted(RECIPES), default="quickstart", help="the timed recipe"
+    )
+    parser.add_argument("--task-batches", type=int, default=3, help="batches timed per step")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -203,15 +276,21 @@ def main() -> None:
         for label, rows in (("speed", args.rows), ("memory", args.memory_rows)):
             if rows <= 0:
                 continue
+            which = args.speed_recipe if label == "speed" else "short"
             source = Path(tmp) / f"{label}.parquet"
-            generate(rows, source)
+            (real_rows if which == "quickstart" else generate)(rows, source)
             for engine in ("local", "ray"):
                 out = str(Path(tmp) / f"{label}-{engine}")
-                got = isolated(run_once, str(source), engine, out, args.cpus, args.batch_size)
+                got = isolated(
+                    run_once, str(source), engine, out, args.cpus, args.batch_size, which
+                )
                 results[f"{label}_{engine}"] = got
                 print(f"{label} {engine} ({rows:,} rows): {got}", file=sys.stderr)
             if label == "speed":
-                results["tasks"] = isolated(task_timings, str(source), args.batch_size)
+                home = str(Path(tmp) / "tasks-home")
+                results["tasks"] = isolated(
+                    task_timings, str(source), args.batch_size, which, home, args.task_batches
+                )
 
     targets = []
     speed_l, speed_r = results.get("speed_local", {}), results.get("speed_ray", {})
@@ -241,6 +320,7 @@ def main() -> None:
             "memory_rows": args.memory_rows,
             "cpus": args.cpus,
             "batch_size": args.batch_size,
+            "speed_recipe": args.speed_recipe,
         },
         "results": results,
         "targets": targets,

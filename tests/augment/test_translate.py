@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
 
 import pytest
 
@@ -134,21 +135,34 @@ def test_apertium_second_run_reads_the_cache():
 
 
 @needs_apertium
-def test_apertium_falls_back_to_smaller_batches_when_lines_do_not_split_back(monkeypatch):
-    real_run = tr.ApertiumTranslator._run
+def test_apertium_tags_each_sentence_alone_so_earlier_sentences_change_nothing():
+    # Two SST-2 sentences: after the first, Apertium's own stream tags "numbered" as a
+    # past verb ("numeró"); alone, as a participle ("numerado").
+    earlier = (
+        "it sticks rigidly to the paradigm , rarely permitting its characters more than two "
+        "obvious dimensions and repeatedly placing them in contrived , well-worn situations ."
+    )
+    sentence = "smaller numbered kidlets will enjoy ."
+    stream = subprocess.run(
+        ["apertium", "-u", "eng-spa"],
+        input=f"{earlier}\n\n{sentence}\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")[2]
+    assert "numeró" in stream  # the state this translator must not inherit
+    together = tr.translator("apertium", cache=False).translate([earlier, sentence], "eng", "spa")
+    alone = tr.translator("apertium", cache=False).translate([sentence], "eng", "spa")
+    assert together[1] == alone[0] and "numerado" in alone[0]
 
-    def run(self, exe, lines, pair):
-        if len(lines) > 1 and any("planted" in line for line in lines):
-            return None  # as if Apertium had merged two lines
-        return real_run(self, exe, lines, pair)
 
-    monkeypatch.setattr(tr.ApertiumTranslator, "_run", run)
-    apertium = tr.translator("apertium", cache=False)
-    texts = ["The film is good.", "A planted line.", "It was a bad movie.", "I love it."]
-    out = apertium.translate(texts, "eng", "spa")
-    reference = tr.translator("apertium", cache=False)
-    assert out == [reference.translate([t], "eng", "spa")[0] for t in texts]
-    assert apertium.processes > 1
+@needs_apertium
+def test_apertium_escapes_the_stream_format_s_reserved_characters():
+    texts = ["a [b] ^c$ / <d> @e \\f {g} ~h", "it costs $5 ."]
+    out = tr.translator("apertium", cache=False).translate(texts, "eng", "spa")
+    assert len(out) == 2
+    assert "[b]" in out[0] and "<d>" in out[0] and "{g}" in out[0] and "\\f" in out[0]
+    assert "$5" in out[1]
 
 
 @needs_apertium
