@@ -111,36 +111,6 @@ def label_conflicts(rows: pl.DataFrame) -> pl.DataFrame:
     return _finish(pairs.with_columns(score=pl.lit(1.0), span=span), "label_conflict")
 
 
-# Methods that pair rows equal on one column: an engine can run them on hash partitions
-# of that column (every row of a key in one partition gives the same pairs).
-KEYED: dict[str, tuple[str, Callable[[pl.DataFrame], pl.DataFrame]]] = {
-    "exact": ("text", exact),
-    "normalized": ("norm", normalized),
-    "label_conflict": ("norm", label_conflicts),
-}
-KEY = "__key"
-
-
-def keyed(method: str, rows: pl.DataFrame, engine: Any) -> pl.DataFrame:
-    """A `KEYED` method through `engine.shuffle_map` on its key column."""
-    import pyarrow as pa
-
-    on, _ = KEYED[method]
-    cols = ["id", "text", "norm", "label_key", "split", "rank"]
-    table = rows.select(*cols, pl.col(on).alias(KEY)).to_arrow()
-    out = engine.shuffle_map(table, KEY, functools.partial(_keyed_part, method))
-    frame = pl.from_arrow(out) if isinstance(out, pa.Table) else out
-    assert isinstance(frame, pl.DataFrame)
-    return frame.cast(FINDING_SCHEMA) if frame.height else empty()
-
-
-def _keyed_part(method: str, part: Any) -> Any:
-    """One partition's findings, as an Arrow table (what an engine moves)."""
-    frame = pl.from_arrow(part)
-    assert isinstance(frame, pl.DataFrame)
-    return KEYED[method][1](frame.drop(KEY)).to_arrow()
-
-
 def lineage(rows: pl.DataFrame) -> pl.DataFrame:
     """Rows derived (through `parent_id`, any number of steps) from a row of a later split:
     a train row whose ancestor is a dev/test row teaches the model that row. `score` is the
@@ -203,6 +173,37 @@ def groups(rows: pl.DataFrame) -> pl.DataFrame:
         span=pl.col("group"),
     )
     return _finish(out, "group")
+
+
+# Methods that pair rows equal on one column: an engine can run them on hash partitions
+# of that column (every row of a key in one partition gives the same pairs).
+KEYED: dict[str, tuple[str, Callable[[pl.DataFrame], pl.DataFrame]]] = {
+    "exact": ("text", exact),
+    "normalized": ("norm", normalized),
+    "label_conflict": ("norm", label_conflicts),
+    "group": ("group", groups),
+}
+KEY = "__key"
+
+
+def keyed(method: str, rows: pl.DataFrame, engine: Any) -> pl.DataFrame:
+    """A `KEYED` method through `engine.shuffle_map` on its key column."""
+    import pyarrow as pa
+
+    on, _ = KEYED[method]
+    cols = ["id", "text", "norm", "label_key", "split", "rank", "group"]
+    table = rows.select(*cols, pl.col(on).alias(KEY)).to_arrow()
+    out = engine.shuffle_map(table, KEY, functools.partial(_keyed_part, method))
+    frame = pl.from_arrow(out) if isinstance(out, pa.Table) else out
+    assert isinstance(frame, pl.DataFrame)
+    return frame.cast(FINDING_SCHEMA) if frame.height else empty()
+
+
+def _keyed_part(method: str, part: Any) -> Any:
+    """One partition's findings, as an Arrow table (what an engine moves)."""
+    frame = pl.from_arrow(part)
+    assert isinstance(frame, pl.DataFrame)
+    return KEYED[method][1](frame.drop(KEY)).to_arrow()
 
 
 # -- n-grams -------------------------------------------------------------------------------------

@@ -137,11 +137,12 @@ class PartitionedEngine:
 
 def test_keyed_methods_on_hash_partitions_find_the_same_leaks():
     corpus = planted()
-    cfg = LeakageConfig(methods=["exact", "normalized", "label_conflict", "ngram"])
+    cfg = LeakageConfig(methods=["exact", "normalized", "label_conflict", "group", "ngram"])
     engine = PartitionedEngine(parts=5)
     local = find_leaks(corpus, cfg, seed=3)
     partitioned = find_leaks(corpus, cfg, seed=3, engine=engine)
-    assert engine.calls == 3  # the three joins by key went through the engine
+    assert engine.calls == 4  # the four joins by key went through the engine
+    assert "group" in set(local["method"])
     assert local.height > 0 and partitioned.equals(local)
 
 
