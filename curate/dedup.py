@@ -165,7 +165,7 @@ class DedupFilter(Filter):
         with ctx.task(f"dedup ({cfg.method})", total=n) as task:
             clusters, stats = find_clusters(corpus, cfg, ctx)
             task.advance(n)
-        decided = resolve(corpus, clusters, cfg)
+        decided = resolve(corpus, clusters, cfg, run_engine(ctx))
         return _decision(self.name, corpus, decided, cfg, stats)
 
 
@@ -282,7 +282,9 @@ def semantic_pairs(
 # -- resolving clusters --------------------------------------------------------------------------
 
 
-def resolve(corpus: pl.DataFrame, clusters: np.ndarray, cfg: DedupConfig) -> pl.DataFrame:
+def resolve(
+    corpus: pl.DataFrame, clusters: np.ndarray, cfg: DedupConfig, engine: Any = None
+) -> pl.DataFrame:
     """Per row (in corpus order): keep, reason, representative row, conflict and dup flags."""
     n = corpus.height
     if len(clusters) != n:
@@ -291,7 +293,7 @@ def resolve(corpus: pl.DataFrame, clusters: np.ndarray, cfg: DedupConfig) -> pl.
     size = np.bincount(clusters, minlength=n)[clusters] if n else np.zeros(0, np.int64)
     multi_rows = np.flatnonzero(size > 1)
     # Singletons keep themselves; only rows in clusters of two or more need a decision.
-    multi = _resolve_multi(corpus, clusters, multi_rows, cfg)
+    multi = _resolve_multi(corpus, clusters, multi_rows, cfg, engine)
     frame = pl.DataFrame(
         {
             "row": np.arange(n, dtype=np.int64),
@@ -311,16 +313,41 @@ def resolve(corpus: pl.DataFrame, clusters: np.ndarray, cfg: DedupConfig) -> pl.
 
 
 def _resolve_multi(
-    corpus: pl.DataFrame, clusters: np.ndarray, rows: np.ndarray, cfg: DedupConfig
+    corpus: pl.DataFrame,
+    clusters: np.ndarray,
+    rows: np.ndarray,
+    cfg: DedupConfig,
+    engine: Any = None,
 ) -> pl.DataFrame:
-    """The decision for rows of clusters of two or more (group-bys, no window functions)."""
-    frame = corpus.select(
+    """The decision for rows of clusters of two or more; on an engine, through its shuffle
+    by cluster (every rule looks at one cluster's rows only)."""
+    members = corpus.select(
         pl.col("split").fill_null(_REST).alias("split"),
         label_key(corpus).alias("lab"),
         pl.col("text").str.len_chars().cast(pl.Int64).alias("length"),
     )[rows].with_columns(
         row=pl.Series(rows, dtype=pl.Int64), cluster=pl.Series(clusters[rows], dtype=pl.Int64)
     )
+    if engine is None:
+        return decide(members, cfg)
+    import functools
+
+    out = engine.shuffle_map(members.to_arrow(), "cluster", functools.partial(_decide_part, cfg))
+    decided = pl.from_arrow(out)
+    assert isinstance(decided, pl.DataFrame)
+    return decided
+
+
+def _decide_part(cfg: DedupConfig, part: pa.Table) -> pa.Table:
+    members = pl.from_arrow(part)
+    assert isinstance(members, pl.DataFrame)
+    return decide(members, cfg).to_arrow()
+
+
+def decide(frame: pl.DataFrame, cfg: DedupConfig) -> pl.DataFrame:
+    """Per member row of `frame` (row, cluster, split, lab, length; whole clusters): its
+    representative, the reason it goes (or null) and whether its cluster has a label
+    conflict (group-bys, no window functions)."""
     is_eval = pl.col("split").is_in(list(EVAL_SPLITS))
     if cfg.splits == "ignore":
         frame = frame.with_columns(scope_split=pl.lit(""))

@@ -58,12 +58,15 @@ def quickstart_runs(tmp_path_factory) -> dict:
 
 class ActorsEngine:
     """An in-process engine that hands every batch to a FRESH instance of a class `fn`
-    (as if each batch went to another Ray actor) and records the calls: what an engine's
-    map_batches gives a function, without a cluster."""
+    (as if each batch went to another Ray actor), really partitions by key hash for
+    `shuffle_map`, and records the calls: what an engine gives a function, without a
+    cluster."""
 
     name = "actors"
 
-    def __init__(self) -> None:
+    def __init__(self, parts: int = 5) -> None:
+        self.parts = parts
+        self.shuffles: list[str] = []  # the key of each shuffle_map
         self.batches: list[int] = []
         self.gpus: list[float | None] = []
         self.gpus_per_actor: float | None = None
@@ -82,6 +85,15 @@ class ActorsEngine:
             self.gpus.append(num_gpus)
             outs.append(call(piece))
         return pa.concat_tables(outs[::-1])  # out of order: callers sort
+
+    def shuffle_map(self, table, key, fn):
+        import pyarrow as pa
+
+        from assay.engine import _split_by_key
+
+        self.shuffles.append(key)
+        outs = [fn(piece) for piece in _split_by_key(table, key, self.parts)]
+        return pa.concat_tables([t for t in outs if t.num_rows] or outs[:1])
 
 
 @pytest.fixture

@@ -116,32 +116,12 @@ def test_each_method_runs_alone_with_the_same_findings():
         assert pairs(findings, method) == expected
 
 
-class PartitionedEngine:
-    """An engine that really partitions by key hash (in process): what an engine's
-    shuffle_map gives a function, without a cluster."""
-
-    name = "partitioned"
-
-    def __init__(self, parts: int) -> None:
-        self.parts, self.calls = parts, 0
-
-    def shuffle_map(self, table, key, fn):
-        import pyarrow as pa
-
-        from assay.engine import _split_by_key
-
-        self.calls += 1
-        outs = [fn(piece) for piece in _split_by_key(table, key, self.parts)]
-        return pa.concat_tables([t for t in outs if t.num_rows] or outs[:1])
-
-
-def test_keyed_methods_on_hash_partitions_find_the_same_leaks():
+def test_keyed_methods_on_hash_partitions_find_the_same_leaks(actors_engine):
     corpus = planted()
     cfg = LeakageConfig(methods=["exact", "normalized", "label_conflict", "group", "ngram"])
-    engine = PartitionedEngine(parts=5)
     local = find_leaks(corpus, cfg, seed=3)
-    partitioned = find_leaks(corpus, cfg, seed=3, engine=engine)
-    assert engine.calls == 4  # the four joins by key went through the engine
+    partitioned = find_leaks(corpus, cfg, seed=3, engine=actors_engine)
+    assert len(actors_engine.shuffles) == 4  # the four joins by key went through the engine
     assert "group" in set(local["method"])
     assert local.height > 0 and partitioned.equals(local)
 

@@ -332,3 +332,34 @@ def test_dedup_schema_is_the_union_of_the_methods():
     assert validator.is_valid({}) and validator.is_valid({"method": "minhash", "num_perm": 128})
     assert not validator.is_valid({"method": "exact", "num_perm": 128})
     assert not validator.is_valid({"threshold": 0.5})
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"conflicts": "drop_all", "splits": "within_split"},
+        {"conflicts": "flag", "keep": "longest", "splits": "ignore"},
+        {"keep": "most_frequent_label"},
+    ],
+)
+def test_cluster_decisions_on_hash_partitions_are_the_local_ones(actors_engine, params):
+    import numpy as np
+
+    from assay.curate.dedup import DedupConfig, resolve
+
+    rng = np.random.default_rng(4)
+    n = 400
+    texts = [BASE[i] + "!" * int(rng.integers(0, 3)) for i in rng.integers(0, len(BASE), n)]
+    frame = corpus(
+        texts,
+        labels=rng.choice(["neg", "pos"], n, p=[0.2, 0.8]).tolist(),
+        splits=rng.choice(["train", "dev", "test"], n, p=[0.7, 0.1, 0.2]).tolist(),
+    )
+    clusters = rng.integers(0, 60, n) * 5  # 60 clusters; ids are row positions below n
+    cfg = DedupConfig.model_validate({"method": "exact", **params})
+    local = resolve(frame, clusters, cfg)
+    partitioned = resolve(frame, clusters, cfg, actors_engine)
+    assert actors_engine.shuffles == ["cluster"]
+    assert partitioned.equals(local)
+    assert local["duplicate"].sum() > 0
