@@ -267,8 +267,9 @@ class FoldFits:
         )
 
 
-def _fits_on(engine: Any, fits: FoldFits, n_models: int, folds: np.ndarray) -> list[tuple]:
-    """Every (model, fold) of `fits` on the engine, one task each: (held, proba) per task."""
+def _fits_on(engine: Any, fit_args: tuple, n_models: int, folds: np.ndarray) -> list[tuple]:
+    """Every (model, fold) on the engine, one task each (a `FoldFits` built from
+    `fit_args`): (held, proba) per task, in (model, fold) order so sums add up alike."""
     import pickle
 
     import pyarrow as pa
@@ -281,12 +282,14 @@ def _fits_on(engine: Any, fits: FoldFits, n_models: int, folds: np.ndarray) -> l
     out = engine.map_batches(
         tasks,
         FoldFits,
-        fn_args=(*fits.args, fits.makers, fits.seed, fits.weights, fits.classes),
+        fn_args=fit_args,
         batch_size=1,
         concurrency=min(len(pairs), getattr(engine, "actors", None) or len(pairs)),
         num_gpus=getattr(engine, "gpus_per_actor", None),
     )
-    return [pickle.loads(a) for a in out["answer"].to_pylist()]
+    keys = list(zip(out["model"].to_pylist(), out["fold"].to_pylist(), strict=True))
+    answers = out["answer"].to_pylist()
+    return [pickle.loads(answers[i]) for i in sorted(range(len(keys)), key=keys.__getitem__)]
 
 
 def _aligned(proba: np.ndarray, model_classes: Sequence[str], classes: list[str]) -> np.ndarray:
@@ -352,8 +355,8 @@ def cross_fit(
     proba = np.zeros((len(texts), len(classes)))
     if engine is not None and engine.name != "local":
         makers = [make for _, make in factories]
-        fits = FoldFits(texts, labels, fold_of, makers, model_seed, w, classes)
-        for held, scored in _fits_on(engine, fits, len(makers), np.unique(fold_of)):
+        fit_args = (texts, labels, fold_of, makers, model_seed, w, classes)
+        for held, scored in _fits_on(engine, fit_args, len(makers), np.unique(fold_of)):
             proba[held] += scored
         log.info("cross-fitted %d models x %d folds on %s", len(makers), folds, engine.name)
     else:
