@@ -236,6 +236,8 @@ def generate_on(
 
     import pyarrow as pa
 
+    if not prompts:
+        return [], GenerationStats()
     starts = range(0, len(prompts), batch_size)
     table = pa.table(
         {
