@@ -1,4 +1,5 @@
-"""`assay ls`: sync a corpus with a Label Studio project (init, push, pull, status).
+"""`assay ls`: sync a corpus with a Label Studio project (init, push, pull, status, round,
+review).
 
 The token is read from an environment variable (ASSAY_LS_TOKEN, or the one named with
 --token-env); it is never printed or written. The URL comes from --url or ASSAY_LS_URL.
@@ -93,7 +94,7 @@ def _progress(quiet: bool):
 
 @click.group("ls", cls=AssayGroup)
 def ls() -> None:
-    """Sync a corpus with a Label Studio project: init, push, pull, status, round."""
+    """Sync a corpus with a Label Studio project: init, push, pull, status, round, review."""
 
 
 @ls.command("init")
@@ -440,4 +441,80 @@ def round_cmd(
     if out is not None and report.corpus is not None:
         io.write(report.corpus, out)
         click.echo(f"wrote {report.corpus.height} rows to {out}")
+    click.echo(f"sync directory: {directory}")
+
+
+@ls.command("review")
+@_connection_options
+@click.option(
+    "--corpus",
+    "corpus",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="The corpus with the rows in doubt (a run directory or its corpus.parquet).",
+)
+@click.option(
+    "--source",
+    default="label_noise",
+    show_default=True,
+    help="Rows to review: label_noise (or label_noise:<step>), disagreement, or a boolean column.",
+)
+@click.option(
+    "--disagreements-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --source disagreement: the annotation project's sync directory.",
+)
+@click.option(
+    "--pull",
+    "pull_decisions",
+    is_flag=True,
+    help="Pull the reviewers' decisions and apply them: relabels into the lineage, rejected "
+    "rows dropped.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/ls-review"),
+    show_default=True,
+    help="The run directory written: corpus, dropped rows, lineage and what was pushed.",
+)
+def review_cmd(
+    url: str,
+    token_env: str,
+    project: str,
+    sync_dir: Path | None,
+    quiet: bool,
+    corpus: Path,
+    source: str,
+    disagreements_dir: Path | None,
+    pull_decisions: bool,
+    out: Path,
+) -> None:
+    """Push rows in doubt to a review project (the given label, the suggested one as a
+    pre-annotation), or with --pull apply the reviewers' decisions."""
+    from assay.curate import io
+    from assay.recipes.api import run
+
+    directory = _sync_dir(sync_dir, project)
+    settings = {"url": url, "token_env": token_env, "project": project, "state_dir": str(directory)}
+    if pull_decisions:
+        step = {"labelstudio_review_pull": settings}
+    else:
+        step = {"labelstudio_review": {**settings, "source": source}}
+        if disagreements_dir is not None:
+            step["labelstudio_review"]["disagreements_dir"] = str(disagreements_dir)
+    recipe = {"name": "ls-review", "cache": False, "steps": [step]}
+    result = run(recipe, out, corpus=io.read_corpus(corpus), progress=_progress(quiet))
+    s = result.manifest["steps"][0]["summary"]
+    if pull_decisions:
+        click.echo(
+            f"project {project}: {s['n_reviewed']} rows reviewed: {s['n_kept']} kept, "
+            f"{s['n_relabelled']} relabelled, {s['n_rejected']} rejected"
+        )
+    else:
+        click.echo(
+            f"project {project}: {s['n_created']} review tasks created, "
+            f"{s['n_unchanged']} already there"
+        )
+    click.echo(f"run directory: {out}")
     click.echo(f"sync directory: {directory}")

@@ -138,3 +138,44 @@ def test_review_round_trip_corrects_planted_labels_in_the_lineage(ls_env, projec
     assert {k: r["label"] for k, r in rows.items()} == {
         k: v for k, v in TRUTH.items() if k != "ex10"
     }
+
+
+def test_review_command_pushes_once_and_pull_writes_the_corrections(
+    ls_env, project_title, tmp_path
+):
+    from click.testing import CliRunner
+
+    from assay.recipes.cli import main
+
+    source = tmp_path / "noisy.parquet"
+    noisy_corpus().write_parquet(source)
+    common = ["-p", project_title, "--dir", str(tmp_path / "sync"), "--quiet"]
+    push = ["ls", "review", *common, "--corpus", str(source), "--out", str(tmp_path / "push")]
+    first = CliRunner().invoke(main, push, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert "4 review tasks created, 0 already there" in first.output
+    again = CliRunner().invoke(main, push, catch_exceptions=False)
+    assert "0 review tasks created, 4 already there" in again.output
+
+    client = Connection(ls_env.url).client()
+    project = init_project(client, project_title, LABELS, review=True)
+    tasks = {t["data"]["assay_id"]: t["id"] for t in client.tasks(project.id, include="id,data")}
+    for example, label in {"ex01": "neu", "ex05": "pos", "ex06": "neg", "ex10": REJECT}.items():
+        client.sdk.annotations.create(
+            id=tasks[example], result=project.config.result(label), lead_time=1.0
+        )
+
+    run_dir = tmp_path / "pulled"
+    pull = ["ls", "review", *common, "--corpus", str(source), "--pull", "--out", str(run_dir)]
+    out = CliRunner().invoke(main, pull, catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert "4 rows reviewed: 1 kept, 2 relabelled, 1 rejected" in out.output
+    lineage = pl.read_parquet(run_dir / "lineage.parquet").filter(pl.col("field") == "label")
+    assert sorted(lineage.select("id", "before", "after").rows()) == [
+        ("ex01", "pos", "neu"),
+        ("ex05", "neg", "pos"),
+    ]
+    dropped = pl.read_parquet(run_dir / "dropped.parquet")
+    assert dropped.select("id", "reason").rows() == [("ex10", "review_rejected")]
+    assert pl.read_parquet(run_dir / "corpus.parquet").height == 11
+    assert ls_env.token not in out.output + first.output
