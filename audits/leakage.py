@@ -296,7 +296,9 @@ def _run(
     if method == "normalized":
         return methods.normalized(rows)
     if method == "ngram":
-        return methods.ngram_overlap(rows, pairs, cfg.ngram, cfg.short_ngram, cfg.short_below)
+        return methods.ngram_overlap(
+            rows, pairs, cfg.ngram, cfg.short_ngram, cfg.short_below, engine
+        )
     if method == "minhash":
         from assay.curate.dedup_minhash import MinHashParams
 

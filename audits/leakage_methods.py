@@ -242,12 +242,44 @@ def _gram_hashes(row: np.ndarray, h: np.ndarray, n: int) -> tuple[np.ndarray, np
     return starts[valid], g[valid]
 
 
+def _gram_hits(ev: pl.DataFrame, other: pl.DataFrame, engine: Any = None) -> pl.DataFrame:
+    """(row, pos, g, o_row): each eval n-gram (`ev`: row, pos, g) with every row of the
+    other split (`other`: g, row) that has it; on an engine, per partition of hashes."""
+    if engine is None:
+        return _hits(ev, other)
+    both = pl.concat(
+        [
+            ev.select("g", "row", "pos", side=pl.lit(0, pl.Int8)),
+            other.select("g", "row", pos=pl.lit(-1, pl.Int64), side=pl.lit(1, pl.Int8)),
+        ],
+        how="vertical_relaxed",
+    )
+    out = pl.from_arrow(engine.shuffle_map(both.to_arrow(), "g", _hits_part))
+    assert isinstance(out, pl.DataFrame)
+    return out
+
+
+def _hits(ev: pl.DataFrame, other: pl.DataFrame) -> pl.DataFrame:
+    # only the other split's n-grams that some eval row has: a small frame to dedupe
+    found = other.join(ev.select("g").unique(), on="g", how="semi").select("g", o_row="row")
+    return ev.join(found.unique(), on="g", how="inner")
+
+
+def _hits_part(part: Any) -> Any:
+    both = pl.from_arrow(part)
+    assert isinstance(both, pl.DataFrame)
+    ev = both.filter(pl.col("side") == 0).select("row", "pos", "g")
+    other = both.filter(pl.col("side") == 1).select("g", "row")
+    return _hits(ev, other).to_arrow()
+
+
 def ngram_overlap(
     rows: pl.DataFrame,
     pairs: Sequence[tuple[str, str]],
     ngram: int,
     short_ngram: int,
     short_below: int,
+    engine: Any = None,
 ) -> pl.DataFrame:
     """Eval rows sharing a word n-gram with a row of an earlier split.
 
@@ -255,7 +287,7 @@ def ngram_overlap(
     words, else `short_ngram`; rows shorter than n have no n-gram and are left to the
     exact and MinHash methods. The earlier split's rows are hashed at both lengths. `score`
     is the share of the eval row's n-grams found in the other row; `span` the longest run
-    of shared words.
+    of shared words. With an engine, the join on n-gram hashes runs through its shuffle.
     """
     words, row, pos, h = _word_table(rows)
     n_words = words.group_by("row").agg(pl.col("n_words").first())
@@ -277,14 +309,8 @@ def ngram_overlap(
             ev = table.join(wanted, on="row", how="semi").select("row", "pos", "g")
             if ev.is_empty():
                 continue
-            # only the other split's n-grams that some eval row has: a small frame to dedupe
-            other = (
-                table.filter(pl.col("split") == other_split)
-                .join(ev.select("g").unique(), on="g", how="semi")
-                .select("g", o_row="row")
-                .unique()
-            )
-            hit = ev.join(other, on="g", how="inner")
+            other = table.filter(pl.col("split") == other_split).select("g", "row")
+            hit = _gram_hits(ev, other, engine)
             if hit.is_empty():
                 continue
             totals = ev.group_by("row").agg(total=pl.len())
