@@ -3,8 +3,11 @@
 Without an engine (or on the local one) the encoder runs in this process, loaded once per
 process (`resources.sentence_encoder`). On Ray the texts go in batches to an actor pool:
 each actor loads the encoder once (with the engine's `gpus_per_actor` GPUs) and embeds
-its batches; the vectors come back in text order. Semantic dedup, the semantic leakage
-method and the augmentation guard all embed through here.
+its batches; the vectors come back in text order. Semantic dedup, the semantic and
+cross-lingual leakage methods, the augmentation guard and translate_train's round-trip
+check all embed through here. `MULTILINGUAL` names the multilingual Universal Sentence
+Encoder (`resources.multilingual_encoder`, 512 dimensions) instead of a
+sentence-transformers model.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 ROWS_PER_TASK = 1024  # texts per actor call on an engine (the encoder batches inside it)
+MULTILINGUAL = "use-multilingual"
+USE_BLOCK = 2048  # texts per call of the multilingual encoder (its memory grows with them)
 
 
 def embed(
@@ -50,12 +55,27 @@ class Encoder:
     as an engine's callable class."""
 
     def __init__(self, model: str | None, batch_size: int = 64, purpose: str = "embeddings"):
-        from assay.resources import sentence_encoder
+        from assay import resources
 
-        self.model = sentence_encoder(model, purpose=purpose)
+        self.name = model
         self.batch_size = batch_size
+        if model == MULTILINGUAL:
+            self.model = resources.multilingual_encoder()
+        else:
+            self.model = resources.sentence_encoder(model, purpose=purpose)
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        if self.name == MULTILINGUAL:
+            if not texts:
+                return np.zeros((0, 512), dtype=np.float32)
+            blocks = range(0, len(texts), USE_BLOCK)
+            v = np.concatenate(
+                [
+                    np.asarray(self.model.encode(texts[i : i + USE_BLOCK]), np.float32)
+                    for i in blocks
+                ]
+            )
+            return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
         vectors = self.model.encode(
             texts,
             batch_size=self.batch_size,

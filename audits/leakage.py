@@ -313,7 +313,7 @@ def _run(
     if method == "semantic":
         return methods.semantic(rows, pairs, cfg.semantic_threshold, cfg.model, engine=engine)
     if method == "crosslingual":
-        return methods.crosslingual(rows, pairs, cfg.crosslingual_threshold)
+        return methods.crosslingual(rows, pairs, cfg.crosslingual_threshold, engine=engine)
     return methods.label_conflicts(rows)
 
 

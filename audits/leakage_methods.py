@@ -436,6 +436,7 @@ def crosslingual(
     pairs: Sequence[tuple[str, str]],
     threshold: float,
     block: int = 2048,
+    engine: Any = None,
 ) -> pl.DataFrame:
     """An eval row whose translation sits in an earlier split: rows of two splits in
     DIFFERENT languages (`lang`) whose multilingual sentence embeddings (the Universal
@@ -450,18 +451,13 @@ def crosslingual(
     row scored 0.48 at the median and 0.70 at the maximum. At 0.7, 90% of the translations
     were found and no test row was flagged falsely; at 0.65, 96% and 2%. USE has no Catalan:
     Catalan translations score lower (0.33 at the 5th percentile), so expect misses there."""
-    from assay import resources
+    from assay import embeddings
 
     splits = sorted({s for pair in pairs for s in pair})
     sub = rows.filter(pl.col("split").is_in(splits))
     if sub.height < 2 or sub["lang"].n_unique() < 2:
         return empty()
-    encoder = resources.multilingual_encoder()
-    texts = sub["text"].to_list()
-    vectors = np.zeros((len(texts), 512), dtype=np.float32)
-    for lo in range(0, len(texts), block):
-        vectors[lo : lo + block] = encoder.encode(texts[lo : lo + block])
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    vectors = embeddings.embed(sub["text"].to_list(), embeddings.MULTILINGUAL, engine=engine)
     found = _neighbours(sub, vectors, pairs, threshold, block, "crosslingual", by="lang")
     langs = sub.select(other_id="id", _lo="lang")
     return (

@@ -38,7 +38,7 @@ import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from assay import corpus as corpus_mod
-from assay import resources
+from assay import embeddings
 from assay.augment.translate import TranslatorSettings
 from assay.context import RunContext
 from assay.registry import register
@@ -64,18 +64,9 @@ def corpus_lang(code: str, overrides: dict[str, str] | None = None) -> str:
     return ISO_639_1.get(base, base)
 
 
-_ENCODER: list[Any] = []
-
-
 def encode(texts: list[str]) -> np.ndarray:
     """Unit-length multilingual USE embeddings (the encoder is loaded once per process)."""
-    if not _ENCODER:
-        _ENCODER.append(resources.multilingual_encoder())
-    if not texts:
-        return np.zeros((0, 512), dtype=np.float32)
-    vectors = np.asarray(_ENCODER[0].encode(texts), dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    return embeddings.embed(texts, embeddings.MULTILINGUAL)
 
 
 @register("translate_train")

@@ -6,9 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from assay import RunContext, from_records
+from assay import RunContext, from_records, resources
 from assay.augment import translate as tr
-from assay.augment import translate_train as tt
 from assay.augment.translate_train import TranslateTrainAugmenter, corpus_lang
 from assay.errors import RecipeError, StepError
 from assay.recipes.runner import run_steps
@@ -53,7 +52,8 @@ class BagOfWordsEncoder:
 def _fake_backend(request, tmp_path, monkeypatch):
     monkeypatch.setenv("ASSAY_HOME", str(tmp_path / "home"))
     if "slow" not in request.keywords:
-        monkeypatch.setattr(tt, "_ENCODER", [BagOfWordsEncoder()])
+        encoder = BagOfWordsEncoder()
+        monkeypatch.setattr(resources, "multilingual_encoder", lambda: encoder)
     monkeypatch.setitem(tr.BACKENDS, "echo", EchoTranslator)
     EchoTranslator.calls = []
 
