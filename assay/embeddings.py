@@ -32,7 +32,7 @@ def embed(
     purpose: str = "embeddings",
 ) -> np.ndarray:
     """Unit-length float32 embeddings (n, dim) of `texts`, by the sentence encoder `model`
-    (the packaged MiniLM by default; a name or a path)."""
+    (the packaged MiniLM by default; a name or a path; `MULTILINGUAL` for the USE)."""
     texts = list(texts)
     if engine is None or engine.name == "local" or not texts:
         return Encoder(model, batch_size, purpose).encode(texts)

