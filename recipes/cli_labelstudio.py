@@ -68,6 +68,17 @@ def _connection_options(fn):
     return fn
 
 
+def _corpus_option(help: str, required: bool = True):
+    """`--corpus`: a corpus file or run directory the command reads."""
+    return click.option(
+        "--corpus",
+        "corpus",
+        type=click.Path(exists=True, path_type=Path),
+        required=required,
+        help=help,
+    )
+
+
 def _client(url: str, token_env: str):
     from assay.curate.labelstudio.client import Connection
 
@@ -243,11 +254,9 @@ def push_cmd(
 
 @ls.command("pull")
 @_connection_options
-@click.option(
-    "--corpus",
-    "corpus",
-    type=click.Path(exists=True, path_type=Path),
-    help="Apply resolved labels to this corpus (default: a corpus of the project's tasks).",
+@_corpus_option(
+    "Apply resolved labels to this corpus (default: a corpus of the project's tasks).",
+    required=False,
 )
 @out_file_option("the labelled corpus")
 @click.option("--full", is_flag=True, help="Pull every task, not only those updated since.")
@@ -374,12 +383,8 @@ def _rounds_table(rounds: list[dict]) -> str:
 
 @ls.command("round")
 @_connection_options
-@click.option(
-    "--corpus",
-    "corpus",
-    type=click.Path(exists=True, path_type=Path),
-    required=True,
-    help="The corpus: labelled train rows, unlabelled rows to choose from, dev rows to score.",
+@_corpus_option(
+    "The corpus: labelled train rows, unlabelled rows to choose from, dev rows to score."
 )
 @click.option(
     "--strategy",
@@ -446,13 +451,7 @@ def round_cmd(
 
 @ls.command("review")
 @_connection_options
-@click.option(
-    "--corpus",
-    "corpus",
-    type=click.Path(exists=True, path_type=Path),
-    required=True,
-    help="The corpus with the rows in doubt (a run directory or its corpus.parquet).",
-)
+@_corpus_option("The corpus with the rows in doubt (a run directory or its corpus.parquet).")
 @click.option(
     "--source",
     default="label_noise",
