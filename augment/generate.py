@@ -227,14 +227,13 @@ class GenerateAugmenter(TextAugmenter):
                 outputs = model.generate(
                     prompts, batch_size=cfg.batch_size, advance=task.advance, **options
                 )
-                tokens = model.stats.tokens - before.tokens
-                seconds = model.stats.seconds - before.seconds
+                done = model.stats.since(before)
             else:
                 outputs, done = lm.generate_on(
                     engine, cfg.model, cfg.device, prompts, batch_size=cfg.batch_size, **options
                 )
-                tokens, seconds = done.tokens, done.seconds
                 task.advance(len(prompts))
+        tokens, seconds = done.tokens, done.seconds
         ids = rows["id"].to_list()
         texts = rows["text"].to_list()
         labels = rows["label"].to_list()

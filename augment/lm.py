@@ -50,6 +50,21 @@ class GenerationStats:
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
+    def _combine(self, other: GenerationStats, sign: int) -> GenerationStats:
+        return GenerationStats(
+            *(
+                getattr(self, f.name) + sign * getattr(other, f.name)
+                for f in dataclasses.fields(self)
+            )
+        )
+
+    def __add__(self, other: GenerationStats) -> GenerationStats:
+        return self._combine(other, 1)
+
+    def since(self, before: GenerationStats) -> GenerationStats:
+        """What was generated after `before` (a copy of these counts taken earlier)."""
+        return self._combine(before, -1)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "prompts": self.prompts,
@@ -254,15 +269,12 @@ def generate_on(
         batch_size=1,
         num_gpus=getattr(engine, "gpus_per_actor", None),
     )
-    order = sorted(range(out.num_rows), key=out["_b"].to_pylist().__getitem__)
-    answers = out["answer"].to_pylist()
     outputs: list[list[str]] = []
     stats = GenerationStats()
-    for i in order:
-        texts, done = pickle.loads(answers[i])
+    for answer in out.sort_by("_b")["answer"].to_pylist():
+        texts, done = pickle.loads(answer)
         outputs.extend(texts)
-        for field in dataclasses.fields(GenerationStats):
-            setattr(stats, field.name, getattr(stats, field.name) + getattr(done, field.name))
+        stats += done
     return outputs, stats
 
 
@@ -285,13 +297,7 @@ class BatchGenerator:
             texts = self.model.generate(
                 prompts, batch_size=len(prompts), first_batch=b, **self.options
             )
-            after = self.model.stats
-            done = GenerationStats(
-                *(
-                    getattr(after, f.name) - getattr(before, f.name)
-                    for f in dataclasses.fields(after)
-                )
-            )
+            done = self.model.stats.since(before)
             answers.append(pickle.dumps((texts, done)))
         return pa.table({"_b": batch["_b"], "answer": pa.array(answers, pa.large_binary())})
 
