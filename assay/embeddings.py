@@ -44,10 +44,8 @@ def embed(
         batch_size=ROWS_PER_TASK,
         num_gpus=getattr(engine, "gpus_per_actor", None),
     )
-    order = np.argsort(out["_i"].to_numpy(), kind="stable")
-    flat = out["emb"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    dim = flat.size // max(out.num_rows, 1)
-    return np.asarray(flat, dtype=np.float32).reshape(out.num_rows, dim)[order]
+    flat = out.sort_by("_i")["emb"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(flat, dtype=np.float32).reshape(out.num_rows, -1)
 
 
 class Encoder:

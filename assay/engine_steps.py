@@ -104,10 +104,9 @@ def run_batches(
             # caches (word lists) from one task to the next.
             out = engine.map_batches(table, HookBatches(step, remote_ctx, method), batch_size=size)
         task.advance(frame.height)
-    order = np.argsort(np.asarray(out[ROW].to_pylist(), dtype=np.int64), kind="stable")
-    sizes = out["rows"].to_pylist()
-    answers = out["answer"].to_pylist()
-    return [(sizes[i], pickle.loads(answers[i])) for i in order]
+    out = out.sort_by(ROW)
+    answers = zip(out["rows"].to_pylist(), out["answer"].to_pylist(), strict=True)
+    return [(rows, pickle.loads(answer)) for rows, answer in answers]
 
 
 def step_batch_size(step: Step) -> int:

@@ -248,9 +248,7 @@ def _numbered(texts: list[str]) -> Any:
 
 
 def _in_order(out: Any, column: str) -> np.ndarray:
-    order = np.argsort(np.asarray(out["_i"].to_pylist(), dtype=np.int64), kind="stable")
-    values = out[column].to_pylist()
-    return np.asarray([values[i] for i in order], dtype=np.float64)
+    return np.asarray(out.sort_by("_i")[column].to_pylist(), dtype=np.float64)
 
 
 def _encode(encoder: str | None, texts: list[str], engine: Any) -> np.ndarray:

@@ -287,9 +287,8 @@ def _fits_on(engine: Any, fit_args: tuple, n_models: int, folds: np.ndarray) -> 
         concurrency=min(len(pairs), getattr(engine, "actors", None) or len(pairs)),
         num_gpus=getattr(engine, "gpus_per_actor", None),
     )
-    keys = list(zip(out["model"].to_pylist(), out["fold"].to_pylist(), strict=True))
-    answers = out["answer"].to_pylist()
-    return [pickle.loads(answers[i]) for i in sorted(range(len(keys)), key=keys.__getitem__)]
+    answers = out.sort_by([("model", "ascending"), ("fold", "ascending")])["answer"]
+    return [pickle.loads(a) for a in answers.to_pylist()]
 
 
 def _aligned(proba: np.ndarray, model_classes: Sequence[str], classes: list[str]) -> np.ndarray:
