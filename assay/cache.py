@@ -76,8 +76,9 @@ def code_hash(cls: type) -> str:
     """Hash of the source that computes a step class, computed once per class and process.
 
     Covers the class's own module, the modules of its base classes that live in assay or in
-    the class's own top-level package, and the modules its module imports (at any depth in
-    the file, including imports inside functions) from those packages.
+    the class's own top-level package, and every module of those packages that they import,
+    directly or through one another (imports inside functions included): a change to a
+    helper a step calls changes the key as surely as a change to the step.
     """
     cached = _CODE_HASHES.get(cls)
     if cached is None:
@@ -92,7 +93,11 @@ def code_modules(cls: type) -> list[str]:
     for base in cls.__mro__:
         if base.__module__.split(".")[0] in roots:
             names.add(base.__module__)
-    names.update(_imported_modules(cls.__module__, roots))
+    todo = list(names)
+    while todo:
+        for found in _imported_modules(todo.pop(), roots) - names:
+            names.add(found)
+            todo.append(found)
     return sorted(names)
 
 
@@ -152,8 +157,7 @@ def _module_source(name: str) -> bytes:
 
 
 def _imported_modules(name: str, roots: set[str]) -> set[str]:
-    """Modules under `roots` that module `name` imports (as written in its source; the
-    imports of those modules are not followed)."""
+    """Modules under `roots` that module `name` imports, as written in its source."""
     source = _module_source(name)
     if not source:
         return set()

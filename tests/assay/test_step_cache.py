@@ -112,6 +112,24 @@ def test_code_modules_follow_the_step_modules_own_imports():
     assert not any(m.startswith(("torch", "polars", "numpy")) for m in modules)
 
 
+def test_code_hash_covers_modules_a_step_reaches_only_through_others(monkeypatch):
+    import assay.cache as cache_mod
+    from assay.curate.dedup import DedupFilter
+
+    # dedup.py never imports assay.embeddings; dedup_semantic.py, which it imports, does
+    assert b"assay.embeddings" not in cache_mod._module_source("assay.curate.dedup")
+    assert "assay.embeddings" in code_modules(DedupFilter)
+    before = code_hash(DedupFilter)
+    original = cache_mod._module_source
+
+    def patched(name):
+        return original(name) + (b"# edited" if name == "assay.embeddings" else b"")
+
+    monkeypatch.setattr(cache_mod, "_CODE_HASHES", {})
+    monkeypatch.setattr(cache_mod, "_module_source", patched)
+    assert code_hash(DedupFilter) != before
+
+
 def test_damaged_entries_are_misses_and_removed(tmp_path):
     cache = StepCache(tmp_path)
     c = from_records(["a", "b"], ["x", "y"])
