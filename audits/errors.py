@@ -143,39 +143,19 @@ def confusion_pairs(predictions: pl.DataFrame) -> pl.DataFrame:
 # -- the fast model's weights ---------------------------------------------------------------
 
 
-def _linear_parts(model: Any) -> tuple[Any, list[np.ndarray]]:
-    """The fitted word TF-IDF block of a FastModel, its column offset, and one weight
-    vector per class (in `classes_` order)."""
-    vectorizer = getattr(model, "_vectorizer", None)
-    fitted = getattr(model, "_model", None)
-    if vectorizer is None or fitted is None:
+def _word_weights(model: Any) -> tuple[Any, np.ndarray]:
+    """A fast model's word TF-IDF block and per-class weights (`FastModel.word_weights`)."""
+    get = getattr(model, "word_weights", None)
+    if get is None:
         raise InputError("feature weights need a fitted fast model (TF-IDF + logistic regression)")
-    offset, word_block = 0, None
-    for block in vectorizer.blocks:
-        if block.kind == "word":
-            word_block = block
-            break
-        offset += len(block.vocabulary_)
-    if word_block is None:
-        raise InputError("the fast model has no word n-gram features to name (word_ngrams off)")
-    k = len(model.classes_)
-    if isinstance(fitted, list):  # multi-label: one binary model (or a constant) per class
-        width = sum(len(b.vocabulary_) for b in vectorizer.blocks)
-        weights = [
-            np.zeros(width) if isinstance(m, float) else np.asarray(m.coef_[0]) for m in fitted
-        ]
-    elif fitted.coef_.shape[0] == 1:  # binary: one row, towards classes_[1]
-        weights = [-np.asarray(fitted.coef_[0]), np.asarray(fitted.coef_[0])]
-    else:
-        weights = [np.asarray(fitted.coef_[j]) for j in range(k)]
-    return (word_block, offset), weights
+    return get()
 
 
 def fast_model_features(model: Any, texts: Sequence[str], k: int = 15) -> pl.DataFrame:
     """Per class, the k named word n-grams with the largest weight towards it."""
     from assay.train.features import _TOKEN, word_ngrams
 
-    (block, offset), weights = _linear_parts(model)
+    block, weights = _word_weights(model)
     lo, hi = block.ngrams
     names: dict[int, str] = {}
     tokens = [_TOKEN.findall(t.lower()) for t in texts]
@@ -193,7 +173,7 @@ def fast_model_features(model: Any, texts: Sequence[str], k: int = 15) -> pl.Dat
     pos = np.searchsorted(vocab, hashes)
     pos = np.minimum(pos, len(vocab) - 1)
     known = vocab[pos] == hashes
-    columns = pos[known] + offset
+    columns = pos[known]
     labels = [names[int(h)] for h in hashes[known]]
     rows = []
     for cls, w in zip(model.classes_, weights, strict=True):
@@ -294,7 +274,7 @@ def error_report(
     )
     if model is None or attribution == "none":
         return report
-    linear = getattr(model, "_vectorizer", None) is not None
+    linear = hasattr(model, "word_weights")
     if attribution in ("features", "both") or (attribution == "auto" and linear):
         report.features = fast_model_features(model, train_texts or [], k=k)
     if attribution in ("occlusion", "both") or (attribution == "auto" and not linear):

@@ -245,6 +245,30 @@ class FastModel(EstimatorProtocol):
             out[:, j] = model if isinstance(model, float) else model.predict_proba(features)[:, 1]
         return out
 
+    def word_weights(self) -> tuple[Any, np.ndarray]:
+        """(the fitted word n-gram TF-IDF block, its weights towards each class), the weights
+        of shape (classes, the block's features) in `classes_` order. A binary model's one
+        coefficient row is given as its two opposite rows."""
+        self._check_fitted()
+        offset, block = 0, None
+        for candidate in self._vectorizer.blocks:
+            if candidate.kind == "word":
+                block = candidate
+                break
+            offset += len(candidate.vocabulary_)
+        if block is None:
+            raise InputError("the fast model has no word n-gram features to name (word_ngrams off)")
+        columns = slice(offset, offset + len(block.vocabulary_))
+        if self.multilabel:  # one binary model (or a constant) per class
+            width = columns.stop - columns.start
+            rows = [
+                np.zeros(width) if isinstance(m, float) else np.asarray(m.coef_[0])[columns]
+                for m in self._model
+            ]
+            return block, np.vstack(rows)
+        coef = np.asarray(self._model.coef_)[:, columns]
+        return block, (np.vstack([-coef[0], coef[0]]) if coef.shape[0] == 1 else coef)
+
     def predict(self, texts: Sequence[str]) -> list[Any]:
         proba = self.predict_proba(texts)
         if not self.multilabel:
