@@ -139,63 +139,13 @@ def bench_apertium(texts: list[str], repeats: int, tmp: Path) -> dict:
     }
 
 
-def build_tiny_marian(root: Path, sentences: list[str]) -> Path:
-    """A randomly initialised Marian model with a sentencepiece tokenizer trained here."""
-    import sentencepiece as spm
-    import torch
-    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
-
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "corpus.txt").write_text("\n".join(sentences) + "\n")
-    spm.SentencePieceTrainer.train(
-        input=str(root / "corpus.txt"),
-        model_prefix=str(root / "sp"),
-        vocab_size=1000,
-        model_type="unigram",
-        bos_id=-1,
-        eos_id=-1,
-        unk_id=1,
-        pad_id=-1,
-        minloglevel=2,
-    )
-    sp = spm.SentencePieceProcessor(model_file=str(root / "sp.model"))
-    pieces = ["</s>", "<unk>"] + [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
-    pieces = [p for p in dict.fromkeys(pieces) if p != "<pad>"] + ["<pad>"]
-    vocab = {p: i for i, p in enumerate(pieces)}
-    out = root / "model"
-    out.mkdir()
-    (out / "vocab.json").write_text(json.dumps(vocab))
-    for name in ("source.spm", "target.spm"):
-        (out / name).write_bytes((root / "sp.model").read_bytes())
-    MarianTokenizer(
-        str(out / "source.spm"), str(out / "target.spm"), str(out / "vocab.json")
-    ).save_pretrained(out)
-    torch.manual_seed(0)
-    config = MarianConfig(
-        vocab_size=len(vocab),
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        max_position_embeddings=128,
-        pad_token_id=vocab["<pad>"],
-        eos_token_id=vocab["</s>"],
-        decoder_start_token_id=vocab["<pad>"],
-        forced_eos_token_id=vocab["</s>"],
-    )
-    MarianMTModel(config).save_pretrained(out)
-    return out
-
-
 def bench_models(texts: list[str], repeats: int, tmp: Path, max_length: int) -> dict:
     import ctranslate2
 
     from assay.augment.translate import CTranslate2Translator, HFTranslator
+    from assay.testing import tiny_marian
 
-    model = build_tiny_marian(tmp / "marian", texts)
+    model = tiny_marian(tmp / "marian", texts, vocab_size=1000, d_model=64, layers=2, positions=128)
     converted = tmp / "marian-ct2"
     ctranslate2.converters.TransformersConverter(str(model), copy_files=TOKENIZER_FILES).convert(
         str(converted)

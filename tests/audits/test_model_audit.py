@@ -172,25 +172,11 @@ def test_cli_prints_json_and_tables(tmp_path):
 def tiny_encoder(tmp_path_factory):
     """A tiny randomly initialised BERT whose word-level vocabulary covers the corpus."""
     pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    path = tmp_path_factory.mktemp("tiny-bert")
+    pytest.importorskip("transformers")
+    from assay.testing import tiny_bert
+
     words = sorted({w for t in biased_corpus()["text"].to_list() for w in t.split()})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = transformers.BertTokenizerFast(
-        vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True
-    )
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    transformers.BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return tiny_bert(tmp_path_factory.mktemp("tiny-bert"), words)
 
 
 @pytest.mark.slow

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -282,17 +280,10 @@ def test_balance_augment_to_asks_generate_for_the_rows_a_class_lacks(fake):
 # -- with a real (tiny, randomly initialised) model -------------------------------------------
 
 
-def _tiny_lm_builder():
-    path = Path(__file__).with_name("test_lm.py")
-    spec = importlib.util.spec_from_file_location("_assay_test_lm", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_tiny_lm
-
-
 def test_a_real_model_adds_rows_with_lineage(tmp_path):
-    path = _tiny_lm_builder()(tmp_path / "tiny")
+    from assay.testing import tiny_llama
+
+    path = tiny_llama(tmp_path / "tiny")
     step = GenerateAugmenter(model=str(path), device="cpu", max_new_tokens=6, temperature=1.0)
     out = run_steps(corpus(), [step], RunContext(seed=7))
     report = out.reports[0]

@@ -6,67 +6,14 @@ import pytest
 
 from assay.augment import lm
 from assay.errors import InputError, ResourceError
+from assay.testing import tiny_llama
 
 pytest.importorskip("transformers")
-
-SENTENCES = [
-    "a warm and funny film about a family",
-    "the plot is dull and the acting is flat",
-    "an honest , moving story told with care",
-    "i could not wait for this bore to end",
-    "paraphrase the sentence : rewrite it with other words",
-    "sure ! here is a paraphrase of the sentence",
-]
-
-
-def build_tiny_lm(root: Path, chat_template: str | None = None) -> Path:
-    """A randomly initialised one-layer Llama (hidden size 32) with a word-level tokenizer
-    trained here on a few sentences; saved to `root`, no network."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    raw = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    raw.train_from_iterator(
-        SENTENCES, trainers.WordLevelTrainer(special_tokens=["<pad>", "<unk>", "<s>", "</s>"])
-    )
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=raw,
-        pad_token="<pad>",
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-    )
-    if chat_template:
-        tok.chat_template = chat_template
-    config = LlamaConfig(
-        vocab_size=raw.get_vocab_size(),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=256,
-        # Spread-out logits: greedy choices are not near-ties that float noise could flip.
-        initializer_range=0.5,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = LlamaForCausalLM(config)
-    model.generation_config.pad_token_id = tok.pad_token_id
-    root.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(root)
-    tok.save_pretrained(root)
-    return root
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> lm.CausalLM:
-    path = build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
+    path = tiny_llama(tmp_path_factory.mktemp("tiny-lm"))
     return lm.causal_lm(str(path), device="cpu")
 
 
@@ -122,7 +69,7 @@ def test_progress_advances_per_batch(tiny):
 
 def test_chat_template_is_applied_when_the_tokenizer_has_one(tmp_path):
     template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {% endfor %}[bot]"
-    model = lm.causal_lm(str(build_tiny_lm(tmp_path / "chat", template)), device="cpu")
+    model = lm.causal_lm(str(tiny_llama(tmp_path / "chat", chat_template=template)), device="cpu")
     assert model.format("a warm film", system="be brief") == (
         "[system] be brief [user] a warm film [bot]"
     )

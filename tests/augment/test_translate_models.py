@@ -4,11 +4,11 @@ built offline in the test (its sentencepiece tokenizer is trained here too)."""
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import pytest
 
+from assay import testing
 from assay.augment import translate as tr
 
 pytestmark = pytest.mark.skipif(
@@ -32,60 +32,9 @@ SENTENCES = [
 TOKENIZER_FILES = ["source.spm", "target.spm", "vocab.json", "tokenizer_config.json"]
 
 
-def build_tiny_marian(root: Path) -> Path:
-    import sentencepiece as spm
-    import torch
-    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
-
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "corpus.txt").write_text("\n".join(SENTENCES) + "\n")
-    spm.SentencePieceTrainer.train(
-        input=str(root / "corpus.txt"),
-        model_prefix=str(root / "sp"),
-        vocab_size=40,
-        model_type="unigram",
-        character_coverage=1.0,
-        bos_id=-1,
-        eos_id=-1,
-        unk_id=1,
-        pad_id=-1,
-        minloglevel=2,
-    )
-    sp = spm.SentencePieceProcessor(model_file=str(root / "sp.model"))
-    pieces = ["</s>", "<unk>"] + [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
-    pieces = [p for p in dict.fromkeys(pieces) if p != "<pad>"] + ["<pad>"]  # Marian: pad last
-    vocab = {p: i for i, p in enumerate(pieces)}
-    out = root / "model"
-    out.mkdir()
-    (out / "vocab.json").write_text(json.dumps(vocab))
-    for name in ("source.spm", "target.spm"):
-        (out / name).write_bytes((root / "sp.model").read_bytes())
-    MarianTokenizer(
-        str(out / "source.spm"), str(out / "target.spm"), str(out / "vocab.json")
-    ).save_pretrained(out)
-    torch.manual_seed(0)
-    config = MarianConfig(
-        vocab_size=len(vocab),
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=64,
-        pad_token_id=vocab["<pad>"],
-        eos_token_id=vocab["</s>"],
-        decoder_start_token_id=vocab["<pad>"],
-        forced_eos_token_id=vocab["</s>"],
-    )
-    MarianMTModel(config).save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="module")
 def tiny_marian(tmp_path_factory) -> Path:
-    return build_tiny_marian(tmp_path_factory.mktemp("marian"))
+    return testing.tiny_marian(tmp_path_factory.mktemp("marian"), SENTENCES)
 
 
 @pytest.fixture(autouse=True)

@@ -13,17 +13,11 @@ st = pytest.importorskip("sentence_transformers")
 @pytest.fixture(scope="module")
 def tiny_sentence_model(tmp_path_factory):
     """A tiny randomly initialised BERT that sentence-transformers can load (mean pooling)."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from assay.testing import tiny_bert
 
     path = tmp_path_factory.mktemp("tiny-st")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film", "plot"]
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)  # fmt: skip
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    words = ["good", "bad", "film", "plot"]
+    return str(tiny_bert(path, words, hidden=16, layers=1, positions=32, classifier=False))
 
 
 @pytest.fixture

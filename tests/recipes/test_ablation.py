@@ -212,23 +212,10 @@ def toy_csv(tmp_path):
 @pytest.fixture
 def tiny_bert(tmp_path):
     pytest.importorskip("torch")
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from assay.testing import tiny_bert
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "indeed",
-             "good", "great", "fine", "bad", "awful", "poor"]  # fmt: skip
-    path = tmp_path / "tiny-bert"
-    BertForSequenceClassification(
-        BertConfig(
-            vocab_size=len(vocab),
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=32,
-        )
-    ).save_pretrained(path)
-    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(path)
-    return str(path)
+    words = ["the", "film", "indeed", "good", "great", "fine", "bad", "awful", "poor"]
+    return str(tiny_bert(tmp_path / "tiny-bert", words, hidden=16, layers=1, positions=32))
 
 
 def test_encoder_arms_warn_when_step_counts_differ(toy_csv, tiny_bert, tmp_path):

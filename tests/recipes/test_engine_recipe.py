@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from assay import from_frame, run
+from assay.testing import tiny_llama
 
 MINILM = (
     importlib.util.find_spec("sentence_transformers") is not None
@@ -52,16 +53,6 @@ def planted_frame(n: int = 240, seed: int = 5) -> pl.DataFrame:
         labels.append(labels[i])
     ids = [f"r{i:04d}" for i in range(len(texts))]
     return pl.DataFrame({"id": ids, "text": texts, "label": labels})
-
-
-def tiny_lm(root: Path) -> Path:
-    """A tiny randomly initialised causal LM (tests/augment/test_lm.py builds it)."""
-    path = Path(__file__).parents[1] / "augment" / "test_lm.py"
-    spec = importlib.util.spec_from_file_location("_assay_test_lm", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_tiny_lm(root)
 
 
 def recipe(lexicon: Path, engine: object, lm: Path | None = None) -> dict:
@@ -131,7 +122,7 @@ def test_every_offline_step_gives_the_same_run_on_ray_as_locally(tmp_path):
 
     lexicon = tmp_path / "lexicon.yaml"
     lexicon.write_text("heart attack: [myocardial infarction, MI]\nfilm: [picture]\n")
-    lm = tiny_lm(tmp_path / "tiny-lm") if importlib.util.find_spec("transformers") else None
+    lm = tiny_llama(tmp_path / "tiny-lm") if importlib.util.find_spec("transformers") else None
     corpus = from_frame(planted_frame())
     local = run(recipe(lexicon, "local", lm), tmp_path / "local", corpus=corpus)
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
