@@ -5,7 +5,8 @@ Each run starts from 50 randomly labelled train rows and labels `--batch` more p
 `assay.curate.active`: random, uncertainty (entropy, or `--measure`, of the fast model), diversity (k-center
 greedy on MiniLM embeddings), hybrid (k-center among the 5 x batch most uncertain). After
 every round the fast model is trained on the labelled rows and scored on the test split
-(macro-F1). Curves are means over `--seeds` seeds with 95% t-intervals across seeds.
+(macro-F1). Curves are means over `--seeds` seeds with 95% t-intervals across seeds; the
+ratio of labels (best strategy / random) gets a 95% interval by resampling the seeds.
 
 Targets: the best strategy needs at most half the labels random needs to come within
 1 point of the full-train-split macro-F1, on both data sets. Rounds stop at
@@ -112,16 +113,48 @@ def summarise(curves: list[list[tuple[int, float]]], full: float) -> dict:
     k = scores.shape[0]
     half = T975.get(k - 1, 1.96) * scores.std(axis=0, ddof=1) / math.sqrt(k) if k > 1 else 0 * mean
     area = float(np.trapezoid(mean, sizes) / (sizes[-1] - sizes[0])) if len(sizes) > 1 else mean[0]
-    reached = [s for s, m in zip(sizes, mean, strict=True) if m >= full - 0.01]
+    reached = first_within(scores, sizes, full)
     return {
         "labels": sizes,
         "macro_f1": [round(float(x), 4) for x in mean],
         "ci_low": [round(float(x), 4) for x in mean - half],
         "ci_high": [round(float(x), 4) for x in mean + half],
         "auc": round(area, 4),
-        "labels_to_within_1pt": reached[0] if reached else None,
+        "labels_to_within_1pt": reached,
         "final_macro_f1": round(float(mean[-1]), 4),
+        "per_seed": scores.round(4).tolist(),
     }
+
+
+def first_within(scores: np.ndarray, sizes: list[int], full: float) -> int | None:
+    """The first label count where the mean curve (seeds x rounds) is within 1 point of full."""
+    hit = np.flatnonzero(scores.mean(axis=0) >= full - 0.01)
+    return int(sizes[hit[0]]) if hit.size else None
+
+
+def ratio_interval(
+    result: dict, best: str, max_labels: int, batch: int, draws: int = 2000
+) -> list[float | None]:
+    """95% percentile interval of best/random labels to within 1 point, resampling seeds.
+
+    Seeds are resampled in pairs (a seed's strategies share their 50 starting rows). A draw
+    where random never gets there counts it as needing one batch past the cap (the ratio
+    then is an upper bound); one where the best never does is infinite (printed as None).
+    """
+    if "per_seed" not in result[best] or "per_seed" not in result["random"]:
+        return [None, None]
+    full = result["full_macro_f1"]
+    sizes = result["random"]["labels"]
+    rand, top = np.array(result["random"]["per_seed"]), np.array(result[best]["per_seed"])
+    rng = np.random.default_rng(0)
+    ratios = np.empty(draws)
+    for d in range(draws):
+        pick = rng.integers(0, rand.shape[0], rand.shape[0])
+        r = first_within(rand[pick], sizes, full) or max_labels + batch
+        b = first_within(top[pick], sizes, full)
+        ratios[d] = np.inf if b is None else b / r
+    lo, hi = np.percentile(ratios, [2.5, 97.5])
+    return [round(float(x), 3) if np.isfinite(x) else None for x in (lo, hi)]
 
 
 def bench_dataset(
@@ -374,7 +407,9 @@ def print_table(out: dict) -> None:
     print()
     for t in out["targets"]:
         mark = "met" if t["met"] else "NOT met"
-        print(f"target {t['name']}: {t['value']} (want {t['target']}) {mark}")
+        lo, hi = t.get("ci95", [None, None])
+        ci = f" [{lo}, {hi if hi is not None else 'inf'}]" if lo is not None else ""
+        print(f"target {t['name']}: {t['value']}{ci} ({t['best']}; want {t['target']}) {mark}")
 
 
 def main() -> int:
@@ -429,6 +464,9 @@ def main() -> int:
             {
                 "name": f"{name}_labels_best_over_random_to_within_1pt",
                 "value": ratio,
+                "ci95": ratio_interval(res, best, args.max_labels, args.batch)
+                if ratio is not None and "random" in res
+                else [None, None],
                 "best": best,
                 "target": "<= 0.5",
                 "met": met,
