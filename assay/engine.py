@@ -199,6 +199,26 @@ class RayEngine:
         return pa.concat_tables(tables, promote_options="default")
 
 
+def cpu_budget() -> int:
+    """The cores this process should keep busy: inside a Ray task or actor, the CPUs Ray
+    assigned to it (other workers share the node); elsewhere, the cores it may run on."""
+    import os
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        try:
+            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+        except Exception:  # a driver, or a Ray without the call: no assignment to honour
+            cpus = None
+        if cpus:
+            return max(1, int(cpus))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _split_by_key(block: pa.Table, key: str, parts: int) -> list[pa.Table]:
     """`block` in `parts` pieces by a hash of `key` (the same key, the same piece)."""
     import polars as pl

@@ -21,7 +21,6 @@ Backends:
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -244,7 +243,10 @@ class ApertiumTranslator(Translator):
 
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
+        from assay.engine import cpu_budget
+
+        # Two per core: a tagger process spends part of its few milliseconds starting up.
+        with ThreadPoolExecutor(max_workers=2 * cpu_budget()) as pool:
             return list(pool.map(one, analysed))
 
     def _translate(self, texts: list[str], src: str, tgt: str) -> list[str]:

@@ -34,10 +34,10 @@ class DeviceSetup:
 
 
 def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    """The cores this process may use (inside a Ray worker, the CPUs Ray assigned it)."""
+    from assay.engine import cpu_budget
+
+    return cpu_budget()
 
 
 def busy_cores(interval: float = 0.3) -> float:

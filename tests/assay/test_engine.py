@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 
 import numpy as np
@@ -208,3 +209,22 @@ def test_a_row_local_filter_runs_in_batches_on_ray_with_the_same_books(ray_clust
     assert local.dropped.equals(remote.dropped)
     assert remote.report.summary == local.report.summary
     assert local.report.summary["checked"] == 40
+
+
+@needs_ray
+@pytest.mark.integration
+def test_cpu_budget_is_the_cpus_ray_assigns_inside_a_worker(ray_cluster):
+    from assay.engine import cpu_budget
+
+    @ray_cluster.remote(num_cpus=1)
+    def budget() -> int:
+        return cpu_budget()
+
+    @ray_cluster.remote(num_cpus=2)
+    def budget_of_two() -> int:
+        return cpu_budget()
+
+    assert ray_cluster.get(budget.remote()) == 1
+    assert ray_cluster.get(budget_of_two.remote()) == 2
+    # the driver is given no CPUs by Ray: its budget is the cores it may run on
+    assert cpu_budget() == len(os.sched_getaffinity(0))
