@@ -138,3 +138,20 @@ def test_error_report_picks_features_for_the_fast_model_and_occlusion_otherwise(
         error_report(frame, CLASSES, attribution="lime")
     with pytest.raises(InputError, match="proba"):
         error_report(frame.drop("proba"), CLASSES)
+
+
+def test_fast_model_features_multilabel_name_each_labels_words():
+    pytest.importorskip("sklearn")
+    from assay.train.fast import FastModel
+
+    texts = [f"funny scene {i}" for i in range(15)] + [f"scary scene {i}" for i in range(15)]
+    texts += [f"funny scary scene {i}" for i in range(15)]
+    labels = [["comedy"]] * 15 + [["horror"]] * 15 + [["comedy", "horror"]] * 15
+    model = FastModel(seed=0).fit(texts, labels)
+    block, weights = model.word_weights()
+    assert weights.shape == (2, len(block.vocabulary_))  # the word block's columns only
+    found = fast_model_features(model, texts, k=3)
+    comedy = found.filter(pl.col("class") == "comedy")["feature"].to_list()
+    horror = found.filter(pl.col("class") == "horror")["feature"].to_list()
+    assert "funny" in comedy and "scary" not in comedy
+    assert "scary" in horror and "funny" not in horror
