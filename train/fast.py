@@ -234,10 +234,14 @@ class FastModel(EstimatorProtocol):
         if self._model is None:
             raise InputError("this FastModel is not fitted yet: call fit(texts, labels) first")
 
+    def features(self, texts: Sequence[str]) -> Any:
+        """The sparse TF-IDF matrix (texts x features) the fitted classifier reads."""
+        self._check_fitted()
+        return self._vectorizer.transform(list(texts))
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, shape (n, n_classes), columns in `classes_` order."""
-        self._check_fitted()
-        features = self._vectorizer.transform(list(texts))
+        features = self.features(texts)
         if not self.multilabel:
             return self._model.predict_proba(features)
         out = np.empty((features.shape[0], len(self.classes_)))
