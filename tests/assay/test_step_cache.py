@@ -87,19 +87,24 @@ def test_editing_a_step_recomputes_it_and_later_steps_but_not_earlier_ones(tmp_p
     assert "bb" not in after.corpus["text"].to_list()
 
 
-def test_code_hash_changes_with_the_source_of_a_base_module(monkeypatch):
+def _edit_source(monkeypatch, module: str) -> None:
+    """From now on `module`'s source reads as edited, and no code hash is remembered."""
     import assay.cache as cache_mod
 
-    before = code_hash(SplitStep)
-    assert "assay.step" in code_modules(SplitStep)
-    assert "assay.curate.split" in code_modules(SplitStep)
     original = cache_mod._module_source
 
     def patched(name):
-        return original(name) + (b"# edited" if name == "assay.step" else b"")
+        return original(name) + (b"# edited" if name == module else b"")
 
     monkeypatch.setattr(cache_mod, "_CODE_HASHES", {})
     monkeypatch.setattr(cache_mod, "_module_source", patched)
+
+
+def test_code_hash_changes_with_the_source_of_a_base_module(monkeypatch):
+    before = code_hash(SplitStep)
+    assert "assay.step" in code_modules(SplitStep)
+    assert "assay.curate.split" in code_modules(SplitStep)
+    _edit_source(monkeypatch, "assay.step")
     assert code_hash(SplitStep) != before
     assert step_key("in", SplitStep(), 0, 0) != step_key("in", SplitStep(), 1, 0)
 
@@ -120,13 +125,7 @@ def test_code_hash_covers_modules_a_step_reaches_only_through_others(monkeypatch
     assert b"assay.embeddings" not in cache_mod._module_source("assay.curate.dedup")
     assert "assay.embeddings" in code_modules(DedupFilter)
     before = code_hash(DedupFilter)
-    original = cache_mod._module_source
-
-    def patched(name):
-        return original(name) + (b"# edited" if name == "assay.embeddings" else b"")
-
-    monkeypatch.setattr(cache_mod, "_CODE_HASHES", {})
-    monkeypatch.setattr(cache_mod, "_module_source", patched)
+    _edit_source(monkeypatch, "assay.embeddings")
     assert code_hash(DedupFilter) != before
 
 
