@@ -21,6 +21,8 @@ and is the optional extra `assay[ray]`.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -202,9 +204,6 @@ class RayEngine:
 def cpu_budget() -> int:
     """The cores this process should keep busy: inside a Ray task or actor, the CPUs Ray
     assigned to it (other workers share the node); elsewhere, the cores it may run on."""
-    import os
-    import sys
-
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         try:

@@ -35,7 +35,6 @@ import argparse
 import json
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -83,8 +82,7 @@ class Study:
         self.texts = self.train["text"].to_list()
         self.labels = np.array(self.train["label"].to_list())
         self.classes = sorted(set(self.labels.tolist()) | set(self.test["label"].to_list()))
-        with tempfile.TemporaryDirectory() as tmp:
-            vectors = active.EmbeddingCache(cache_dir or tmp).embed(self.texts)
+        vectors = active.EmbeddingCache(cache_dir).embed(self.texts)
         self.unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
         import scipy.sparse as sp
 
