@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 
 from assay.curate import active
+from assay.embedding_cache import EmbeddingCache
 from assay.train.fast import FastModel
 from assay.train.metrics import classification_report
 
@@ -172,7 +173,7 @@ def bench_dataset(
     full = full_f1(train, test)
     t0 = time.perf_counter()
     # in memory only, unless a directory keeps them between runs
-    vectors = active.EmbeddingCache(cache_dir).embed(train["text"].to_list())
+    vectors = EmbeddingCache(cache_dir).embed(train["text"].to_list())
     embed_s = time.perf_counter() - t0
     out: dict = {"full_train_rows": train.height, "full_macro_f1": round(full, 4)}
     out["embed_s"] = round(embed_s, 1)
@@ -258,7 +259,7 @@ def server_round(batch: int, cache_dir: str | None) -> dict:
         split=["train" if i in seed_rows else "unlabeled" for i in range(train.height)]
         + ["dev"] * test.height,
     )
-    embeddings = active.EmbeddingCache(cache_dir) if cache_dir else None
+    embeddings = EmbeddingCache(cache_dir) if cache_dir else None
     with mod.LabelStudioServer() as server, tempfile.TemporaryDirectory() as state_dir:
         os.environ["ASSAY_LS_TOKEN"] = server.token
         client = Connection(server.url).client()

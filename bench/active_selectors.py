@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from active_learning import START, full_f1, load, macro_f1, summarise
 
 from assay.curate import active
+from assay.embedding_cache import EmbeddingCache
 from assay.train.fast import FastModel
 
 SELECTORS = ("random", "margin", "kmeans", "power", "embedding", "embedding_mix",
@@ -82,7 +83,7 @@ class Study:
         self.texts = self.train["text"].to_list()
         self.labels = np.array(self.train["label"].to_list())
         self.classes = sorted(set(self.labels.tolist()) | set(self.test["label"].to_list()))
-        vectors = active.EmbeddingCache(cache_dir).embed(self.texts)
+        vectors = EmbeddingCache(cache_dir).embed(self.texts)
         self.unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
         import scipy.sparse as sp
 

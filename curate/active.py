@@ -16,17 +16,15 @@ slower than random from 50 labels, see bench/active_learning.py), or diversity. 
 chosen rows for two annotators. Every chosen row carries its strategy, score and rank.
 
 The model's probabilities and the embeddings are inputs (arrays in pool order), so this
-module trains nothing itself; `pool_probabilities` and `embed_cached` compute them.
+module trains nothing itself; `pool_probabilities` and `assay.embedding_cache` compute them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -266,61 +264,3 @@ def pool_probabilities(
     est.fit(list(texts), list(labels))
     proba = est.predict_proba(list(pool_texts)) if len(pool_texts) else np.zeros((0, 2))
     return np.asarray(proba), list(est.classes_), est
-
-
-class EmbeddingCache:
-    """Sentence embeddings keyed by (model, text hash): each text is embedded once.
-
-    In memory, and in `directory/embeddings-<model>.npz` when a directory is given.
-    """
-
-    def __init__(self, directory: str | Path | None = None, model: str | None = None) -> None:
-        self.dir = Path(directory) if directory is not None else None
-        self.model = model
-        self._vectors: dict[str, np.ndarray] = {}
-        self._loaded = False
-
-    def _path(self) -> Path | None:
-        if self.dir is None:
-            return None
-        tag = hashlib.sha256(str(self.model or "minilm").encode()).hexdigest()[:12]
-        return self.dir / f"embeddings-{tag}.npz"
-
-    def _load(self) -> None:
-        self._loaded = True
-        path = self._path()
-        if path is not None and path.exists():
-            with np.load(path) as data:
-                for key, vec in zip(data["keys"], data["vectors"], strict=True):
-                    self._vectors[str(key)] = vec
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not self._loaded:
-            self._load()
-        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
-        missing = list(dict.fromkeys(k for k in keys if k not in self._vectors))
-        if missing:
-            from assay.curate.dedup_semantic import embed
-
-            by_key = dict(zip(keys, texts, strict=True))
-            fresh = embed([by_key[k] for k in missing], self.model)
-            self._vectors.update(zip(missing, fresh, strict=True))
-            self._save()
-        if not keys:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([self._vectors[k] for k in keys])
-
-    def _save(self) -> None:
-        path = self._path()
-        if path is None:
-            return
-        from assay import atomic
-
-        keys = np.array(list(self._vectors))
-        vectors = np.stack(list(self._vectors.values()))
-        atomic.write_with(path, lambda tmp: _savez(tmp, keys, vectors))
-
-
-def _savez(path: Path, keys: np.ndarray, vectors: np.ndarray) -> None:
-    with open(path, "wb") as fh:
-        np.savez(fh, keys=keys, vectors=vectors)

@@ -27,6 +27,7 @@ from assay.curate.labelstudio import push as push_mod
 from assay.curate.labelstudio.client import Client
 from assay.curate.labelstudio.config import ID_KEY, Project
 from assay.curate.labelstudio.state import SyncState, fresh_project, utc_now
+from assay.embedding_cache import EmbeddingCache
 from assay.errors import InputError
 from assay.progress import Progress
 
@@ -76,7 +77,7 @@ def select_batch(
     measure: str = "entropy",
     overlap: int = 0,
     round_no: int | None = None,
-    embeddings: active.EmbeddingCache | None = None,
+    embeddings: EmbeddingCache | None = None,
 ) -> Batch:
     """Train on the labelled train rows, score the pool and choose `batch` rows of it."""
     train = labelled(corpus)
@@ -105,7 +106,7 @@ def select_batch(
     needs_vectors = strategy == active.DIVERSITY or (strategy == active.HYBRID and not cold)
     pool_vectors = labelled_vectors = None
     if needs_vectors:
-        embeddings = embeddings or active.EmbeddingCache()
+        embeddings = embeddings or EmbeddingCache()
         pool_vectors = embeddings.embed(candidates["text"].to_list())
         labelled_vectors = embeddings.embed(train["text"].to_list()) if train.height else None
     sel = active.select(
@@ -221,7 +222,7 @@ def run_round(
     seed: int = 0,
     measure: str = "entropy",
     overlap: int = 0,
-    embeddings: active.EmbeddingCache | None = None,
+    embeddings: EmbeddingCache | None = None,
     progress: Progress | None = None,
 ) -> RoundReport:
     """Pull, fold in, retrain, score on dev, push the next batch; record the round."""
@@ -246,7 +247,7 @@ def run_round(
         measure=measure,
         overlap=overlap,
         round_no=round_no,
-        embeddings=embeddings or active.EmbeddingCache(Path(state_dir) / "embeddings"),
+        embeddings=embeddings or EmbeddingCache(Path(state_dir) / "embeddings"),
     )
     metric = dev_metric(chosen.model, current, seed)
     rows = current.filter(pl.col("id").is_in(chosen.selection.ids))

@@ -138,19 +138,3 @@ def test_bad_inputs_are_one_clear_error():
         active.select(["a"] * 3, 1, "uncertainty", np.random.default_rng(0), labels=LABELS)
     with pytest.raises(InputError, match="proba has 2 rows but the pool has 3"):
         active.select(["a", "b", "c"], 1, "random", np.random.default_rng(0), proba=np.ones((2, 2)))
-
-
-def test_embedding_cache_embeds_each_text_once(tmp_path, monkeypatch):
-    calls = []
-
-    def fake_embed(texts, model=None, batch_size=64, engine=None):
-        calls.append(list(texts))
-        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
-
-    monkeypatch.setattr("assay.curate.dedup_semantic.embed", fake_embed)
-    cache = active.EmbeddingCache(tmp_path)
-    first = cache.embed(["aa", "b", "aa"])
-    assert first[:, 0].tolist() == [2, 1, 2]
-    again = active.EmbeddingCache(tmp_path).embed(["b", "ccc"])
-    assert again[:, 0].tolist() == [1, 3]
-    assert calls == [["aa", "b"], ["ccc"]]
