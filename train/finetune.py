@@ -38,8 +38,11 @@ class FineTuneConfig(BaseModel):
         None, description="encoder: HF id or path; unset = the packaged all-MiniLM-L6-v2"
     )
     max_length: int = Field(128, ge=8, description="tokens per example (longer is truncated)")
-    batch_size: int | None = Field(
-        None, ge=1, description="examples per optimiser micro-batch (16 on CPU, 64 on CUDA)"
+    batch_size: int = Field(
+        16,
+        ge=1,
+        description="examples per optimiser micro-batch, the same on every device (a step "
+        "budget then means the same examples seen on CPU and GPU)",
     )
     eval_batch_size: int = Field(64, ge=1, description="examples per inference batch")
     epochs: float = Field(3.0, gt=0, description="passes over the training set")
@@ -167,12 +170,15 @@ class EncoderModel(EstimatorProtocol):
                     ),
                     # A checkpoint fine-tuned on other labels: keep the encoder, new head.
                     ignore_mismatched_sizes=True,
+                    # A checkpoint stored in half precision still trains in fp32.
+                    dtype=torch.float32,
                 )
         except (OSError, ValueError) as exc:
             raise ResourceError(
                 f"cannot load the encoder {cfg.model!r} ({path}): {str(exc).splitlines()[0]}; "
                 "give a local model directory, or leave model unset for the packaged MiniLM"
             ) from None
+        _set_head(self.model, self.seed, path)
         if cfg.domain_terms:
             self.added_terms = extend_vocabulary(self.tokenizer, self.model, cfg.domain_terms)
         if cfg.freeze_embeddings or cfg.freeze_layers:
@@ -215,17 +221,17 @@ class EncoderModel(EstimatorProtocol):
         train = data_mod.Encoded(
             data_mod.tokenize(self.tokenizer, texts, cfg.max_length),
             encode(labels, self.classes_),
-            self._loss_weights(labels, weights),
+            loss_weights(labels, weights, self.classes_, cfg, self.multilabel),
         )
         dev = None
         if dev_texts is not None and dev_labels is not None and len(dev_texts):
             dev = (list(dev_texts), list(dev_labels))
-        batch = cfg.batch_size or self.setup.default_batch_size
+        batch = cfg.batch_size
         per_epoch = math.ceil(math.ceil(len(train) / batch) / cfg.grad_accum)
         total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
         sliced = self._slice_embeddings(train)
         optimizer, scheduler = self._optimizer(total)
-        evals = _eval_points(per_epoch, total, cfg.evals_per_epoch)
+        evals = eval_points(per_epoch, total, cfg.evals_per_epoch)
         best, best_state, bad = -1.0, None, 0
         decay = best_decay = 1.0  # weight decay the untrained embedding rows accumulate
         pad = self.tokenizer.pad_token_id or 0
@@ -327,33 +333,6 @@ class EncoderModel(EstimatorProtocol):
         self.model.set_input_embeddings(sliced)
         return sliced
 
-    def _loss_weights(self, labels: list[Any], weights) -> np.ndarray:
-        cfg = self.config
-        n = len(labels)
-        w = np.ones(n, dtype=np.float32)
-        if weights is not None and cfg.sample_weights:
-            w = np.asarray(weights, dtype=np.float32).copy()
-            if w.shape != (n,):
-                raise InputError(f"got {w.shape[0]} weights for {n} training examples")
-        if cfg.class_weights is not None and not self.multilabel:
-            per_class = self._class_weight_vector(labels)
-            w *= per_class[encode(labels, self.classes_)]
-        # Mean 1: weights change the balance between examples, not the learning rate.
-        return w / w.mean() if w.mean() > 0 else w
-
-    def _class_weight_vector(self, labels: list[Any]) -> np.ndarray:
-        cfg = self.config
-        if cfg.class_weights == "balanced":
-            counts = np.bincount(encode(labels, self.classes_), minlength=len(self.classes_))
-            return (len(labels) / (len(self.classes_) * np.maximum(counts, 1))).astype(np.float32)
-        assert isinstance(cfg.class_weights, dict)
-        unknown = sorted(set(cfg.class_weights) - set(self.classes_))
-        if unknown:
-            raise InputError(
-                f"class_weights names {unknown}, which are not training classes {self.classes_}"
-            )
-        return np.array([cfg.class_weights.get(c, 1.0) for c in self.classes_], dtype=np.float32)
-
     def _loss_function(self):
         import torch.nn.functional as F
 
@@ -391,14 +370,7 @@ class EncoderModel(EstimatorProtocol):
             opt = torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=True)
         except (RuntimeError, ValueError):  # a device or dtype without the fused kernel
             opt = torch.optim.AdamW(groups, lr=cfg.learning_rate)
-        warmup = int(total * cfg.warmup_ratio)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(total, cfg.warmup_ratio))
 
     # -- inference --------------------------------------------------------------------------
 
@@ -469,9 +441,161 @@ def _to(tensor, setup: DeviceSetup):
     return None if tensor is None else tensor.to(setup.device)
 
 
-def _eval_points(per_epoch: int, total: int, per_epoch_evals: int) -> set[int]:
+def eval_points(per_epoch: int, total: int, per_epoch_evals: int) -> set[int]:
+    """The optimiser steps after which dev is evaluated: a function of the data and the
+    configuration only, so the same on every device."""
     every = max(1, per_epoch // per_epoch_evals)
     return set(range(every, total + 1, every)) | {total}
+
+
+def lr_factor(total: int, warmup_ratio: float):
+    """The learning-rate multiplier at optimiser step `step` (0-based): linear warmup over
+    `warmup_ratio` of the steps, then linear decay to zero."""
+    warmup = int(total * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def loss_weights(
+    labels: list[Any],
+    weights,
+    classes: Sequence[str],
+    cfg: FineTuneConfig,
+    multilabel: bool = False,
+) -> np.ndarray:
+    """Each example's loss weight: its sample weight times its class weight, mean 1."""
+    n = len(labels)
+    w = np.ones(n, dtype=np.float32)
+    if weights is not None and cfg.sample_weights:
+        w = np.asarray(weights, dtype=np.float32).copy()
+        if w.shape != (n,):
+            raise InputError(f"got {w.shape[0]} weights for {n} training examples")
+    if cfg.class_weights is not None and not multilabel:
+        w *= _class_weight_vector(labels, classes, cfg)[encode(labels, classes)]
+    # Mean 1: weights change the balance between examples, not the learning rate.
+    return w / w.mean() if w.mean() > 0 else w
+
+
+def _class_weight_vector(labels: list[Any], classes: Sequence[str], cfg) -> np.ndarray:
+    if cfg.class_weights == "balanced":
+        counts = np.bincount(encode(labels, classes), minlength=len(classes))
+        return (len(labels) / (len(classes) * np.maximum(counts, 1))).astype(np.float32)
+    assert isinstance(cfg.class_weights, dict)
+    unknown = sorted(set(cfg.class_weights) - set(classes))
+    if unknown:
+        raise InputError(
+            f"class_weights names {unknown}, which are not training classes {list(classes)}"
+        )
+    return np.array([cfg.class_weights.get(c, 1.0) for c in classes], dtype=np.float32)
+
+
+# -- the encoder, loaded once per process ----------------------------------------------------
+
+_ENCODERS: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
+_TOKENS: dict[tuple[int, int], TokenCache] = {}
+
+
+def base_encoder(model: str | None):
+    """(tokenizer, config, fp32 state dict of the base encoder) for `model`, loaded once
+    per process. A pooler the checkpoint lacks is left out of the state (`head_init`
+    draws it from the seed)."""
+    require("torch", "train", "fine-tuning")
+    require("transformers", "train", "fine-tuning")
+    from assay.resources import encoder
+
+    path = str(encoder(model))
+    if path not in _ENCODERS:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from assay.resources import quiet_model_loading
+
+        try:
+            with quiet_model_loading():
+                tokenizer = AutoTokenizer.from_pretrained(path)
+                base, info = AutoModel.from_pretrained(
+                    path, dtype=torch.float32, output_loading_info=True
+                )
+        except (OSError, ValueError) as exc:
+            raise ResourceError(
+                f"cannot load the encoder {model!r} ({path}): {str(exc).splitlines()[0]}; "
+                "give a local model directory, or leave model unset for the packaged MiniLM"
+            ) from None
+        missing = set(info.get("missing_keys", []))
+        state = {k: v.detach() for k, v in base.state_dict().items() if k not in missing}
+        _ENCODERS[path] = (tokenizer, base.config, state)
+    return _ENCODERS[path]
+
+
+class TokenCache:
+    """Token ids of each distinct text, computed once per process and tokenizer."""
+
+    def __init__(self, tokenizer, max_length: int) -> None:
+        self.tokenizer, self.max_length = tokenizer, max_length
+        self.ids: dict[str, list[int]] = {}
+
+    def add(self, texts: Sequence[str]) -> None:
+        new = list(dict.fromkeys(t for t in texts if t not in self.ids))
+        if new:
+            self.ids.update(zip(new, data_mod.tokenize(self.tokenizer, new, self.max_length),
+                                strict=True))  # fmt: skip
+
+    def __call__(self, text: str) -> list[int]:
+        if text not in self.ids:
+            self.add([text])
+        return self.ids[text]
+
+
+def token_cache(tokenizer, max_length: int) -> TokenCache:
+    key = (id(tokenizer), max_length)
+    if key not in _TOKENS:
+        _TOKENS[key] = TokenCache(tokenizer, max_length)
+    return _TOKENS[key]
+
+
+def head_init(seed: int, config, n_classes: int, state: dict[str, Any]):
+    """(pooler weight, pooler bias, classifier weight, classifier bias) of a BERT-family
+    classifier for `seed`, in the (out, in) layout of `nn.Linear`: the checkpoint's pooler
+    where it has one, else drawn like the classifier (normal, std `initializer_range`, zero
+    bias) from the seed's own generator. The stacked trainer and `EncoderModel` both start
+    from it, so a cell starts from the same weights in either."""
+    import torch
+
+    g = torch.Generator().manual_seed(int(seed))
+    hidden, std = config.hidden_size, config.initializer_range
+    if "pooler.dense.weight" in state:
+        pool_w = state["pooler.dense.weight"].float().clone()
+        pool_b = state["pooler.dense.bias"].float().clone()
+    else:
+        pool_w = torch.randn((hidden, hidden), generator=g) * std
+        pool_b = torch.zeros(hidden)
+    cls_w = torch.randn((n_classes, hidden), generator=g) * std
+    return pool_w, pool_b, cls_w, torch.zeros(n_classes)
+
+
+def _set_head(model, seed: int, path) -> None:
+    """Give a BERT classifier the head `head_init` draws for this seed."""
+    import torch
+
+    if getattr(model.config, "model_type", None) != "bert" or not hasattr(model, "bert"):
+        return
+    pooler = model.bert.pooler
+    state = {}
+    if pooler is not None:
+        _, _, base_state = base_encoder(str(path))
+        state = base_state
+    pw, pb, cw, cb = head_init(seed, model.config, model.classifier.out_features, state)
+    with torch.no_grad():
+        if pooler is not None:
+            pooler.dense.weight.copy_(pw)
+            pooler.dense.bias.copy_(pb)
+        model.classifier.weight.copy_(cw)
+        model.classifier.bias.copy_(cb)
 
 
 def _autocast(setup: DeviceSetup | None):

@@ -8,7 +8,7 @@ pytest.importorskip("transformers")
 
 import torch
 
-from assay.train.finetune import EncoderModel, LoraSettings
+from assay.train.finetune import EncoderModel, LoraSettings, loss_weights
 
 POSITIVE = ["good", "great", "fine", "lovely", "superb"]
 NEGATIVE = ["bad", "awful", "poor", "dull", "boring"]
@@ -76,14 +76,14 @@ def test_class_weights_change_the_loss(tiny_encoder):
             seed=0, model=str(tiny_encoder), class_weights=weights, max_steps=1, **FAST
         )
         model.fit(texts, labels)
-        w = torch.as_tensor(model._loss_weights(labels, None))
+        w = torch.as_tensor(loss_weights(labels, None, model.classes_, model.config))
         target = torch.as_tensor([model.classes_.index(x) for x in labels])
         logits = torch.zeros(len(labels), 2)
         logits[:, 0] = 1.0  # confidently "neg": positives cost more under pos-heavy weights
         losses[name] = float(model._loss_function()(logits, target, w))
-        if weights:
-            raw = model._class_weight_vector(labels)
-            assert raw.tolist() == [1.0, 5.0]
+        if weights:  # a positive weighs five negatives
+            by_label = {y: float(x) for y, x in zip(labels, w, strict=True)}
+            assert by_label["pos"] == pytest.approx(5 * by_label["neg"])
     assert losses["pos-heavy"] > losses["none"] * 1.2
 
 
@@ -91,7 +91,7 @@ def test_sample_weights_scale_example_losses(tiny_encoder):
     texts, labels = separable(8, 6)
     model = EncoderModel(seed=0, model=str(tiny_encoder), max_steps=1, **FAST)
     model.fit(texts, labels)
-    w = model._loss_weights(labels, [1, 1, 1, 1, 3, 3, 3, 3])
+    w = loss_weights(labels, [1, 1, 1, 1, 3, 3, 3, 3], model.classes_, model.config)
     np.testing.assert_allclose(w, [0.5] * 4 + [1.5] * 4)
 
 
