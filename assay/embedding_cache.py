@@ -88,9 +88,12 @@ class EmbeddingCache:
         if self._vectors:
             log.debug("loaded %d cached embeddings from %s", len(self._vectors), shards)
 
-    def embed(self, texts: Sequence[str], engine: Any = None) -> np.ndarray:
+    def embed(
+        self, texts: Sequence[str], engine: Any = None, purpose: str | None = None
+    ) -> np.ndarray:
         """(len(texts), dim) embeddings; texts not seen before are embedded in one batched
-        call (on `engine`'s actor pool when one is given)."""
+        call (on `engine`'s actor pool when one is given; `purpose` names the caller in a
+        missing-encoder error)."""
         if not self._loaded:
             self._load()
         keys = [text_key(t) for t in texts]
@@ -104,7 +107,7 @@ class EmbeddingCache:
                 self.model,
                 batch_size=self.batch_size,
                 engine=engine,
-                purpose=self.purpose,
+                purpose=purpose or self.purpose,
             )
             self._vectors.update(zip(missing, fresh, strict=True))
             self.embedded += len(missing)

@@ -144,8 +144,18 @@ def sentence_encoder(name: str | None = None, device: str = "auto", purpose: str
     if model is None:
         from sentence_transformers import SentenceTransformer
 
-        with quiet_model_loading():
-            model = SentenceTransformer(path, device=key[1])
+        try:
+            with quiet_model_loading():
+                model = SentenceTransformer(path, device=key[1])
+        # What transformers raises for a folder without a model, or an id neither cached
+        # nor reachable.
+        except (OSError, ValueError) as exc:
+            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0].rstrip(".")
+            raise ResourceError(
+                f"cannot load the sentence encoder {name!r} for {purpose}: {reason}. "
+                "Give a sentence-transformers model folder or a Hugging Face id in the local "
+                "cache, or leave it unset for the packaged MiniLM"
+            ) from exc
         _SENTENCE_ENCODERS[key] = model
     return model
 

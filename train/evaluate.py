@@ -23,6 +23,7 @@ from assay.progress import Progress
 from assay.train.metrics import classification_report, slice_metrics
 
 FAST = "fast"
+PROBE = "probe"  # frozen sentence embeddings + logistic regression (train/probe.py)
 # Bump when a change to the models or the loop changes results: finished ablation cells
 # keyed on an older version are retrained.
 TRAIN_VERSION = "1"
@@ -79,6 +80,10 @@ def make_model(model: str, seed: int, options: dict[str, Any], progress: Progres
         from assay.train.fast import FastModel
 
         return FastModel(seed=seed, **options)
+    if model == PROBE:
+        from assay.train.probe import ProbeModel
+
+        return ProbeModel(seed=seed, **options)
     from assay.train.finetune import EncoderModel, FineTuneConfig
 
     return EncoderModel(seed=seed, config=FineTuneConfig(model=model, **options), progress=progress)

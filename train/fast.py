@@ -8,7 +8,7 @@ fine-tune loop (class probabilities in `classes_` order).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -97,6 +97,57 @@ def fit_classes(labels: list[Any]) -> tuple[list[str], Classes, dict[str, Any] |
     return [str(v) for v in values], Classes(order), native
 
 
+def fit_inputs(
+    model: str, texts: Sequence[str], labels: Sequence[Any], weights: Any
+) -> tuple[list[str], list[Any], np.ndarray | None]:
+    """(texts, labels, float64 sample weights or None), checked for `model`.fit."""
+    texts, labels = list(texts), list(labels)
+    if len(texts) != len(labels):
+        raise InputError(f"{model}.fit got {len(texts)} texts but {len(labels)} labels")
+    if not texts:
+        raise InputError(f"{model}.fit got no training examples")
+    if any(lab is None for lab in labels):
+        raise InputError(f"{model}.fit got null labels; drop unlabelled rows first")
+    if weights is None:
+        return texts, labels, None
+    sample_weight = np.asarray(weights, dtype=np.float64)
+    if sample_weight.shape != (len(texts),):
+        raise InputError(f"{model}.fit got {sample_weight.size} weights for {len(texts)} texts")
+    return texts, labels, sample_weight
+
+
+def fit_one_vs_rest(
+    features: Any,
+    labels: Sequence[Sequence[Any]],
+    make_classifier: Callable[[], Any],
+    sample_weight: np.ndarray | None = None,
+) -> tuple[Classes, list[Any]]:
+    """Multi-label: (the classes, one binary classifier per class, or the constant 0.0/1.0
+    where every row has or lacks that class)."""
+    classes = Classes(sorted({str(x) for lab in labels for x in lab}))
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.zeros((len(labels), len(classes)), dtype=np.int8)
+    for row, lab in enumerate(labels):
+        for x in lab:
+            y[row, index[str(x)]] = 1
+    models: list[Any] = []
+    for j in range(len(classes)):
+        column = y[:, j]
+        if column.min() == column.max():
+            models.append(float(column[0]))  # constant: always or never this label
+        else:
+            models.append(make_classifier().fit(features, column, sample_weight=sample_weight))
+    return classes, models
+
+
+def one_vs_rest_proba(models: list[Any], features: Any) -> np.ndarray:
+    """P(class) per row and class from `fit_one_vs_rest`'s classifiers."""
+    out = np.empty((features.shape[0], len(models)))
+    for j, model in enumerate(models):
+        out[:, j] = model if isinstance(model, float) else model.predict_proba(features)[:, 1]
+    return out
+
+
 class FastModel(EstimatorProtocol):
     """TF-IDF (word + char n-grams) and logistic regression, with sample weights.
 
@@ -178,22 +229,8 @@ class FastModel(EstimatorProtocol):
         *,
         sample_weight: Sequence[float] | np.ndarray | None = None,
     ) -> FastModel:
-        texts = list(texts)
-        labels = list(labels)
         weights = sample_weight if weights is None else weights  # scikit-learn's name
-        if len(texts) != len(labels):
-            raise InputError(f"FastModel.fit got {len(texts)} texts but {len(labels)} labels")
-        if not texts:
-            raise InputError("FastModel.fit got no training examples")
-        if any(lab is None for lab in labels):
-            raise InputError("FastModel.fit got null labels; drop unlabelled rows first")
-        sample_weight = None
-        if weights is not None:
-            sample_weight = np.asarray(weights, dtype=np.float64)
-            if sample_weight.shape != (len(texts),):
-                raise InputError(
-                    f"FastModel.fit got {sample_weight.shape[0]} weights for {len(texts)} texts"
-                )
+        texts, labels, sample_weight = fit_inputs("FastModel", texts, labels, weights)
         self.multilabel = isinstance(labels[0], (list, tuple))
         self._vectorizer = self._make_vectorizer()
         features = self._vectorizer.fit_transform(texts)
@@ -212,21 +249,9 @@ class FastModel(EstimatorProtocol):
         return self
 
     def _fit_multilabel(self, features, labels, sample_weight) -> None:
-        self.classes_ = Classes(sorted({str(x) for lab in labels for x in lab}))
-        index = {c: i for i, c in enumerate(self.classes_)}
-        y = np.zeros((len(labels), len(self.classes_)), dtype=np.int8)
-        for row, lab in enumerate(labels):
-            for x in lab:
-                y[row, index[str(x)]] = 1
-        models: list[Any] = []
-        for j in range(len(self.classes_)):
-            column = y[:, j]
-            if column.min() == column.max():
-                models.append(float(column[0]))  # constant: always or never this label
-            else:
-                clf = self._make_classifier()
-                models.append(clf.fit(features, column, sample_weight=sample_weight))
-        self._model = models
+        self.classes_, self._model = fit_one_vs_rest(
+            features, labels, self._make_classifier, sample_weight
+        )
 
     # -- prediction -------------------------------------------------------------------------
 
@@ -244,10 +269,7 @@ class FastModel(EstimatorProtocol):
         features = self.features(texts)
         if not self.multilabel:
             return self._model.predict_proba(features)
-        out = np.empty((features.shape[0], len(self.classes_)))
-        for j, model in enumerate(self._model):
-            out[:, j] = model if isinstance(model, float) else model.predict_proba(features)[:, 1]
-        return out
+        return one_vs_rest_proba(self._model, features)
 
     def word_weights(self) -> tuple[Any, np.ndarray]:
         """(the fitted word n-gram TF-IDF block, its weights towards each class), the weights
