@@ -1,8 +1,8 @@
 """The `model_audit` step: train a model on the train split and audit its predictions.
 
-The fast model (TF-IDF + logistic regression) by default, or the encoder `model` names, is
-trained on the labelled train rows (seeded by the run) and predicts the rows of `split`
-(test by default). On those predictions it reports:
+The fast model (TF-IDF + logistic regression) by default, or the probe (`model: probe`) or
+the encoder `model` names, is trained on the labelled train rows (seeded by the run) and
+predicts the rows of `split` (test by default). On those predictions it reports:
 
 - **slices** (`assay.audits.slices`): accuracy and macro-F1 with 95% bootstrap intervals
   per slice (length bucket, origin, lang, group and any other column with a few values),
@@ -10,7 +10,7 @@ trained on the labelled train rows (seeded by the run) and predicts the rows of 
 - **counterfactual bias** (`assay.audits.counterfactual`): flip rates when gendered words
   and first names (or the user's `terms`) are swapped in the texts;
 - **errors** (`assay.audits.errors`): confident mistakes, confusion pairs, the fast
-  model's heaviest word n-grams per class, occlusion attribution for an encoder.
+  model's heaviest word n-grams per class, occlusion attribution for the probe or an encoder.
 
 The findings table holds the rows behind the summary (`section`: `mistake`,
 `counterfactual_flip`, `occlusion`); the summary holds the tables. Rows of `split` get
@@ -48,7 +48,9 @@ class ModelAuditConfig(StepConfig):
     """Which model is audited, on which split, and what the audit computes."""
 
     model: str = Field(
-        "fast", description="fast (TF-IDF + logistic regression), an encoder name or path"
+        "fast",
+        description="fast (TF-IDF + logistic regression), probe (MiniLM embeddings + "
+        "logistic regression), an encoder name or path",
     )
     model_options: dict[str, Any] = Field(
         default_factory=dict, description="options of the model (fast: C, word_ngrams...)"
@@ -75,17 +77,18 @@ class ModelAuditConfig(StepConfig):
     top_k: int = Field(20, ge=1, le=1000, description="confident mistakes and features listed")
     attribution: Literal["auto", "both", "features", "occlusion", "none"] = Field(
         "auto",
-        description="auto: feature weights for the fast model, occlusion for an encoder",
+        description="auto: feature weights for the fast model, occlusion for the probe or an "
+        "encoder",
     )
     occlusion_sample: int = Field(20, ge=1, description="mistakes explained by occlusion")
 
 
 @register("model_audit")
 class ModelAudit(Audit):
-    """Train the fast model (or the encoder `model` names) on train, predict `split`, and
-    audit the predictions: metrics per slice with bootstrap intervals and the worst slices,
-    counterfactual flip rates for gendered words and names, confident mistakes, confusion
-    pairs, and feature weights or occlusion attributions."""
+    """Train the fast model (or the probe or the encoder `model` names) on train, predict
+    `split`, and audit the predictions: metrics per slice with bootstrap intervals and the
+    worst slices, counterfactual flip rates for gendered words and names, confident
+    mistakes, confusion pairs, and feature weights or occlusion attributions."""
 
     Config = ModelAuditConfig
 
@@ -132,7 +135,7 @@ def fit_and_predict(
 ) -> tuple[Any, pl.DataFrame, list[str]]:
     """The fitted model, its predictions of `cfg.split` (id, split, text, label, pred,
     proba and the corpus's other columns), and the classes."""
-    from assay.train.evaluate import FAST, make_model, training_rows
+    from assay.train.evaluate import FAST, PROBE, make_model, training_rows
 
     train = training_rows(corpus)
     if train.height == 0:
@@ -150,7 +153,7 @@ def fit_and_predict(
     model = make_model(cfg.model, seed, dict(cfg.model_options), progress)
     kwargs: dict[str, Any] = {}
     dev = corpus.filter((pl.col("split") == "dev") & pl.col("label").is_not_null())
-    if cfg.model != FAST and dev.height:
+    if cfg.model not in (FAST, PROBE) and dev.height:  # only the fine-tune loop reads dev
         kwargs = {"dev_texts": dev["text"].to_list(), "dev_labels": dev["label"].to_list()}
     model.fit(train["text"].to_list(), train["label"].to_list(), weights, **kwargs)
     proba = np.asarray(model.predict_proba(evals["text"].to_list()))

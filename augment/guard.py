@@ -1,8 +1,9 @@
 """The label-preservation guard: drop generated rows whose label no longer holds.
 
-A classifier trained on the original labelled rows (the fast TF-IDF model by default)
-scores every generated text; a row is dropped when the probability of its label falls
-below `min_confidence`, or (optionally) falls by more than `max_drop` from its parent's.
+A classifier trained on the original labelled rows (the fast TF-IDF model by default, or
+the probe: MiniLM embeddings + logistic regression) scores every generated text; a row is
+dropped when the probability of its label falls below `min_confidence`, or (optionally)
+falls by more than `max_drop` from its parent's.
 Optionally, rows whose sentence embedding drifts too far from the parent's are dropped
 too. Every drop keeps its reason and score; kept rows carry their scores as columns.
 """
@@ -34,7 +35,8 @@ class GuardConfig(StepConfig):
     model: str = Field(
         "fast",
         description="classifier judging labels, by guard-model name ('fast': TF-IDF + "
-        "logistic regression), or 'none' to check similarity only",
+        "logistic regression; 'probe': MiniLM embeddings + logistic regression), or 'none' "
+        "to check similarity only",
     )
     min_confidence: float = Field(
         0.5, ge=0, le=1, description="drop a row when P(its label) is below this"
@@ -85,7 +87,14 @@ def _fast_model(seed: int):
     return FastModel(seed=seed)
 
 
+def _probe_model(seed: int):
+    from assay.train.probe import ProbeModel
+
+    return ProbeModel(seed=seed)
+
+
 register_guard_model("fast", _fast_model)
+register_guard_model("probe", _probe_model)
 
 
 def guard_model(name: str, seed: int):

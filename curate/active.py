@@ -257,7 +257,8 @@ def pool_probabilities(
     seed: int = 0,
     options: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, list[str], Any]:
-    """(probabilities on the pool, classes, the fitted model) of `model` trained on the labels."""
+    """(probabilities on the pool, classes, the fitted model) of `model` (fast, probe, or an
+    encoder name or path) trained on the labels."""
     from assay.train.evaluate import make_model
 
     est = make_model(model, seed, dict(options or {}), None)

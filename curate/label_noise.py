@@ -63,7 +63,8 @@ class LabelNoiseEdit(Edit):
         )
         model: str | list[str] = Field(
             crossfit.FAST,
-            description="cross-fitted model: fast, an encoder name or path, or a list (ensemble)",
+            description="cross-fitted model: fast, probe (MiniLM embeddings + logistic "
+            "regression), an encoder name or path, or a list (ensemble)",
         )
         model_options: dict[str, dict[str, Any]] = Field(
             default_factory=dict, description="options per model name (e.g. {fast: {C: 1.0}})"

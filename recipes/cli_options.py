@@ -10,7 +10,10 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-MODEL_HELP = "fast (TF-IDF + logistic regression), minilm, a Hugging Face id or a path"
+MODEL_HELP = (
+    "fast (TF-IDF + logistic regression), probe (MiniLM embeddings + logistic regression), "
+    "minilm, a Hugging Face id or a path"
+)
 
 
 def quiet_option(fn: F) -> F:

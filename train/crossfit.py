@@ -3,8 +3,10 @@
 The rows are split into K stratified folds; for each fold a fresh model is trained on the
 other K-1 folds and scores the held-out fold, so no row is ever scored by a model that saw
 it, and no model sees a row outside the fit set passed in (the caller leaves dev and test
-out). The models are the fast model (`"fast"`), an encoder fine-tuned by the fine-tune loop
-(its name or path), or several of them, whose probabilities are averaged (an ensemble).
+out). The models are the fast model (`"fast"`), the probe (`"probe"`: frozen sentence
+embeddings + logistic regression; its folds embed each row once between them), an encoder
+fine-tuned by the fine-tune loop (its name or path), or several of them, whose probabilities
+are averaged (an ensemble).
 
 Fold assignment:
 - single-label: within each label the rows are shuffled and dealt round-robin, so every
@@ -170,7 +172,8 @@ def _iterative(y: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarra
 def model_factory(
     model: str, options: Mapping[str, Any] | None = None, progress: Progress | None = None
 ) -> ModelFactory:
-    """A factory for `"fast"` or an encoder (name or path) through the training entry point."""
+    """A factory for `"fast"`, `"probe"` or an encoder (name or path) through the training
+    entry point."""
     from assay.train.evaluate import make_model
 
     opts = dict(options or {})
@@ -316,7 +319,7 @@ def cross_fit(
 ) -> OutOfFold:
     """Out-of-fold probabilities of every row, from models that never saw it.
 
-    `model` is `"fast"`, an encoder name or path, or a list of them (probabilities
+    `model` is `"fast"`, `"probe"`, an encoder name or path, or a list of them (probabilities
     averaged); `options` maps a model name to its options. A `factory(seed)` replaces
     `model` with any object of the FastModel interface."""
     texts, labels = list(texts), list(labels)

@@ -103,7 +103,11 @@ class LabelStudioPush(Sync):
         overlap: int = Field(
             0, ge=0, description="the k most uncertain rows of a batch go to two annotators"
         )
-        model: str = Field("fast", description="model behind the uncertainty strategies")
+        model: str = Field(
+            "fast",
+            description="model behind the uncertainty strategies: fast, probe, or an encoder "
+            "name or path",
+        )
 
         @field_validator("strategy")
         @classmethod

@@ -200,3 +200,21 @@ def test_encoder_audit_explains_sampled_mistakes_by_occlusion(tiny_encoder):
     for i in explained:  # one row per word of each explained text
         rows = occluded.filter(pl.col("id") == i)
         assert sorted(rows["detail"].to_list()) == sorted(texts[i].split())
+
+
+def test_probe_audit_explains_mistakes_by_occlusion(tiny_encoder):
+    pytest.importorskip("sentence_transformers")
+    cfg = ModelAuditConfig(
+        model="probe",
+        model_options={"encoder": str(tiny_encoder)},
+        min_size=10,
+        n_resamples=200,
+        counterfactual=False,
+        occlusion_sample=3,
+    )
+    findings, summary, predictions = audit_model(
+        biased_corpus(), cfg, RunContext(seed=1).for_step(0, "model_audit")
+    )
+    assert "features" not in summary["errors"]
+    assert predictions.height == 60 and predictions["pred"].is_in(["neg", "pos"]).all()
+    assert findings.filter(pl.col("section") == "occlusion").height > 0

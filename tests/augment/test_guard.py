@@ -167,3 +167,18 @@ def test_cross_fitting_scores_each_parent_with_a_model_that_never_saw_it(corpus,
     assert set(memorised.dropped["reason"]) == {"guard_confidence_drop"}
     # two folds: each parent is scored like its rewrites, by a model that never saw it
     assert run(2).report.n_added == 2
+
+
+@pytest.mark.integration
+def test_guard_with_the_probe_drops_a_flipped_sentiment_word(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    pos = ["a wonderful film", "wonderful acting", "truly wonderful and warm", "a wonderful story"]
+    neg = ["a terrible film", "terrible acting", "truly terrible and cold", "a terrible story"]
+    texts = [f"{t} {k}" for k in range(6) for t in pos + neg]
+    corpus = from_records(texts, (["pos"] * 4 + ["neg"] * 4) * 6, split="train")
+    path = tmp_path / "flip.csv"
+    path.write_text("term,variant\nwonderful,terrible\n")
+    step = DomainVocabAugmenter(lexicon=str(path), guard=GuardConfig(model="probe"))
+    result = step.apply(corpus, RunContext(seed=1).for_step(0, "domain_vocab"))
+    assert result.report.n_added == 0
+    assert set(result.dropped["reason"]) == {"guard_label"} and result.dropped.height == 24

@@ -138,3 +138,20 @@ def test_bad_inputs_are_one_clear_error():
         active.select(["a"] * 3, 1, "uncertainty", np.random.default_rng(0), labels=LABELS)
     with pytest.raises(InputError, match="proba has 2 rows but the pool has 3"):
         active.select(["a", "b", "c"], 1, "random", np.random.default_rng(0), proba=np.ones((2, 2)))
+
+
+def test_pool_probabilities_from_the_probe(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    from assay.testing import tiny_bert
+    from assay.train.probe import ProbeModel
+
+    encoder = str(tiny_bert(tmp_path / "encoder", ["good", "bad", "film"], classifier=False))
+    proba, classes, est = active.pool_probabilities(
+        ["good film", "bad film"] * 5,
+        ["pos", "neg"] * 5,
+        ["good", "bad", "film"],
+        model="probe",
+        options={"encoder": encoder},
+    )
+    assert isinstance(est, ProbeModel) and classes == ["neg", "pos"]
+    assert proba.shape == (3, 2)

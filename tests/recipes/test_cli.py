@@ -247,3 +247,21 @@ def test_hf_output_runs_from_the_cli(runner, tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert "corpus_hf" in manifest["outputs"]
+
+
+@pytest.mark.integration
+def test_train_takes_the_probe_model(runner, tmp_path):
+    pytest.importorskip("sentence_transformers")
+    from assay import from_records
+    from assay.atomic import write_parquet
+
+    words = {"pos": ["wonderful", "superb", "lovely"], "neg": ["awful", "dull", "boring"]}
+    texts = [f"a {words['pos' if i % 2 else 'neg'][i % 3]} film, take {i}" for i in range(60)]
+    labels = ["pos" if i % 2 else "neg" for i in range(60)]
+    splits = ["test" if i % 3 == 0 else "train" for i in range(60)]
+    run = tmp_path / "run"
+    write_parquet(run / "corpus.parquet", from_records(texts, labels, split=splits))
+    result = runner.invoke(main, ["train", str(run), "-q", "--model", "probe"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "train-probe" / "metrics.json").read_text())
+    assert metrics["model"] == "probe" and metrics["metrics"]["test"]["accuracy"] > 0.9

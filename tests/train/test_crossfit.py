@@ -210,3 +210,23 @@ def test_on_an_engine_each_fold_model_is_a_task_with_the_same_probabilities(acto
     assert actors_engine.gpus == [0.5] * 4
     assert np.array_equal(remote.folds, local.folds)
     assert np.array_equal(remote.proba, local.proba)
+
+
+def test_probe_folds_embed_each_row_once_between_them(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    from assay import embedding_cache
+    from assay.testing import tiny_bert
+
+    words = [*POSITIVE, *NEGATIVE, *FILLER]
+    encoder = str(tiny_bert(tmp_path / "encoder", words, classifier=False))
+    texts, labels = separable(60, 0)
+    embedding_cache.clear_shared()
+    try:
+        oof = cross_fit(
+            texts, labels, folds=3, model="probe", options={"probe": {"encoder": encoder}}
+        )
+        assert oof.models == ["probe"] and oof.proba.shape == (60, 2)
+        np.testing.assert_allclose(oof.proba.sum(axis=1), 1.0)
+        assert embedding_cache.shared(encoder).embedded == 60
+    finally:
+        embedding_cache.clear_shared()
