@@ -9,8 +9,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from assay.context import RunContext
-from assay.corpus import from_records, validate
 from assay.errors import (
     AssayError,
     InputError,
@@ -21,36 +19,34 @@ from assay.errors import (
     SchemaError,
     StepError,
 )
-from assay.registry import register
-from assay.step import (
-    Audit,
-    Augmenter,
-    AugmenterConfig,
-    Changes,
-    Edit,
-    Filter,
-    Findings,
-    Keep,
-    Step,
-    StepConfig,
-    StepReport,
-    StepResult,
-    Sync,
-    Transform,
-)
 
-# The Python entry points live above the kernel (they read files, run recipes): they are
-# imported on first use, so `import assay` stays light and the kernel imports no folder.
+# Names imported on first use, so that `import assay` (and `import assay.train.stacked`
+# on a machine that has torch but not polars) loads no data-frame library. The Python
+# entry points live above the kernel (they read files, run recipes); the kernel imports
+# no folder, and these four are the only names it hands out from above.
 _ENTRY_POINTS = {
     "from_frame": "assay.curate.frames",
     "read": "assay.curate.frames",
     "run": "assay.recipes.api",
     "ablate": "assay.recipes.api",
 }
+_KERNEL = {
+    "RunContext": "assay.context",
+    "from_records": "assay.corpus",
+    "validate": "assay.corpus",
+    "register": "assay.registry",
+    **{
+        name: "assay.step"
+        for name in (
+            "Audit", "Augmenter", "AugmenterConfig", "Changes", "Edit", "Filter", "Findings",
+            "Keep", "Step", "StepConfig", "StepReport", "StepResult", "Sync", "Transform",
+        )
+    },
+}  # fmt: skip
 
 
 def __getattr__(name: str):
-    module = _ENTRY_POINTS.get(name)
+    module = _ENTRY_POINTS.get(name) or _KERNEL.get(name)
     if module is None:
         raise AttributeError(f"module 'assay' has no attribute {name!r}")
     import importlib

@@ -15,6 +15,7 @@ from assay import atomic
 from assay.audits.forest_plot import curve_svg, forest_svg
 from assay.audits.report import page
 from assay.audits.report import table as html_table
+from assay.audits.report_markdown import judge_label
 
 CURVE_SCHEMA = {
     "train_rows_cap": pl.Int64, "arm": pl.String, "kind": pl.String, "train_rows": pl.Float64,
@@ -124,7 +125,7 @@ def render_html(report: dict[str, Any], table: pl.DataFrame, svg: str, curve: st
     notes = "".join(f"<li>{html.escape(w)}</li>" for w in report["warnings"])
     stats = report.get("statistics", {})
     intro = (
-        f"<p>Model <b>{html.escape(report['model'])}</b>, seeds {report['seeds']}, "
+        f"<p>Judge <b>{html.escape(judge_label(report))}</b>, seeds {report['seeds']}, "
         f"{report['eval_rows']:,} {report['eval_split']} rows. Deltas in points. "
         + _leak_note(report)
         + f"{html.escape(stats.get('note', ''))} <i>vs control</i>: the variant minus its "

@@ -46,3 +46,15 @@ def text_bars(values: Mapping[str, float], title: str = "") -> str:
         bar = "#" * max(0, round(BAR_WIDTH * v / top))
         lines.append(f"{name!s:<{width}}  {bar} {number(v)}")
     return "```\n" + "\n".join(lines) + "\n```"
+
+
+def judge_label(report: dict) -> str:
+    """The model that gave the verdicts and how it ran: 'minilm (stacked, cuda bfloat16,
+    batch 16)', or the model alone (the fast model, older reports)."""
+    judge = report.get("judge") or {}
+    if "device" not in judge:
+        return str(report["model"])
+    return (
+        f"{report['model']} ({judge['trainer']}, {judge['device']} {judge['dtype']}, "
+        f"batch {judge['batch_size']})"
+    )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from assay.audits.report_artifacts import RunArtifacts
-from assay.audits.report_markdown import md_table, text_bars
+from assay.audits.report_markdown import judge_label, md_table, text_bars
 
 MAX_TEXT = 160
 
@@ -199,7 +199,7 @@ def _ablation_markdown(report: dict[str, Any]) -> str:
         for r in report["arms"]
     ]
     intro = (
-        f"Model {report['model']}, seeds {report['seeds']}, {report['eval_rows']:,} "
+        f"Judge {judge_label(report)}, seeds {report['seeds']}, {report['eval_rows']:,} "
         f"{report['eval_split']} rows; deltas in points vs the baseline."
     )
     warnings = "\n".join(f"- {w}" for w in report.get("warnings") or [])

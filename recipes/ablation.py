@@ -44,8 +44,11 @@ from assay.train.evaluate import (
     FAST,
     LEAKED,
     TRAIN_VERSION,
+    Job,
+    TrainMany,
     TrainOutcome,
-    train_and_evaluate,
+    train_and_evaluate_many,
+    trainer_of,
     with_leaked,
 )
 from assay.train.fast import DEFAULTS as FAST_DEFAULTS
@@ -75,6 +78,20 @@ class Cell:
     predictions: pl.DataFrame  # id, split, pred
     cached: bool = False
     size: int | None = None  # the train-row cap of this cell (None: the whole train split)
+
+
+@dataclasses.dataclass
+class _Pending:
+    """A cell whose corpus is built and whose model is still to train."""
+
+    arm: str
+    seed: int
+    size: int | None
+    key: str
+    frame: pl.DataFrame
+    options: dict[str, Any]
+    trainer: dict[str, Any]
+    pipeline_seconds: float
 
 
 @dataclasses.dataclass
@@ -239,8 +256,14 @@ def run_ablation(
     seeds: int | None = None,
     progress: Progress | None = None,
     cache: StepCache | None = None,
+    device: str | None = None,
+    train: TrainMany | None = None,
 ) -> AblationResult:
-    """Run the recipe's ablation and write ablation.json, ablation.csv and ablation.html."""
+    """Run the recipe's ablation and write ablation.json, ablation.csv and ablation.html.
+
+    `device` pins the encoder's device ("cuda", "cpu"); `train` trains the cells no earlier
+    run finished (default `train_and_evaluate_many`; `assay.train.cells_io.CellsElsewhere`
+    hands them to another machine)."""
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     spec = recipe.ablation
@@ -254,7 +277,11 @@ def run_ablation(
     if seeds is not None:
         spec = spec.model_copy(update={"seeds": seeds})
     model = model or spec.model
+    if model == AUTO:
+        model, spec = resolve_auto(spec, seeds_given=seeds is not None)
     options = _model_options(spec, model)
+    if device is not None and model != FAST:
+        options["device"] = device
     progress = progress or SilentProgress()
     cache = cache if cache is not None else StepCache(enabled=recipe.cache)
     default = recipe.name if recipe.name.endswith("ablation") else f"{recipe.name}-ablation"
@@ -321,6 +348,7 @@ def run_ablation(
     eval_ids = eval_frame["id"]
 
     cells: list[Cell] = []
+    pending: list[_Pending] = []
     sizes = spec.train_sizes
     jobs = [(size, seed) for size in sizes for seed in seed_list]
     with progress.task("ablation cells", total=len(arms) * len(jobs)) as task:
@@ -381,6 +409,7 @@ def run_ablation(
                     baseline_weight = weight
                 if model == FAST and spec.fast_regularisation == "scale_c":
                     arm_options = {**arm_options, "C": scaled_c(options, baseline_weight, weight)}
+                trainer = trainer_of(model, arm_options, corpus_mod.is_multilabel(arm_frame))
                 cell_key = json_hash(
                     {
                         "corpus": arm_key,
@@ -391,6 +420,8 @@ def run_ablation(
                         "cell": CELL_VERSION,
                         "train": TRAIN_VERSION,
                         "assay": __version__,
+                        # Device, dtype, batch size, stack or loop (the fast model: none).
+                        **({} if model == FAST else {"trainer": trainer}),
                     }
                 )
                 stored = cells_store.get(cell_key)
@@ -399,22 +430,36 @@ def run_ablation(
                     cells.append(
                         Cell(arm.name, seed, cell_key, summary, preds, cached=True, size=size)
                     )
+                    task.advance(1)
                 else:
-                    outcome = train_and_evaluate(
-                        arm_frame,
-                        model=model,
-                        seed=seed,
-                        options=arm_options,
-                        eval_corpus=eval_frame,
-                        progress=progress,
+                    pending.append(
+                        _Pending(
+                            arm.name,
+                            seed,
+                            size,
+                            cell_key,
+                            arm_frame,
+                            arm_options,
+                            trainer,
+                            pipeline_seconds,
+                        )
                     )
-                    summary = _cell_summary(outcome, pipeline_seconds)
-                    if model == FAST:
-                        summary["C"] = float(arm_options.get("C", FAST_DEFAULTS["C"]))
-                    preds = outcome.predictions.select("id", "split", "pred")
-                    cells_store.put(cell_key, summary, preds)
-                    cells.append(Cell(arm.name, seed, cell_key, summary, preds, size=size))
-                task.advance(1)
+        # Every cell's corpus is ready: train the missing ones together (a GPU stacks them).
+        outcomes = (train or train_and_evaluate_many)(
+            [Job(p.frame, p.seed, p.options, p.key) for p in pending],
+            model=model,
+            eval_corpus=eval_frame,
+            progress=progress,
+        )
+        for p, outcome in zip(pending, outcomes, strict=True):
+            summary = _cell_summary(outcome, p.pipeline_seconds)
+            summary["trainer"] = p.trainer
+            if model == FAST:
+                summary["C"] = float(p.options.get("C", FAST_DEFAULTS["C"]))
+            preds = outcome.predictions.select("id", "split", "pred")
+            cells_store.put(p.key, summary, preds)
+            cells.append(Cell(p.arm, p.seed, p.key, summary, preds, size=p.size))
+            task.advance(1)
 
     report = _report(recipe, spec, model, options, arms, cells, eval_frame, warnings)
     report["cells"] = len(cells)
@@ -424,6 +469,32 @@ def run_ablation(
     _write(out_dir, report, table)
     log_tracking(spec.tracking, report, out_dir)
     return AblationResult(out_dir, report, table, report["warnings"])
+
+
+AUTO = "auto"
+AUTO_ENCODER = "minilm"
+AUTO_GPU_SEEDS = 10
+
+
+def resolve_auto(spec: AblationSpec, seeds_given: bool = False) -> tuple[str, AblationSpec]:
+    """`model: auto`: the fine-tuned encoder with at least 10 seeds where a GPU is present
+    (its cells train as one stack), the fast model on CPU."""
+    try:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    except ImportError:
+        gpu = False
+    if not gpu:
+        return FAST, spec
+    if not seeds_given and isinstance(spec.seeds, int) and spec.seeds < AUTO_GPU_SEEDS:
+        spec = spec.model_copy(update={"seeds": AUTO_GPU_SEEDS})
+    return AUTO_ENCODER, spec
+
+
+def judge(model: str, options: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """The model that gave the verdicts, and how it was trained: for the report's header."""
+    return {"model": model, "seeds": len(seeds), **trainer_of(model, options)}
 
 
 def train_draw_seed(recipe_seed: int, seed: int, resample_train: str) -> int:
@@ -510,6 +581,7 @@ def _report(
         "name": recipe.name,
         "assay_version": __version__,
         "model": model,
+        "judge": judge(model, options, spec.seed_list),
         "model_options": options,
         "metric": spec.metric,
         "eval_split": spec.eval_split,

@@ -54,10 +54,12 @@ def print_table(console, report: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from assay.audits.report_markdown import judge_label
+
     metric = report["metric"]
     table = Table(
         title=f"{report['name']}: {metric} on {report['eval_split']} "
-        f"({report['model']}, seeds {report['seeds']})"
+        f"({judge_label(report)}, seeds {report['seeds']})"
     )
     for col in (
         "arm",

@@ -75,6 +75,22 @@ def free_cores(cores: int | None = None, busy: float | None = None) -> int:
     return max(1, min(cores, int(cores - busy + 0.5)))
 
 
+def describe_device(device: str = "auto") -> tuple[str, str]:
+    """(device kind, training dtype) that `select_device` would give, without needing the
+    device here: an explicit "cuda" names a GPU with bf16 (every GPU since Ampere) when
+    none is visible, so cells meant for another machine are keyed as they will train."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if device == "auto":
+        device = "cuda" if cuda else "cpu"
+    if not device.startswith("cuda"):
+        return "cpu", "float32"
+    if cuda and not torch.cuda.is_bf16_supported():
+        return "cuda", "float16"
+    return "cuda", "bfloat16"
+
+
 def select_device(device: str = "auto", threads: int | None = None) -> DeviceSetup:
     """Resolve `device` ("auto", "cpu", "cuda", "cuda:1"...) and apply the thread count."""
     import torch

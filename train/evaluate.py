@@ -8,10 +8,11 @@ encoder name/path for the fine-tune loop. Outputs are keyed by example id: predi
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
@@ -142,8 +143,41 @@ def train_and_evaluate(
         if evals.height
         else np.zeros((0, len(est.classes_)))
     )
-    seconds = time.perf_counter() - started
-    classes = list(est.classes_)
+    outcome = outcome_from_proba(
+        model,
+        seed,
+        train.height,
+        evals,
+        proba,
+        list(est.classes_),
+        est,
+        slice_by,
+        seconds=time.perf_counter() - started,
+        steps=getattr(est, "steps", None),
+        examples_per_s=getattr(est, "examples_per_s", None),
+        history=list(getattr(est, "history", [])),
+    )
+    if intervals or (intervals is None and out_dir is not None):
+        outcome.intervals = metric_intervals(outcome, seed)
+    if out_dir is not None:
+        outcome.save(out_dir)
+        if save_model and hasattr(est, "save"):
+            est.save(Path(out_dir) / "model")
+    return outcome
+
+
+def outcome_from_proba(
+    model: str,
+    seed: int,
+    train_rows: int,
+    evals: pl.DataFrame,
+    proba: np.ndarray,
+    classes: list[str],
+    est: Any,
+    slice_by: Sequence[str],
+    **fields: Any,
+) -> TrainOutcome:
+    """Predictions and metrics per split from a fitted model's probabilities on `evals`."""
     missing = [c for c in slice_by if c not in evals.columns]
     if missing:
         raise InputError(f"cannot slice by {missing}: the corpus has columns {evals.columns}")
@@ -170,25 +204,130 @@ def train_and_evaluate(
                     np.array(clean["proba"].to_list()) if clean.height else None,
                 )
                 metrics[split][CLEAN]["n_leaked"] = part.height - clean.height
-    outcome = TrainOutcome(
+    return TrainOutcome(
         model=model,
         seed=seed,
         classes=classes,
         predictions=predictions,
         metrics=metrics,
-        train_rows=train.height,
-        seconds=seconds,
-        steps=getattr(est, "steps", None),
-        examples_per_s=getattr(est, "examples_per_s", None),
-        history=list(getattr(est, "history", [])),
+        train_rows=train_rows,
+        **fields,
     )
-    if intervals or (intervals is None and out_dir is not None):
-        outcome.intervals = metric_intervals(outcome, seed)
-    if out_dir is not None:
-        outcome.save(out_dir)
-        if save_model and hasattr(est, "save"):
-            est.save(Path(out_dir) / "model")
-    return outcome
+
+
+@dataclasses.dataclass
+class Job:
+    """One model to train for `train_and_evaluate_many`: a corpus, a seed, options."""
+
+    corpus: pl.DataFrame
+    seed: int
+    options: dict[str, Any]
+    key: str | None = None  # the caller's name for it (an ablation's cell key)
+
+
+class TrainMany(Protocol):
+    """What trains an ablation's cells: `train_and_evaluate_many` or a stand-in for it
+    (cells trained on another machine)."""
+
+    def __call__(
+        self,
+        jobs: Sequence[Job],
+        *,
+        model: str,
+        eval_corpus: pl.DataFrame,
+        progress: Progress | None = None,
+    ) -> list[TrainOutcome]: ...
+
+
+def trainer_of(model: str, options: dict[str, Any], multilabel: bool = False) -> dict[str, Any]:
+    """How cells with this model and these options are trained: the loop, the stack or the
+    fast model, with the device, dtype and batch size they get. Part of an ablation cell's
+    key: cells trained differently are never mixed."""
+    if model == FAST:
+        return {"trainer": FAST}
+    from assay.train.device import describe_device
+    from assay.train.finetune import FineTuneConfig
+    from assay.train.stacked import unstackable
+
+    config = FineTuneConfig(model=model, **options)
+    device, dtype = describe_device(config.device)
+    return {
+        "trainer": "loop" if unstackable(config, multilabel) else "stacked",
+        "device": device,
+        "dtype": dtype,
+        "batch_size": config.batch_size * config.grad_accum,
+    }
+
+
+def train_and_evaluate_many(
+    jobs: Sequence[Job],
+    *,
+    model: str,
+    eval_corpus: pl.DataFrame,
+    progress: Progress | None = None,
+) -> list[TrainOutcome]:
+    """`train_and_evaluate` for many jobs sharing one evaluation set: encoder jobs that can
+    share a stack (same options and classes) train together (`assay.train.stacked`), the
+    others one by one. Outcomes come back in the order of `jobs`."""
+    outcomes: list[TrainOutcome | None] = [None] * len(jobs)
+    groups: dict[str, list[int]] = {}
+    for i, job in enumerate(jobs):
+        multilabel = corpus_mod.is_multilabel(job.corpus)
+        if model == FAST or trainer_of(model, job.options, multilabel)["trainer"] != "stacked":
+            outcomes[i] = train_and_evaluate(
+                job.corpus, model=model, seed=job.seed, options=job.options,
+                eval_corpus=eval_corpus, progress=progress,
+            )  # fmt: skip
+            continue
+        classes = corpus_mod.label_set(training_rows(job.corpus))
+        key = json.dumps([job.options, sorted(classes)], sort_keys=True, default=str)
+        groups.setdefault(key, []).append(i)
+    evals = eval_corpus.filter(pl.col("split").is_in(EVAL_SPLITS) & pl.col("label").is_not_null())
+    for members in groups.values():
+        for i, outcome in zip(members, _train_group([jobs[i] for i in members], model, evals,
+                                                    progress), strict=True):  # fmt: skip
+            outcomes[i] = outcome
+    return [o for o in outcomes if o is not None]
+
+
+def _train_group(jobs, model: str, evals: pl.DataFrame, progress) -> list[TrainOutcome]:
+    from assay.train.finetune import FineTuneConfig
+    from assay.train.stacked import Cell, train_stack
+
+    config = FineTuneConfig(model=model, **jobs[0].options)
+    cells = []
+    rows = []
+    for job in jobs:
+        train = training_rows(job.corpus)
+        weights = train["weight"].to_numpy()
+        cells.append(Cell(job.seed, train["text"].to_list(), train["label"].to_list(),
+                          None if np.allclose(weights, 1.0) else weights))  # fmt: skip
+        rows.append(train.height)
+    dev = evals.filter(pl.col("split") == "dev")
+    results = train_stack(
+        cells,
+        config,
+        evals["text"].to_list(),
+        (dev["text"].to_list(), dev["label"].to_list()) if dev.height else None,
+        progress=progress,
+    )
+    return [
+        outcome_from_proba(
+            model,
+            job.seed,
+            n,
+            evals,
+            result.proba,
+            result.classes,
+            None,
+            (),
+            seconds=result.train_seconds / len(jobs),
+            steps=result.steps,
+            examples_per_s=result.examples_per_s,
+            history=result.history,
+        )
+        for job, n, result in zip(jobs, rows, results, strict=True)
+    ]
 
 
 LEAKED = "leaked"

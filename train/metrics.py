@@ -7,12 +7,14 @@ Labels are encoded as integer class indices (single-label) or 0/1 indicator matr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 
 from assay.errors import InputError
+
+if TYPE_CHECKING:  # polars is imported where slices are computed, not on import
+    import polars as pl
 
 ECE_BINS = 15
 LENGTH_BUCKETS = (10, 25)  # words: short <= 10 < medium <= 25 < long
@@ -150,6 +152,8 @@ def _f1(tp: float, predicted: float, support: float) -> float:
 
 def length_bucket(texts: pl.Series) -> pl.Series:
     """'short' / 'medium' / 'long' by word count (LENGTH_BUCKETS)."""
+    import polars as pl
+
     words = texts.str.split(" ").list.len()
     lo, hi = LENGTH_BUCKETS
     return (
@@ -173,6 +177,8 @@ def slice_metrics(
     `frame` has `label` (truth), `pred`, and the slice column; `by="length_bucket"` is
     derived from `text` when absent.
     """
+    import polars as pl
+
     if by == "length_bucket" and by not in frame.columns:
         frame = frame.with_columns(length_bucket(frame["text"]))
     if by not in frame.columns:

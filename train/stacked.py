@@ -20,6 +20,7 @@ several labels per row) are trained one cell at a time by `EncoderModel` instead
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -96,9 +97,13 @@ def train_stack(
     dev: tuple[Sequence[str], Sequence[str]] | None = None,
     *,
     progress: Progress | None = None,
+    check_syncs: bool = False,
 ) -> list[CellResult]:
     """Train every cell (same configuration, same class set) in one stack; return each
-    cell's class probabilities on `eval_texts`, in the order of `cells`."""
+    cell's class probabilities on `eval_texts`, in the order of `cells`.
+
+    `check_syncs` makes any host synchronisation inside the training steps an error
+    (CUDA only: `torch.cuda.set_sync_debug_mode`)."""
     import torch
 
     from assay.train.device import select_device
@@ -152,7 +157,7 @@ def train_stack(
                       len(scored))  # fmt: skip
     progress = progress or SilentProgress()
     started = time.perf_counter()
-    history = trainer.run(dev_tables, progress)
+    history = trainer.run(dev_tables, progress, check_syncs)
     seconds = time.perf_counter() - started
     eval_ids, eval_lengths = table(list(eval_texts)) if len(eval_texts) else (None, None)
     proba = (
@@ -328,7 +333,7 @@ class _Stack:
         x = F.embedding(flat_ids, p["word"].reshape(k * vocab, hidden))
         x = x + p["position"][:, None, :t] + p["token_type"][:, None, None]
         x = self._norm(x, "emb_norm")
-        x = drop.hidden(x, self.dropout[0]) if drop is not None else x
+        x = drop.hidden_states(x, self.dropout[0]) if drop is not None else x
         positions = torch.arange(t, device=ids.device)
         keep = positions < lengths.clamp(min=1).unsqueeze(-1)  # (K, B, T) or (B, T)
         if shared:
@@ -350,13 +355,17 @@ class _Stack:
             ctx = torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(k, b * t, hidden)
             out = torch.baddbmm(p[f"{i}.att_out_b"].unsqueeze(1), ctx, p[f"{i}.att_out_w"])
             if drop is not None:
-                out = drop.hidden(out.view(k, b, t, hidden), self.dropout[0]).view(k, b * t, -1)
+                out = drop.hidden_states(out.view(k, b, t, hidden), self.dropout[0]).view(
+                    k, b * t, -1
+                )
             x = self._norm(out + x, f"{i}.att_norm")
             inner = torch.baddbmm(p[f"{i}.ffn_in_b"].unsqueeze(1), x, p[f"{i}.ffn_in_w"])
             inner = self._activation(inner)
             out = torch.baddbmm(p[f"{i}.ffn_out_b"].unsqueeze(1), inner, p[f"{i}.ffn_out_w"])
             if drop is not None:
-                out = drop.hidden(out.view(k, b, t, hidden), self.dropout[0]).view(k, b * t, -1)
+                out = drop.hidden_states(out.view(k, b, t, hidden), self.dropout[0]).view(
+                    k, b * t, -1
+                )
             x = self._norm(out + x, f"{i}.ffn_norm")
         first = x.view(k, b, t, hidden)[:, :, 0]
         pooled = torch.tanh(torch.baddbmm(p["pool_b"].unsqueeze(1), first, p["pool_w"]))
@@ -402,50 +411,105 @@ class _Stack:
 
 
 class _Dropout:
-    """One step's dropout masks: each cell draws from its own generator, at its own batch
-    shape, in a fixed order of sites, so its masks do not depend on the stack."""
+    """Dropout masks whose draws belong to their cell.
 
-    def __init__(self, generators, sizes: list[int], widths: list[int]) -> None:
-        self.generators, self.sizes, self.widths = generators, sizes, widths
+    At each step every cell fills its own stretch of one buffer with uniform numbers from
+    its own generator (one call per cell), as many as its masks at its own batch shape
+    need, site after site in forward order. A site's stacked mask then reads each cell's
+    numbers at the positions that shape gives them (an index computed on the device): a
+    cell draws the same numbers, and keeps the same units, alone or in a stack of 80.
+    """
 
-    def _mask(self, full_shape, cell_shape, p: float, dtype, device):
+    def __init__(self, model, sizes: np.ndarray, widths: np.ndarray, device) -> None:
         import torch
 
-        mask = torch.zeros(full_shape, dtype=dtype, device=device)
-        for k, g in enumerate(self.generators):
-            shape = cell_shape(k)
-            if 0 in shape:
-                continue
-            m = torch.empty(shape, dtype=dtype, device=device).bernoulli_(1 - p, generator=g)
-            mask[(k, *(slice(0, s) for s in shape))] = m
-        return mask / (1 - p)
-
-    def hidden(self, x, p: float):  # (K, B, T, H)
-        if p == 0:
-            return x
-        h = x.shape[-1]
-        mask = self._mask(x.shape, lambda k: (self.sizes[k], self.widths[k], h), p, x.dtype,
-                          x.device)  # fmt: skip
-        return x * mask
-
-    def attention(self, probs, p: float):  # (K, B, heads, T, T)
-        if p == 0:
-            return probs
-        heads = probs.shape[2]
-        mask = self._mask(
-            probs.shape,
-            lambda k: (self.sizes[k], heads, self.widths[k], self.widths[k]),
-            p,
-            probs.dtype,
-            probs.device,
+        p_hidden, p_attention = model.dropout
+        hidden = model.params["word"].shape[-1]
+        self.sites = [("hidden", p_hidden)]
+        self.sites += [("attention", p_attention), ("hidden", p_hidden), ("hidden", p_hidden)] * (
+            model.layers
         )
-        return probs * mask
+        self.sites.append(("rows", model.classifier_dropout))
+        self.hidden, self.heads = hidden, model.heads
+        self.generators, self.device = model.generators, device
+        # Numbers per cell, site and step (steps x sites x K), from the cells' own shapes.
+        b, t = sizes.astype(np.int64), widths.astype(np.int64)
+        per_kind = {"hidden": b * t * hidden, "attention": b * model.heads * t * t,
+                    "rows": b * hidden}  # fmt: skip
+        counts = np.stack([per_kind[kind] if p > 0 else 0 * b for kind, p in self.sites], 1)
+        cell_totals = counts.sum(1)  # (steps, K)
+        self.cell_starts = np.concatenate(
+            [np.zeros((len(b), 1), np.int64), np.cumsum(cell_totals, 1)], 1
+        )
+        site_base = self.cell_starts[:, None, :-1] + np.cumsum(counts, 1) - counts
+        self.site_base = torch.as_tensor(site_base, device=device)
+        self.b = torch.as_tensor(b, device=device)
+        self.t = torch.as_tensor(t, device=device)
 
-    def rows(self, x, p: float):  # (K, B, H)
-        if p == 0:
-            return x
-        h = x.shape[-1]
-        return x * self._mask(x.shape, lambda k: (self.sizes[k], h), p, x.dtype, x.device)
+    def start(self, step: int) -> None:
+        import torch
+
+        starts = self.cell_starts[step]
+        self.buffer = torch.empty(int(starts[-1]), device=self.device)
+        for k, g in enumerate(self.generators):
+            if starts[k + 1] > starts[k]:
+                self.buffer[starts[k] : starts[k + 1]].uniform_(generator=g)
+        self.step, self.site = step, 0
+
+    def _keep(self, kind: str, shape, p: float):
+        """The stacked keep-mask (already scaled by 1 / (1 - p)) of the next site."""
+        import torch
+
+        site, self.site = self.site, self.site + 1
+        assert self.sites[site][0] == kind
+        k = shape[0]
+        base = self.site_base[self.step, site]
+        _b, t = self.b[self.step], self.t[self.step]
+
+        def axis(n: int, dim: int, ndim: int):
+            view = [1] * ndim
+            view[dim] = n
+            return torch.arange(n, device=self.device).view(view)
+
+        def per_cell(v, ndim: int):
+            return v.view((k,) + (1,) * (ndim - 1))
+
+        nd = len(shape)
+        if kind == "hidden":  # (K, B, T, H): cell layout (b, t, H)
+            tk = per_cell(t, nd)
+            index = (per_cell(base, nd) + axis(shape[1], 1, nd) * tk * self.hidden
+                     + axis(shape[2], 2, nd) * self.hidden + axis(shape[3], 3, nd))  # fmt: skip
+        elif kind == "attention":  # (K, B, heads, T, T): cell layout (b, heads, t, t)
+            tk = per_cell(t, nd)
+            index = (per_cell(base, nd) + axis(shape[1], 1, nd) * self.heads * tk * tk
+                     + axis(shape[2], 2, nd) * tk * tk + axis(shape[3], 3, nd) * tk
+                     + axis(shape[4], 4, nd))  # fmt: skip
+        else:  # rows (K, B, H)
+            index = per_cell(base, nd) + axis(shape[1], 1, nd) * self.hidden + axis(shape[2], 2, nd)
+        # Positions past a cell's own rows or width are padding: any number will do there.
+        index = index.clamp(max=max(self.buffer.numel() - 1, 0))
+        return (self.buffer[index] >= p).to(torch.float32) / (1 - p)
+
+    def hidden_states(self, x, p: float):
+        return x if p == 0 else x * self._keep("hidden", x.shape, p).to(x.dtype)
+
+    def attention(self, probs, p: float):
+        return probs if p == 0 else probs * self._keep("attention", probs.shape, p).to(probs.dtype)
+
+    def rows(self, x, p: float):
+        return x if p == 0 else x * self._keep("rows", x.shape, p).to(x.dtype)
+
+
+@contextlib.contextmanager
+def _sync_debug(mode: str):
+    import torch
+
+    before = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode(mode)
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(before)
 
 
 def _autocast(setup):
@@ -514,7 +578,18 @@ class _Trainer:
         self.due, self.ends = dev(due), dev(ends)
         self.stopped = np.array([p.total for p in plans], dtype=np.int64)
 
-    def run(self, dev_tables, progress: Progress) -> list[list[dict[str, Any]]]:
+    def run(self, dev_tables, progress: Progress, check_syncs: bool = False):
+        """Every step; each cell's history (step, loss, dev macro-F1 at its evaluations)."""
+        import contextlib
+
+        if dev_tables is not None:  # on the device before the first step
+            self._dev_scores(dev_tables, warm=True)
+        strict = check_syncs and self.device.type == "cuda"
+        with _sync_debug("error") if strict else contextlib.nullcontext():
+            device_values = self._steps(dev_tables, progress)
+        return self._history(*device_values)
+
+    def _steps(self, dev_tables, progress: Progress):
         import torch
 
         model, cfg = self.model, self.config
@@ -538,14 +613,14 @@ class _Trainer:
         patience = cfg.early_stopping_patience
         total_examples = int(self.sizes_host.sum())
         b1, b2 = self.BETAS
+        drop = _Dropout(model, self.sizes_host, self.widths_host, self.device)
         with progress.task("fine-tune (examples, all cells)", total=total_examples) as task:
             for s in range(self.steps):
                 width = int(self.step_width[s])
                 idx = self.index[s]  # (K, B)
                 ids = self.rows[:, :width][idx]
                 lengths = self.row_lengths[idx] * self.valid[s].long()
-                drop = _Dropout(model.generators, self.sizes_host[s].tolist(),
-                                self.widths_host[s].tolist())  # fmt: skip
+                drop.start(s)
                 with _autocast(self.setup):
                     logits = model.forward(ids, lengths, drop=drop)
                 ce = torch.nn.functional.cross_entropy(
@@ -594,6 +669,11 @@ class _Trainer:
                 for n, t in model.params.items():
                     if n in best:
                         t.copy_(best[n])
+        return records, losses, stop_step
+
+    def _history(self, records, losses, stop_step) -> list[list[dict[str, Any]]]:
+        """Host values, read once after the last step."""
+        k = self.model.k
         self.stopped = np.minimum(stop_step.cpu().numpy(), [p.total for p in self.plans])
         losses_host = losses.cpu().numpy()
         history: list[list[dict[str, Any]]] = [[] for _ in range(k)]
@@ -631,7 +711,7 @@ class _Trainer:
                 best[n] = torch.where(mask, t.detach(), best[n])
             return best
 
-    def _dev_scores(self, dev_tables):
+    def _dev_scores(self, dev_tables, warm: bool = False):
         """Each cell's dev macro-F1 (float64, on the device), as `classification_report`
         computes it: classes with neither a true nor a predicted example left out."""
         import torch
@@ -645,6 +725,8 @@ class _Trainer:
             )
         ids_t, lengths_t, truth_t = self._dev
         pred = self._predict_classes(ids_t, lengths_t, lengths)
+        if warm:
+            return None
         k = self.model.k
         flat = truth_t.unsqueeze(0) * n_scored + pred  # (K, n)
         conf = torch.zeros((k, n_scored * n_scored), dtype=torch.float64, device=self.device)

@@ -449,3 +449,84 @@ def test_marked_leaks_get_clean_subset_scores_beside_the_full_ones(tmp_path):
     assert arms["noop"]["clean_delta"] == 0
     page = (result.out_dir / "ablation.html").read_text()
     assert "marked as leaked" in page and "clean delta" in page
+
+
+def test_encoder_cells_train_as_stacks_and_the_report_names_the_judge(toy_csv, tiny_bert, tmp_path):
+    variants = [{"name": "x2", "add": [{"test_twice": {"copies": 1}}]}]
+    recipe = load_recipe(
+        _recipe(toy_csv, variants, seeds=2, model=tiny_bert, budget={"steps": 4},
+                model_options={"threads": 1})
+    )  # fmt: skip
+    report = run_ablation(recipe, tmp_path / "stacked").report
+    assert report["judge"] == {"model": tiny_bert, "seeds": 2, "trainer": "stacked",
+                               "device": "cpu", "dtype": "float32", "batch_size": 16}  # fmt: skip
+    cells = [json.loads(p.read_text()) for p in (tmp_path / "stacked" / "cells").glob("*.json")]
+    assert len(cells) == 4 and all(c["trainer"]["trainer"] == "stacked" for c in cells)
+    html = (tmp_path / "stacked" / "ablation.html").read_text()
+    assert f"{tiny_bert} (stacked, cpu float32, batch 16)" in html
+
+
+NOOP = [{"name": "noop", "add": ["test_noop"]}]
+
+
+def test_cell_keys_name_the_device_dtype_and_batch(toy_csv, tiny_bert, tmp_path):
+    """A cell trained on one device, dtype or batch size is never reused for another."""
+    from assay.train.cells_io import CellsElsewhere, CellsExported
+
+    def keys(**extra) -> set[str]:
+        recipe = load_recipe(
+            _recipe(toy_csv, NOOP, seeds=1, model=tiny_bert, budget={"steps": 2},
+                    model_options={"threads": 1, **extra.pop("options", {})})
+        )  # fmt: skip
+        folder = tmp_path / json.dumps(extra, sort_keys=True).replace('"', "")
+        with pytest.raises(CellsExported):
+            run_ablation(recipe, folder / "run", train=CellsElsewhere(folder / "cells"), **extra)
+        meta = json.loads((folder / "cells" / "cells.json").read_text())
+        return {c["key"] for c in meta["cells"]}
+
+    cpu, cuda = keys(device="cpu"), keys(device="cuda")
+    batch32 = keys(device="cpu", options={"batch_size": 32})
+    assert len(cpu) == len(cuda) == len(batch32) == 2
+    assert not (cpu & cuda) and not (cpu & batch32) and not (cuda & batch32)
+
+
+def test_cells_trained_elsewhere_give_the_local_table(toy_csv, tiny_bert, tmp_path):
+    from assay.train.cells_io import CellsElsewhere, CellsExported, train_cells
+
+    variants = [{"name": "x2", "add": [{"test_twice": {"copies": 1}}]}]
+    recipe = load_recipe(
+        _recipe(toy_csv, variants, seeds=2, model=tiny_bert, budget={"steps": 5},
+                model_options={"threads": 1})
+    )  # fmt: skip
+    local = run_ablation(recipe, tmp_path / "local").report
+    elsewhere = CellsElsewhere(tmp_path / "cells")
+    with pytest.raises(CellsExported, match="4 of 4 cells are still to train"):
+        run_ablation(recipe, tmp_path / "remote", train=elsewhere)
+    summary = train_cells(tmp_path / "cells")  # what the other machine runs
+    assert len(summary["cells"]) == 4
+    remote = run_ablation(recipe, tmp_path / "remote", train=elsewhere).report
+    for a, b in zip(local["arms"], remote["arms"], strict=True):
+        assert a["arm"] == b["arm"] and a["score"] == pytest.approx(b["score"], abs=1e-9)
+        assert a["per_seed"] == pytest.approx(b["per_seed"], abs=1e-9)
+    # The cells are stored: a third run trains nothing and asks for nothing.
+    again = run_ablation(recipe, tmp_path / "remote", train=elsewhere).report
+    assert again["cells_cached"] == 4
+
+
+def test_auto_model_is_the_fast_model_without_a_gpu(toy_csv, tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from assay.recipes.ablation import resolve_auto
+    from assay.recipes.ablation_spec import AblationSpec
+
+    spec = AblationSpec.model_validate({"model": "auto", "seeds": 3, "variants": NOOP})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_auto(spec) == ("fast", spec)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    model, gpu_spec = resolve_auto(spec)
+    assert model == "minilm" and gpu_spec.seed_list == list(range(10))
+    assert resolve_auto(spec, seeds_given=True)[1].seed_list == [0, 1, 2]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    recipe = load_recipe(_recipe(toy_csv, NOOP, seeds=2, model="auto"))
+    report = run_ablation(recipe, tmp_path / "auto").report
+    assert report["model"] == "fast" and report["judge"] == {"model": "fast", "seeds": 2,
+                                                             "trainer": "fast"}  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -88,6 +89,12 @@ def test_stacked_cell_matches_the_encoder_model_loop(tmp_path):
     np.testing.assert_allclose(stacked.proba, loop.predict_proba(evals), atol=1e-4)
     assert stacked.steps == loop.steps
     assert [h["step"] for h in stacked.history] == [h["step"] for h in loop.history]
+    # The same weights with dropout on train to another model: the masks are applied.
+    with_dropout = shutil.copytree(path, tmp_path / "dropout")
+    config.update(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    (with_dropout / "config.json").write_text(json.dumps(config))
+    [dropped] = train_stack([Cell(3, texts, labels)], _config(with_dropout, **options), evals, dev)
+    assert np.abs(dropped.proba - stacked.proba).max() > 1e-3
 
 
 def test_unstackable_configurations_say_why(tiny_encoder):
