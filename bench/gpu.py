@@ -232,6 +232,7 @@ def run(folder: Path, model_dir: Path, out: Path, quick: bool) -> int:
     if cuda:
         stage("sync_check", lambda: sync_check(folder, model))
         stage("profile", lambda: profile(folder, model))  # where the time goes
+        stage("profile_80", lambda: profile_all(folder, model))
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     save()
     print(json.dumps(report, indent=1, default=str))
@@ -471,6 +472,49 @@ def profile(folder: Path, model: Path) -> dict:
             "top": top.splitlines()[:14],
         }
     return out
+
+
+def profile_all(folder: Path, model: Path, steps: int = 10) -> dict:
+    """The ablation's 80 cells as one stack for a few steps: the top device and host ops."""
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from assay.train.cells_io import META, read_jobs
+    from assay.train.finetune import FineTuneConfig
+    from assay.train.stacked import train_stack
+
+    meta = json.loads((folder / "cells" / META).read_text())
+    cells, evals, _dev = read_jobs(folder / "cells")
+    options = {**meta["cells"][0]["options"], "max_steps": steps}
+    config = FineTuneConfig(model=str(model), **options)
+    torch.cuda.reset_peak_memory_stats()
+    _sync()
+    t0 = time.perf_counter()
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        train_stack(cells, config, evals["text"][:64], None)
+        _sync()
+    wall = time.perf_counter() - t0
+    averages = prof.key_averages()
+    kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
+    stats = torch.cuda.memory_stats()
+    return {
+        "cells": len(cells),
+        "steps": steps,
+        "wall_seconds": round(wall, 3),
+        "gpu_busy_seconds": round(sum(e.device_time for e in kernels) / 1e6, 4),
+        "kernels_per_step": round(len(kernels) / steps, 1),
+        "alloc_retries": stats.get("num_alloc_retries"),
+        "cuda_mallocs": stats.get("segment.all.allocated"),
+        "top_device": [
+            [a.key, round(a.self_device_time_total / 1e3, 2), a.count]
+            for a in sorted(averages, key=lambda a: -a.self_device_time_total)[:15]
+        ],
+        "top_host": [
+            [a.key, round(a.self_cpu_time_total / 1e3, 2), a.count]
+            for a in sorted(averages, key=lambda a: -a.self_cpu_time_total)[:15]
+        ],
+    }
 
 
 def _sync() -> None:

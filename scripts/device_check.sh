@@ -20,7 +20,15 @@ run() {  # unpack, install the carried wheels beside the image's packages, run t
     mkdir -p "$out" "$DIR/pack" "$site"
     tar -xJf "$DIR/pack.tar.xz" -C "$DIR/pack"
     python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$site" "$DIR"/pack/wheels/*.whl
+    # Tensor shapes change from step to step: growable segments keep the allocator from
+    # splitting and re-reserving blocks.
+    export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
     PYTHONPATH=$site PYTHONUNBUFFERED=1 python3 bench/gpu.py run --dir "$DIR" --out "$out"
+    # The GPU tests, from outside the checkout so that `assay` is the installed wheel.
+    local repo=$PWD
+    (cd /tmp && PYTHONPATH=$site timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        --rootdir "$repo" -c "$repo/pyproject.toml" "$repo/tests/train/test_stacked_gpu.py") \
+        > "$out/pytest_gpu.txt" 2>&1 || echo "[device_check] GPU tests failed: $out/pytest_gpu.txt" >&2
 }
 
 case "${1:-}" in

@@ -74,27 +74,14 @@ def train_cells(
     one) and write `results.npz`; returns the timing summary also stored there. `model`
     points at the encoder's files on this machine (default: the name they were exported
     with)."""
-    import pyarrow.parquet as pq
-
     from assay.train.finetune import EncoderModel, FineTuneConfig
-    from assay.train.stacked import Cell, train_stack, unstackable
+    from assay.train.stacked import train_stack, unstackable
 
     meta = json.loads((folder / META).read_text())
-    rows = pq.read_table(folder / JOBS).to_pydict()
-    evals = pq.read_table(folder / EVAL).to_pydict()
-    cell_of = np.asarray(rows["cell"])
-    texts, labels = np.asarray(rows["text"], dtype=object), np.asarray(rows["label"], dtype=object)
-    weights = np.asarray(rows["weight"], dtype=np.float32)
-    dev_rows = [i for i, s in enumerate(evals["split"]) if s == "dev"]
-    dev = ([evals["text"][i] for i in dev_rows], [evals["label"][i] for i in dev_rows])
+    cells, evals, dev = read_jobs(folder)
     groups: dict[str, list[int]] = {}
-    cells = []
-    for index, spec in enumerate(meta["cells"]):
-        mine = cell_of == index
-        w = weights[mine]
-        cells.append(Cell(spec["seed"], list(texts[mine]), list(labels[mine]),
-                          None if np.allclose(w, 1.0) else w))  # fmt: skip
-        key = json.dumps([spec["options"], sorted(set(cells[-1].labels))], sort_keys=True)
+    for index, (spec, cell) in enumerate(zip(meta["cells"], cells, strict=True)):
+        key = json.dumps([spec["options"], sorted(set(cell.labels))], sort_keys=True)
         groups.setdefault(key, []).append(index)
     out: dict[str, Any] = {}
     started = time.perf_counter()
@@ -126,6 +113,29 @@ def train_cells(
     summary = {"seconds": seconds, "cells": out}
     np.savez_compressed(folder / RESULTS, summary=np.array(json.dumps(summary)), **arrays)
     return summary
+
+
+def read_jobs(folder: Path):
+    """(cells, eval columns, dev texts and labels) of an exported folder, read with pyarrow."""
+    import pyarrow.parquet as pq
+
+    from assay.train.stacked import Cell
+
+    meta = json.loads((folder / META).read_text())
+    rows = pq.read_table(folder / JOBS).to_pydict()
+    evals = pq.read_table(folder / EVAL).to_pydict()
+    cell_of = np.asarray(rows["cell"])
+    texts, labels = np.asarray(rows["text"], dtype=object), np.asarray(rows["label"], dtype=object)
+    weights = np.asarray(rows["weight"], dtype=np.float32)
+    cells = []
+    for index, spec in enumerate(meta["cells"]):
+        mine = cell_of == index
+        w = weights[mine]
+        cells.append(Cell(spec["seed"], list(texts[mine]), list(labels[mine]),
+                          None if np.allclose(w, 1.0) else w))  # fmt: skip
+    dev_rows = [i for i, s in enumerate(evals["split"]) if s == "dev"]
+    dev = ([evals["text"][i] for i in dev_rows], [evals["label"][i] for i in dev_rows])
+    return cells, evals, dev
 
 
 def read_results(path: Path) -> dict[str, dict[str, Any]]:

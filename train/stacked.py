@@ -442,9 +442,11 @@ class _Dropout:
             [np.zeros((len(b), 1), np.int64), np.cumsum(cell_totals, 1)], 1
         )
         site_base = self.cell_starts[:, None, :-1] + np.cumsum(counts, 1) - counts
-        self.site_base = torch.as_tensor(site_base, device=device)
-        self.b = torch.as_tensor(b, device=device)
-        self.t = torch.as_tensor(t, device=device)
+        # 32-bit offsets while every buffer fits them: half the traffic of the index maths.
+        self.index_dtype = torch.int32 if cell_totals.sum(1).max() < 2**31 else torch.int64
+        self.site_base = torch.as_tensor(site_base, device=device).to(self.index_dtype)
+        self.b = torch.as_tensor(b, device=device).to(self.index_dtype)
+        self.t = torch.as_tensor(t, device=device).to(self.index_dtype)
 
     def start(self, step: int) -> None:
         import torch
@@ -469,7 +471,7 @@ class _Dropout:
         def axis(n: int, dim: int, ndim: int):
             view = [1] * ndim
             view[dim] = n
-            return torch.arange(n, device=self.device).view(view)
+            return torch.arange(n, device=self.device, dtype=self.index_dtype).view(view)
 
         def per_cell(v, ndim: int):
             return v.view((k,) + (1,) * (ndim - 1))
@@ -584,6 +586,7 @@ class _Trainer:
 
         if dev_tables is not None:  # on the device before the first step
             self._dev_scores(dev_tables, warm=True)
+        self.drop = _Dropout(self.model, self.sizes_host, self.widths_host, self.device)
         strict = check_syncs and self.device.type == "cuda"
         with _sync_debug("error") if strict else contextlib.nullcontext():
             device_values = self._steps(dev_tables, progress)
@@ -613,7 +616,7 @@ class _Trainer:
         patience = cfg.early_stopping_patience
         total_examples = int(self.sizes_host.sum())
         b1, b2 = self.BETAS
-        drop = _Dropout(model, self.sizes_host, self.widths_host, self.device)
+        drop = self.drop
         with progress.task("fine-tune (examples, all cells)", total=total_examples) as task:
             for s in range(self.steps):
                 width = int(self.step_width[s])
