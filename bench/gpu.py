@@ -186,7 +186,10 @@ def _restore_model(packed_dir: Path, target: Path) -> Path:
 # -- run (device) ---------------------------------------------------------------------------
 
 
-def run(folder: Path, model_dir: Path, out: Path, quick: bool) -> int:
+STAGES = ("ablation", "peer", "sync_check", "profile", "profile_80")
+
+
+def run(folder: Path, model_dir: Path, out: Path, quick: bool, stages=STAGES) -> int:
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
@@ -216,6 +219,8 @@ def run(folder: Path, model_dir: Path, out: Path, quick: bool) -> int:
 
     def stage(name: str, fn) -> None:
         """Run one stage; a failure is written down and the next stage still runs."""
+        if name not in stages:
+            return
         t0 = time.perf_counter()
         try:
             report[name] = fn()
@@ -546,8 +551,11 @@ def report(folder: Path, results: Path, json_out: Path | None) -> int:
     targets = []
     if "assay_10_seeds" in peer_:
         assay10, trainer = peer_["assay_10_seeds"], peer_["trainer"]
-        ratio = assay10["examples_per_s"] / trainer["examples_per_s"]
-        targets.append({"name": "examples_per_s_10_seeds_vs_trainer", "value": round(ratio, 2),
+        # Against the Trainer's fastest run: its first run also pays the process's warm-up.
+        best = max(r["examples_per_s"] for r in trainer["runs"])
+        ratio = assay10["examples_per_s"] / best
+        targets.append({"name": "examples_per_s_10_seeds_vs_fastest_trainer_run",
+                        "value": round(ratio, 2),
                         "target": ">= 3", "met": ratio >= 3})  # fmt: skip
         gap = assay10["test_accuracy_mean"] - trainer["test_accuracy_mean"]
         spread = _ci_half_width(assay10["test_accuracy"])
@@ -602,12 +610,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=None, help="report: the run's --out")
     parser.add_argument("--json", type=Path, default=None, help="report: write the JSON here")
     parser.add_argument("--dry-run", action="store_true", help="prepare: tiny model and data")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=STAGES, help="run: which")
     args = parser.parse_args(argv)
     if args.stage == "prepare":
         return prepare(args.dir, args.dry_run)
     if args.stage == "run":
         quick = json.loads((args.dir / "settings.json").read_text())["dry_run"]
-        return run(args.dir, args.model_dir, args.out or args.dir / "out", quick)
+        return run(args.dir, args.model_dir, args.out or args.dir / "out", quick, args.stages)
     return report(args.dir, args.results or args.dir / "out", args.json)
 
 

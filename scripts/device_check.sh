@@ -4,6 +4,7 @@
 #
 #   bash scripts/device_check.sh prepare        # here (CPU): cells, packed model, wheels in .device/
 #   bash scripts/device_check.sh run OUT        # on the GPU machine: results to OUT
+#                                               #   (--stages ablation peer ...: some only)
 #   bash scripts/device_check.sh report DIR     # here: the ablation table and targets from DIR
 #   bash scripts/device_check.sh dry-run        # all three on CPU, tiny model, in a temp folder
 #
@@ -17,13 +18,14 @@ DIR=${DEVICE_DIR:-.device}
 
 run() {  # unpack, install the carried wheels beside the image's packages, run the bench
     local out=$1 site=/tmp/assay-device-site
+    shift
     mkdir -p "$out" "$DIR/pack" "$site"
     tar -xJf "$DIR/pack.tar.xz" -C "$DIR/pack"
     python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$site" "$DIR"/pack/wheels/*.whl
     # Tensor shapes change from step to step: growable segments keep the allocator from
     # splitting and re-reserving blocks.
     export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
-    PYTHONPATH=$site PYTHONUNBUFFERED=1 python3 bench/gpu.py run --dir "$DIR" --out "$out"
+    PYTHONPATH=$site PYTHONUNBUFFERED=1 python3 bench/gpu.py run --dir "$DIR" --out "$out" "$@"
     # The GPU tests, from outside the checkout so that `assay` is the installed wheel.
     local repo=$PWD
     (cd /tmp && PYTHONPATH=$site timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider \
@@ -33,7 +35,7 @@ run() {  # unpack, install the carried wheels beside the image's packages, run t
 
 case "${1:-}" in
     prepare) "$PY" bench/gpu.py prepare --dir "$DIR" ;;
-    run) run "${2:?run needs the output folder}" ;;
+    run) shift; run "${1:?run needs the output folder}" "${@:2}" ;;
     report)
         json=${3:-bench/results/gpu-$(date +%Y-%m-%d).json}
         "$PY" bench/gpu.py report --dir "$DIR" --results "${2:?report needs the folder run wrote}" \

@@ -571,6 +571,12 @@ class _Trainer:
         self.targets = dev(targets)
         self.weights = dev(weights)
         self.evals = [sorted(p.evals) for p in plans]
+        # Steps at which every cell takes the same learning rate and none can stop early
+        # (a step budget): one fused optimiser pass then serves the whole stack.
+        same = (lr == lr[:, :1]).all(axis=1) & (sizes > 0).all(axis=1)
+        fixed = config.early_stopping_patience is None
+        self.shared_lr = [float(lr[s, 0]) if fixed and same[s] else None
+                          for s in range(self.steps)]  # fmt: skip
         # Which cells evaluate dev after each step, and which take their last step then.
         due = np.zeros((self.steps + 1, k), dtype=bool)
         ends = np.zeros((self.steps + 1, k), dtype=bool)
@@ -601,6 +607,9 @@ class _Trainer:
         tensors = [params[n] for n in names]
         m = [torch.zeros_like(t) for t in tensors]
         v = [torch.zeros_like(t) for t in tensors]
+        state_steps = [torch.zeros((), device=self.device) for _ in tensors]
+        decayed = [i for i, n in enumerate(names) if model.decay[n] and cfg.weight_decay]
+        undecayed = [i for i, n in enumerate(names) if i not in decayed]
         k = model.k
         decay_views = {
             n: (k,) + (1,) * (params[n].dim() - 1) for n in names
@@ -633,22 +642,34 @@ class _Trainer:
                 grads = torch.autograd.grad(per_cell.sum(), tensors)
                 losses[s] = per_cell.detach()
                 grads = self._clip(grads, k)
-                lr = self.lr[s] * active  # (K,)
                 step = s + 1
-                torch._foreach_mul_(m, b1)
-                torch._foreach_add_(m, grads, alpha=1 - b1)
-                torch._foreach_mul_(v, b2)
-                torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
-                denom = torch._foreach_sqrt(v)
-                torch._foreach_div_(denom, math.sqrt(1 - b2**step))
-                torch._foreach_add_(denom, self.EPS)
-                update = torch._foreach_div(m, denom)
-                step_size = lr / (1 - b1**step)
-                with torch.no_grad():
-                    for n, t, u in zip(names, tensors, update, strict=True):
-                        if model.decay[n] and cfg.weight_decay:
-                            t.mul_((1 - lr * cfg.weight_decay).view(decay_views[n]))
-                        t.addcmul_(u, step_size.view(decay_views[n]), value=-1)
+                torch._foreach_add_(state_steps, 1.0)
+                if self.shared_lr[s] is not None:  # one fused AdamW pass per group
+                    for group, wd in ((decayed, cfg.weight_decay), (undecayed, 0.0)):
+                        if group:
+                            torch._fused_adamw_(
+                                [tensors[i] for i in group], [grads[i] for i in group],
+                                [m[i] for i in group], [v[i] for i in group], [],
+                                [state_steps[i] for i in group], lr=self.shared_lr[s],
+                                beta1=b1, beta2=b2, weight_decay=wd, eps=self.EPS,
+                                amsgrad=False, maximize=False,
+                            )  # fmt: skip
+                else:  # cells on their own schedules: the learning rate a (K,) tensor
+                    lr = self.lr[s] * active
+                    torch._foreach_mul_(m, b1)
+                    torch._foreach_add_(m, grads, alpha=1 - b1)
+                    torch._foreach_mul_(v, b2)
+                    torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+                    denom = torch._foreach_sqrt(v)
+                    torch._foreach_div_(denom, math.sqrt(1 - b2**step))
+                    torch._foreach_add_(denom, self.EPS)
+                    update = torch._foreach_div(m, denom)
+                    step_size = lr / (1 - b1**step)
+                    with torch.no_grad():
+                        for n, t, u in zip(names, tensors, update, strict=True):
+                            if model.decay[n] and cfg.weight_decay:
+                                t.mul_((1 - lr * cfg.weight_decay).view(decay_views[n]))
+                            t.addcmul_(u, step_size.view(decay_views[n]), value=-1)
                 if step in records and dev_tables is not None:
                     due = self.due[step] & (active > 0)
                     score = self._dev_scores(dev_tables)
@@ -694,14 +715,18 @@ class _Trainer:
         return history
 
     def _clip(self, grads, k: int):
+        """Each cell's gradients scaled to norm `max_grad_norm` at most (in place)."""
         import torch
 
         limit = self.config.max_grad_norm
+        grads = list(grads)
         if not limit:
-            return list(grads)
-        squares = torch.stack([g.float().pow(2).reshape(k, -1).sum(1) for g in grads]).sum(0)
-        coef = (limit / (squares.sqrt() + 1e-6)).clamp(max=1.0)
-        return [g * coef.view((k,) + (1,) * (g.dim() - 1)) for g in grads]
+            return grads
+        norms = torch.stack([torch.linalg.vector_norm(g.reshape(k, -1), dim=1) for g in grads])
+        coef = (limit / (norms.pow(2).sum(0).sqrt() + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view((k,) + (1,) * (g.dim() - 1)))
+        return grads
 
     def _snapshot(self, best, better):
         import torch

@@ -62,8 +62,9 @@ def test_each_cell_in_a_stack_equals_the_cell_trained_alone(tiny_encoder, budget
             [h["dev_macro_f1"] for h in together.history],
             [h["dev_macro_f1"] for h in alone.history],
         )
-    # Seeds matter: different cells, different models.
-    assert np.abs(stacked[0].proba - stacked[2].proba).max() > 50 * TOLERANCE
+    # Seeds and rows matter: different cells, different training.
+    first_losses = [r.history[0]["loss"] for r in stacked]
+    assert len(set(first_losses)) == len(cells)
     if "epochs" in budget:
         # Each cell's own schedule (5, 7 and 5 steps per epoch) and its own early stop.
         totals = [10, 14, 10]
