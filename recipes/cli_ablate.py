@@ -17,6 +17,17 @@ from assay.recipes.cli_options import model_option, no_cache_option, out_dir_opt
 @no_cache_option
 @quiet_option
 @click.option("--mlflow", metavar="URI", help="Also log every arm and seed to this MLflow URI.")
+@click.option(
+    "--confirm",
+    "confirm_model",
+    is_flag=False,
+    flag_value="minilm",
+    default=None,
+    metavar="ENCODER",
+    help="Screen every arm with the cheap judge (--model, default the recipe's fast/probe or "
+    "fast), then train ENCODER (default minilm) only on the variants it separated from zero.",
+)
+@click.option("--confirm-seeds", type=click.IntRange(min=1), help="Seeds of the confirmation.")
 def ablate(
     recipe: Path,
     out: Path | None,
@@ -25,6 +36,8 @@ def ablate(
     no_cache: bool,
     quiet: bool,
     mlflow: str | None,
+    confirm_model: str | None,
+    confirm_seeds: int | None,
 ) -> None:
     """Compare a recipe's data variants: mean metric, delta vs baseline with a 95% CI.
 
@@ -44,6 +57,19 @@ def ablate(
     parsed = with_mlflow(parsed, mlflow) if mlflow else parsed
     progress = SilentProgress() if quiet else RichProgress(console)
     cache = StepCache(enabled=parsed.cache and not no_cache)
+    if confirm_model is not None:
+        from assay.recipes.ablation import screen_and_confirm
+
+        screened = screen_and_confirm(parsed, out, screen_model=model, confirm_model=confirm_model,
+                                      seeds=seeds, confirm_seeds=confirm_seeds,
+                                      progress=progress, cache=cache)  # fmt: skip
+        if not quiet:
+            print_table(console, screened.screen.report)
+            if screened.confirm is not None:
+                print_table(console, screened.confirm.report)
+            console.print(screened.summary["note"])
+        click.echo(str(screened.screen.out_dir.parent / "confirm.json"))
+        return
     result = run_ablation(parsed, out, model=model, seeds=seeds, progress=progress, cache=cache)
     if not quiet:
         print_table(console, result.report)

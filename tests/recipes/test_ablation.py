@@ -530,3 +530,33 @@ def test_auto_model_is_the_fast_model_without_a_gpu(toy_csv, tmp_path, monkeypat
     report = run_ablation(recipe, tmp_path / "auto").report
     assert report["model"] == "fast" and report["judge"] == {"model": "fast", "seeds": 2,
                                                              "trainer": "fast"}  # fmt: skip
+
+
+def test_confirm_trains_the_encoder_only_on_the_arms_the_screen_separated(
+    toy_csv, tiny_bert, tmp_path
+):
+    from assay.recipes.cli import main
+
+    variants = [
+        {"name": "flip", "add": [{"test_flip_labels": {"fraction": 0.8}}]},
+        {"name": "noop", "add": ["test_noop"]},
+    ]
+    recipe = tmp_path / "screen.yaml"
+    spec = _recipe(toy_csv, variants, seeds=3, budget={"steps": 3})
+    recipe.write_text(json.dumps(spec))  # JSON is YAML
+    result = CliRunner().invoke(
+        main,
+        ["ablate", str(recipe), "--out", str(tmp_path / "x"), "--confirm", tiny_bert,
+         "--confirm-seeds", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "x" / "confirm.json").read_text())
+    assert summary["screen_judge"]["trainer"] == "fast"
+    assert summary["screened_in"] == ["flip"]
+    confirm = json.loads((tmp_path / "x" / "confirm" / "ablation.json").read_text())
+    assert [r["arm"] for r in confirm["arms"]] == ["baseline", "flip"]
+    assert confirm["judge"]["model"] == tiny_bert and confirm["seeds"] == [0, 1]
+    flip = next(a for a in summary["arms"] if a["arm"] == "flip")
+    assert "confirm" in flip and flip["agreement"]
+    noop = next(a for a in summary["arms"] if a["arm"] == "noop")
+    assert "confirm" not in noop
