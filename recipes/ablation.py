@@ -54,10 +54,14 @@ from assay.train.evaluate import (
 )
 from assay.train.fast import DEFAULTS as FAST_DEFAULTS
 from assay.train.metrics import encode
+from assay.train.probe import DEFAULTS as PROBE_DEFAULTS
 
 log = logging.getLogger(__name__)
 
 CELL_VERSION = "1"
+# The judges that are a logistic regression: no optimiser budget, device or tokenizer
+# terms; C can be scaled per arm.
+LINEAR = (FAST, PROBE)
 
 
 @dataclasses.dataclass
@@ -239,7 +243,7 @@ class _Cells:
 
 def _model_options(spec: AblationSpec, model: str) -> dict[str, Any]:
     options = dict(spec.model_options)
-    if model == FAST:
+    if model in LINEAR:
         return options
     if spec.budget.steps is not None:
         # Every arm takes the same number of steps: no early stop cuts one arm short.
@@ -281,7 +285,7 @@ def run_ablation(
     if model == AUTO:
         model, spec = resolve_auto(spec, seeds_given=seeds is not None)
     options = _model_options(spec, model)
-    if device is not None and model != FAST:
+    if device is not None and model not in LINEAR:
         options["device"] = device
     progress = progress or SilentProgress()
     cache = cache if cache is not None else StepCache(enabled=recipe.cache)
@@ -403,13 +407,16 @@ def run_ablation(
                         "on the baseline's dev/test rows",
                     )
                 arm_options = options
-                if terms and model != FAST and "domain_terms" not in options:
+                if terms and model not in LINEAR and "domain_terms" not in options:
                     arm_options = {**options, "domain_terms": terms}
                 weight = train_weight(arm_frame)
                 if baseline_weight is None:
                     baseline_weight = weight
-                if model == FAST and spec.fast_regularisation == "scale_c":
-                    arm_options = {**arm_options, "C": scaled_c(options, baseline_weight, weight)}
+                if model in LINEAR and spec.fast_regularisation == "scale_c":
+                    arm_options = {
+                        **arm_options,
+                        "C": scaled_c(options, baseline_weight, weight, default_c(model)),
+                    }
                 trainer = trainer_of(model, arm_options, corpus_mod.is_multilabel(arm_frame))
                 cell_key = json_hash(
                     {
@@ -455,8 +462,8 @@ def run_ablation(
         for p, outcome in zip(pending, outcomes, strict=True):
             summary = _cell_summary(outcome, p.pipeline_seconds)
             summary["trainer"] = p.trainer
-            if model == FAST:
-                summary["C"] = float(p.options.get("C", FAST_DEFAULTS["C"]))
+            if model in LINEAR:
+                summary["C"] = float(p.options.get("C", default_c(model)))
             preds = outcome.predictions.select("id", "split", "pred")
             cells_store.put(p.key, summary, preds)
             cells.append(Cell(p.arm, p.seed, p.key, summary, preds, size=p.size))
@@ -511,13 +518,20 @@ def train_weight(frame: pl.DataFrame) -> float:
     return float(train["weight"].fill_null(1.0).sum())
 
 
-def scaled_c(options: dict[str, Any], baseline_weight: float, arm_weight: float) -> float:
+def default_c(model: str) -> float:
+    """The C a logistic-regression judge uses when the options give none."""
+    return float((PROBE_DEFAULTS if model == PROBE else FAST_DEFAULTS)["C"])
+
+
+def scaled_c(
+    options: dict[str, Any], baseline_weight: float, arm_weight: float, default: float
+) -> float:
     """C for an arm of `arm_weight` total row weight that regularises like the baseline.
 
     Logistic regression minimises |w|^2 / 2 + C * sum(weight * loss): repeating every row k
     times is the same as multiplying C by k, so C x baseline / arm keeps the balance fixed.
     """
-    c = float(options.get("C", FAST_DEFAULTS["C"]))
+    c = float(options.get("C", default))
     return c * baseline_weight / max(arm_weight, 1e-12)
 
 
@@ -644,7 +658,7 @@ def statistics(spec: AblationSpec, model: str, rows: list[dict[str, Any]]) -> di
         if spec.p_test == "bootstrap"
         else "a paired permutation test swapping the arms' predictions per example and seed"
     )
-    if model != FAST:
+    if model not in LINEAR:
         regularisation = "not applicable (encoder)"
     elif spec.fast_regularisation == "scale_c":
         regularisation = "C scaled by baseline rows / arm rows in every arm"
@@ -666,7 +680,7 @@ def statistics(spec: AblationSpec, model: str, rows: list[dict[str, Any]]) -> di
         "p_metric": spec.metric,
         "p_adjustment": "holm",
         "comparisons": comparisons,
-        "fast_regularisation": spec.fast_regularisation if model == FAST else None,
+        "fast_regularisation": spec.fast_regularisation if model in LINEAR else None,
         "note": note,
     }
 

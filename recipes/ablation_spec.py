@@ -147,9 +147,14 @@ class AblationSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
-    model: str = Field("fast", description="fast (TF-IDF + logistic regression) or an encoder")
+    model: str = Field(
+        "fast",
+        description="fast (TF-IDF + logistic regression), probe (MiniLM embeddings + logistic "
+        "regression) or an encoder",
+    )
     model_options: dict[str, Any] = Field(
-        default_factory=dict, description="options of the fast model or the fine-tune loop"
+        default_factory=dict,
+        description="options of the fast model, the probe or the fine-tune loop",
     )
     seeds: int | list[int] = Field(3, description="number of seeds (0..k-1) or explicit seeds")
     metric: Literal["macro_f1", "accuracy"] = Field("macro_f1", description="headline metric")
@@ -172,7 +177,8 @@ class AblationSpec(BaseModel):
     fast_regularisation: Literal["fixed", "scale_c"] = Field(
         "fixed",
         description="fixed: the same C in every arm; scale_c: C x baseline rows / arm rows "
-        "(by weight), so repeating rows does not weaken the fast model's regularisation",
+        "(by weight), so repeating rows does not weaken the regularisation of the fast "
+        "model or the probe",
     )
     baseline_until: str | None = Field(
         None,

@@ -1,7 +1,8 @@
 """Train a model on a corpus's train split and evaluate it on dev and test.
 
-One entry point for both model kinds: `model="fast"` (TF-IDF + logistic regression) or an
-encoder name/path for the fine-tune loop. Outputs are keyed by example id: predictions
+One entry point for every model kind: `model="fast"` (TF-IDF + logistic regression),
+`model="probe"` (frozen sentence embeddings + logistic regression) or an encoder name/path
+for the fine-tune loop. Outputs are keyed by example id: predictions
 (id, split, label, pred, proba) and a metrics report per split.
 """
 
@@ -135,7 +136,7 @@ def train_and_evaluate(
     started = time.perf_counter()
     fit_kwargs: dict[str, Any] = {}
     dev = evals.filter(pl.col("split") == "dev")
-    if model != FAST and dev.height:
+    if model not in (FAST, PROBE) and dev.height:  # only the fine-tune loop reads dev
         fit_kwargs = {"dev_texts": dev["text"].to_list(), "dev_labels": dev["label"].to_list()}
     est.fit(train["text"].to_list(), train["label"].to_list(), weights, **fit_kwargs)
     proba = (
@@ -243,8 +244,8 @@ def trainer_of(model: str, options: dict[str, Any], multilabel: bool = False) ->
     """How cells with this model and these options are trained: the loop, the stack or the
     fast model, with the device, dtype and batch size they get. Part of an ablation cell's
     key: cells trained differently are never mixed."""
-    if model == FAST:
-        return {"trainer": FAST}
+    if model in (FAST, PROBE):  # a logistic regression: no loop, stack or batch size
+        return {"trainer": model}
     from assay.train.device import describe_device
     from assay.train.finetune import FineTuneConfig
     from assay.train.stacked import unstackable
@@ -273,7 +274,10 @@ def train_and_evaluate_many(
     groups: dict[str, list[int]] = {}
     for i, job in enumerate(jobs):
         multilabel = corpus_mod.is_multilabel(job.corpus)
-        if model == FAST or trainer_of(model, job.options, multilabel)["trainer"] != "stacked":
+        if (
+            model in (FAST, PROBE)
+            or trainer_of(model, job.options, multilabel)["trainer"] != "stacked"
+        ):
             outcomes[i] = train_and_evaluate(
                 job.corpus, model=model, seed=job.seed, options=job.options,
                 eval_corpus=eval_corpus, progress=progress,

@@ -560,3 +560,25 @@ def test_confirm_trains_the_encoder_only_on_the_arms_the_screen_separated(
     assert "confirm" in flip and flip["agreement"]
     noop = next(a for a in summary["arms"] if a["arm"] == "noop")
     assert "confirm" not in noop
+
+
+def test_probe_judge_takes_no_budget_and_scales_its_own_c(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    from assay.testing import tiny_bert
+
+    words = ["good", "great", "fine", "nice", "bad", "awful", "poor", "dull", "movie", "indeed"]
+    encoder = str(tiny_bert(tmp_path / "encoder", words, classifier=False))
+    variants = [{"name": "twice", "add": ["test_twice"], "controls": ["duplicate"]}]
+    report = run_ablation(
+        load_recipe(_recipe(_toy(tmp_path), variants, seeds=2, train_rows=60, model="probe",
+                            model_options={"encoder": encoder}, budget={"steps": 300},
+                            fast_regularisation="scale_c")),
+        tmp_path / "out",
+    ).report  # fmt: skip
+    assert report["judge"] == {"model": "probe", "seeds": 2, "trainer": "probe"}
+    control = "twice [duplicate control]"
+    c = {r["arm"]: r["fast_c"] for r in report["arms"]}
+    assert c["baseline"] == 3.0 and c[control] == pytest.approx(1.5)
+    # Frozen embeddings: every row twice with C halved is exactly the baseline's objective.
+    per_seed = {r["arm"]: r["per_seed"] for r in report["arms"]}
+    assert per_seed[control] == pytest.approx(per_seed["baseline"], abs=1e-3)
