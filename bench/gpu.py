@@ -144,9 +144,13 @@ def _pack_model(folder: Path, model_path: Path) -> None:
     out = folder / "pack" / "model"
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    texts = pq.read_table(folder / "cells" / "jobs.parquet", columns=["text"])["text"]
-    texts = list(dict.fromkeys(texts.to_pylist() + pq.read_table(
-        folder / "cells" / "eval.parquet", columns=["text"])["text"].to_pylist()))  # fmt: skip
+    # Every text that will be tokenised there: the ablation's cells and the judge study's.
+    texts: list[str] = []
+    for cells in [folder / "cells", *sorted((folder / "judges").glob("*"))]:
+        for name in ("jobs.parquet", "eval.parquet"):
+            if (cells / name).exists():
+                texts += pq.read_table(cells / name, columns=["text"])["text"].to_pylist()
+    texts = list(dict.fromkeys(texts))
     ids = tokenizer(texts, truncation=True, max_length=512)["input_ids"]
     used = np.unique(np.concatenate([np.asarray(x) for x in ids] + [np.arange(5)]))
     name = "model.safetensors"
@@ -186,7 +190,7 @@ def _restore_model(packed_dir: Path, target: Path) -> Path:
 # -- run (device) ---------------------------------------------------------------------------
 
 
-STAGES = ("ablation", "peer", "sync_check", "profile", "profile_80")
+STAGES = ("ablation", "peer", "sync_check", "profile", "profile_80", "judges")
 
 
 def run(folder: Path, model_dir: Path, out: Path, quick: bool, stages=STAGES) -> int:
@@ -238,6 +242,8 @@ def run(folder: Path, model_dir: Path, out: Path, quick: bool, stages=STAGES) ->
         stage("sync_check", lambda: sync_check(folder, model))
         stage("profile", lambda: profile(folder, model))  # where the time goes
         stage("profile_80", lambda: profile_all(folder, model))
+    if (folder / "judges").is_dir():  # the judge study's reference cells (bench/judges.py)
+        stage("judges", lambda: judges(folder, model, out))
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     save()
     print(json.dumps(report, indent=1, default=str))
@@ -264,6 +270,26 @@ def ablation(folder: Path, model: Path, out: Path) -> dict:
         "steps": sorted({c["steps"] for c in cells}),
         "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
     }
+
+
+def judges(folder: Path, model: Path, out: Path) -> dict:
+    """Train every exported folder of the judge study; their answers travel back as one tar
+    (a call returns few files)."""
+    import tarfile
+
+    from assay.train.cells_io import RESULTS, train_cells
+
+    done = {}
+    for cells in sorted(p for p in (folder / "judges").iterdir() if p.is_dir()):
+        _sync()
+        t0 = time.perf_counter()
+        summary = train_cells(cells, model=str(model))
+        done[cells.name] = {"cells": len(summary["cells"]),
+                            "wall_seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
+        with tarfile.open(out / "judges.tar", "w") as tar:  # rewritten after each folder
+            for name in done:
+                tar.add(folder / "judges" / name / RESULTS, arcname=f"{name}/{RESULTS}")
+    return done
 
 
 def sync_check(folder: Path, model: Path) -> dict:
