@@ -132,6 +132,9 @@ def render_html(report: dict[str, Any], table: pl.DataFrame, svg: str, curve: st
         "size-matched duplicate control (hollow in the plot), i.e. what the new text did "
         + "beyond adding (re-weighting) rows; the verdict reads both.</p>"
     )
+    warning = (report.get("judge") or {}).get("caution")
+    if warning:
+        intro += f'<p class="caution"><b>Caution</b>: {html.escape(warning)}</p>'
     sections = [("Ablation", intro + svg + html_table(shown, columns))]
     if curve:
         points = [

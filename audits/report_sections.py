@@ -201,6 +201,11 @@ def _ablation_markdown(report: dict[str, Any]) -> str:
     intro = (
         f"Judge {judge_label(report)}, seeds {report['seeds']}, {report['eval_rows']:,} "
         f"{report['eval_split']} rows; deltas in points vs the baseline."
+        + (
+            f" Caution: {report['judge']['caution']}"
+            if (report.get("judge") or {}).get("caution")
+            else ""
+        )
     )
     warnings = "\n".join(f"- {w}" for w in report.get("warnings") or [])
     return "\n\n".join(p for p in (intro, md_table(rows), warnings) if p)

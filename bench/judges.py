@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     ref.add_argument("--reference-results", type=Path, help="the device check's judges folder")
     ref.add_argument("--reference-cpu", action="store_true", help="train the reference here")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--ship", action="store_true",
+                    help="write the agreement record assay prints beside verdicts "
+                    "(recipes/data/judge_agreement.json)")  # fmt: skip
     args = ap.parse_args(argv)
     if not DATA.exists():
         print(f"no data at {DATA}; nothing to measure", file=sys.stderr)
@@ -209,9 +212,45 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
     report = {"bench": "judges", "params": vars(args) | {"steps": STEPS}, "results": rows}
     _print(rows)
+    if args.ship:
+        _ship(rows, args.seeds)
     if args.json:
         print(json.dumps(report, default=str))
     return 0
+
+
+def _ship(rows: list[dict], seeds: int) -> None:
+    """Pool the counts per (judge, task kind, train rows) over data sets and write them."""
+    from assay.recipes.judge_record import task_kind
+
+    pooled: dict[tuple, dict] = {}
+    for row in rows:
+        source = write_dataset(row["dataset"], Path(tempfile.mkdtemp()))
+        n_classes = pl.read_csv(source)["label"].n_unique()
+        for judge_name, a in (row.get("agreement") or {}).items():
+            key = (judge_name, task_kind(n_classes), row["train_rows"])
+            p = pooled.setdefault(key, {"same": 0, "no detectable change": 0, "opposite": 0,
+                                        "rho": [], "datasets": []})  # fmt: skip
+            for k in ("same", "no detectable change", "opposite"):
+                p[k] += a[k]
+            if a["spearman_deltas"] is not None:
+                p["rho"].append(a["spearman_deltas"])
+            p["datasets"].append(row["dataset"])
+    records = []
+    for (judge_name, kind, size), p in sorted(pooled.items()):
+        n = p["same"] + p["no detectable change"] + p["opposite"]
+        records.append({
+            "judge": judge_name, "task": kind, "train_rows": size, "datasets": p["datasets"],
+            "reference": f"{REFERENCE} fine-tuned, {STEPS} steps, {seeds} seeds",
+            "reference_significant_arms": n,
+            "decision_agreement": p["same"] / n if n else None,
+            "opposite_rate": p["opposite"] / n if n else None,
+            "spearman_deltas_mean": float(np.mean(p["rho"])) if p["rho"] else None,
+        })  # fmt: skip
+    path = REPO / "recipes" / "data" / "judge_agreement.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"source": "bench/judges.py", "records": records}, indent=1) + "\n")
+    print(f"wrote {path}")
 
 
 def _print(rows: list[dict]) -> None:

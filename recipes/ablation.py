@@ -615,6 +615,9 @@ def _report(
         "warnings": warnings,
     }
     from assay.audits.ablation_report import language_rows
+    from assay.recipes.judge_record import caution
+
+    report["judge"]["caution"] = caution(model, len(classes), rows[0]["train_rows"])
 
     # Metric per eval language (translated dev/test copies carry their own `lang`).
     report["by_lang"] = language_rows(

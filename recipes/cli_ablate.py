@@ -119,6 +119,8 @@ def print_table(console, report: dict) -> None:
             f"{100 * r['score']:.2f}", delta + mark, p, control, escape(r.get("verdict") or ""),
         )  # fmt: skip
     console.print(table)
+    if (report.get("judge") or {}).get("caution"):
+        console.print(f"[yellow]caution[/]: {escape(report['judge']['caution'])}")
     if report.get("eval_rows_leaked"):
         console.print(
             f"clean {report['eval_split']} subset ({report['eval_rows_leaked']:,} leaked rows "

@@ -459,7 +459,8 @@ def test_encoder_cells_train_as_stacks_and_the_report_names_the_judge(toy_csv, t
     )  # fmt: skip
     report = run_ablation(recipe, tmp_path / "stacked").report
     assert report["judge"] == {"model": tiny_bert, "seeds": 2, "trainer": "stacked",
-                               "device": "cpu", "dtype": "float32", "batch_size": 16}  # fmt: skip
+                               "device": "cpu", "dtype": "float32", "batch_size": 16,
+                               "caution": None}  # fmt: skip
     cells = [json.loads(p.read_text()) for p in (tmp_path / "stacked" / "cells").glob("*.json")]
     assert len(cells) == 4 and all(c["trainer"]["trainer"] == "stacked" for c in cells)
     html = (tmp_path / "stacked" / "ablation.html").read_text()
@@ -528,8 +529,13 @@ def test_auto_model_is_the_fast_model_without_a_gpu(toy_csv, tmp_path, monkeypat
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     recipe = load_recipe(_recipe(toy_csv, NOOP, seeds=2, model="auto"))
     report = run_ablation(recipe, tmp_path / "auto").report
-    assert report["model"] == "fast" and report["judge"] == {"model": "fast", "seeds": 2,
-                                                             "trainer": "fast"}  # fmt: skip
+    assert report["model"] == "fast"
+    assert {k: v for k, v in report["judge"].items() if k != "caution"} == {
+        "model": "fast", "seeds": 2, "trainer": "fast"}  # fmt: skip
+    # No measured agreement for this judge: its verdicts carry a caution and the remedy.
+    assert "assay ablate RECIPE --confirm" in report["judge"]["caution"]
+    html = (tmp_path / "auto" / "ablation.html").read_text()
+    assert "Caution" in html and "--confirm" in html
 
 
 def test_confirm_trains_the_encoder_only_on_the_arms_the_screen_separated(
@@ -575,7 +581,11 @@ def test_probe_judge_takes_no_budget_and_scales_its_own_c(tmp_path):
                             fast_regularisation="scale_c")),
         tmp_path / "out",
     ).report  # fmt: skip
-    assert report["judge"] == {"model": "probe", "seeds": 2, "trainer": "probe"}
+    assert {k: v for k, v in report["judge"].items() if k != "caution"} == {
+        "model": "probe",
+        "seeds": 2,
+        "trainer": "probe",
+    }
     control = "twice [duplicate control]"
     c = {r["arm"]: r["fast_c"] for r in report["arms"]}
     assert c["baseline"] == 3.0 and c[control] == pytest.approx(1.5)
