@@ -8,8 +8,9 @@
 #   bash scripts/device_check.sh report DIR     # here: the ablation table and targets from DIR
 #   bash scripts/device_check.sh dry-run        # all three on CPU, tiny model, in a temp folder
 #
-# What travels to the GPU machine: the repository, .device/pack.tar.xz, .device/cells and
-# .device/settings.json (prepare prints their bytes). `run` needs python3 with torch,
+# What travels to the GPU machine: the repository, .device/pack.tar.xz, .device/cells,
+# .device/settings.json and, when bench/judges.py --export .device/judges ran before
+# prepare, .device/judges (prepare prints their bytes). `run` needs python3 with torch,
 # transformers, numpy, pyarrow and pip, nothing from the network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
