@@ -7,6 +7,7 @@ fine-tune loop (class probabilities in `classes_` order).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,8 +33,9 @@ DEFAULTS: dict[str, Any] = {
 
 class EstimatorProtocol:
     """scikit-learn's estimator conventions for a text classifier: `get_params`,
-    `set_params`, classifier tags, `score`, so `clone`, `cross_val_predict` and grid
-    search work. scikit-learn is imported only when it asks for the tags."""
+    `set_params`, classifier tags, `score`, a repr of the changed params, `classes_` set by
+    fit only, so `clone`, `cross_val_predict`, grid search, calibration and
+    `check_is_fitted` work. scikit-learn is imported only when it is asked for."""
 
     _estimator_type = "classifier"  # scikit-learn < 1.6 reads this
 
@@ -53,11 +55,55 @@ class EstimatorProtocol:
             input_tags=InputTags(one_d_array=True, two_d_array=False, string=True),
         )
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "classes_")  # set by fit only
+
+    def _param_defaults(self) -> dict[str, Any]:
+        """Each param's default, so the repr shows only what was changed."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        defaults = self._param_defaults()
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params(deep=False).items()
+            if name not in defaults or not _equal(defaults[name], value)
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def _repr_html_(self) -> str:
+        """The diagram notebooks show for scikit-learn estimators."""
+        from sklearn.utils import estimator_html_repr
+
+        return estimator_html_repr(self)
+
     def score(self, X: Sequence[str], y: Sequence[Any]) -> float:
         """Accuracy (exact match for multi-label), as scikit-learn classifiers score."""
         pred = self.predict(X)  # type: ignore[attr-defined]
         truth = list(y)
         return float(np.mean([_same(p, t) for p, t in zip(pred, truth, strict=True)]))
+
+
+def not_fitted(model: str) -> InputError:
+    """The error for predicting before fit: an InputError, as every assay input error, and
+    scikit-learn's NotFittedError, which its tools and users catch."""
+    return _not_fitted_type()(f"this {model} is not fitted yet: call fit(texts, labels) first")
+
+
+@functools.cache
+def _not_fitted_type() -> type[InputError]:
+    try:
+        from sklearn.exceptions import NotFittedError
+    except ImportError:  # without scikit-learn nothing expects its type
+        return InputError
+    return type("NotFittedError", (InputError, NotFittedError), {"__module__": __name__})
+
+
+def __getattr__(name: str) -> Any:
+    # Built on first use (scikit-learn loads lazily); named here so the error pickles.
+    if name == "NotFittedError":
+        return _not_fitted_type()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _same(pred: Any, truth: Any) -> bool:
@@ -66,35 +112,43 @@ def _same(pred: Any, truth: Any) -> bool:
     return pred == truth
 
 
-class Classes(list):
-    """The class names: a list, as assay compares them, that scikit-learn and numpy can
-    also read as an array (`cross_val_predict` reads `classes_.shape`)."""
-
-    @property
-    def shape(self) -> tuple[int]:
-        return (len(self),)
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        return np.asarray(list(self), dtype=dtype)
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # values without a plain truth value (arrays)
+        return a is b
 
 
-def fit_classes(labels: list[Any]) -> tuple[list[str], Classes, dict[str, Any] | None]:
-    """(labels as strings, the classes, a map back to the original label values or None).
+def class_array(values: Sequence[Any]) -> np.ndarray:
+    """The classes as scikit-learn keeps them: a 1-d array whose items compare equal to the
+    labels given to fit. Strings (and mixed types) go in an object array, so its items are
+    plain `str` and read back as the strings assay compares; numbers keep their dtype."""
+    values = list(values)
+    if values and len({type(v) for v in values}) == 1 and not isinstance(values[0], str):
+        return np.asarray(values)
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
-    Strings stay as they are (classes sorted). Other scalars, such as the integers that
-    scikit-learn's `cross_val_predict` passes, are trained as strings but ordered by value
-    and given back in their own type by `predict`, so probability columns follow the
-    numeric order scikit-learn expects.
+
+def fit_classes(labels: list[Any]) -> tuple[list[str], list[str], np.ndarray]:
+    """(each label as a string, the class names as strings, `classes_`).
+
+    The models train on string keys. Strings stay as they are (classes sorted). Other
+    scalars, such as the integers scikit-learn's scorers and `cross_val_predict` pass, are
+    ordered by value and kept in their own type in `classes_`, so probability columns
+    follow the order scikit-learn expects and `classes_[i]` is a label of the input's type.
     """
     if all(isinstance(x, str) for x in labels):
-        return [str(x) for x in labels], Classes(sorted(set(map(str, labels)))), None
+        names = sorted(set(map(str, labels)))
+        return [str(x) for x in labels], names, class_array(names)
     values = [x.item() if isinstance(x, np.generic) else x for x in labels]
     native = {str(v): v for v in values}
     try:
-        order = sorted(native, key=native.__getitem__)
+        names = sorted(native, key=native.__getitem__)
     except TypeError:  # mixed types: plain string order
-        order = sorted(native)
-    return [str(v) for v in values], Classes(order), native
+        names = sorted(native)
+    return [str(v) for v in values], names, class_array([native[n] for n in names])
 
 
 def fit_inputs(
@@ -121,10 +175,10 @@ def fit_one_vs_rest(
     labels: Sequence[Sequence[Any]],
     make_classifier: Callable[[], Any],
     sample_weight: np.ndarray | None = None,
-) -> tuple[Classes, list[Any]]:
-    """Multi-label: (the classes, one binary classifier per class, or the constant 0.0/1.0
-    where every row has or lacks that class)."""
-    classes = Classes(sorted({str(x) for lab in labels for x in lab}))
+) -> tuple[np.ndarray, list[Any]]:
+    """Multi-label: (the classes as strings, one binary classifier per class, or the
+    constant 0.0/1.0 where every row has or lacks that class)."""
+    classes = class_array(sorted({str(x) for lab in labels for x in lab}))
     index = {c: i for i, c in enumerate(classes)}
     y = np.zeros((len(labels), len(classes)), dtype=np.int8)
     for row, lab in enumerate(labels):
@@ -163,9 +217,8 @@ class FastModel(EstimatorProtocol):
             )
         self.seed = seed
         self.options = {**DEFAULTS, **options}
-        self.classes_: list[str] = []
+        # classes_ is set by fit only: scikit-learn's check_is_fitted looks for it.
         self.multilabel = False
-        self._native: dict[str, Any] | None = None
         self._vectorizer = None
         self._model = None
 
@@ -183,9 +236,8 @@ class FastModel(EstimatorProtocol):
         self.options = {**self.options, **params}
         return self
 
-    def __repr__(self) -> str:
-        changed = {k: v for k, v in self.options.items() if DEFAULTS[k] != v}
-        return f"FastModel(seed={self.seed}, {changed})"
+    def _param_defaults(self) -> dict[str, Any]:
+        return {"seed": 0, **DEFAULTS}
 
     # -- fitting ----------------------------------------------------------------------------
 
@@ -237,14 +289,15 @@ class FastModel(EstimatorProtocol):
         if self.multilabel:
             self._fit_multilabel(features, labels, sample_weight)
         else:
-            keys, self.classes_, self._native = fit_classes(labels)
-            if len(self.classes_) < 2:
+            keys, names, classes = fit_classes(labels)
+            if len(names) < 2:
                 raise InputError(
-                    f"FastModel needs at least two classes to train; found only {self.classes_}"
+                    f"FastModel needs at least two classes to train; found only {names}"
                 )
-            index = {c: i for i, c in enumerate(self.classes_)}
+            index = {c: i for i, c in enumerate(names)}
             y = np.array([index[k] for k in keys])
             self._model = self._make_classifier().fit(features, y, sample_weight=sample_weight)
+            self.classes_ = classes
         log.debug("fast model fitted on %d texts, %d features", len(texts), features.shape[1])
         return self
 
@@ -257,7 +310,7 @@ class FastModel(EstimatorProtocol):
 
     def _check_fitted(self) -> None:
         if self._model is None:
-            raise InputError("this FastModel is not fitted yet: call fit(texts, labels) first")
+            raise not_fitted("FastModel")
 
     def features(self, texts: Sequence[str]) -> Any:
         """The sparse TF-IDF matrix (texts x features) the fitted classifier reads."""
@@ -298,7 +351,6 @@ class FastModel(EstimatorProtocol):
     def predict(self, texts: Sequence[str]) -> list[Any]:
         proba = self.predict_proba(texts)
         if not self.multilabel:
-            pred = [self.classes_[i] for i in proba.argmax(axis=1)]
-            return pred if self._native is None else [self._native[p] for p in pred]
+            return self.classes_[proba.argmax(axis=1)].tolist()  # Python values, as given
         hits = proba >= self.options["threshold"]
         return [[c for c, h in zip(self.classes_, row, strict=True) if h] for row in hits]

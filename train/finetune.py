@@ -22,7 +22,7 @@ from assay.progress import Progress, SilentProgress
 from assay.train import data as data_mod
 from assay.train.device import DeviceSetup, ThreadTuner, select_device
 from assay.train.embedding import sliced_embedding
-from assay.train.fast import Classes, EstimatorProtocol, fit_classes
+from assay.train.fast import EstimatorProtocol, class_array, fit_classes
 from assay.train.metrics import classification_report, encode
 from assay.train.surgery import LoraSettings, apply_lora, extend_vocabulary, freeze
 
@@ -105,8 +105,7 @@ class EncoderModel(EstimatorProtocol):
         self._progress = progress
         self.seed = seed
         self.progress = progress or SilentProgress()
-        self.classes_: list[str] = []
-        self._native: dict[str, Any] | None = None
+        # classes_ is set by fit only: scikit-learn's check_is_fitted looks for it.
         self.multilabel = False
         self.history: list[dict[str, Any]] = []
         self.steps = 0
@@ -120,6 +119,14 @@ class EncoderModel(EstimatorProtocol):
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {"seed": self.seed, "progress": self._progress, **self._params}
+
+    def _param_defaults(self) -> dict[str, Any]:
+        fields = FineTuneConfig.model_fields
+        return {
+            "seed": 0,
+            "progress": None,
+            **{k: f.get_default(call_default_factory=True) for k, f in fields.items()},
+        }
 
     def set_params(self, **params: Any) -> EncoderModel:
         unknown = sorted(set(params) - set(FineTuneConfig.model_fields) - {"seed", "progress"})
@@ -154,7 +161,7 @@ class EncoderModel(EstimatorProtocol):
         self.setup = select_device(cfg.device, cfg.threads)
         torch.manual_seed(self.seed)
         path = encoder(cfg.model)
-        labels = {i: c for i, c in enumerate(self.classes_)}
+        labels = {i: str(c) for i, c in enumerate(self.classes_)}
         try:
             with quiet_model_loading():
                 self.tokenizer = AutoTokenizer.from_pretrained(path)
@@ -207,21 +214,21 @@ class EncoderModel(EstimatorProtocol):
             )
         self.multilabel = isinstance(labels[0], (list, tuple))
         if self.multilabel:
-            self.classes_ = Classes(sorted({str(x) for lab in labels for x in lab}))
-            self._native = None
+            names = sorted({str(x) for lab in labels for x in lab})
+            self.classes_ = class_array(names)
         else:
-            labels, self.classes_, self._native = fit_classes(labels)
+            labels, names, self.classes_ = fit_classes(labels)
             if dev_labels is not None:
                 dev_labels = [str(x.item() if isinstance(x, np.generic) else x) for x in dev_labels]
-        if len(self.classes_) < 2 and not self.multilabel:
-            raise InputError(f"fine-tuning needs at least two classes; found {self.classes_}")
-        self._build(len(self.classes_))
+        if len(names) < 2 and not self.multilabel:
+            raise InputError(f"fine-tuning needs at least two classes; found {names}")
+        self._build(len(names))
         cfg = self.config
         rng = np.random.default_rng(self.seed)
         train = data_mod.Encoded(
             data_mod.tokenize(self.tokenizer, texts, cfg.max_length),
-            encode(labels, self.classes_),
-            loss_weights(labels, weights, self.classes_, cfg, self.multilabel),
+            encode(labels, names),
+            loss_weights(labels, weights, names, cfg, self.multilabel),
         )
         dev = None
         if dev_texts is not None and dev_labels is not None and len(dev_texts):
@@ -376,10 +383,10 @@ class EncoderModel(EstimatorProtocol):
 
     def _dev_score(self, texts: list[str], labels: list[Any]) -> float:
         pred = self.predict(texts)
-        if self._native is not None:  # dev labels were turned into strings in fit
+        if not self.multilabel:  # dev labels were turned into strings in fit
             pred = [str(p) for p in pred]
         flat = (x for lab in labels for x in lab) if self.multilabel else labels
-        classes = sorted(set(self.classes_) | {str(x) for x in flat})
+        classes = sorted(set(map(str, self.classes_)) | {str(x) for x in flat})
         return classification_report(labels, pred, classes)["macro_f1"]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -411,8 +418,7 @@ class EncoderModel(EstimatorProtocol):
     def predict(self, texts: Sequence[str]) -> list[Any]:
         proba = self.predict_proba(texts)
         if not self.multilabel:
-            pred = [self.classes_[i] for i in proba.argmax(axis=1)]
-            return pred if self._native is None else [self._native[p] for p in pred]
+            return self.classes_[proba.argmax(axis=1)].tolist()  # Python values, as given
         hits = proba >= self.config.threshold
         return [[c for c, h in zip(self.classes_, row, strict=True) if h] for row in hits]
 

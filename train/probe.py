@@ -25,6 +25,7 @@ from assay.train.fast import (
     fit_classes,
     fit_inputs,
     fit_one_vs_rest,
+    not_fitted,
     one_vs_rest_proba,
 )
 
@@ -60,9 +61,8 @@ class ProbeModel(EstimatorProtocol):
         _check_options(options)
         self.seed = seed
         self.options = {**DEFAULTS, **options}
-        self.classes_: list[str] = []
+        # classes_ is set by fit only: scikit-learn's check_is_fitted looks for it.
         self.multilabel = False
-        self._native: dict[str, Any] | None = None
         self._model: Any = None
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -74,9 +74,8 @@ class ProbeModel(EstimatorProtocol):
         self.options = {**self.options, **params}
         return self
 
-    def __repr__(self) -> str:
-        changed = {k: v for k, v in self.options.items() if DEFAULTS[k] != v}
-        return f"ProbeModel(seed={self.seed}, {changed})"
+    def _param_defaults(self) -> dict[str, Any]:
+        return {"seed": 0, **DEFAULTS}
 
     # -- embeddings -------------------------------------------------------------------------
 
@@ -125,14 +124,15 @@ class ProbeModel(EstimatorProtocol):
                 features, labels, self._make_classifier, sample_weight
             )
         else:
-            keys, self.classes_, self._native = fit_classes(labels)
-            if len(self.classes_) < 2:
+            keys, names, classes = fit_classes(labels)
+            if len(names) < 2:
                 raise InputError(
-                    f"ProbeModel needs at least two classes to train; found only {self.classes_}"
+                    f"ProbeModel needs at least two classes to train; found only {names}"
                 )
-            index = {c: i for i, c in enumerate(self.classes_)}
+            index = {c: i for i, c in enumerate(names)}
             y = np.array([index[k] for k in keys])
             self._model = self._make_classifier().fit(features, y, sample_weight=sample_weight)
+            self.classes_ = classes
         log.debug("probe fitted on %d texts, %d dimensions", len(texts), features.shape[1])
         return self
 
@@ -141,7 +141,7 @@ class ProbeModel(EstimatorProtocol):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, shape (n, n_classes), columns in `classes_` order."""
         if self._model is None:
-            raise InputError("this ProbeModel is not fitted yet: call fit(texts, labels) first")
+            raise not_fitted("ProbeModel")
         texts = list(texts)
         if not texts:
             return np.zeros((0, len(self.classes_)))
@@ -153,8 +153,7 @@ class ProbeModel(EstimatorProtocol):
     def predict(self, texts: Sequence[str]) -> list[Any]:
         proba = self.predict_proba(texts)
         if not self.multilabel:
-            pred = [self.classes_[i] for i in proba.argmax(axis=1)]
-            return pred if self._native is None else [self._native[p] for p in pred]
+            return self.classes_[proba.argmax(axis=1)].tolist()  # Python values, as given
         hits = proba >= self.options["threshold"]
         return [[c for c, h in zip(self.classes_, row, strict=True) if h] for row in hits]
 

@@ -19,7 +19,7 @@ def _toy():
 def test_fast_model_learns_separable_words():
     texts, labels = _toy()
     model = FastModel(seed=0).fit(texts, labels)
-    assert model.classes_ == ["neg", "pos"]
+    assert list(model.classes_) == ["neg", "pos"]
     assert model.predict(["great and wonderful", "dull and boring"]) == ["pos", "neg"]
     proba = model.predict_proba(["great", "awful"])
     assert proba.shape == (2, 2)
@@ -39,7 +39,7 @@ def test_fast_model_multilabel_returns_label_lists():
     texts = ["cats and dogs", "only cats", "only dogs", "birds"] * 5
     labels = [["cat", "dog"], ["cat"], ["dog"], []] * 5
     model = FastModel().fit(texts, labels)
-    assert model.classes_ == ["cat", "dog"]
+    assert list(model.classes_) == ["cat", "dog"]
     assert model.predict(["cats and dogs", "birds"]) == [["cat", "dog"], []]
 
 

@@ -42,7 +42,7 @@ def test_loop_learns_separable_task_with_tiny_random_model(tiny_encoder):
     model.fit(texts, labels, dev_texts=dev_texts, dev_labels=dev_labels)
     accuracy = np.mean(np.array(model.predict(test_texts)) == np.array(test_labels))
     assert accuracy >= 0.95
-    assert model.classes_ == ["neg", "pos"]
+    assert list(model.classes_) == ["neg", "pos"]
     assert model.steps > 0 and model.history[-1]["dev_macro_f1"] > 0.9
     proba = model.predict_proba(test_texts[:3])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
@@ -79,7 +79,7 @@ def test_class_weights_change_the_loss(tiny_encoder):
         )
         model.fit(texts, labels)
         w = torch.as_tensor(loss_weights(labels, None, model.classes_, model.config))
-        target = torch.as_tensor([model.classes_.index(x) for x in labels])
+        target = torch.as_tensor([list(model.classes_).index(x) for x in labels])
         logits = torch.zeros(len(labels), 2)
         logits[:, 0] = 1.0  # confidently "neg": positives cost more under pos-heavy weights
         losses[name] = float(model._loss_function()(logits, target, w))
@@ -151,7 +151,7 @@ def test_multilabel_targets_train_with_sigmoid_outputs(tiny_encoder):
         for text, lab in zip(texts, labels, strict=True)
     ]
     model = EncoderModel(seed=0, model=str(tiny_encoder), epochs=20, **FAST).fit(texts, multi)
-    assert model.classes_ == ["film", "neg", "pos"]
+    assert list(model.classes_) == ["film", "neg", "pos"]
     test_texts, test_labels = separable(100, 12)
     proba = model.predict_proba(test_texts)
     assert proba.shape == (100, 3) and not np.allclose(proba.sum(axis=1), 1.0)  # sigmoids

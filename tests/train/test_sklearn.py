@@ -1,3 +1,29 @@
+"""assay's models as scikit-learn estimators: clone, cross-validation, probability scorers,
+calibration, grid search, pipelines, pickling and the notebook repr.
+
+Which of `sklearn.utils.estimator_checks` apply. The models read raw text (their tags say
+`string=True`, `two_d_array=False`), so `check_estimator` runs only `check_estimator_cloneable`
+and skips the rest: almost every check fits on numeric matrices (`make_blobs`, sparse
+matrices, NaN and inf, 1-feature and 1-sample arrays, memmaps, dtypes, sample-weight
+equivalence on dense rows), which a text model cannot read. Run here, on each model:
+
+- apply and pass: `check_estimator_cloneable`, `check_estimator_repr`,
+  `check_estimator_tags_renamed`, `check_valid_tag_types`, `check_mixin_order`,
+  `check_parameters_default_constructible`, `check_get_params_invariance`,
+  `check_set_params` (they construct, clone and introspect; no data), and
+  `check_estimators_unfitted` for the fast and probe models (predicting before fit raises
+  scikit-learn's NotFittedError, which is also assay's InputError);
+- apply but are not met, by design: `check_no_attributes_set_in_init` and
+  `check_do_not_raise_errors_in_init_or_set_params`. The models take their options as
+  keywords (`**options`, checked against `DEFAULTS` so a misspelt option is an error) and
+  keep them in `options` (`config` for the encoder), so scikit-learn's introspection sees a
+  parameter named `options`; `get_params`, `set_params` and `clone` work from the option
+  names. The encoder also raises assay's InputError, not NotFittedError, when it predicts
+  before fit, and keeps its training record (`history`, `steps`) from `__init__` on.
+- everything else feeds numbers: not applicable. The behaviours they stand for are
+  tested here on text instead (fit returns self, pickling, scoring, `check_is_fitted`).
+"""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +32,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from sklearn.base import clone, is_classifier
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_val_score
 
 from assay.errors import InputError
 from assay.train.fast import FastModel
@@ -141,3 +167,170 @@ def test_load_report_shows_when_the_user_turned_logging_up(tiny_encoder, transfo
     finally:
         hf_logging.set_verbosity(previous)
     assert [r for r in transformers_records if "LOAD REPORT" in r]
+
+
+# -- probability scorers, calibration and the scikit-learn tool chain ------------------------
+
+
+def integer_labelled(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    texts, labels = separable(n, seed)
+    return texts, np.array([int(lab == "pos") for lab in labels])
+
+
+@pytest.mark.parametrize("scoring", ["roc_auc", "neg_log_loss"])
+def test_probability_scorers_score_the_fast_model(scoring):
+    # They picked the positive class's column by comparing classes_ with the labels: with
+    # the classes as strings '0'/'1' that found no column (IndexError, or NaN scores).
+    texts, y = integer_labelled(90)
+    scores = cross_val_score(FastModel(), texts, y, scoring=scoring, cv=3, error_score="raise")
+    assert np.isfinite(scores).all()
+    assert scores.min() > (0.9 if scoring == "roc_auc" else -0.5)
+
+
+def test_classes_are_an_array_of_the_labels_as_given():
+    texts, y = integer_labelled(60)
+    model = FastModel().fit(texts, y)
+    assert isinstance(model.classes_, np.ndarray) and model.classes_.dtype.kind == "i"
+    assert model.classes_.tolist() == [0, 1]
+    named = FastModel().fit(*separable(60))
+    assert named.classes_.tolist() == ["neg", "pos"]
+    assert all(type(c) is str for c in named.classes_)  # plain strings, as assay compares
+
+
+def test_calibrated_classifier_wraps_the_fast_model():
+    from sklearn.calibration import CalibratedClassifierCV
+
+    texts, y = integer_labelled(90)
+    calibrated = CalibratedClassifierCV(FastModel(), cv=3).fit(texts, y)
+    proba = calibrated.predict_proba(texts)
+    assert proba.shape == (90, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert np.mean(proba.argmax(axis=1) == y) > 0.9
+
+
+def test_check_is_fitted_fails_before_fit_and_passes_after():
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    model = FastModel()
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model)
+    with pytest.raises(InputError, match="not fitted yet"):  # assay's error, too
+        model.predict(["a film"])
+    check_is_fitted(model.fit(*separable(40)))
+
+
+def test_grid_search_over_a_pipeline_pickles_and_shows_its_html_repr():
+    import pickle
+
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.utils import estimator_html_repr
+
+    texts, y = integer_labelled(90)
+    pipe = make_pipeline(FunctionTransformer(_lower), FastModel())
+    search = GridSearchCV(pipe, {"fastmodel__C": [0.5, 4.0]}, cv=3, scoring="roc_auc")
+    search.fit(texts, y)
+    assert search.best_score_ > 0.9 and search.classes_.tolist() == [0, 1]
+    again = pickle.loads(pickle.dumps(search.best_estimator_))
+    np.testing.assert_array_equal(again.predict_proba(texts), search.predict_proba(texts))
+    assert "FastModel" in estimator_html_repr(search)
+    assert "FastModel" in FastModel()._repr_html_()
+    assert repr(FastModel(C=1.5, seed=3)) == "FastModel(seed=3, C=1.5)"
+
+
+def _lower(texts):
+    return [t.lower() for t in texts]
+
+
+APPLICABLE_CHECKS = [
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_estimator_tags_renamed",
+    "check_valid_tag_types",
+    "check_mixin_order",
+    "check_parameters_default_constructible",
+    "check_get_params_invariance",
+    "check_set_params",
+]
+
+
+def _models():
+    from assay.train.probe import ProbeModel
+
+    models = [FastModel(), ProbeModel()]
+    try:
+        from assay.train.finetune import EncoderModel
+    except ImportError:  # pragma: no cover - the train extra brings torch
+        return models
+    return [*models, EncoderModel()]
+
+
+@pytest.mark.parametrize("check", APPLICABLE_CHECKS)
+def test_estimator_checks_that_apply_to_text_input_pass(check):
+    from sklearn.utils import estimator_checks
+
+    for model in _models():
+        getattr(estimator_checks, check)(type(model).__name__, model)
+
+
+def test_predicting_before_fit_is_scikit_learns_not_fitted_error():
+    from sklearn.utils.estimator_checks import check_estimators_unfitted
+
+    for model in _models()[:2]:  # fast and probe (the encoder: see the docstring)
+        check_estimators_unfitted(type(model).__name__, model)
+
+
+@pytest.fixture(scope="module")
+def bare_encoder(tmp_path_factory) -> str:
+    """A tiny BERT without a head: what the probe's sentence-transformers loads."""
+    from assay.testing import tiny_bert
+
+    words = [*POSITIVE, *NEGATIVE, *FILLER]
+    return str(tiny_bert(tmp_path_factory.mktemp("tiny-st"), words, classifier=False))
+
+
+def test_probe_model_works_with_scorers_calibration_and_pickle(bare_encoder):
+    pytest.importorskip("sentence_transformers")
+    import pickle
+
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    from assay.train.probe import ProbeModel
+
+    texts, y = integer_labelled(90)
+    probe = ProbeModel(encoder=bare_encoder, C=1000.0)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(probe)
+    for scoring in ("roc_auc", "neg_log_loss"):
+        scores = cross_val_score(probe, texts, y, scoring=scoring, cv=3, error_score="raise")
+        assert np.isfinite(scores).all()
+    calibrated = CalibratedClassifierCV(probe, cv=3).fit(texts, y)
+    assert calibrated.predict_proba(texts[:4]).shape == (4, 2)
+    fitted = clone(probe).fit(texts, y)
+    assert fitted.classes_.tolist() == [0, 1] and fitted.predict(texts[:2]) == y[:2].tolist()
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_allclose(again.predict_proba(texts), fitted.predict_proba(texts))
+    assert repr(probe).startswith("ProbeModel(encoder=") and "C=1000.0" in repr(probe)
+
+
+def test_encoder_model_works_with_scorers_and_has_a_repr(tiny_encoder):
+    pytest.importorskip("torch")
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    from assay.train.finetune import EncoderModel
+
+    texts, y = integer_labelled(48, seed=2)
+    model = EncoderModel(seed=0, model=str(tiny_encoder), max_steps=20, **FAST)
+    assert repr(model).startswith("EncoderModel(model=") and "max_steps=20" in repr(model)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model)
+    scores = cross_val_score(model, texts, y, scoring="roc_auc", cv=2, error_score="raise")
+    assert np.isfinite(scores).all()
+    fitted = clone(model).fit(texts, y)
+    check_is_fitted(fitted)
+    assert fitted.classes_.tolist() == [0, 1]
+    assert {type(p) for p in fitted.predict(texts[:4])} == {int}
