@@ -4,7 +4,6 @@ language filters. Every drop is recorded with a reason."""
 from __future__ import annotations
 
 import functools
-import html
 import logging
 from typing import Literal
 
@@ -13,14 +12,13 @@ import polars as pl
 from pydantic import Field
 
 from assay.context import RunContext
+from assay.curate.html_text import strip_html
 from assay.registry import register
 from assay.step import Keep, StepConfig, Transform
 
 log = logging.getLogger(__name__)
 
-_TAG = r"<(?:[A-Za-z/!?][^<>]{0,2000})>"
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]"
-_ENTITY = r"&(?:[A-Za-z]{2,8}|#\d{1,7}|#[xX][0-9A-Fa-f]{1,6});"
 
 
 @register("clean")
@@ -36,7 +34,9 @@ class CleanTransform(Transform):
             "NFKC", description="unicode normalisation form"
         )
         strip_html: bool = Field(
-            True, description="remove HTML tags and decode entities (&amp; -> &)"
+            True,
+            description="turn HTML into its text: drop tags, comments and script/style "
+            "bodies, decode entities (&amp; -> &); plain text such as x<y is kept",
         )
         strip_control: bool = Field(True, description="remove control and zero-width characters")
         whitespace: bool = Field(True, description="collapse runs of whitespace and trim")
@@ -67,16 +67,15 @@ class CleanTransform(Transform):
             text = text.str.normalize(cfg.unicode)
         if cfg.strip_control:
             text = text.str.replace_all(_CONTROL, " ")
+        out = corpus.select(text.alias("text"))["text"]
         if cfg.strip_html:
-            text = text.str.replace_all(_TAG, " ")
+            out = strip_html(out)
+        text = pl.col("text")
         if cfg.whitespace:
             text = text.str.replace_all(r"\s+", " ").str.strip_chars()
         if cfg.lowercase:
             text = text.str.to_lowercase()
-        out = corpus.select(text.alias("text"))["text"]
-        if cfg.strip_html:
-            out = _unescape(out)
-        return out
+        return out.to_frame().select(text.alias("text"))["text"]
 
     def keep(self, corpus: pl.DataFrame, ctx: RunContext) -> Keep:
         cfg = self.config
@@ -107,18 +106,6 @@ class CleanTransform(Transform):
             ).to_series()
             summary["languages"] = dict(detected.drop_nulls().value_counts(sort=True).iter_rows())
         return Keep(mask=reasons.is_null().to_numpy(), reason=reasons, summary=summary)
-
-
-def _unescape(text: pl.Series) -> pl.Series:
-    """Decode HTML entities, touching only the rows that contain one."""
-    has = text.str.contains(_ENTITY).fill_null(False)
-    if not has.any():
-        return text
-    idx = np.flatnonzero(has.to_numpy())
-    values = text.to_list()
-    for i in idx:
-        values[i] = " ".join(html.unescape(values[i]).split())
-    return pl.Series(text.name, values, dtype=pl.String)
 
 
 def _detect_language(
