@@ -10,6 +10,7 @@ state) are carried into the new run, and back into the old one if the run fails.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -29,6 +30,21 @@ MANIFEST = "manifest.json"
 REPORT = "report.html"
 # Kept across reruns: the Label Studio sync state, and ablation cells (keyed by content).
 STATE_DIRS = ("labelstudio", "cells")
+# Where runs go when no --out is given.
+RUNS = Path("runs")
+
+
+def default_run_dir(name: str, suffix: str = "") -> Path:
+    """`runs/<name><suffix>`, the name made one safe folder name: a recipe is named by
+    whoever wrote it, and no name (`../../x`, `/etc`, `~`) may lead outside `runs/`."""
+    return RUNS / folder_name(name + suffix)
+
+
+def folder_name(name: str) -> str:
+    """`name` as one folder name: letters, digits, `.`, `_` and `-` kept, any other run of
+    characters (path separators among them) one `-`, no leading dot (`..`, hidden)."""
+    safe = re.sub(r"[^\w.-]+", "-", name).strip(".-")
+    return safe[:120] or "run"
 
 
 class RunDirectory:

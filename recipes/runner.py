@@ -31,7 +31,15 @@ from assay.hashing import frame_hash
 from assay.progress import Progress, SilentProgress
 from assay.recipes.schema import Recipe, StepSpec, dump_recipe, load_recipe
 from assay.recipes.streaming_input import dedup_while_reading
-from assay.rundir import CORPUS, DROPPED, LINEAGE, MANIFEST, REPORT, RunDirectory
+from assay.rundir import (
+    CORPUS,
+    DROPPED,
+    LINEAGE,
+    MANIFEST,
+    REPORT,
+    RunDirectory,
+    default_run_dir,
+)
 from assay.step import (
     DROP_COLUMNS,
     Step,
@@ -215,7 +223,7 @@ def run_recipe(
         recipe = load_recipe(recipe)
     if seed is not None:
         recipe = _with_seed(recipe, seed)
-    run_dir = RunDirectory(out or Path("runs") / recipe.name).prepare()
+    run_dir = RunDirectory(out or default_run_dir(recipe.name)).prepare()
     try:
         result = _build_run(recipe, run_dir, progress, cache, corpus)
     except BaseException:

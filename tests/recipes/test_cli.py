@@ -265,3 +265,28 @@ def test_train_takes_the_probe_model(runner, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((run / "train-probe" / "metrics.json").read_text())
     assert metrics["model"] == "probe" and metrics["metrics"]["test"]["accuracy"] > 0.9
+
+
+def test_a_recipe_name_cannot_lead_the_run_outside_runs(runner, tmp_path, monkeypatch):
+    # runs/../../escape used to be written two folders up from runs/.
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    recipe = _small_recipe(work, "name: ../../escape\n")
+    result = runner.invoke(main, ["run", str(recipe), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (work / "runs" / "escape" / "manifest.json").is_file()
+    assert not (tmp_path / "a" / "escape").exists()
+    assert [p.name for p in (work / "runs").iterdir()] == ["escape"]
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [("../../escape", "escape"), ("/etc/passwd", "etc-passwd"), ("..", "run"), ("~", "run"),
+     ("sentiment/v2", "sentiment-v2"), (".hidden", "hidden"), ("quickstart", "quickstart")],
+)  # fmt: skip
+def test_default_run_dir_is_one_folder_inside_runs(name, folder):
+    from assay.rundir import RUNS, default_run_dir
+
+    assert default_run_dir(name) == RUNS / folder
+    assert default_run_dir(name, "-ablation").parent == RUNS
