@@ -95,51 +95,6 @@ def label_text(frame: pl.DataFrame) -> pl.Expr:
     return pl.col("label").cast(pl.String)
 
 
-# -- label issues ---------------------------------------------------------------------------
-
-
-def label_issues(run: RunArtifacts) -> list[Section]:
-    """label_noise findings: flagged, relabelled and dropped rows, the top flagged."""
-    steps = [r for r in run.steps_of(name="label_noise") if "n_flagged" in r["summary"]]
-    if not steps:
-        return []
-    blocks: list[Block] = []
-    lineage = run.lineage
-    for r in steps:
-        summary = r["summary"]
-        relabelled = 0
-        if lineage is not None and not lineage.is_empty():
-            relabelled = lineage.filter(
-                (pl.col("step") == r["step"]) & (pl.col("field") == "label")
-            ).height
-        blocks += [
-            Heading(f"Likely label errors (step {r['index']})"),
-            Text(
-                f"{summary['n_flagged']:,} of {summary.get('n_scored', 0):,} scored rows flagged "
-                f"({summary.get('action')}, ranker {summary.get('ranker')})."
-            ),
-            Rows(
-                [
-                    {
-                        "flagged": summary["n_flagged"],
-                        "relabelled": relabelled,
-                        "dropped": r["n_dropped"],
-                        "scored": summary.get("n_scored", 0),
-                    }
-                ]
-            ),
-        ]
-        top = (summary.get("top_flagged") or [])[:N_FINDINGS]
-        texts = run.texts([t["id"] for t in top])
-        blocks.append(
-            Rows(
-                [{**t, "text": short(texts.get(t["id"]))} for t in top],
-                ["id", "given", "suggested", "score", "text"],
-            )
-        )
-    return [Section("Label issues", blocks, key="label_issues")]
-
-
 # -- leakage --------------------------------------------------------------------------------
 
 

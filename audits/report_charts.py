@@ -86,3 +86,66 @@ def share_colour(share: float) -> str:
     t = max(0.0, min(1.0, share / 0.25))
     g = round(255 - t * (255 - 120))
     return f"rgb(255,{g},{g})"
+
+
+def score_histogram_chart(histogram: Mapping[str, Any], title: str, width: int = 640) -> str:
+    """Rows per label-quality bin, flagged (red) on not flagged (blue), and a grey band over
+    the scores below which the estimated error count's interval puts the worst rows."""
+    edges, flagged, kept = histogram["edges"], histogram["flagged"], histogram["kept"]
+    if not flagged:
+        return ""
+    left, top, plot_h = 40, 40, 160
+    plot_w = width - left - 10
+    height = top + plot_h + 34
+    tallest = max(f + k for f, k in zip(flagged, kept, strict=True)) or 1
+    bar_w = plot_w / len(flagged)
+
+    def x_of(score: float) -> float:
+        return left + plot_w * (score - edges[0]) / ((edges[-1] - edges[0]) or 1)
+
+    parts = [
+        f'<svg width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">',
+        f'<text x="0" y="12" font-weight="bold">{html.escape(title)}</text>',
+    ]
+    cuts = histogram.get("score_at_errors") or {}
+    low, high, mid = cuts.get("low"), cuts.get("high"), cuts.get("estimate")
+    if high is not None:
+        x0 = x_of(low) if low is not None else float(left)
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{top}" width="{max(x_of(high) - x0, 1):.1f}" '
+            f'height="{plot_h}" fill="#999" fill-opacity="0.25"/>'
+        )
+    if mid is not None:
+        parts.append(
+            f'<line x1="{x_of(mid):.1f}" x2="{x_of(mid):.1f}" y1="{top}" y2="{top + plot_h}" '
+            f'stroke="{GREY}" stroke-dasharray="4 3"/>'
+        )
+    for i, (f, k) in enumerate(zip(flagged, kept, strict=True)):
+        x, base = left + i * bar_w, top + plot_h
+        for n, color in ((f, RED), (k, BLUE)):
+            h = plot_h * n / tallest
+            if h > 0:
+                parts.append(
+                    f'<rect x="{x + 1:.1f}" y="{base - h:.1f}" width="{bar_w - 2:.1f}" '
+                    f'height="{h:.1f}" fill="{color}"/>'
+                )
+            base -= h
+    parts.append(
+        f'<text x="{left}" y="{top + plot_h + 14}" fill="{GREY}">0</text>'
+        f'<text x="{left + plot_w - 8}" y="{top + plot_h + 14}" fill="{GREY}">1</text>'
+        f'<text x="{left + plot_w / 2 - 90:.1f}" y="{top + plot_h + 28}" fill="{GREY}">'
+        "label quality (lower = more likely wrong)</text>"
+        f'<text x="0" y="{top + 10}" fill="{GREY}">{number(tallest)}</text>'
+    )
+    for i, (name, color) in enumerate((("flagged", RED), ("not flagged", BLUE))):
+        x = left + i * 110
+        parts.append(
+            f'<rect x="{x}" y="20" width="10" height="10" fill="{color}"/>'
+            f'<text x="{x + 14}" y="29">{name}</text>'
+        )
+    parts.append(
+        f'<rect x="{left + 230}" y="20" width="10" height="10" fill="#999" fill-opacity="0.4"/>'
+        f'<text x="{left + 244}" y="29">estimated errors, 95% CI</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)

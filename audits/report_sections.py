@@ -112,13 +112,13 @@ SectionBuilder = Callable[[RunArtifacts], list[Section]]
 
 def _registry() -> list[tuple[str, SectionBuilder]]:
     # Imported here: the builders import this module for the block types.
-    from assay.audits import report_audits, report_augment, report_corpus
+    from assay.audits import report_audits, report_augment, report_corpus, report_label_noise
 
     return [
         ("corpus_flow", report_corpus.corpus_flow),
         ("class_balance", report_corpus.class_balance),
         ("duplicates", report_audits.duplicates),
-        ("label_issues", report_audits.label_issues),
+        ("label_issues", report_label_noise.label_issues),
         ("leakage", report_audits.leakage_matrix),
         ("augmentation", report_augment.augmentation),
         ("ablation", ablation),

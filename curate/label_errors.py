@@ -268,6 +268,20 @@ def _encode(labels: list[Any], classes: list[str], multilabel: bool) -> np.ndarr
     return np.array([index[str(x)] for x in labels], dtype=np.int64)
 
 
+def encoded(
+    labels: pl.DataFrame, probs: pl.DataFrame, classes: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The given labels (class indices, or a 0/1 matrix when multi-label) and the aligned
+    probabilities of the labelled rows of `labels`, as `find_label_errors` sees them."""
+    rows = labels.filter(pl.col("label").is_not_null())
+    multilabel = isinstance(rows.schema["label"], pl.List)
+    if multilabel:
+        rows = rows.filter(pl.col("label").list.len() > 0)
+    ids = [str(i) for i in rows["id"].to_list()]
+    p = align_probabilities(probs, ids, list(classes), multilabel)
+    return _encode(rows["label"].to_list(), list(classes), multilabel), p, multilabel
+
+
 def find_label_errors(
     labels: pl.DataFrame,
     probs: pl.DataFrame,

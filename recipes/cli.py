@@ -116,6 +116,11 @@ def _print_run_summary(console, manifest: dict[str, Any], path: Path) -> None:
         f"{acc['rows_read']:,} read, {acc['dropped_at_load'] + acc['dropped_by_steps']:,} dropped, "
         f"{acc['added']:,} added -> {acc['rows_out']:,} rows in {path}"
     )
+    # A step's one-line verdict (label_noise: its evidence and what its gate decided).
+    for r in manifest["steps"]:
+        headline = (r.get("summary") or {}).get("headline")
+        if headline:
+            console.print(headline, markup=False, highlight=False, soft_wrap=True)
 
 
 @main.command()

@@ -228,6 +228,29 @@ def test_label_issues_count_flagged_relabelled_and_dropped(tmp_path):
     assert "<td>c</td>" in section.html()
 
 
+def test_label_issues_show_the_evidence_the_gate_and_the_score_chart(tmp_path):
+    summary = {
+        "n_flagged": 2, "n_scored": 3, "action": "drop", "ranker": "oof_loss",
+        "oof_accuracy": {"estimate": 0.667, "low": 0.333, "high": 1.0},
+        "oof_macro_f1": {"estimate": 0.5, "low": 0.2, "high": 1.0},
+        "estimated_errors": {"estimate": 1.0, "low": 0.0, "high": 2.0},
+        "estimated_error_rate": {"estimate": 0.3333, "low": 0.0, "high": 0.6667},
+        "gate": {"decision": "refused", "n_flagged": 2, "n_acted": 0, "min_oof_accuracy": 0.75,
+                 "oof_accuracy_low": 0.333, "estimated_errors_high": 2.0},
+        "score_histogram": {"edges": [0.0, 0.5, 1.0], "flagged": [2, 0], "kept": [0, 1],
+                            "score_at_errors": {"estimate": 0.1, "low": None, "high": 0.2}},
+        "top_flagged": [],
+    }  # fmt: skip
+    run = RunArtifacts(tmp_path, {"steps": [_step(0, "label_noise", "edit", summary)]}, _corpus())
+    (section,) = [s for s in build_sections(run) if s.title == "Label issues"]
+    md, doc = section.markdown(), section.html()
+    assert (
+        "| 0.667 (0.333-1.000) | 0.500 (0.200-1.000) | 1 (0-2) | 33.3% (0.0-66.7) | 2 | 0 |" in md
+    )
+    assert "refused: the out-of-fold model's accuracy CI lies under min_oof_accuracy" in md
+    assert "estimated errors, 95% CI" in doc and doc.count('fill="#E45756"') >= 2
+
+
 @pytest.fixture
 def audit_run(tmp_path):
     (tmp_path / "findings").mkdir()

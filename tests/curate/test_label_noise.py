@@ -146,8 +146,10 @@ def test_user_probabilities_replace_cross_fitting(tmp_path):
     probs = probs.with_columns(y=1 - pl.col("x"))
     path = tmp_path / "p.parquet"
     probs.write_parquet(path)
-    out = run(corpus, action="relabel", probabilities=str(path), flag="threshold").corpus
-    assert out.sort("id")["label"].to_list() == ["x", "x", "y", "y"]
+    # Four rows are no evidence: the gate refuses, and force overrides it.
+    res = run(corpus, action="relabel", probabilities=str(path), flag="threshold", force=True)
+    assert res.corpus.sort("id")["label"].to_list() == ["x", "x", "y", "y"]
+    assert res.reports[0].summary["gate"]["decision"] == "forced"
     assert "probabilities_sha256" in LabelNoiseEdit(probabilities=str(path)).params
 
 
@@ -158,7 +160,7 @@ def test_multilabel_rows_are_scored_and_relabelled(tmp_path):
     probs = pl.DataFrame({"id": ["1", "2", "3"], "a": [0.9, 0.9, 0.95], "b": [0.05, 0.9, 0.02]})
     path = tmp_path / "p.csv"
     probs.write_csv(path)
-    res = run(corpus, action="relabel", probabilities=str(path), flag="threshold")
+    res = run(corpus, action="relabel", probabilities=str(path), flag="threshold", force=True)
     assert res.corpus.sort("id")["label"].to_list() == [["a"], ["a", "b"], ["a"]]
     assert res.lineage.filter(pl.col("id") == "3")["before"].to_list() == ['["b"]']
 
@@ -200,3 +202,117 @@ def test_run_report_shows_class_balance_and_the_top_flagged_rows(planted, tmp_pa
     assert "Likely label errors" in doc and "Class balance (reweight" in doc
     assert "train rows per label, before" in doc and doc.count("<svg") >= 4
     assert any(f"<td>{i}</td>" in doc for i in flips)
+
+
+# -- the evidence and the gate ------------------------------------------------------------------
+
+
+def noise_corpus(n: int = 200, seed: int = 0):
+    """Labels that no text predicts: any out-of-fold model is at chance."""
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(400)]
+    texts = [" ".join(rng.choice(words, 6)) + f" {i}" for i in range(n)]
+    labels = rng.choice(["pos", "neg"], n).tolist()
+    return from_records(texts, labels, ids=[f"n{i}" for i in range(n)], split="train")
+
+
+def test_every_run_reports_its_evidence(planted):
+    corpus, flips, _ = planted
+    summary = run(corpus, action="flag").reports[0].summary
+    acc, f1 = summary["oof_accuracy"], summary["oof_macro_f1"]
+    assert acc["low"] <= acc["estimate"] <= acc["high"] and acc["low"] > 0.8
+    assert f1["low"] <= f1["estimate"] <= f1["high"]
+    errors = summary["estimated_errors"]
+    assert errors["low"] <= len(flips) <= errors["high"]
+    assert summary["estimated_error_rate"]["estimate"] == pytest.approx(
+        errors["estimate"] / 300, abs=1e-3
+    )
+    assert summary["gate"]["decision"] == "not_destructive"
+    assert "out-of-fold accuracy" in summary["headline"]
+    histogram = summary["score_histogram"]
+    assert sum(histogram["flagged"]) == summary["n_flagged"]
+    assert sum(histogram["flagged"]) + sum(histogram["kept"]) == 300
+
+
+def test_drop_with_a_weak_model_flags_instead_with_one_warning(tmp_path, caplog):
+    import json
+
+    from assay.recipes.runner import run_recipe
+
+    source = tmp_path / "noise.csv"
+    noise_corpus().select("id", "text", "label", "split").write_csv(source)
+    recipe = {
+        "name": "noise",
+        "seed": 3,
+        "input": {"source": str(source), "split_column": "split", "id_column": "id"},
+        "steps": [{"label_noise": {"action": "drop"}}],
+        "cache": False,
+    }
+    with caplog.at_level("WARNING"):
+        run_recipe(recipe, tmp_path / "run")
+    lines = [r.getMessage() for r in caplog.records if r.name == "assay.curate.label_noise"]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("label_noise: did not drop any row: the out-of-fold model's ")
+    assert "under min_oof_accuracy 0.75" in lines[0]
+    for remedy in ("model: probe", "label more rows", "action: review", "force: true"):
+        assert remedy in lines[0]
+    run_dir = tmp_path / "run"
+    assert pl.read_parquet(run_dir / "dropped.parquet").height == 0
+    corpus = pl.read_parquet(run_dir / "corpus.parquet")
+    assert corpus.height == 200 and corpus["label_noise__is_issue"].sum() > 0
+    (step,) = json.loads((run_dir / "manifest.json").read_text())["steps"]
+    gate = step["summary"]["gate"]
+    assert gate["decision"] == "refused" and gate["n_acted"] == 0
+    assert gate["n_flagged"] == corpus["label_noise__is_issue"].sum()
+    assert gate["oof_accuracy_low"] < 0.75
+    doc = (run_dir / "report.html").read_text()
+    assert "refused: the out-of-fold model" in doc and "estimated errors, 95% CI" in doc
+
+
+def test_drop_with_a_strong_model_acts_within_the_estimates_upper_bound(planted):
+    corpus, flips, _ = planted
+    res = run(corpus, action="drop")
+    summary = res.reports[0].summary
+    assert summary["gate"]["decision"] == "acted"
+    assert res.dropped.height == summary["n_flagged"] <= summary["estimated_errors"]["high"]
+    assert len(set(res.dropped["id"].to_list()) & flips) >= 0.85 * len(flips)
+
+
+def test_drop_is_capped_at_the_upper_bound_lowest_quality_first(planted):
+    corpus, _, _ = planted
+    res = run(corpus, action="drop", flag="share", share=0.2)  # 60 flags for ~15 errors
+    summary = res.reports[0].summary
+    cap = int(summary["estimated_errors"]["high"])
+    assert summary["n_flagged"] == 60 and summary["gate"]["decision"] == "capped"
+    assert res.dropped.height == summary["gate"]["n_acted"] == cap < 60
+    kept_flags = res.corpus.filter(pl.col("label_noise__is_issue"))
+    assert kept_flags.height == 60 - cap
+    assert res.dropped["label_noise__score"].max() <= kept_flags["label_noise__score"].min()
+
+
+def test_force_drops_anyway_and_is_recorded():
+    res = run(noise_corpus(), action="drop", force=True)
+    summary = res.reports[0].summary
+    assert summary["gate"]["decision"] == "forced"
+    assert summary["gate"]["oof_accuracy_low"] < 0.75
+    assert res.dropped.height == summary["n_flagged"] > 0
+    assert "(force: true)" in summary["headline"]
+
+
+def test_relabel_with_a_weak_model_changes_no_label():
+    corpus = noise_corpus()
+    res = run(corpus, action="relabel")
+    assert res.reports[0].summary["gate"]["decision"] == "refused"
+    assert res.lineage.filter(pl.col("field") == "label").height == 0
+    assert res.corpus.sort("id")["label"].equals(corpus.sort("id")["label"])
+
+
+@pytest.mark.slow
+def test_the_estimates_interval_covers_the_planted_count():
+    # 20 corpora, 10% of 200 train labels flipped: measured coverage 20/20.
+    covered = []
+    for seed in range(20):
+        corpus, flips, _ = planted_corpus(n_train=200, n_eval=10, flips=20, seed=seed)
+        errors = run(corpus, action="flag").reports[0].summary["estimated_errors"]
+        covered.append(errors["low"] <= len(flips) <= errors["high"])
+    assert np.mean(covered) >= 0.8, covered

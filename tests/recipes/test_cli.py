@@ -290,3 +290,26 @@ def test_default_run_dir_is_one_folder_inside_runs(name, folder):
 
     assert default_run_dir(name) == RUNS / folder
     assert default_run_dir(name, "-ablation").parent == RUNS
+
+
+def test_run_prints_label_noises_evidence_and_its_refusal(runner, tmp_path):
+    rng = __import__("numpy").random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    data = tmp_path / "d.csv"
+    data.write_text(
+        "text,label,split\n"
+        + "\n".join(
+            f"{' '.join(rng.choice(words, 6))} {i},{rng.choice(['a', 'b'])},train"
+            for i in range(120)
+        )
+        + "\n"
+    )
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: cli\ninput: {{source: {data}, split_column: split}}\ncache: false\n"
+        "steps:\n  - label_noise: {action: drop}\n"
+    )
+    result = runner.invoke(main, ["run", str(recipe), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("label_noise: out-of-fold"))
+    assert "estimated label errors" in line and "none dropped" in line
