@@ -12,9 +12,10 @@ estimate of how many labels are wrong. So every label_noise run measures:
   calibrated confident joint's off-diagonal mass (`cleanlab.count.num_label_issues` with
   `estimation_method="off_diagonal_calibrated"`), recomputed on every resample, per-class
   thresholds included, so the interval carries the thresholds' uncertainty as well. The
-  uncalibrated count the `cleanlab_count` flag rule uses ran 10-27% under the planted count
-  with a 93-98% accurate model (cleanlab's docs warn it may underestimate with few
-  classes); the calibrated mass was within 3% of it.
+  uncalibrated count the `cleanlab_count` flag rule uses ran 9-27% under the planted count
+  with a model right on 96-99% of the true labels (cleanlab's docs warn it may
+  underestimate with few classes); the calibrated mass was within 3% of it
+  (docs/label-noise.md).
 
 `gate` turns that evidence into what a destructive action may do: nothing when the
 accuracy interval's lower bound is under the floor (the rows are flagged instead), and at

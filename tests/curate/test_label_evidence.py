@@ -30,7 +30,7 @@ def test_the_vectorised_mass_is_cleanlabs_on_the_rows_and_on_a_resample(k):
 
 
 def _planted(seed: int, n: int = 1000, k: int = 2, rate: float = 0.15):
-    """A model right on about 98% of the true labels; `rate` of the given labels flipped."""
+    """A model right on 96-99% of the true labels; `rate` of the given labels flipped."""
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, k, n)
     logits = rng.normal(0, 1, (n, k))
