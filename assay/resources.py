@@ -113,6 +113,27 @@ def quiet_model_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+@contextlib.contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """Silence datasets' progress bars (casting, saving, loading) for the calls inside.
+
+    assay shows its own progress (or none: the library API and `-q`), so datasets' tqdm
+    bars are noise on stderr, one per split. Left on when the user turned datasets' logging
+    up to INFO/DEBUG; the previous state is put back afterwards.
+    """
+    import datasets
+    from datasets.utils import logging as ds_logging
+
+    if ds_logging.get_verbosity() < ds_logging.WARNING or not datasets.is_progress_bar_enabled():
+        yield
+        return
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        datasets.enable_progress_bars()
+
+
 def embedding_device(device: str = "auto") -> str:
     """The torch device for inference: CUDA when there is one, else CPU.
 

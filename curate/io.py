@@ -481,9 +481,12 @@ def _read_hf(path: Path, options: ReadOptions) -> pl.DataFrame:
             "pip install 'assay[hf]'"
         )
     datasets = require("datasets", "hf", "Hugging Face datasets")
+    from assay.resources import quiet_datasets
+
     try:
         if path.exists():
-            ds = datasets.load_from_disk(str(path))
+            with quiet_datasets():
+                ds = datasets.load_from_disk(str(path))
             if options.source_split is not None and isinstance(ds, datasets.DatasetDict):
                 if options.source_split not in ds:
                     raise InputError(
@@ -537,8 +540,10 @@ def _class_names(frame: pl.DataFrame, features: Any, column: str | None) -> pl.D
 
 def _load_from_hub(datasets: Any, options: ReadOptions) -> Any:
     """load_dataset with the recipe's config/split/revision; offline, one line, no retries."""
+    from assay.resources import quiet_datasets
+
     online = _hub_reachable()
-    with _hub_call(offline=not online):
+    with _hub_call(offline=not online), quiet_datasets():
         try:
             return datasets.load_dataset(options.source, **options.hub_options())
         except (ConnectionError, OSError, ValueError) as exc:
@@ -758,6 +763,7 @@ def write(
 def to_dataset_dict(corpus: pl.DataFrame, all_columns: bool = False) -> Any:
     """The corpus as a `datasets.DatasetDict` with ClassLabel labels and Hub split names."""
     from assay.errors import require
+    from assay.resources import quiet_datasets
 
     datasets = require("datasets", "hf", "writing a Hugging Face DatasetDict")
     names = corpus_mod.label_set(corpus)
@@ -779,7 +785,8 @@ def to_dataset_dict(corpus: pl.DataFrame, all_columns: bool = False) -> Any:
     for split in corpus["split"].fill_null("train").unique().sort().to_list():
         part = corpus.filter(pl.col("split").fill_null("train") == split)
         table = part.with_columns(label.alias("label")).select(columns)
-        ds = datasets.Dataset(table.to_arrow()).cast_column("label", feature)
+        with quiet_datasets():
+            ds = datasets.Dataset(table.to_arrow()).cast_column("label", feature)
         parts[HF_SPLIT_NAMES.get(split, split)] = ds
     return datasets.DatasetDict(parts)
 
@@ -791,8 +798,11 @@ def _write_hf(corpus: pl.DataFrame, target: Path, all_columns: bool = False) -> 
             prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None
         )
     )
+    from assay.resources import quiet_datasets
+
     try:
-        dataset_dict.save_to_disk(str(tmp))
+        with quiet_datasets():
+            dataset_dict.save_to_disk(str(tmp))
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -37,6 +37,7 @@ from assay.recipes.ablation_spec import BASELINE, AblationSpec, VariantSpec
 from assay.recipes.runner import build_steps, load_input, run_steps
 from assay.recipes.schema import Recipe, StepSpec, load_recipe
 from assay.recipes.tracking import log_tracking
+from assay.rundir import default_run_dir
 from assay.step import StepReport
 from assay.train.ablation_data import duplicate_control, subsample_train
 from assay.train.compare import ArmRuns, arms_table, compare_arms, subset_fields
@@ -290,7 +291,7 @@ def run_ablation(
     progress = progress or SilentProgress()
     cache = cache if cache is not None else StepCache(enabled=recipe.cache)
     default = recipe.name if recipe.name.endswith("ablation") else f"{recipe.name}-ablation"
-    out_dir = Path(out or Path("runs") / default)
+    out_dir = Path(out or default_run_dir(default))
     out_dir.mkdir(parents=True, exist_ok=True)
     cells_store = _Cells(out_dir / "cells")
     started = time.perf_counter()
@@ -810,7 +811,7 @@ def screen_and_confirm(
     spec = AblationSpec.model_validate(recipe.ablation) if not isinstance(
         recipe.ablation, AblationSpec) else recipe.ablation  # fmt: skip
     cheap = screen_model or (spec.model if spec.model in (FAST, PROBE) else FAST)
-    root = Path(out or Path("runs") / f"{recipe.name}-screened")
+    root = Path(out or default_run_dir(recipe.name, "-screened"))
 
     def judged_by(model: str, variants) -> Recipe:
         # The recipe's model_options belong to the recipe's model, not to the other judge.

@@ -16,6 +16,7 @@ import click
 
 from assay.recipes.cli_group import AssayGroup
 from assay.recipes.cli_options import (
+    QUIET_HELP,
     json_option,
     no_cache_option,
     out_dir_option,
@@ -35,7 +36,8 @@ def _console(quiet: bool):
 @click.group(cls=AssayGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="assay")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
-def main(verbose: int) -> None:
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+def main(verbose: int, quiet: bool) -> None:
     """assay: curate, augment and audit labelled text, and measure every data change."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(

@@ -16,10 +16,18 @@ MODEL_HELP = (
 )
 
 
+QUIET_HELP = "No progress bars, tables or summaries."
+
+
 def quiet_option(fn: F) -> F:
+    """`-q`: also on when given before the command (`assay -q ablate ...`)."""
     return click.option(
-        "-q", "--quiet", is_flag=True, help="No progress bars, tables or summaries."
+        "-q", "--quiet", is_flag=True, help=QUIET_HELP, callback=_quiet_from_the_group
     )(fn)
+
+
+def _quiet_from_the_group(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    return value or bool(ctx.find_root().params.get("quiet"))
 
 
 def no_cache_option(fn: F) -> F:

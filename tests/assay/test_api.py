@@ -167,3 +167,19 @@ def test_a_frame_runs_through_a_recipe_into_a_dataset_dict_that_datasets_reads(t
     names = back["validation"].features["label"].names
     got = sorted((row["text"], names[row["label"]]) for s in back for row in back[s])
     assert got == sorted(zip(texts, labels, strict=True))
+
+
+def test_the_python_api_prints_no_progress_bars_of_datasets(tmp_path, capfd):
+    # Writing formats: [hf] printed datasets' "Casting/Saving the dataset" bars per split.
+    datasets = pytest.importorskip("datasets")
+    texts = [f"review number {i} was {'good' if i % 2 else 'bad'}" for i in range(40)]
+    corpus = assay.from_frame(
+        pl.DataFrame({"text": texts, "label": ["pos" if i % 2 else "neg" for i in range(40)]})
+    )
+    recipe = {"name": "quiet", "steps": ["split"], "output": {"formats": ["hf"]}}
+    assay.run(recipe, tmp_path / "run", corpus=corpus)
+    assay.run({"name": "back", "input": {"source": str(tmp_path / "run" / "corpus_hf")}},
+              tmp_path / "back")  # fmt: skip
+    out, err = capfd.readouterr()
+    assert out == "" and "dataset" not in err.lower() and "%|" not in err
+    assert datasets.is_progress_bar_enabled()  # the user's setting is put back

@@ -247,6 +247,18 @@ def test_hf_output_runs_from_the_cli(runner, tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert "corpus_hf" in manifest["outputs"]
+    # -q is quiet: datasets' "Casting/Saving the dataset" bars printed here, one per split.
+    assert result.output.strip() == str(tmp_path / "run" / "report.html")
+
+
+def test_quiet_and_verbose_are_accepted_before_the_command(runner, tmp_path):
+    # `assay -q run ...` was "No such option: -q".
+    recipe = _small_recipe(tmp_path, "steps: [split]\n")
+    result = runner.invoke(main, ["-q", "run", str(recipe), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(tmp_path / "run" / "report.html")
+    loud = runner.invoke(main, ["-v", "run", str(recipe), "--out", str(tmp_path / "run")])
+    assert loud.exit_code == 0 and "split" in loud.output  # the summary table
 
 
 @pytest.mark.integration
