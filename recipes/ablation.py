@@ -49,6 +49,7 @@ from assay.train.evaluate import (
     Job,
     TrainMany,
     TrainOutcome,
+    evaluation_rows,
     train_and_evaluate_many,
     trainer_of,
     with_leaked,
@@ -342,9 +343,7 @@ def run_ablation(
         return draws[sig]
 
     base_frame = prefix_of(arms[0])[0]
-    eval_frame = base_frame.filter(
-        pl.col("split").is_in(corpus_mod.EVAL_SPLITS) & pl.col("label").is_not_null()
-    )
+    eval_frame = evaluation_rows(base_frame)
     if eval_frame.filter(pl.col("split") == spec.eval_split).height == 0:
         raise RecipeError(
             f"the baseline corpus has no labelled {spec.eval_split!r} rows to evaluate on; "

@@ -41,7 +41,7 @@ def export_jobs(jobs: Sequence[Job], model: str, eval_corpus: pl.DataFrame, fold
     import polars as pl
 
     from assay import atomic
-    from assay.train.evaluate import EVAL_SPLITS, training_rows
+    from assay.train.evaluate import evaluation_rows, training_rows
 
     folder.mkdir(parents=True, exist_ok=True)
     frames = []
@@ -58,7 +58,7 @@ def export_jobs(jobs: Sequence[Job], model: str, eval_corpus: pl.DataFrame, fold
             )
         )
     atomic.write_parquet(folder / JOBS, pl.concat(frames))
-    evals = eval_corpus.filter(pl.col("split").is_in(EVAL_SPLITS) & pl.col("label").is_not_null())
+    evals = evaluation_rows(eval_corpus)
     atomic.write_parquet(folder / EVAL, evals.select("id", "split", "text", "label"))
     meta = {
         "model": model,
@@ -164,9 +164,8 @@ class CellsElsewhere:
         eval_corpus: pl.DataFrame,
         progress: Progress | None = None,
     ) -> list[TrainOutcome]:
-        import polars as pl
 
-        from assay.train.evaluate import EVAL_SPLITS, outcome_from_proba, training_rows
+        from assay.train.evaluate import evaluation_rows, outcome_from_proba, training_rows
 
         if not jobs:
             return []
@@ -179,9 +178,7 @@ class CellsElsewhere:
                 f"{self.folder}; train them with assay.train.cells_io.train_cells there and "
                 f"put {RESULTS} in {self.results.parent}, then run the ablation again"
             )
-        evals = eval_corpus.filter(
-            pl.col("split").is_in(EVAL_SPLITS) & pl.col("label").is_not_null()
-        )
+        evals = evaluation_rows(eval_corpus)
         outcomes = []
         for job in jobs:
             a = answers[job.key]

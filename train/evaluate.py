@@ -95,6 +95,11 @@ def training_rows(corpus: pl.DataFrame) -> pl.DataFrame:
     return corpus.filter((pl.col("split") == "train") & pl.col("label").is_not_null())
 
 
+def evaluation_rows(corpus: pl.DataFrame) -> pl.DataFrame:
+    """The labelled dev and test rows, which every model of a comparison is scored on."""
+    return corpus.filter(pl.col("split").is_in(EVAL_SPLITS) & pl.col("label").is_not_null())
+
+
 def train_and_evaluate(
     corpus: pl.DataFrame,
     *,
@@ -127,9 +132,7 @@ def train_and_evaluate(
         raise InputError(
             "the corpus has no labelled train rows; add a split step or set split_column"
         )
-    evals = (eval_corpus if eval_corpus is not None else corpus).filter(
-        pl.col("split").is_in(EVAL_SPLITS) & pl.col("label").is_not_null()
-    )
+    evals = evaluation_rows(eval_corpus if eval_corpus is not None else corpus)
     weights = train["weight"].to_numpy()
     weights = None if np.allclose(weights, 1.0) else weights
     est = make_model(model, seed, options, progress)
@@ -286,7 +289,7 @@ def train_and_evaluate_many(
         classes = corpus_mod.label_set(training_rows(job.corpus))
         key = json.dumps([job.options, sorted(classes)], sort_keys=True, default=str)
         groups.setdefault(key, []).append(i)
-    evals = eval_corpus.filter(pl.col("split").is_in(EVAL_SPLITS) & pl.col("label").is_not_null())
+    evals = evaluation_rows(eval_corpus)
     for members in groups.values():
         for i, outcome in zip(members, _train_group([jobs[i] for i in members], model, evals,
                                                     progress), strict=True):  # fmt: skip

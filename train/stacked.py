@@ -388,23 +388,30 @@ class _Stack:
             return F.relu(x)
         return F.gelu(x, approximate="tanh" if self.act == "gelu_new" else "none")
 
-    def predict(self, ids: np.ndarray, lengths: np.ndarray, batch: int, pad: int, setup):
-        """Class probabilities (K, n, C), inputs sorted by length into batches."""
+    def batches(self, lengths: np.ndarray, batch: int):
+        """Inference batches as (row indices on the device, width), sorted by length; larger
+        on a GPU as the stack grows (every cell reads the same rows)."""
         import torch
 
         from assay.train import data as data_mod
 
         device = self.params["word"].device
-        n = len(lengths)
-        out = torch.empty((self.k, n, self.params["cls_b"].shape[-1]), device=device)
+        size = max(batch, 4096 // self.k) if device.type == "cuda" else batch
+        return [
+            (torch.as_tensor(index, device=device), max(int(lengths[index].max()), 1))
+            for index in data_mod.eval_order(lengths, size)
+        ]
+
+    def predict(self, ids: np.ndarray, lengths: np.ndarray, batch: int, pad: int, setup):
+        """Class probabilities (K, n, C)."""
+        import torch
+
+        device = self.params["word"].device
+        out = torch.empty((self.k, len(lengths), self.params["cls_b"].shape[-1]), device=device)
         ids_t = torch.as_tensor(ids, device=device)
         lengths_t = torch.as_tensor(lengths, device=device)
-        # Larger inference batches as the stack grows: the same rows for every cell.
-        size = max(batch, 4096 // self.k) if device.type == "cuda" else batch
         with torch.inference_mode(), _autocast(setup):
-            for index in data_mod.eval_order(lengths, size):
-                width = int(lengths[index].max(initial=1))
-                idx = torch.as_tensor(index, device=device)
+            for idx, width in self.batches(lengths, batch):
                 logits = self.forward(ids_t[idx, :width], lengths_t[idx])
                 out[:, idx] = torch.softmax(logits.float(), dim=-1)
         return out.cpu().numpy()
@@ -590,8 +597,12 @@ class _Trainer:
         """Every step; each cell's history (step, loss, dev macro-F1 at its evaluations)."""
         import contextlib
 
+        import torch
+
         if dev_tables is not None:  # on the device before the first step
-            self._dev_scores(dev_tables, warm=True)
+            ids, lengths, truth, self.n_scored = dev_tables
+            self.dev = tuple(torch.as_tensor(a, device=self.device) for a in (ids, lengths, truth))
+            self.dev_batches = self.model.batches(lengths, self.config.eval_batch_size)
         self.drop = _Dropout(self.model, self.sizes_host, self.widths_host, self.device)
         strict = check_syncs and self.device.type == "cuda"
         with _sync_debug("error") if strict else contextlib.nullcontext():
@@ -672,7 +683,7 @@ class _Trainer:
                             t.addcmul_(u, step_size.view(decay_views[n]), value=-1)
                 if step in records and dev_tables is not None:
                     due = self.due[step] & (active > 0)
-                    score = self._dev_scores(dev_tables)
+                    score = self._dev_scores()
                     better = due & (score > best_score + 1e-9)
                     best_score = torch.where(better, score, best_score)
                     best = self._snapshot(best, better)
@@ -739,22 +750,18 @@ class _Trainer:
                 best[n] = torch.where(mask, t.detach(), best[n])
             return best
 
-    def _dev_scores(self, dev_tables, warm: bool = False):
+    def _dev_scores(self):
         """Each cell's dev macro-F1 (float64, on the device), as `classification_report`
         computes it: classes with neither a true nor a predicted example left out."""
         import torch
 
-        ids, lengths, truth, n_scored = dev_tables
-        if not hasattr(self, "_dev"):
-            self._dev = (
-                torch.as_tensor(ids, device=self.device),
-                torch.as_tensor(lengths, device=self.device),
-                torch.as_tensor(truth, device=self.device),
-            )
-        ids_t, lengths_t, truth_t = self._dev
-        pred = self._predict_classes(ids_t, lengths_t, lengths)
-        if warm:
-            return None
+        ids_t, lengths_t, truth_t = self.dev
+        n_scored = self.n_scored
+        pred = torch.empty((self.model.k, len(truth_t)), dtype=torch.int64, device=self.device)
+        with torch.no_grad(), _autocast(self.setup):
+            for idx, width in self.dev_batches:
+                logits = self.model.forward(ids_t[idx, :width], lengths_t[idx])
+                pred[:, idx] = logits.float().argmax(-1)
         k = self.model.k
         flat = truth_t.unsqueeze(0) * n_scored + pred  # (K, n)
         conf = torch.zeros((k, n_scored * n_scored), dtype=torch.float64, device=self.device)
@@ -765,24 +772,3 @@ class _Trainer:
         present = (true + predicted) > 0
         f1 = torch.where(present, 2 * tp / (true + predicted).clamp(min=1), 0.0)
         return (f1 * present).sum(1) / present.sum(1).clamp(min=1)
-
-    def _predict_classes(self, ids_t, lengths_t, lengths_host):
-        import torch
-
-        from assay.train import data as data_mod
-
-        k = self.model.k
-        if not hasattr(self, "_dev_batches"):  # index tensors made once: no copies later
-            size = self.config.eval_batch_size
-            if self.device.type == "cuda":
-                size = max(size, 4096 // k)
-            self._dev_batches = [
-                (torch.as_tensor(index, device=self.device), int(lengths_host[index].max()))
-                for index in data_mod.eval_order(lengths_host, size)
-            ]
-        out = torch.empty((k, len(lengths_host)), dtype=torch.int64, device=self.device)
-        with torch.no_grad(), _autocast(self.setup):
-            for idx, width in self._dev_batches:
-                logits = self.model.forward(ids_t[idx, : max(width, 1)], lengths_t[idx])
-                out[:, idx] = logits.float().argmax(-1)
-        return out
