@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["sst2", "trec", "subj", "mr"])
     ap.add_argument("--sizes", nargs="+", type=int, default=[100, 500, 2000])
-    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=10, help="seeds per candidate cell")
+    ap.add_argument("--reference-seeds", type=int,
+                    help="seeds per reference cell (default: --seeds; 5 is the CPU floor)")
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
     ap.add_argument("--out", type=Path, help="keep the ablations here (default: runs/judges)")
     ref = ap.add_mutually_exclusive_group()
@@ -200,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                     train = CellsElsewhere(folder, results)
                 if train is not None or args.reference_cpu:
                     try:
-                        reference = judge(source, REFERENCE, size, args.seeds,
+                        reference = judge(source, REFERENCE, size,
+                                          args.reference_seeds or args.seeds,
                                           out / f"{tag}-{REFERENCE}", train=train,
                                           device="cuda" if train is not None else None)  # fmt: skip
                     except CellsExported as exc:
@@ -213,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"bench": "judges", "params": vars(args) | {"steps": STEPS}, "results": rows}
     _print(rows)
     if args.ship:
-        _ship(rows, args.seeds)
+        _ship(rows, args.reference_seeds or args.seeds)
     if args.json:
         print(json.dumps(report, default=str))
     return 0
