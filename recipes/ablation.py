@@ -354,6 +354,8 @@ def run_ablation(
 
     cells: list[Cell] = []
     pending: list[_Pending] = []
+    # (arm, step, action) -> the (size, seed) draws whose evidence gate kept the rows.
+    refused: dict[tuple[str, str, str], set[tuple[int | None, int]]] = {}
     sizes = spec.train_sizes
     jobs = [(size, seed) for size in sizes for seed in seed_list]
     with progress.task("ablation cells", total=len(arms) * len(jobs)) as task:
@@ -390,6 +392,8 @@ def run_ablation(
                         protect_eval=recipe.protect_eval,
                     )
                     arm_frame, arm_key = res.corpus, res.key
+                    for refusal in gate_refusals(res.reports):
+                        refused.setdefault((arm.name, *refusal), set()).add((size, seed))
                     terms = terms + [t for t in domain_terms(res.reports) if t not in terms]
                     variant_corpora[arm.name] = (arm_frame, arm_key, frame, terms)
                 pipeline_seconds = time.perf_counter() - t0
@@ -470,6 +474,7 @@ def run_ablation(
             task.advance(1)
 
     report = _report(recipe, spec, model, options, arms, cells, eval_frame, warnings)
+    _note_refusals(report, refused, n_draws=len(jobs))
     report["cells"] = len(cells)
     report["seconds"] = round(time.perf_counter() - started, 2)
     report["cells_cached"] = sum(c.cached for c in cells)
@@ -544,6 +549,33 @@ def domain_terms(reports: list[StepReport]) -> list[str]:
             if term not in terms:
                 terms.append(term)
     return terms
+
+
+def gate_refusals(reports: list[StepReport]) -> list[tuple[str, str]]:
+    """(step, action) of every step whose evidence gate refused its destructive action."""
+    return [
+        (r.step, str(r.summary.get("action")))
+        for r in reports
+        if (r.summary.get("gate") or {}).get("decision") == "refused"
+    ]
+
+
+def _note_refusals(
+    report: dict[str, Any],
+    refused: dict[tuple[str, str, str], set[tuple[int | None, int]]],
+    n_draws: int,
+) -> None:
+    """Say in the table, not only in a log line, that an arm's change did not happen."""
+    for (arm, step, action), draws in sorted(refused.items()):
+        note = (
+            f"{step}'s gate refused to {action} in {len(draws)} of {n_draws} cells "
+            "(out-of-fold model too weak); the rows were kept"
+        )
+        _warn(report["warnings"], f"{arm}: {note}, so the arm measures little or nothing")
+        for row in report["arms"]:
+            if row["arm"] == arm:
+                row["gate"] = note
+                row["verdict"] = f"{row.get('verdict') or ''} ({note})".strip()
 
 
 def _warn(warnings: list[str], message: str) -> None:

@@ -592,3 +592,24 @@ def test_probe_judge_takes_no_budget_and_scales_its_own_c(tmp_path):
     # Frozen embeddings: every row twice with C halved is exactly the baseline's objective.
     per_seed = {r["arm"]: r["per_seed"] for r in report["arms"]}
     assert per_seed[control] == pytest.approx(per_seed["baseline"], abs=1e-3)
+
+
+def test_an_arm_whose_label_noise_gate_refused_says_so_in_the_table(shared_data, tmp_path):
+    # 200 SST-2 rows: the out-of-fold TF-IDF model is far below min_oof_accuracy (0.75).
+    source = _write_sst2(shared_data, tmp_path, 200)
+    recipe = load_recipe(
+        _recipe(source, [{"name": "drop doubted", "add": [{"label_noise": {"action": "drop"}}]}],
+                seeds=2)  # fmt: skip
+    )
+    result = run_ablation(recipe, tmp_path / "out")
+    arm = next(r for r in result.report["arms"] if r["arm"] == "drop doubted")
+    assert arm["gate"] == (
+        "label_noise's gate refused to drop in 2 of 2 cells (out-of-fold model too weak); "
+        "the rows were kept"
+    )
+    assert arm["gate"] in arm["verdict"]
+    assert any(w.startswith("drop doubted: label_noise's gate refused") for w in result.warnings)
+    assert arm["train_rows"] == 200  # nothing was dropped
+    saved = json.loads((tmp_path / "out" / "ablation.json").read_text())
+    assert next(r for r in saved["arms"] if r["arm"] == "drop doubted")["gate"] == arm["gate"]
+    assert arm["gate"] in (tmp_path / "out" / "ablation.csv").read_text()
