@@ -40,6 +40,16 @@ def _count(value: dict[str, float] | None) -> str:
     return f"{value['estimate']:.0f} ({value['low']:.0f}-{value['high']:.0f})"
 
 
+def _judge(summary: dict[str, Any]) -> str:
+    judged = summary.get("judged_by") or {}
+    name = judged.get("model", "model")
+    tried = judged.get("auto")
+    if not tried or len(tried) < 2:
+        return f"{name} model"
+    accs = ", ".join(f"{m} {a['estimate']:.3f}" for m, a in tried.items())
+    return f"{name} model (model: auto tried {accs}: accuracy against the given labels)"
+
+
 def evidence_blocks(summary: dict[str, Any]) -> list[Block]:
     """The evidence table, the gate's decision and the score chart of one step's summary
     (nothing for a summary written before the evidence was measured)."""
@@ -60,6 +70,7 @@ def evidence_blocks(summary: dict[str, Any]) -> list[Block]:
             ]
         ),
         Text(
+            f"Judged by the out-of-fold {_judge(summary)}. "
             f"Gate ({summary.get('action')}, min_oof_accuracy {gate.get('min_oof_accuracy')}): "
             f"{GATE_TEXT.get(gate.get('decision', ''), gate.get('decision', ''))}. Accuracy is "
             "against the given labels, noise included; intervals are bootstrap 95% over rows."

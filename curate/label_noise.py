@@ -29,6 +29,7 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import Field, field_validator
 
@@ -39,12 +40,15 @@ from assay.errors import AssayError, StepError
 from assay.registry import register
 from assay.step import Changes, Edit, Keep, StepConfig
 from assay.train import crossfit
+from assay.train.bootstrap import bootstrap_ci
 
 from . import label_errors, label_evidence
 
 log = logging.getLogger(__name__)
 
 DROP_REASON = "label_issue"
+AUTO = "auto"
+PROBE = "probe"
 _LE = label_errors.LabelErrorConfig.model_fields
 
 
@@ -69,9 +73,11 @@ class LabelNoiseEdit(Edit):
             default_factory=lambda: ["train"], description="splits scored (and changed)"
         )
         model: str | list[str] = Field(
-            crossfit.FAST,
-            description="cross-fitted model: fast, probe (MiniLM embeddings + logistic "
-            "regression), an encoder name or path, or a list (ensemble)",
+            AUTO,
+            description="cross-fitted model: auto (the fast model; where its out-of-fold "
+            "accuracy is below min_oof_accuracy, also the probe and the two averaged, and the "
+            "most accurate of them), fast, probe (MiniLM embeddings + logistic regression), an "
+            "encoder name or path, or a list (ensemble)",
         )
         model_options: dict[str, dict[str, Any]] = Field(
             default_factory=dict, description="options per model name (e.g. {fast: {C: 1.0}})"
@@ -136,19 +142,48 @@ class LabelNoiseEdit(Edit):
             out["probabilities_sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         return out
 
-    def _probabilities(self, rows: pl.DataFrame, classes: list[str], ctx: RunContext):
+    def _probabilities(
+        self, rows: pl.DataFrame, classes: list[str], ctx: RunContext, multilabel: bool
+    ) -> tuple[pl.DataFrame, dict[str, Any]]:
+        """Out-of-fold probabilities, and which model gave them (with what `auto` tried)."""
         cfg = self.config
         if cfg.probabilities:
-            return label_errors.read_probabilities(cfg.probabilities, classes)
-        names = [cfg.model] if isinstance(cfg.model, str) else list(cfg.model)
+            probs = label_errors.read_probabilities(cfg.probabilities, classes)
+            return probs, {"model": "probabilities file"}
+        if cfg.model != AUTO:
+            names = [cfg.model] if isinstance(cfg.model, str) else list(cfg.model)
+            return self._cross_fit(rows, ctx, names), {"model": "+".join(names)}
+        fast = self._cross_fit(rows, ctx, [crossfit.FAST])
+        rng = ctx.rng("auto-judge")
+        tried = {crossfit.FAST: _accuracy(rows, fast, classes, multilabel, rng)}
+        low = tried[crossfit.FAST]["low"]
+        if multilabel or low >= cfg.min_oof_accuracy:
+            return fast, {"model": crossfit.FAST, "auto": tried}
+        # The fast model is too weak to act on: the probe reads text through a pretrained
+        # encoder, and averaging it with the fast model often beats both.
+        try:
+            probe = self._cross_fit(rows, ctx, [PROBE])
+        except AssayError as exc:
+            log.warning("label_noise: model auto kept the fast model: the probe failed: %s", exc)
+            return fast, {"model": crossfit.FAST, "auto": tried, "probe_error": str(exc)}
+        label_cols = [c for c in fast.columns if c != "id"]
+        both = fast.select("id", *[(pl.col(c) + probe[c]) / 2 for c in label_cols])
+        frames = {crossfit.FAST: fast, PROBE: probe, f"{crossfit.FAST}+{PROBE}": both}
+        for name in (PROBE, f"{crossfit.FAST}+{PROBE}"):
+            tried[name] = _accuracy(rows, frames[name], classes, multilabel, rng)
+        best = max(frames, key=lambda n: (tried[n]["estimate"], -list(frames).index(n)))
+        return frames[best], {"model": best, "auto": tried}
+
+    def _cross_fit(self, rows: pl.DataFrame, ctx: RunContext, names: list[str]) -> pl.DataFrame:
+        cfg = self.config
         oof = crossfit.cross_fit(
             rows["text"].to_list(),
             rows["label"].to_list(),
             ids=rows["id"].to_list(),
             folds=cfg.folds,
-            seed=ctx.step_seed("crossfit"),
+            seed=ctx.step_seed("crossfit"),  # the same folds for every model
             model=names if len(names) > 1 else names[0],
-            options=cfg.model_options or None,
+            options={k: v for k, v in cfg.model_options.items() if k in names} or None,
             weights=rows["weight"].to_numpy(),
             multilabel_split=cfg.multilabel_split,
             progress=ctx.progress,
@@ -201,7 +236,7 @@ class LabelNoiseEdit(Edit):
         if unscored:
             classes = [c for c in classes if c not in unscored]
         try:
-            probs = self._probabilities(rows, classes, ctx)
+            probs, judged_by = self._probabilities(rows, classes, ctx, multilabel)
             found = label_errors.find_label_errors(
                 rows.select("id", "label"), probs, cfg.ranker_config(), classes=classes
             )
@@ -237,9 +272,10 @@ class LabelNoiseEdit(Edit):
             "n_flagged": flagged.height,
             "flag_rate": round(flagged.height / max(found.height, 1), 4),
             "ranker": cfg.ranker,
+            "judged_by": judged_by,
             **evidence.to_summary(),
             "gate": decision.to_summary(),
-            "headline": _headline(self.name, cfg.action, evidence, decision),
+            "headline": _headline(self.name, cfg.action, evidence, decision, judged_by["model"]),
             "score_histogram": label_evidence.score_histogram(
                 found["score"].to_numpy(), found["is_issue"].to_numpy(), evidence.errors
             ),
@@ -275,11 +311,12 @@ def _headline(
     action: str,
     evidence: label_evidence.Evidence,
     decision: label_evidence.GateDecision,
+    model: str,
 ) -> str:
     """One line for the terminal summary: the evidence and what the action did with it."""
     acc, err = evidence.accuracy, evidence.errors
     line = (
-        f"{step}: out-of-fold accuracy {acc.estimate:.3f} (95% CI {acc.low:.3f}-{acc.high:.3f}), "
+        f"{step}: out-of-fold {model} accuracy {acc.estimate:.3f} (95% CI {acc.low:.3f}-{acc.high:.3f}), "
         f"estimated label errors {err.estimate:.0f} (95% CI {err.low:.0f}-{err.high:.0f}) of "
         f"{evidence.n_scored:,}, {decision.n_flagged:,} flagged"
     )
@@ -294,3 +331,17 @@ def _headline(
         "acted": f"{decision.n_allowed:,} {verb}",
     }[decision.decision]
     return f"{line}; {outcome}"
+
+
+def _accuracy(
+    rows: pl.DataFrame,
+    probs: pl.DataFrame,
+    classes: list[str],
+    multilabel: bool,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """Out-of-fold accuracy against the given labels, with its bootstrap 95% interval."""
+    y, p, _ = label_errors.encoded(rows.select("id", "label"), probs, classes)
+    pred = (p >= 0.5).astype("int64") if multilabel else p.argmax(axis=1)
+    ci = bootstrap_ci(y, pred, p.shape[1], "accuracy", rng=rng, n_resamples=500)
+    return {"estimate": round(ci.estimate, 4), "low": round(ci.low, 4), "high": round(ci.high, 4)}

@@ -228,10 +228,30 @@ def test_every_run_reports_its_evidence(planted):
         errors["estimate"] / 300, abs=1e-3
     )
     assert summary["gate"]["decision"] == "not_destructive"
-    assert "out-of-fold accuracy" in summary["headline"]
+    assert "out-of-fold fast accuracy" in summary["headline"]
+    # model: auto (the default) kept the fast model: its accuracy CI clears the gate.
+    assert summary["judged_by"]["model"] == "fast"
+    assert list(summary["judged_by"]["auto"]) == ["fast"]
     histogram = summary["score_histogram"]
     assert sum(histogram["flagged"]) == summary["n_flagged"]
     assert sum(histogram["flagged"]) + sum(histogram["kept"]) == 300
+
+
+@pytest.mark.integration
+def test_auto_tries_the_probe_and_the_average_when_the_fast_model_is_weak():
+    summary = run(noise_corpus(), action="flag").reports[0].summary
+    judged = summary["judged_by"]
+    assert list(judged["auto"]) == ["fast", "probe", "fast+probe"]
+    assert judged["auto"]["fast"]["low"] < 0.75  # why it looked further
+    best = max(a["estimate"] for a in judged["auto"].values())
+    assert judged["auto"][judged["model"]]["estimate"] == best
+    assert summary["oof_accuracy"]["estimate"] == pytest.approx(best, abs=1e-4)
+    assert f"out-of-fold {judged['model']} accuracy" in summary["headline"]
+
+
+def test_an_explicit_model_is_used_as_given():
+    summary = run(noise_corpus(), action="flag", model="fast").reports[0].summary
+    assert summary["judged_by"] == {"model": "fast"}
 
 
 def test_drop_with_a_weak_model_flags_instead_with_one_warning(tmp_path, caplog):
