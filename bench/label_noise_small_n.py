@@ -5,7 +5,8 @@ SST-2, TREC, SUBJ and MR (`../shared/data`), train draws of 100, 500 and 2,000 r
 stratified draw per seed), 0%, 5%, 10% and 20% of the train labels flipped uniformly to
 another class before the draw (a planted step, so every arm sees the same flips), test
 rows clean. One ablation per (data set, noise rate) through the ablation runner, fast
-model as the judge, `--seeds` seeds, macro-F1, paired bootstrap CIs. Arms:
+model as the judge (label_noise's own out-of-fold model: `--judge`, fast by default), `--seeds`
+seeds, macro-F1, paired bootstrap CIs. Arms:
 
 - baseline: the noisy labels, nothing done;
 - `drop, gated`: `label_noise: {action: drop}` (the default gates: the out-of-fold model's
@@ -40,15 +41,25 @@ sys.path.insert(0, str(REPO / "bench"))
 from judges import DATA, write_dataset  # noqa: E402  (also registers planted_label_flip)
 
 GATED = ("drop, gated", "relabel, gated")
-ARMS = [
-    {"name": "drop, gated", "add": [{"label_noise": {"action": "drop"}}]},
-    {"name": "drop, no gate", "add": [{"label_noise": {"action": "drop", "force": True}}]},
-    {"name": "relabel, gated", "add": [{"label_noise": {"action": "relabel"}}]},
-]
+
+
+def arms(judge: str) -> list[dict]:
+    """The label_noise arms, its out-of-fold model `judge` (fast, probe or auto)."""
+    step = {"model": judge}
+    return [
+        {"name": "drop, gated", "add": [{"label_noise": {**step, "action": "drop"}}]},
+        {"name": "drop, no gate",
+         "add": [{"label_noise": {**step, "action": "drop", "force": True}}]},
+        {"name": "relabel, gated", "add": [{"label_noise": {**step, "action": "relabel"}}]},
+    ]  # fmt: skip
+
+
 CLEAN = {"name": "clean labels", "remove": ["planted_label_flip"]}
 
 
-def ablation(source: Path, rate: float, sizes: list[int], seeds: int, out: Path) -> dict:
+def ablation(
+    source: Path, rate: float, sizes: list[int], seeds: int, judge: str, out: Path
+) -> dict:
     from assay.recipes.ablation import run_ablation
     from assay.recipes.schema import load_recipe
 
@@ -59,7 +70,7 @@ def ablation(source: Path, rate: float, sizes: list[int], seeds: int, out: Path)
         "steps": [{"planted_label_flip": {"fraction": rate}}] if rate else [],
         "ablation": {
             "model": "fast", "seeds": seeds, "train_rows": sizes, "metric": "macro_f1",
-            "bootstrap": 500, "variants": ARMS + ([CLEAN] if rate else []),
+            "bootstrap": 500, "variants": arms(judge) + ([CLEAN] if rate else []),
         },
     })  # fmt: skip
     started = time.perf_counter()
@@ -124,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", nargs="+", type=int, default=[100, 500, 2000])
     ap.add_argument("--rates", nargs="+", type=float, default=[0.0, 0.05, 0.1, 0.2])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument(
+        "--judge",
+        default="fast",
+        choices=["fast", "probe", "auto"],
+        help="label_noise's out-of-fold model (the ablation's judge stays fast)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "label-noise-small-n")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -134,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.datasets:
         source = write_dataset(name, args.out / "data")
         for rate in args.rates:
-            res = ablation(source, rate, args.sizes, args.seeds, args.out / f"{name}-{rate}")
+            res = ablation(source, rate, args.sizes, args.seeds, args.judge,
+                           args.out / f"{name}-{rate}-{args.judge}")  # fmt: skip
             res.update(dataset=name, rate=rate,
                        by_size=_by_size(res.pop("rows")))  # fmt: skip
             results.append(res)
