@@ -306,22 +306,6 @@ def test_sync_steps_add_only_namespaced_columns():
     assert Send.kind == "sync" and not Send.cacheable
 
 
-def test_built_in_steps_use_only_public_hooks():
-    from assay import registry
-    from assay.recipes.catalog import load_steps
-
-    load_steps()
-    private = {"_run", "_changes", "apply"}
-    offenders = [
-        f"{klass.__module__}.{klass.__qualname__}.{attr}"
-        for name in registry.names()
-        for klass in registry.get(name).__mro__
-        if klass.__module__.startswith("assay.") and klass.__module__ != "assay.step"
-        for attr in private & set(vars(klass))
-    ]
-    assert offenders == []
-
-
 def test_a_rejection_rule_runs_inside_the_one_adoption_path():
     class Picky(Augmenter):
         """Emit two variants per row; refuse the shouting one."""
