@@ -98,15 +98,28 @@ def test_pivot_choice_follows_the_seed():
 def test_protected_terms_must_survive_the_round_trip():
     class Dropper(ChainTranslator):
         def _translate(self, texts, src, tgt):
-            return [t.replace("film", "movie") for t in super()._translate(texts, src, tgt)]
+            return [t.replace("fine", "good") for t in super()._translate(texts, src, tgt)]
 
     tr.BACKENDS["dropper"] = Dropper
     try:
-        step = BackTranslationAugmenter(backend="dropper", model="m", protected=["film"])
+        step = BackTranslationAugmenter(backend="dropper", model="m", protected=["fine", "film"])
         out = run_steps(corpus(), [step], RunContext(seed=7))
     finally:
         del tr.BACKENDS["dropper"]
-    assert out.corpus.filter(pl.col("origin") != "source").height == 0
+    added = out.corpus.filter(pl.col("origin") != "source")
+    # "a fine film" came back as "a good film spa eng": it lost "fine" and is not kept.
+    # "a dull film" kept "film" (and never had "fine").
+    assert added["id"].to_list() == ["d~0.bt-spa0"]
+    assert added["text"].to_list() == ["a dull film spa eng"]
+    # The lost term is not a rejection with a reason: the output is never proposed. The one
+    # rejected row is the unchanged text, refused by the kernel as a copy of its parent.
+    dropped = out.dropped.select("id", "parent_id", "step", "reason", "generated")
+    assert dropped.rows() == [
+        ("s~0.bt-spa-rejected0", "s", "back_translation", "identical_to_parent", True)
+    ]
+    report = out.reports[0]
+    assert (report.n_added, report.n_rejected, report.n_dropped) == (1, 1, 0)
+    assert report.summary["n_selected"] == 3 and report.summary["translations"] == 6
 
 
 def test_guard_drops_outputs_whose_label_no_longer_holds():

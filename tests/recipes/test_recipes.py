@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import polars as pl
 import pytest
@@ -314,12 +315,32 @@ def test_a_folder_that_is_not_a_run_is_never_replaced(tmp_path, data_csv):
     assert (folder / "notes.txt").read_text() == "keep me"
 
 
-def test_unwritable_cache_runs_without_it(tmp_path, data_csv, monkeypatch):
+def test_unwritable_cache_runs_without_it(tmp_path, data_csv, monkeypatch, caplog):
+    monkeypatch.setenv("ASSAY_CACHE_DIR", str(tmp_path / "cache"))
+    cached = run_recipe(write_recipe(tmp_path, data_csv), tmp_path / "cached")
     blocker = tmp_path / "afile"
     blocker.write_text("x")
     monkeypatch.setenv("ASSAY_CACHE_DIR", str(blocker / "steps"))
-    result = run_recipe(write_recipe(tmp_path, data_csv), tmp_path / "run")
+    with caplog.at_level(logging.WARNING, logger="assay"):
+        result = run_recipe(write_recipe(tmp_path, data_csv), tmp_path / "run")
+    # One warning, before the first step, that names the folder and the fixes.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        f"the step cache {blocker / 'steps'} is not writable; running without it (set "
+        "ASSAY_CACHE_DIR to a writable folder, or run with --no-cache)"
+    ]
+    assert blocker.read_text() == "x"
+    # The run is the one a writable cache gives: the same rows, drops and reasons.
+    assert result.manifest["accounting"] == cached.manifest["accounting"]
     assert result.manifest["accounting"]["balanced"]
+    dropped = pl.read_parquet(tmp_path / "run" / "dropped.parquet")
+    assert sorted(dropped.select("step", "reason", "text").rows()) == [
+        ("clean", "too_short", "tiny"),
+        ("load", "empty_text", ""),
+    ]
+    for name in ("corpus", "dropped"):
+        ours = pl.read_parquet(tmp_path / "run" / f"{name}.parquet")
+        assert ours.equals(pl.read_parquet(tmp_path / "cached" / f"{name}.parquet"))
 
 
 def test_negative_seed_is_a_recipe_error(tmp_path, data_csv):
