@@ -202,9 +202,17 @@ def test_config_rejects_unknown_keys_and_half_banding():
 
 
 def test_empty_and_punctuation_only_texts_are_not_near_duplicates():
-    frame = corpus(["!!!", "???", BASE[0]])
+    # Punctuation-only texts have no words, so no shingles: nothing to match on. The planted
+    # near duplicate (r4 of r2) shows the step did run.
+    frame = corpus(["!!!", "???", BASE[0], "?!", BASE[0].replace("today", "this morning")])
     result = apply(frame, method="minhash")
-    assert result.corpus.height == 3
+    kept = result.corpus.sort("id")
+    assert kept["id"].to_list() == ["r0", "r1", "r2", "r3"]
+    assert kept["dedup__cluster_size"].to_list() == [1, 1, 2, 1]
+    dropped = result.dropped.select("id", "step", "reason", "dedup__representative")
+    assert dropped.rows() == [("r4", "dedup", "minhash_duplicate", "r2")]
+    assert result.report.drop_reasons == {"minhash_duplicate": 1}
+    assert result.report.summary["clusters"] == 1
 
 
 def test_dedup_parquet_streams_partitions_and_matches_in_memory(tmp_path):

@@ -91,9 +91,21 @@ def test_same_input_same_output(planted):
 
 
 def test_oof_loss_share_rule_flags_that_share(planted):
-    labels, probs, _ = planted
+    labels, probs, flipped = planted
     out = find_label_errors(labels, probs, ranker="oof_loss", flag="share", share=0.1)
-    assert out["is_issue"].sum() == 30
+    flagged = out.filter("is_issue")
+    # 10% of 300 rows: the 30 whose given label has the lowest out-of-fold probability,
+    # which holds every one of the 15 planted flips.
+    given = labels.join(probs, on="id").select(
+        "id", p=pl.when(pl.col("label") == "pos").then(pl.col("pos")).otherwise(pl.col("neg"))
+    )
+    least_likely = given.sort("p", "id").head(30)["id"].to_list()
+    assert sorted(flagged["id"].to_list()) == sorted(least_likely)
+    assert flipped <= set(flagged["id"].to_list()), sorted(flipped - set(flagged["id"]))
+    # Their score is that probability, and they come first in the review order.
+    scores = dict(zip(given["id"], given["p"], strict=True))
+    assert np.allclose(flagged["score"], [scores[i] for i in flagged["id"]], atol=1e-6)
+    assert sorted(flagged["rank"].to_list()) == list(range(1, 31))
 
 
 def test_unknown_ranker_is_one_input_error(planted):
