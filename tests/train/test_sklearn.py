@@ -166,7 +166,19 @@ def test_load_report_shows_when_the_user_turned_logging_up(tiny_encoder, transfo
                                                                ignore_mismatched_sizes=True)  # fmt: skip
     finally:
         hf_logging.set_verbosity(previous)
-    assert [r for r in transformers_records if "LOAD REPORT" in r]
+    reports = [r for r in transformers_records if "LOAD REPORT" in r]
+    assert len(reports) == 1, transformers_records
+    # The report as transformers writes it: the model, where from, and the two head weights
+    # that were re-initialised for three labels instead of the checkpoint's two.
+    report = reports[0]
+    assert "BertForSequenceClassification" in report and str(tiny_encoder) in report
+    rows = {line.split("|")[0].strip(): line for line in report.splitlines() if "|" in line}
+    assert {k for k, line in rows.items() if "MISMATCH" in line} == {
+        "classifier.weight",
+        "classifier.bias",
+    }
+    assert "torch.Size([2, 32]) vs model:torch.Size([3, 32])" in rows["classifier.weight"]
+    assert "torch.Size([2]) vs model:torch.Size([3])" in rows["classifier.bias"]
 
 
 # -- probability scorers, calibration and the scikit-learn tool chain ------------------------
