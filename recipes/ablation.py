@@ -35,8 +35,8 @@ from assay.hashing import frame_hash, json_hash
 from assay.progress import Progress, SilentProgress
 from assay.recipes.ablation_spec import BASELINE, AblationSpec, VariantSpec
 from assay.recipes.runner import build_steps, load_input, run_steps
-from assay.recipes.schema import Recipe, StepSpec, load_recipe
-from assay.recipes.tracking import log_tracking
+from assay.recipes.schema import Recipe, StepSpec, dump_recipe, load_recipe
+from assay.recipes.tracking import ablation_tracking, check_tracking, track_ablation
 from assay.rundir import default_run_dir
 from assay.step import StepReport
 from assay.train.ablation_data import duplicate_control, subsample_train
@@ -281,6 +281,8 @@ def run_ablation(
         )
     if not isinstance(spec, AblationSpec):
         spec = AblationSpec.model_validate(spec)
+    tracking = ablation_tracking(recipe, spec)
+    check_tracking(tracking)
     if seeds is not None:
         spec = spec.model_copy(update={"seeds": seeds})
     model = model or spec.model
@@ -480,7 +482,8 @@ def run_ablation(
     report["cells_cached"] = sum(c.cached for c in cells)
     table = arms_table(report["arms"])
     _write(out_dir, report, table)
-    log_tracking(spec.tracking, report, out_dir)
+    resolved = dump_recipe(recipe.model_copy(update={"ablation": spec}))
+    track_ablation(tracking, report, out_dir, resolved, base_frame)  # a failure: one warning
     return AblationResult(out_dir, report, table, report["warnings"])
 
 

@@ -31,6 +31,7 @@ from assay.hashing import frame_hash
 from assay.progress import Progress, SilentProgress
 from assay.recipes.schema import Recipe, StepSpec, dump_recipe, load_recipe
 from assay.recipes.streaming_input import dedup_while_reading
+from assay.recipes.tracking import check_tracking, track_run
 from assay.rundir import (
     CORPUS,
     DROPPED,
@@ -223,6 +224,7 @@ def run_recipe(
         recipe = load_recipe(recipe)
     if seed is not None:
         recipe = _with_seed(recipe, seed)
+    check_tracking(recipe.tracking)
     run_dir = RunDirectory(out or default_run_dir(recipe.name)).prepare()
     try:
         result = _build_run(recipe, run_dir, progress, cache, corpus)
@@ -230,13 +232,17 @@ def run_recipe(
         run_dir.abort()
         raise
     run_dir.commit()
+    # After the commit: a tracking failure is one warning and the run stays written.
+    track_run(recipe.tracking, run_dir.path, result.manifest, result.pipeline.corpus)
     return result
 
 
 def _with_seed(recipe: Recipe, seed: int) -> Recipe:
     try:
         data = recipe.model_dump(exclude={"steps"})
-        return Recipe.model_validate({**data, "steps": recipe.steps, "seed": seed})
+        # Sections whose dump leaves out a value (a tracking URI) are passed as they are.
+        kept = {"steps": recipe.steps, "ablation": recipe.ablation, "tracking": recipe.tracking}
+        return Recipe.model_validate({**data, **kept, "seed": seed})
     except ValidationError as exc:
         raise RecipeError(f"seed: {exc.errors()[0]['msg']} (got {shorten(seed)})") from None
 

@@ -31,6 +31,7 @@ from assay.curate.io import ReadOptions
 from assay.errors import RecipeError, shorten
 from assay.recipes.ablation_spec import AblationSpec
 from assay.recipes.catalog import load_steps
+from assay.recipes.tracking import TrackingSpec
 from assay.step import StepConfig
 
 
@@ -116,6 +117,9 @@ class Recipe(BaseModel):
         True, description="fail if augmentation, reweighting or relabelling touches dev/test rows"
     )
     ablation: AblationSpec | None = Field(None, description="variants to compare (`assay ablate`)")
+    tracking: TrackingSpec | None = Field(
+        None, description="experiment trackers that receive the run and its ablation (MLflow)"
+    )
 
     @property
     def engine_name(self) -> str:
