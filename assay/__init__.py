@@ -23,12 +23,13 @@ from assay.errors import (
 # Names imported on first use, so that `import assay` (and `import assay.train.stacked`
 # on a machine that has torch but not polars) loads no data-frame library. The Python
 # entry points live above the kernel (they read files, run recipes); the kernel imports
-# no folder, and these four are the only names it hands out from above.
+# no folder, and these five are the only names it hands out from above.
 _ENTRY_POINTS = {
     "from_frame": "assay.curate.frames",
     "read": "assay.curate.frames",
     "run": "assay.recipes.api",
     "ablate": "assay.recipes.api",
+    "load": "assay.recipes.api",
 }
 _KERNEL = {
     "RunContext": "assay.context",
@@ -88,6 +89,7 @@ __all__ = [
     "ablate",
     "from_frame",
     "from_records",
+    "load",
     "read",
     "register",
     "run",

@@ -169,6 +169,40 @@ def validate(
         raise SchemaError("invalid corpus: " + "; ".join(problems))
 
 
+def is_corpus_table(frame: pl.DataFrame) -> bool:
+    """Whether a table already holds a corpus (every schema column, as a run writes it):
+    then its ids, splits and lineage columns are kept, not mapped again from raw data."""
+    return all(c in frame.columns for c in REQUIRED)
+
+
+def as_corpus(obj: Any, where: str, labels: Iterable[str] | None = None) -> pl.DataFrame:
+    """`obj` as a valid corpus, or one SchemaError naming `where` and the fix.
+
+    A polars corpus is taken as it is; a corpus that went through pandas, Arrow or another
+    table type (`assay.tables.to_polars`) comes back with the corpus types. Raw data (no
+    corpus columns) needs its columns mapped: that is `assay.from_frame`.
+    """
+    if not isinstance(obj, pl.DataFrame):
+        from assay.errors import InputError
+        from assay.tables import to_polars
+
+        try:
+            frame = to_polars(obj)
+        except InputError:
+            frame = None
+        if frame is not None and is_corpus_table(frame):
+            obj = conform(frame)
+        elif frame is not None:
+            kind = f"{type(obj).__module__.split('.')[0]}.{type(obj).__qualname__}"
+            raise SchemaError(
+                f"{where} expects a corpus (a polars, pandas or Arrow table with the columns "
+                f"{list(REQUIRED)}), but got a {kind} with the columns {frame.columns}; build "
+                "one with assay.from_frame(frame, text=..., label=...)"
+            )
+    check_corpus(obj, where, labels)
+    return obj
+
+
 def check_corpus(obj: Any, where: str, labels: Iterable[str] | None = None) -> None:
     """Raise one SchemaError if `obj` is not a valid corpus, naming `where` and the fix.
 

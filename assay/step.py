@@ -215,7 +215,7 @@ class Step:
         return None
 
     def apply(self, corpus: pl.DataFrame, ctx: RunContext | None = None) -> StepResult:
-        corpus_mod.check_corpus(corpus, f"step {self.name!r}")
+        corpus = corpus_mod.as_corpus(corpus, f"step {self.name!r}")
         ctx = ctx or RunContext().for_step(0, self.name)
         started = time.perf_counter()
         result = self._run(corpus, ctx)

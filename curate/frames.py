@@ -1,16 +1,19 @@
 """Corpora from the frames people already have: polars, pandas, Arrow, Hugging Face datasets.
 
-`from_frame` turns any of them into a plain table and hands it to the same column and label
-mapping as file input (`io.to_corpus`), so a DataFrame and a CSV with the same columns give
-the same corpus. A `DatasetDict` gives its splits from its keys (`validation` -> dev);
-`ClassLabel` integers become their names. Nothing here imports pandas, pyarrow or datasets
-unless the object passed in comes from them.
+`from_frame` turns any of them into a plain table (`assay.tables.to_polars`, the one
+conversion every entry point uses) and hands it to the same column and label mapping as file
+input (`io.to_corpus`), so a DataFrame and a CSV with the same columns give the same corpus.
+A `DatasetDict` gives its splits from its keys (`validation` -> dev); `ClassLabel` integers
+become their names. A table that already holds a corpus (a run's corpus.parquet, a result's
+`to_pandas()`) is kept as it is: its ids, splits and lineage columns are not mapped again.
+Nothing here imports pandas, pyarrow or datasets unless the object passed in comes from them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -19,10 +22,10 @@ from pydantic import ValidationError
 from assay import corpus as corpus_mod
 from assay.curate import io
 from assay.errors import InputError
+from assay.rundir import CORPUS
+from assay.tables import SPLIT_KEY, to_polars
 
 log = logging.getLogger(__name__)
-
-SPLIT_KEY = "__split"  # the column io.to_corpus reads as given splits
 
 
 def from_frame(
@@ -43,7 +46,12 @@ def from_frame(
     `label_map`, `multilabel`, `label_separator`, `strict`...). Rows without text are left
     out and logged (an error with `strict=True`).
     """
-    table = to_table(obj, label)
+    table = to_polars(obj, label)
+    plain = (text, label, id, split, group) == ("text", "label", None, None, None)
+    if plain and not options and corpus_mod.is_corpus_table(table):
+        corpus = corpus_mod.conform(table)
+        corpus_mod.validate(corpus, labels)
+        return corpus
     if split is not None and SPLIT_KEY in table.columns:  # the named column wins
         table = table.drop(SPLIT_KEY)
     try:
@@ -76,8 +84,15 @@ def read(source: str, **options: Any) -> pl.DataFrame:
     """A validated corpus from a file, a directory, a dataset name or a Hugging Face id.
 
     Keyword options are those of a recipe's `input:` (`text_column`, `label_column`,
-    `format`, `encoding`...). Rows without text are left out and logged.
+    `format`, `encoding`...). Rows without text are left out and logged. A run folder, or a
+    parquet file that holds a corpus (a run's corpus.parquet), is read back as that corpus,
+    splits and all.
     """
+    saved = _saved_corpus(Path(source).expanduser()) if set(options) <= {"labels"} else None
+    if saved is not None:
+        corpus = corpus_mod.conform(pl.read_parquet(saved))
+        corpus_mod.validate(corpus, options.get("labels"))
+        return corpus
     try:
         read_options = io.ReadOptions(source=str(source), **options)
     except ValidationError as exc:
@@ -95,58 +110,15 @@ def read(source: str, **options: Any) -> pl.DataFrame:
     return loaded.corpus
 
 
-def to_table(obj: Any, label: str | None = "label") -> pl.DataFrame:
-    """A plain polars table of `obj`'s columns (a DatasetDict adds its split names)."""
-    if isinstance(obj, pl.DataFrame):
-        return obj
-    if isinstance(obj, pl.LazyFrame):
-        return obj.collect()
-    module = type(obj).__module__.split(".")[0]
-    name = type(obj).__name__
-    if module == "pandas" and name == "DataFrame":
-        return pl.from_pandas(obj)
-    if module == "pyarrow" and name in ("Table", "RecordBatch"):
-        frame = pl.from_arrow(obj)
-        assert isinstance(frame, pl.DataFrame)
-        return frame
-    if (module == "datasets" and name == "DatasetDict") or (
-        isinstance(obj, dict) and obj and all(_is_dataset(v) for v in obj.values())
-    ):
-        parts = [
-            _dataset_table(part, label).with_columns(pl.lit(str(key)).alias(SPLIT_KEY))
-            for key, part in obj.items()
-        ]
-        return pl.concat(parts, how="diagonal_relaxed")
-    if _is_dataset(obj):
-        return _dataset_table(obj, label)
-    raise InputError(
-        f"from_frame expects a polars or pandas DataFrame, a pyarrow Table or a Hugging Face "
-        f"Dataset/DatasetDict, but got a {type(obj).__module__}.{type(obj).__qualname__}; "
-        "for Python lists use assay.from_records(texts, labels)"
-    )
-
-
-def _is_dataset(obj: Any) -> bool:
-    return type(obj).__module__.split(".")[0] == "datasets" and type(obj).__name__ == "Dataset"
-
-
-def _dataset_table(ds: Any, label: str | None) -> pl.DataFrame:
-    """A Dataset's rows in their current order (selects and shuffles respected)."""
-    frame = pl.from_arrow(ds.with_format("arrow")[:])
-    assert isinstance(frame, pl.DataFrame)
-    feature = ds.features.get(label or "")
-    names = getattr(feature, "names", None)
-    inner = getattr(getattr(feature, "feature", None), "names", None)  # Sequence(ClassLabel)
-    if isinstance(feature, list) and feature:  # [ClassLabel] in newer datasets
-        inner = getattr(feature[0], "names", None)
-    if names and label in frame.columns:
-        frame = frame.with_columns(
-            pl.col(label).replace_strict(list(range(len(names))), names, default=None)
-        )
-    elif inner and label in frame.columns:
-        frame = frame.with_columns(
-            pl.col(label).list.eval(
-                pl.element().replace_strict(list(range(len(inner))), inner, default=None)
-            )
-        )
-    return frame
+def _saved_corpus(path: Path) -> Path | None:
+    """The corpus parquet of a run folder, or `path` itself when it is a parquet file with
+    the corpus columns; None for anything else (raw data to map)."""
+    if path.is_dir():
+        return path / CORPUS if (path / CORPUS).is_file() else None
+    if path.suffix.lower() not in (".parquet", ".pq") or not path.is_file():
+        return None
+    try:
+        columns = pl.read_parquet_schema(path)
+    except (OSError, pl.exceptions.PolarsError):
+        return None  # the raw reader says what is wrong with it
+    return path if all(c in columns for c in corpus_mod.REQUIRED) else None

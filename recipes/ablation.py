@@ -34,7 +34,7 @@ from assay.errors import RecipeError
 from assay.hashing import frame_hash, json_hash
 from assay.progress import Progress, SilentProgress
 from assay.recipes.ablation_spec import BASELINE, AblationSpec, VariantSpec
-from assay.recipes.runner import build_steps, load_input, run_steps
+from assay.recipes.runner import build_steps, given_input, load_input, run_steps
 from assay.recipes.schema import Recipe, StepSpec, dump_recipe, load_recipe
 from assay.recipes.tracking import ablation_tracking, check_tracking, track_ablation
 from assay.rundir import default_run_dir
@@ -107,6 +107,12 @@ class AblationResult:
     report: dict[str, Any]
     table: pl.DataFrame
     warnings: list[str]
+
+    def __repr__(self) -> str:
+        from assay.recipes.results import ablation_lines
+
+        lines = [f"AblationResult({str(self.out_dir)!r})", *ablation_lines(self.report)]
+        return "\n".join([*lines, "  tables: .table .report; .out_dir"])
 
     def _repr_html_(self) -> str:
         from assay.html import html_table
@@ -265,8 +271,10 @@ def run_ablation(
     cache: StepCache | None = None,
     device: str | None = None,
     train: TrainMany | None = None,
+    corpus: Any = None,
 ) -> AblationResult:
     """Run the recipe's ablation and write ablation.json, ablation.csv and ablation.html.
+    `corpus` (a corpus from Python) replaces reading the recipe's input.
 
     `device` pins the encoder's device ("cuda", "cpu"); `train` trains the cells no earlier
     run finished (default `train_and_evaluate_many`; `assay.train.cells_io.CellsElsewhere`
@@ -300,7 +308,7 @@ def run_ablation(
     started = time.perf_counter()
 
     arms = plan_arms(recipe, spec)
-    loaded = load_input(recipe)
+    loaded = load_input(recipe) if corpus is None else given_input(corpus, recipe.input)
     corpus, input_key = loaded.corpus, loaded.input_hash
     seed_list = spec.seed_list
     warnings: list[str] = []

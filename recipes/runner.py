@@ -29,6 +29,7 @@ from assay.curate import io
 from assay.errors import RecipeError, StepError, redact_data, shorten
 from assay.hashing import frame_hash
 from assay.progress import Progress, SilentProgress
+from assay.recipes.results import RunResult
 from assay.recipes.schema import Recipe, StepSpec, dump_recipe, load_recipe
 from assay.recipes.streaming_input import dedup_while_reading
 from assay.recipes.tracking import check_tracking, track_run
@@ -69,22 +70,6 @@ class PipelineResult:
     reports: list[StepReport]
     findings: dict[str, pl.DataFrame]
     key: str
-
-
-@dataclasses.dataclass
-class RunResult:
-    run_dir: RunDirectory
-    manifest: dict[str, Any]
-    pipeline: PipelineResult
-
-    def _repr_html_(self) -> str:
-        from assay.html import STEP_COLUMNS, html_table
-
-        acc = self.manifest["accounting"]
-        title = f"{self.manifest['name']}: {acc['rows_read']} rows read, {acc['rows_out']} out"
-        return html_table(
-            self.manifest["steps"], STEP_COLUMNS, title=title, notes=[self.run_dir.path]
-        )
 
 
 def build_steps(specs: list[StepSpec] | list[Any]) -> list[Step]:
@@ -212,10 +197,10 @@ def run_recipe(
     seed: int | None = None,
     progress: Progress | None = None,
     cache: StepCache | None = None,
-    corpus: pl.DataFrame | None = None,
+    corpus: Any = None,
 ) -> RunResult:
-    """Run a recipe end to end and write its run directory. `corpus` (a corpus frame, e.g.
-    from `assay.from_frame`) replaces reading the recipe's input.
+    """Run a recipe end to end and write its run directory. `corpus` (a corpus, e.g. from
+    `assay.from_frame`, as polars, pandas or Arrow) replaces reading the recipe's input.
 
     The run is staged beside `out` and swapped in only when complete (manifest last), so a
     failure leaves the previous run as it was; `out` is checked for writability first.
@@ -263,14 +248,24 @@ def _usable_cache(cache: StepCache) -> StepCache:
     return StepCache(root, enabled=False)
 
 
-def _given_input(corpus: pl.DataFrame) -> io.Loaded:
-    """A corpus handed in from Python, shaped like what reading a source gives."""
-    corpus_mod.check_corpus(corpus, "the corpus given to run_recipe")
-    empty = corpus_mod.empty(corpus_mod.is_multilabel(corpus))
+def given_input(given: Any, options: io.ReadOptions | None = None) -> io.Loaded:
+    """A table handed in from Python (polars, pandas, Arrow, a Hugging Face dataset), shaped
+    like what reading a source gives. A corpus is taken as it is; raw data is mapped with
+    the recipe's input options (`text_column`, `labels`...), as a file would be, and its
+    rows without text are dropped at load."""
+    from assay.tables import to_polars
+
+    options = options or io.ReadOptions(source=IN_MEMORY)
+    table = to_polars(given, options.label_column)
+    if corpus_mod.is_corpus_table(table):
+        corpus = corpus_mod.as_corpus(table, "the corpus given to run_recipe")
+        dropped = corpus_mod.empty(corpus_mod.is_multilabel(corpus))
+    else:
+        corpus, dropped = io.to_corpus(table, options)
     return io.Loaded(
         corpus=corpus,
-        dropped=empty,
-        rows_read=corpus.height,
+        dropped=dropped,
+        rows_read=table.height,
         input_hash=frame_hash(corpus),
         source=IN_MEMORY,
     )
@@ -281,7 +276,7 @@ def _build_run(
     run_dir: RunDirectory,
     progress: Progress | None,
     cache: StepCache | None,
-    given: pl.DataFrame | None = None,
+    given: Any = None,
 ) -> RunResult:
     ctx = RunContext(
         seed=recipe.seed,
@@ -300,7 +295,7 @@ def _build_run(
     if streamed is not None:
         loaded = streamed.loaded
     else:
-        loaded = load_input(recipe) if given is None else _given_input(given)
+        loaded = load_input(recipe) if given is None else given_input(given, recipe.input)
     corpus, load_dropped, input_key, rows_read = (
         loaded.corpus,
         loaded.dropped,
