@@ -586,7 +586,9 @@ def _note_refusals(
         for row in report["arms"]:
             if row["arm"] == arm:
                 row["gate"] = note
-                row["verdict"] = f"{row.get('verdict') or ''} ({note})".strip()
+                # Short in the verdict, so a table cell stays readable; `gate` has it all.
+                mark = f"(gate refused in {len(draws)} of {n_draws} cells; rows kept)"
+                row["verdict"] = f"{row.get('verdict') or ''} {mark}".strip()
 
 
 def _warn(warnings: list[str], message: str) -> None:

@@ -225,6 +225,7 @@ TABLE_COLUMNS = [
     "significant", "verdict", "vs_control_delta", "vs_control_delta_low",
     "vs_control_delta_high", "vs_control_p_value", "vs_control_p_value_raw",
     "vs_control_verdict", "clean_score", "clean_delta", "clean_delta_low", "clean_delta_high",
+    "gate",
 ]  # fmt: skip
 
 
@@ -236,5 +237,6 @@ def arms_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
         verdict=pl.String,
         vs_control_verdict=pl.String,
         significant=pl.Boolean,
+        gate=pl.String,  # what a step's evidence gate refused in the arm's cells
     )
     return pl.DataFrame([{c: r.get(c) for c in TABLE_COLUMNS} for r in rows], schema=schema)
