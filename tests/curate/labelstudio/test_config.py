@@ -143,7 +143,7 @@ def test_export_becomes_a_corpus_with_majority_labels_and_skips_kept_out():
 
 
 def test_every_ls_command_has_help():
-    from assay.recipes.cli_labelstudio import ls
+    from assay.recipes.cli.labelstudio import ls
 
     runner = CliRunner()
     for name, command in ls.commands.items():
@@ -154,7 +154,7 @@ def test_every_ls_command_has_help():
 
 def test_steps_do_not_import_the_sdk_until_used():
     code = (
-        "import sys, assay.curate.labelstudio.steps, assay.recipes.cli_labelstudio; "
+        "import sys, assay.curate.labelstudio.steps, assay.recipes.cli.labelstudio; "
         "print(any(m.startswith('label_studio_sdk') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -103,7 +103,7 @@ def test_wrong_url_is_one_clear_error(monkeypatch, tmp_path):
 
     from click.testing import CliRunner
 
-    from assay.recipes.cli_labelstudio import ls
+    from assay.recipes.cli.labelstudio import ls
 
     monkeypatch.setenv("ASSAY_LS_RETRIES", "0")
     out = CliRunner().invoke(ls, ["status", "--url", f"http://127.0.0.1:{port}", "-p", "1"])

@@ -244,7 +244,7 @@ def test_bad_token_is_one_clear_error_and_nothing_is_recorded(
         ls_sync.pull(client, 1, tmp_path)
     assert list(tmp_path.iterdir()) == []  # nothing recorded as synced
 
-    from assay.recipes.cli_labelstudio import ls
+    from assay.recipes.cli.labelstudio import ls
 
     corpus_path = tmp_path / "corpus.parquet"
     make_corpus(2).write_parquet(corpus_path)
@@ -255,7 +255,7 @@ def test_bad_token_is_one_clear_error_and_nothing_is_recorded(
 
 
 def test_cli_init_push_pull_status(ls_env, project_title, tmp_path):
-    from assay.recipes.cli_labelstudio import ls
+    from assay.recipes.cli.labelstudio import ls
 
     runner = CliRunner()
     corpus_path = tmp_path / "corpus.parquet"

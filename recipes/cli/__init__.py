@@ -1,4 +1,6 @@
-"""The `assay` command line: a thin layer over the library.
+"""The `assay` command line: a thin layer over the library. This module holds the group and
+the run, validate, steps, data, recipe and doctor commands; each other command group has a
+module of its own in this package.
 
 Every command body calls library functions; an `AssayError` becomes one line on stderr and
 a non-zero exit code, never a traceback.
@@ -14,10 +16,11 @@ from typing import Any
 
 import click
 
-from assay.recipes.cli_group import AssayGroup
-from assay.recipes.cli_options import (
+from assay.recipes.cli.group import AssayGroup
+from assay.recipes.cli.options import (
     QUIET_HELP,
     json_option,
+    mlflow_options,
     no_cache_option,
     out_dir_option,
     out_file_option,
@@ -63,6 +66,7 @@ def main(verbose: int, quiet: bool) -> None:
 @click.option(
     "--no-ablation", is_flag=True, help="Run the steps only, not the recipe's `ablation:`."
 )
+@mlflow_options("the run (and its ablation, nested under it)")
 def run(
     recipe: Path,
     out: Path | None,
@@ -72,32 +76,35 @@ def run(
     no_cache: bool,
     quiet: bool,
     no_ablation: bool,
+    mlflow: str | None,
+    mlflow_experiment: str | None,
 ) -> None:
     """Run a recipe and write its run directory; a recipe with an `ablation:` section then
     runs its ablation into the same directory, and the report shows both."""
     from assay.cache import StepCache
     from assay.progress import RichProgress, SilentProgress
-    from assay.recipes.runner import run_recipe
+    from assay.recipes.api import run as run_api
     from assay.recipes.schema import load_recipe, with_engine
 
     console = _console(quiet)
+    from assay.recipes.tracking import with_mlflow
+
     parsed = with_engine(load_recipe(recipe), engine, ray_address)
+    parsed = with_mlflow(parsed, mlflow, mlflow_experiment) if mlflow else parsed
     progress = SilentProgress() if quiet else RichProgress(console)
     cache = StepCache(enabled=parsed.cache and not no_cache)
-    result = run_recipe(parsed, out, seed=seed, progress=progress, cache=cache)
-    path = result.run_dir.path
+    # The same call as assay.run from Python: the steps, then the recipe's ablation.
+    result = run_api(
+        parsed, out, seed=seed, ablation=not no_ablation, progress=progress, cache=cache
+    )
+    path = result.path
     if not quiet:
         _print_run_summary(console, result.manifest, path)
-    if parsed.ablation is not None and not no_ablation:
-        from assay.recipes.ablation import run_ablation
-        from assay.recipes.cli_ablate import print_table
+        if result.ablation is not None:
+            from assay.recipes.cli.ablate import print_table
 
-        if seed is not None:
-            parsed = parsed.model_copy(update={"seed": seed})
-        ablation = run_ablation(parsed, path, progress=progress, cache=cache)
-        if not quiet:
-            console.width = max(console.width, 160)
-            print_table(console, ablation.report)
+            console.width = max(console.width, 200)  # a piped table keeps its cells
+            print_table(console, result.ablation.report)
     click.echo(str(path / REPORT))
 
 
@@ -256,20 +263,13 @@ def doctor(ray_address: str | None, start_ray: bool) -> None:
     click.echo(f"{missing} optional resource(s) missing" if missing else "everything is installed")
 
 
-# Command groups of other areas, attached last so their modules can import this one's helpers.
-from assay.recipes.cli_ablate import ablate  # noqa: E402
-from assay.recipes.cli_audit import audit  # noqa: E402
-from assay.recipes.cli_cache import cache  # noqa: E402
-from assay.recipes.cli_labelstudio import ls  # noqa: E402
-from assay.recipes.cli_report import report  # noqa: E402
-from assay.recipes.cli_train import train  # noqa: E402
+# Command groups of other areas, each in a module of this package. Imported as modules so
+# that `assay.recipes.cli.cache` (and the rest) names the module, not the command in it.
+from assay.recipes.cli import ablate, audit, cache, labelstudio, report, train  # noqa: E402
 
-main.add_command(ablate)
-main.add_command(audit)
-main.add_command(cache)
-main.add_command(ls)
-main.add_command(report)
-main.add_command(train)
-
-if __name__ == "__main__":
-    main()
+main.add_command(ablate.ablate)
+main.add_command(audit.audit)
+main.add_command(cache.cache)
+main.add_command(labelstudio.ls)
+main.add_command(report.report)
+main.add_command(train.train)

@@ -7,8 +7,8 @@ import json
 import click
 
 from assay.errors import InputError
-from assay.recipes.cli_group import AssayGroup
-from assay.recipes.cli_options import json_option, quiet_option
+from assay.recipes.cli.group import AssayGroup
+from assay.recipes.cli.options import json_option, quiet_option
 
 
 @click.group("cache", cls=AssayGroup)

@@ -36,6 +36,24 @@ def no_cache_option(fn: F) -> F:
     )(fn)
 
 
+def mlflow_options(what: str) -> Callable[[F], F]:
+    """`--mlflow URI` and `--mlflow-experiment NAME`; `what` says what is logged."""
+
+    def wrap(fn: F) -> F:
+        fn = click.option(
+            "--mlflow-experiment",
+            metavar="NAME",
+            help="MLflow experiment (default the recipe's, else its name).",
+        )(fn)
+        return click.option(
+            "--mlflow",
+            metavar="URI",
+            help=f"Also log {what} to this MLflow tracking URI (e.g. sqlite:///mlruns.db).",
+        )(fn)
+
+    return wrap
+
+
 def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(fn)
 

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from assay.recipes.cli_options import model_option, no_cache_option, out_dir_option, quiet_option
+from assay.recipes.cli.options import (
+    mlflow_options,
+    model_option,
+    no_cache_option,
+    out_dir_option,
+    quiet_option,
+)
 
 
 @click.command()
@@ -16,7 +22,7 @@ from assay.recipes.cli_options import model_option, no_cache_option, out_dir_opt
 @click.option("--seeds", type=click.IntRange(min=1), help="Number of seeds (overrides the recipe).")
 @no_cache_option
 @quiet_option
-@click.option("--mlflow", metavar="URI", help="Also log every arm and seed to this MLflow URI.")
+@mlflow_options("every arm and seed")
 @click.option(
     "--confirm",
     "confirm_model",
@@ -36,6 +42,7 @@ def ablate(
     no_cache: bool,
     quiet: bool,
     mlflow: str | None,
+    mlflow_experiment: str | None,
     confirm_model: str | None,
     confirm_seeds: int | None,
 ) -> None:
@@ -54,7 +61,7 @@ def ablate(
     if not console.is_terminal:
         console.width = max(console.width, 200)  # a piped table should not wrap its cells
     parsed = load_recipe(recipe)
-    parsed = with_mlflow(parsed, mlflow) if mlflow else parsed
+    parsed = with_mlflow(parsed, mlflow, mlflow_experiment) if mlflow else parsed
     progress = SilentProgress() if quiet else RichProgress(console)
     cache = StepCache(enabled=parsed.cache and not no_cache)
     if confirm_model is not None:

@@ -17,8 +17,8 @@ import click
 
 from assay.curate.active import STRATEGIES
 from assay.errors import InputError
-from assay.recipes.cli_group import AssayGroup
-from assay.recipes.cli_options import (
+from assay.recipes.cli.group import AssayGroup
+from assay.recipes.cli.options import (
     batch_option,
     corpus_argument,
     json_option,

@@ -10,8 +10,8 @@ import click
 
 from assay.audits.leakage_methods import METHODS
 from assay.context import DEFAULT_SEED
-from assay.recipes.cli_group import AssayGroup
-from assay.recipes.cli_options import json_option, model_option, quiet_option, seed_option
+from assay.recipes.cli.group import AssayGroup
+from assay.recipes.cli.options import json_option, model_option, quiet_option, seed_option
 
 
 @click.group("audit", cls=AssayGroup)

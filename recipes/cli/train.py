@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from assay.recipes.cli_options import (
+from assay.recipes.cli.options import (
     corpus_argument,
     model_option,
     out_dir_option,
