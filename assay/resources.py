@@ -355,7 +355,7 @@ def wordnet():
     """NLTK's WordNet reader over the prepared data dir."""
     from assay.errors import require
 
-    require("nltk", "augment", "WordNet synonyms")
+    require("nltk", "dev", "NLTK's WordNet reader")
     import nltk
 
     root = str(wordnet_dir())

@@ -115,6 +115,8 @@ def _load(name: str, device: str) -> tuple[Any, Any]:
     if name == PACKAGED:
         source, kw["gguf_file"] = smollm2()
         require("gguf", "generate", "the packaged SmolLM2 (a GGUF file)")
+        # transformers reads GGUF weights only with accelerate installed.
+        require("accelerate", "generate", "the packaged SmolLM2 (a GGUF file)")
     try:
         with quiet_model_loading(), _quiet_gguf():
             tok = AutoTokenizer.from_pretrained(source, **kw)

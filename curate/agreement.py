@@ -397,7 +397,7 @@ def _probs_by_id(pred_probs: pl.DataFrame, labels: Sequence[str]) -> dict[str, d
 
 def _crowdlab(frame: pl.DataFrame, labels: Sequence[str], pred_probs: pl.DataFrame) -> pl.DataFrame:
     require("cleanlab", "noise", "CROWDLAB consensus")
-    require("pandas", "hf", "CROWDLAB consensus")
+    require("pandas", "noise", "CROWDLAB consensus")
     import pandas as pd
     from cleanlab.multiannotator import get_label_quality_multiannotator
 

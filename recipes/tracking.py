@@ -37,7 +37,6 @@ from assay.hashing import file_hash
 
 log = logging.getLogger(__name__)
 
-EXTRA = "track"
 MANIFEST = "manifest.json"
 MANIFEST_TAG = "assay.manifest"  # the hash of the run's manifest.json: how an ablation finds it
 RUN_FILES = (MANIFEST, "report.html", "report.md")
@@ -104,7 +103,7 @@ def ablation_tracking(recipe: Any, spec: Any) -> TrackingSpec | None:
 def check_tracking(tracking: TrackingSpec | None) -> None:
     """Fail before the work, not after it, when tracking is asked for without MLflow."""
     if tracking is not None and tracking.mlflow is not None:
-        require("mlflow", EXTRA, "experiment tracking")
+        require("mlflow", "track", "experiment tracking")
 
 
 def track_run(
@@ -251,7 +250,7 @@ def _guarded(
     """Run `body` in an MLflow session; a store's failure becomes one warning."""
     where = f"the results are in {folder}"
     try:
-        require("mlflow", EXTRA, "experiment tracking")
+        require("mlflow", "track", "experiment tracking")
     except MissingDependencyError as exc:
         log.warning("the %s was not logged to MLflow: %s; %s", what, exc, where)
         return None
