@@ -162,10 +162,25 @@ def test_a_run_without_an_ablation_is_logged_with_its_books_files_and_datasets(t
     assert inputs == _split_digests(corpus)
 
 
+def test_assay_run_with_an_ablation_nests_the_ablation_under_the_run(tmp_path, store):
+    from assay.recipes.cli import main
+
+    uri, _ = store
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(_toy_recipe(tmp_path, seeds=1)))
+    res = CliRunner().invoke(main, ["run", str(recipe), "--out", str(tmp_path / "o"), "-q",
+                                    "--mlflow", uri, "--mlflow-experiment", "nested"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    _, runs = _runs(uri, "nested")
+    by_kind = {r.data.tags["assay.kind"]: r for r in runs}
+    assert by_kind["ablation"].data.tags["mlflow.parentRunId"] == by_kind["run"].info.run_id
+    assert by_kind["baseline"].data.tags["mlflow.parentRunId"] == by_kind["ablation"].info.run_id
+
+
 def test_ablate_command_logs_to_the_mlflow_uri_given(tmp_path, monkeypatch, store):
     from assay.recipes.cli import main
 
-    monkeypatch.chdir(tmp_path)  # MLflow's default artifact store is ./mlruns
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact store is a relative folder
     uri, _ = store
     recipe = tmp_path / "r.yaml"
     data = _toy_recipe(tmp_path, seeds=1)
@@ -175,11 +190,13 @@ def test_ablate_command_logs_to_the_mlflow_uri_given(tmp_path, monkeypatch, stor
         main, ["ablate", str(recipe), "--out", str(tmp_path / "o"), "-q", "--mlflow", uri]
     )
     assert res.exit_code == 0, res.output
-    _, runs = _runs(uri, "cli-ablate")  # the experiment defaults to the recipe name
+    client, runs = _runs(uri, "cli-ablate")  # the experiment defaults to the recipe name
     assert sorted(r.info.run_name for r in runs) == [
         "baseline", "baseline / seed 0", "cli-ablate", "dedup", "dedup / seed 0"
     ]  # fmt: skip
-    assert (tmp_path / "mlruns").is_dir()
+    # The files beside the table reach the default artifact store.
+    ablation = next(r for r in runs if r.data.tags["assay.kind"] == "ablation")
+    assert "ablation.json" in {a.path for a in client.list_artifacts(ablation.info.run_id)}
 
 
 def test_a_file_store_is_used_as_named_and_the_switch_left_as_it_was(tmp_path, monkeypatch):
@@ -209,6 +226,26 @@ def test_a_store_that_fails_costs_one_warning_and_keeps_the_results(tmp_path, mo
     assert "MLflow did not take the ablation" in warned[0]
     assert "sqlite:///mlruns.db" in warned[0] and "MLFLOW_ALLOW_FILE_STORE=true" in warned[0]
     assert str(tmp_path / "out") in warned[0]
+
+
+def test_the_cli_exits_0_with_one_warning_when_tracking_fails(tmp_path, caplog):
+    from assay.recipes.cli import main
+
+    (tmp_path / "not-a-folder").write_text("")
+    uri = f"sqlite:///{tmp_path / 'not-a-folder' / 'mlruns.db'}"  # cannot be created
+    recipe = tmp_path / "r.yaml"
+    data = _toy_recipe(tmp_path)
+    del data["ablation"]
+    recipe.write_text(yaml.safe_dump(data))
+    with caplog.at_level(logging.WARNING):
+        res = CliRunner().invoke(
+            main, ["run", str(recipe), "--out", str(tmp_path / "o"), "-q", "--mlflow", uri]
+        )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o" / "corpus.parquet").exists()
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and warned[0].startswith("MLflow did not take the run")
+    assert str(tmp_path / "not-a-folder") not in res.stdout
 
 
 def test_mlflow_prints_nothing_of_its_own_in_the_library(tmp_path, capfd):
