@@ -167,8 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", nargs="+", default=["sst2", "trec", "subj", "mr"])
     ap.add_argument("--sizes", nargs="+", type=int, default=[100, 500, 2000])
     ap.add_argument("--seeds", type=int, default=10, help="seeds per candidate cell")
-    ap.add_argument("--reference-seeds", type=int,
-                    help="seeds per reference cell (default: --seeds; 5 is the CPU floor)")
+    ap.add_argument(
+        "--reference-seeds",
+        type=int,
+        help="seeds per reference cell (default: --seeds; 5 is the CPU floor)",
+    )
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
     ap.add_argument("--out", type=Path, help="keep the ablations here (default: runs/judges)")
     ref = ap.add_mutually_exclusive_group()
