@@ -9,7 +9,7 @@ predicts the rows of `split` (test by default). On those predictions it reports:
   the worst slices with at least `min_size` rows, and those entirely below overall;
 - **counterfactual bias** (`assay.audits.counterfactual`): flip rates when gendered words
   and first names (or the user's `terms`) are swapped in the texts;
-- **errors** (`assay.audits.errors`): confident mistakes, confusion pairs, the fast
+- **errors** (`assay.audits.error_analysis`): confident mistakes, confusion pairs, the fast
   model's heaviest word n-grams per class, occlusion attribution for the probe or an encoder.
 
 The findings table holds the rows behind the summary (`section`: `mistake`,
@@ -181,7 +181,7 @@ def audit_model(
 ) -> tuple[pl.DataFrame, dict[str, Any], pl.DataFrame]:
     """Findings, summary and predictions of the model audit (what the step and the CLI use)."""
     from assay.audits.counterfactual import counterfactual_report
-    from assay.audits.errors import error_report
+    from assay.audits.error_analysis import error_report
     from assay.audits.slices import slice_report
 
     cfg = cfg or ModelAuditConfig()

@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from assay.audits.errors import (
+from assay.audits.error_analysis import (
     confident_mistakes,
     confusion_pairs,
     error_report,
