@@ -9,10 +9,10 @@ interrupted run leaves the file either with the batch or without it.
 
 Backends:
 
-- `apertium` (default, offline, rule-based): a batch goes through the pair's pipeline with
-  every sentence tagged by its own tagger process, so no state carries over from one
-  sentence to the next (see `ApertiumTranslator`); sentences are separated by null
-  characters, and a batch whose output does not split back is an error.
+- `apertium` (default, offline, rule-based): a batch goes through the pair's pipeline in
+  one pass, sentences separated by null characters, with no state carried from one
+  sentence to the next (see `ApertiumTranslator`); a batch whose output does not split
+  back is an error.
 - `hf`: a Hugging Face seq2seq model (MarianMT, NLLB, M2M...) by id or path, batched, on
   the GPU when there is one; loaded once per process.
 - `ctranslate2`: a model directory converted by CTranslate2, with the Hugging Face
@@ -22,10 +22,7 @@ Backends:
 from __future__ import annotations
 
 import re
-import shlex
-import shutil
 import sqlite3
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,6 +31,7 @@ import xxhash
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from assay import resources
+from assay.augment.apertium import ApertiumPipeline
 from assay.errors import InputError, ResourceError, require
 
 _SPACE = re.compile(r"\s+")
@@ -168,17 +166,14 @@ def _apertium_pairs() -> list[str]:
 
 
 class ApertiumTranslator(Translator):
-    """Apertium (rule-based, offline): the pair's pipeline over a batch, with every
-    sentence tagged by a tagger of its own.
+    """Apertium (rule-based, offline): the pair's pipeline over a whole batch, sentences
+    separated by null characters, each translated as if it were alone.
 
-    Apertium's HMM part-of-speech tagger keeps state from one sentence to the next for the
-    whole stream (blank lines and null flushes do not reset it): 8.9% of 2,000 MR sentences
-    came out differently when the batch was reversed (`bench/augment_models.py`), and 20%
-    of 1,889 two-sentence SST-2/MR rows between one batch and batches of 50. So the pair's
-    mode is run in three parts: the morphological analysis over the batch in one process,
-    then one `apertium-tagger` process per sentence (a few milliseconds each, in threads),
-    then the rest of the pipeline over the batch, sentences separated by null characters
-    (`-z`). A sentence's translation then depends on nothing but the sentence."""
+    Raw Apertium tags a sentence differently after some earlier sentences of its stream:
+    8.9% of 2,000 MR sentences came out differently when the batch was reversed
+    (`bench/augment_models.py`). The cause is one state of the HMM tagger that null flushes
+    do not reset; `assay.augment.apertium` starts a fresh tagger after each sentence that
+    changes it, so a sentence's translation depends on nothing but the sentence."""
 
     backend = "apertium"
     _ESCAPE = re.compile(r"([\\\[\]^$/<>@{}~])")  # the stream format's reserved characters
@@ -188,69 +183,26 @@ class ApertiumTranslator(Translator):
         super().__init__(model or "apertium", **kw)
         self.batch_size = batch_size
         self.processes = 0  # pipeline runs over a batch started by this object
+        self._pipelines: dict[tuple[str, str], ApertiumPipeline] = {}
 
     def model_key(self) -> str:
-        # "t": each sentence tagged alone (translations cached before may differ)
+        # "t": each sentence tagged as if alone (translations cached before may differ)
         return "apertium-t"
 
-    def _mode(self, src: str, tgt: str) -> tuple[str, list[str], str]:
-        """The pair's pipeline: (analysis, tagger command, the rest) with null flushing."""
-        exe = shutil.which("apertium")
-        pairs = _apertium_pairs()  # raises when Apertium is missing
-        if f"{src}-{tgt}" not in pairs:
-            raise ResourceError(
-                f"Apertium has no {src}-{tgt} pair; installed: {', '.join(pairs)} "
-                f"(apt-get install apertium-{src}-{tgt} or apertium-{tgt}-{src})"
-            )
-        assert exe is not None
-        mode = Path(exe).resolve().parents[1] / "share" / "apertium" / "modes" / f"{src}-{tgt}.mode"
-        if not mode.is_file():
-            raise ResourceError(f"Apertium's mode file for {src}-{tgt} is missing: {mode}")
-        # $1: the generator's flag (-n: no marks on unknown words); $2: the tagger's extra flag
-        text = mode.read_text().strip().replace("$1", "-n").replace("$2", "")
-        parts = [part.strip() for part in text.split(" | ")]
-        at = next((i for i, p in enumerate(parts) if p.startswith("apertium-tagger")), None)
-        if at is None:
-            raise ResourceError(f"Apertium's {src}-{tgt} pipeline has no tagger: {mode}")
-
-        def flushing(commands: list[str]) -> str:
-            return " | ".join(" ".join([c.split()[0], "-z", *c.split()[1:]]) for c in commands)
-
-        return flushing(parts[:at]), shlex.split(parts[at]), flushing(parts[at + 1 :])
-
-    def _stream(self, command: str, segments: list[str]) -> list[str]:
-        """`segments` through a null-flushing pipeline: one output segment per input."""
-        proc = subprocess.run(
-            ["bash", "-o", "pipefail", "-c", command],
-            input="".join(f"{s}\0" for s in segments),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        out = proc.stdout.split("\0")
-        if proc.returncode != 0 or len(out) < len(segments) or any(out[len(segments) :]):
-            raise ResourceError(
-                f"apertium failed (exit {proc.returncode}): {proc.stderr.strip()[:200]}"
-            )
-        return out[: len(segments)]
-
-    def _tag(self, tagger: list[str], analysed: list[str]) -> list[str]:
-        def one(segment: str) -> str:
-            proc = subprocess.run(tagger, input=segment, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise ResourceError(f"apertium-tagger failed: {proc.stderr.strip()[:200]}")
-            return proc.stdout
-
-        from concurrent.futures import ThreadPoolExecutor
-
-        from assay.engine import cpu_budget
-
-        # Two per core: a tagger process spends part of its few milliseconds starting up.
-        with ThreadPoolExecutor(max_workers=2 * cpu_budget()) as pool:
-            return list(pool.map(one, analysed))
+    def pipeline(self, src: str, tgt: str) -> ApertiumPipeline:
+        """The pair's pipeline; an error naming the installed pairs when it is missing."""
+        if (src, tgt) not in self._pipelines:
+            pairs = _apertium_pairs()  # raises when Apertium is missing
+            if f"{src}-{tgt}" not in pairs:
+                raise ResourceError(
+                    f"Apertium has no {src}-{tgt} pair; installed: {', '.join(pairs)} "
+                    f"(apt-get install apertium-{src}-{tgt} or apertium-{tgt}-{src})"
+                )
+            self._pipelines[src, tgt] = ApertiumPipeline(src, tgt)
+        return self._pipelines[src, tgt]
 
     def _translate(self, texts: list[str], src: str, tgt: str) -> list[str]:
-        analysis, tagger, rest = self._mode(src, tgt)
+        pipeline = self.pipeline(src, tgt)
         # The trailing blank: without it the analyser drops a sentence's final full stop.
         lines = [
             self._ESCAPE.sub(r"\\\1", _SPACE.sub(" ", t.replace("\0", " ")).strip()) + " "
@@ -258,10 +210,8 @@ class ApertiumTranslator(Translator):
         ]
         out: list[str] = []
         for start in range(0, len(lines), self.batch_size):
-            batch = lines[start : start + self.batch_size]
             self.processes += 1
-            tagged = self._tag(tagger, self._stream(analysis, batch))
-            for line in self._stream(rest, tagged):
+            for line in pipeline.translate(lines[start : start + self.batch_size]):
                 out.append(_SPACE.sub(" ", self._UNESCAPE.sub(r"\1", line)).strip())
         return out
 
