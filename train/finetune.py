@@ -19,12 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from assay.errors import InputError, ResourceError, require
 from assay.progress import Progress, SilentProgress
-from assay.train import data as data_mod
+from assay.train import batching
 from assay.train.device import DeviceSetup, ThreadTuner, select_device
 from assay.train.embedding import sliced_embedding
 from assay.train.fast import EstimatorProtocol, class_array, fit_classes
 from assay.train.metrics import classification_report, encode
-from assay.train.surgery import LoraSettings, apply_lora, extend_vocabulary, freeze
+from assay.train.model_adaptation import LoraSettings, apply_lora, extend_vocabulary, freeze
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +225,8 @@ class EncoderModel(EstimatorProtocol):
         self._build(len(names))
         cfg = self.config
         rng = np.random.default_rng(self.seed)
-        train = data_mod.Encoded(
-            data_mod.tokenize(self.tokenizer, texts, cfg.max_length),
+        train = batching.Encoded(
+            batching.tokenize(self.tokenizer, texts, cfg.max_length),
             encode(labels, names),
             loss_weights(labels, weights, names, cfg, self.multilabel),
         )
@@ -258,10 +258,10 @@ class EncoderModel(EstimatorProtocol):
         stop = False
         with self.progress.task("fine-tune (examples)", total=total * batch * cfg.grad_accum) as t:
             while not stop:
-                for index in data_mod.batch_order(train.lengths, batch, rng, cfg.bucket_by_length):
+                for index in batching.batch_order(train.lengths, batch, rng, cfg.bucket_by_length):
                     if tuner is not None:
                         tuner.before_step()
-                    ids, mask = data_mod.collate(train.input_ids, index, pad)
+                    ids, mask = batching.collate(train.input_ids, index, pad)
                     ids, mask = _to(ids, self.setup), _to(mask, self.setup)
                     target = torch.as_tensor(train.targets[index]).to(self.setup.device)
                     w = torch.as_tensor(train.weights[index]).to(self.setup.device)
@@ -320,7 +320,7 @@ class EncoderModel(EstimatorProtocol):
         self.model.eval()
         return self
 
-    def _slice_embeddings(self, train: data_mod.Encoded):
+    def _slice_embeddings(self, train: batching.Encoded):
         """Swap in an embedding that trains only the rows of tokens seen in training."""
         import torch
 
@@ -398,14 +398,14 @@ class EncoderModel(EstimatorProtocol):
         out = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
         if not texts:
             return out
-        ids_all = data_mod.tokenize(self.tokenizer, texts, self.config.max_length)
+        ids_all = batching.tokenize(self.tokenizer, texts, self.config.max_length)
         lengths = np.array([len(x) for x in ids_all])
         pad = self.tokenizer.pad_token_id or 0
         amp = _autocast(self.setup)
         self.model.eval()
         with torch.inference_mode():
-            for index in data_mod.eval_order(lengths, self.config.eval_batch_size):
-                ids, mask = data_mod.collate(ids_all, index, pad)
+            for index in batching.eval_order(lengths, self.config.eval_batch_size):
+                ids, mask = batching.collate(ids_all, index, pad)
                 with amp():
                     logits = self.model(
                         input_ids=ids.to(self.setup.device),
@@ -548,7 +548,7 @@ class TokenCache:
     def add(self, texts: Sequence[str]) -> None:
         new = list(dict.fromkeys(t for t in texts if t not in self.ids))
         if new:
-            self.ids.update(zip(new, data_mod.tokenize(self.tokenizer, new, self.max_length),
+            self.ids.update(zip(new, batching.tokenize(self.tokenizer, new, self.max_length),
                                 strict=True))  # fmt: skip
 
     def __call__(self, text: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""Model surgery before fine-tuning: domain terms as new tokens, frozen layers, LoRA."""
+"""Adapting the pretrained model before fine-tuning: domain terms as new tokens, frozen layers, LoRA."""
 
 from __future__ import annotations
 

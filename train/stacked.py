@@ -197,7 +197,7 @@ class _Plan:
 
 def _plan(cell: Cell, config: FineTuneConfig, classes: list[str], tokens) -> _Plan:
     """The cell's batches in the order `EncoderModel.fit` takes them (same seed, same rng)."""
-    from assay.train import data as data_mod
+    from assay.train import batching
     from assay.train.metrics import encode
 
     labels = [str(y) for y in cell.labels]
@@ -208,7 +208,7 @@ def _plan(cell: Cell, config: FineTuneConfig, classes: list[str], tokens) -> _Pl
     rng = np.random.default_rng(cell.seed)
     batches: list[np.ndarray] = []
     while len(batches) < total:
-        batches.extend(data_mod.batch_order(lengths, batch, rng, config.bucket_by_length))
+        batches.extend(batching.batch_order(lengths, batch, rng, config.bucket_by_length))
     batches = batches[:total]
     factor = lr_factor(total, config.warmup_ratio)
     return _Plan(
@@ -393,13 +393,13 @@ class _Stack:
         on a GPU as the stack grows (every cell reads the same rows)."""
         import torch
 
-        from assay.train import data as data_mod
+        from assay.train import batching
 
         device = self.params["word"].device
         size = max(batch, 4096 // self.k) if device.type == "cuda" else batch
         return [
             (torch.as_tensor(index, device=device), max(int(lengths[index].max()), 1))
-            for index in data_mod.eval_order(lengths, size)
+            for index in batching.eval_order(lengths, size)
         ]
 
     def predict(self, ids: np.ndarray, lengths: np.ndarray, batch: int, pad: int, setup):

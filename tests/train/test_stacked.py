@@ -99,7 +99,7 @@ def test_stacked_cell_matches_the_encoder_model_loop(tmp_path):
 
 
 def test_unstackable_configurations_say_why(tiny_encoder):
-    from assay.train.surgery import LoraSettings
+    from assay.train.model_adaptation import LoraSettings
 
     assert unstackable(_config(tiny_encoder)) is None
     assert "LoRA" in unstackable(_config(tiny_encoder, lora=LoraSettings()))
