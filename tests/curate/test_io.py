@@ -250,10 +250,10 @@ def test_hub_id_offline_is_one_error_without_retries(tmp_path, monkeypatch):
     pytest.importorskip("datasets")
     import time
 
-    from assay.curate import io as io_mod
+    from assay.curate import read_hf
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(io_mod, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(read_hf, "_hub_reachable", lambda timeout=3.0: False)
     started = time.perf_counter()
     with pytest.raises(InputError, match=r"not a local path.*Hub is not reachable"):
         read(ReadOptions(source="someone/no-such-dataset", config="sst2"))
