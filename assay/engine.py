@@ -187,7 +187,7 @@ class RayEngine:
         # A two-stage hash shuffle in plain Ray tasks (no shuffle actors to start): each
         # block splits its rows by the hash of `key` into `parts` pieces; reducer p
         # concatenates piece p of every block, so it holds every row of its keys.
-        split = ray.remote(num_returns=parts)(_split_by_key) if parts > 1 else None
+        split = ray.remote(num_returns=parts)(split_by_key) if parts > 1 else None
         pieces = []
         for i in range(0, table.num_rows, size):
             block = ray.put(table.slice(i, size))
@@ -218,8 +218,9 @@ def cpu_budget() -> int:
         return os.cpu_count() or 1
 
 
-def _split_by_key(block: pa.Table, key: str, parts: int) -> list[pa.Table]:
-    """`block` in `parts` pieces by a hash of `key` (the same key, the same piece)."""
+def split_by_key(block: pa.Table, key: str, parts: int) -> list[pa.Table]:
+    """`block` in `parts` pieces by a hash of `key` (the same key, the same piece): the
+    partition `shuffle_map` uses on Ray, shared by engines that stand in for it."""
     import polars as pl
 
     column = pl.from_arrow(block.select([key])).to_series()

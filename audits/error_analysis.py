@@ -153,12 +153,12 @@ def _word_weights(model: Any) -> tuple[Any, np.ndarray]:
 
 def fast_model_features(model: Any, texts: Sequence[str], k: int = 15) -> pl.DataFrame:
     """Per class, the k named word n-grams with the largest weight towards it."""
-    from assay.train.features import _TOKEN, word_ngrams
+    from assay.train.features import WORD_TOKEN, word_ngrams
 
     block, weights = _word_weights(model)
     lo, hi = block.ngrams
     names: dict[int, str] = {}
-    tokens = [_TOKEN.findall(t.lower()) for t in texts]
+    tokens = [WORD_TOKEN.findall(t.lower()) for t in texts]
     for n in range(lo, hi + 1):
         grams = sorted(
             {" ".join(toks[i : i + n]) for toks in tokens for i in range(len(toks) - n + 1)}

@@ -163,7 +163,7 @@ Condition = Callable[[list[str], list[str]], bool]
 Rule = tuple[int, str, Condition]  # (order, to tag, condition)
 
 
-class _RuleSet:
+class RuleSet:
     """The contextual rules of one source tag: indexed ones and ones to scan."""
 
     def __init__(self) -> None:
@@ -172,11 +172,13 @@ class _RuleSet:
 
 
 @lru_cache(maxsize=1)
-def _context_rules() -> dict[str, _RuleSet]:
+def context_rules() -> dict[str, RuleSet]:
+    """Brill's contextual rules (TextBlob's `en-context.txt`), by the tag they change; read
+    once per process, so a caller timing setup can load them ahead."""
     from assay.augment.base import package_file
 
     path = package_file("textblob", "en", "en-context.txt", purpose="the contextual POS rules")
-    rules: dict[str, _RuleSet] = {}
+    rules: dict[str, RuleSet] = {}
     order = 0
     for line in path.read_text(encoding="utf-8").splitlines():
         parts = line.split()
@@ -189,7 +191,7 @@ def _context_rules() -> dict[str, _RuleSet]:
         x, y = parts[3], parts[4] if len(parts) > 4 else ""
         rule = (order, parts[1], template(x, y))
         order += 1
-        group = rules.setdefault(parts[0], _RuleSet())
+        group = rules.setdefault(parts[0], RuleSet())
         key = _KEYS.get(cmd)
         if key is None:
             group.scan.append(rule)
@@ -203,7 +205,7 @@ def contextual_window(w: list[str], t: list[str]) -> str:
     """The tag of the middle word of a 7-token window (words `w`, lexicon tags `t`,
     padded with "STAART") after Brill's contextual rules: the last matching rule wins."""
     tag = t[3]
-    group = _context_rules().get(tag)
+    group = context_rules().get(tag)
     if group is None:
         return tag
     best = -1

@@ -348,12 +348,12 @@ def cold(which: str, data: Path, rows: int | None) -> dict:
     texts, labels = load(data, rows)
     started = time.perf_counter()
     if which == "assay":
-        from assay.augment.tagger import _context_rules, default_tagger
+        from assay.augment.tagger import context_rules, default_tagger
         from assay.augment.wordnet import default_synonyms
 
         default_synonyms()
         default_tagger()
-        _context_rules()
+        context_rules()
         step = assay_step("synonyms", p=P)
         corpus = assay_corpus(texts, labels)
         setup = time.perf_counter() - started

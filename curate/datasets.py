@@ -104,7 +104,7 @@ def get(name: str, force: bool = False) -> Path:
         return path_of(name)
     with tempfile.TemporaryDirectory(prefix="assay-data-") as tmp:
         sdist = _download_vader(Path(tmp))
-        for member, frame in _parse_vader(sdist).items():
+        for member, frame in parse_vader(sdist).items():
             target = next(d for d in DATASETS.values() if d.member == member)
             write_parquet(path_of(target.name), frame)
             log.info("cached %s (%d rows)", target.name, frame.height)
@@ -133,7 +133,9 @@ def _download_vader(where: Path) -> Path:
     return archives[0]
 
 
-def _parse_vader(sdist: Path) -> dict[str, pl.DataFrame]:
+def parse_vader(sdist: Path) -> dict[str, pl.DataFrame]:
+    """The VADER data sets in the vaderSentiment sdist at `sdist`, by member file name: one
+    corpus each (ids, binary labels, mean ratings), as `get` stores them."""
     with tarfile.open(sdist) as outer:
         inner_member = next(m for m in outer.getmembers() if m.name.endswith(VADER_ARCHIVE))
         inner_bytes = outer.extractfile(inner_member).read()  # type: ignore[union-attr]

@@ -82,7 +82,7 @@ def _multiplicities(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
     return np.bincount(picks.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
 
 
-def _off_diagonal_mass(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
+def off_diagonal_mass(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
     """cleanlab's `num_label_issues(..., estimation_method="off_diagonal_calibrated")`,
     before its rounding, for each row of `w` (B, n), the multiplicities of a resample.
 
@@ -125,11 +125,11 @@ def estimate_errors(
     n = len(y)
     if multilabel:
         return _estimate_multilabel(y, p, rng, min(n_resamples, N_RESAMPLES_MULTILABEL), confidence)
-    full = float(_off_diagonal_mass(y, p, np.ones((1, n)))[0])
+    full = float(off_diagonal_mass(y, p, np.ones((1, n)))[0])
     rows = max(1, _CHUNK_ELEMENTS // max(n * p.shape[1], 1))
     counts = np.concatenate(
         [
-            _off_diagonal_mass(y, p, _multiplicities(rng, n, min(rows, n_resamples - s)))
+            off_diagonal_mass(y, p, _multiplicities(rng, n, min(rows, n_resamples - s)))
             for s in range(0, n_resamples, rows)
         ]
     )

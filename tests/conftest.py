@@ -89,10 +89,10 @@ class ActorsEngine:
     def shuffle_map(self, table, key, fn):
         import pyarrow as pa
 
-        from assay.engine import _split_by_key
+        from assay.engine import split_by_key
 
         self.shuffles.append(key)
-        outs = [fn(piece) for piece in _split_by_key(table, key, self.parts)]
+        outs = [fn(piece) for piece in split_by_key(table, key, self.parts)]
         return pa.concat_tables([t for t in outs if t.num_rows] or outs[:1])
 
 

@@ -31,7 +31,7 @@ def _sdist(tmp_path):
 
 
 def test_vader_sets_parse_into_binary_labels_with_ratings(tmp_path):
-    frames = datasets._parse_vader(_sdist(tmp_path))
+    frames = datasets.parse_vader(_sdist(tmp_path))
     movies = frames["movieReviewSnippets_GroundTruth.txt"]
     assert movies["id"].to_list() == ["vader-movies/1", "vader-movies/2", "vader-movies/3"]
     assert movies["label"].to_list() == ["positive", "negative", "negative"]

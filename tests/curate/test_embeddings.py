@@ -36,12 +36,18 @@ def counted_loads(monkeypatch):
 
 
 def test_dedup_and_guard_share_one_loaded_encoder(tiny_sentence_model, counted_loads):
-    from assay.augment.guard import GuardConfig, _similarity
+    import polars as pl
+
+    from assay.augment.guard import GuardConfig, check
     from assay.curate.dedup_semantic import embed
 
     first = embed(["good film", "bad plot"], tiny_sentence_model)
     second = embed(["good plot"], tiny_sentence_model)
-    sims = _similarity(GuardConfig(encoder=tiny_sentence_model), ["good film"], ["good plot"])
+    parents = pl.DataFrame({"id": ["p"], "text": ["good plot"], "label": ["pos"]})
+    new = pl.DataFrame({"id": ["p~0"], "text": ["good film"], "parent_id": ["p"]})
+    config = GuardConfig(model="none", similarity=-1.0, encoder=tiny_sentence_model)
+    checked = check(config, parents, parents, new, seed=0, step="guard")
+    sims = checked["guard__guard_similarity"].to_numpy()
     assert counted_loads == [(tiny_sentence_model, resources.embedding_device())]
     assert first.shape == (2, 16) and second.shape == (1, 16)
     assert np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)

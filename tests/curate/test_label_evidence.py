@@ -20,12 +20,12 @@ def test_the_vectorised_mass_is_cleanlabs_on_the_rows_and_on_a_resample(k):
     for n in (40, 300):
         p = rng.dirichlet(np.full(k, 0.5), size=n)
         y = rng.integers(0, k, n)
-        ours = label_evidence._off_diagonal_mass(y, p, np.ones((1, n)))[0]
+        ours = label_evidence.off_diagonal_mass(y, p, np.ones((1, n)))[0]
         assert abs(ours - cleanlab_mass(y, p)) <= tolerance
         pick = rng.integers(0, n, n)
         if len(set(y[pick])) == k:  # cleanlab needs every class in the resample
             w = np.bincount(pick, minlength=n)[None, :].astype(float)
-            resampled = label_evidence._off_diagonal_mass(y, p, w)[0]
+            resampled = label_evidence.off_diagonal_mass(y, p, w)[0]
             assert abs(resampled - cleanlab_mass(y[pick], p[pick])) <= tolerance
 
 
