@@ -13,6 +13,7 @@ import ast
 import functools
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -190,16 +191,21 @@ def test_every_folder_with_python_files_has_a_floor():
 # -- the check catches what it should, on a planted copy of the tree ------------------------
 
 
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    """The floored folders' Python files, copied."""
+def copy_python(root: Path, folders: Iterable[str]) -> Path:
+    """The Python files of `folders` of the repository, copied under `root`."""
 
     def not_python(folder: str, names: list[str]) -> list[str]:
         return [n for n in names if n == "__pycache__" or (Path(folder, n).is_file() and not n.endswith(".py"))]  # fmt: skip
 
-    for folder in PACKAGE:
-        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=not_python)
-    return tmp_path
+    for folder in folders:
+        shutil.copytree(ROOT / folder, root / folder, ignore=not_python)
+    return root
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """The floored folders' Python files, copied."""
+    return copy_python(tmp_path, PACKAGE)
 
 
 def plant(root: Path, folder: str, code: str) -> str:
