@@ -16,7 +16,7 @@ copies) written as a directory of Parquet files, each path in its own process, p
 of the driver:
 
 - recipe streaming: the directory as input; the dedup runs while it is read and only the
-  kept rows are loaded (`assay.recipes.streaming_input`);
+  kept rows are loaded (`assay.curate.streaming_read`);
 - recipe in memory: the same rows as one Parquet file, loaded whole, then deduplicated;
 - with `--ray`, both again with `engine: ray` (a local Ray cluster started in the process;
   its workers and object store are other processes, not in the driver's peak).
@@ -157,7 +157,7 @@ def run_recipe(source: str, out: str, engine: str) -> dict:
         def emit(self, record: logging.LogRecord) -> None:
             streamed.append(record.getMessage())
 
-    log = logging.getLogger("assay.recipes.streaming_input")
+    log = logging.getLogger("assay.curate.streaming_read")
     log.setLevel(logging.INFO)
     log.addHandler(Seen())
     start = time.perf_counter()

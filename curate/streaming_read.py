@@ -1,7 +1,7 @@
-"""Exact dedup while reading: a recipe whose input is a directory of Parquet files and whose
-first step is `dedup` with `method: exact` never holds its whole input in memory.
+"""Exact dedup while reading: an input that is a directory of Parquet files, read for a
+first step that is `dedup` with `method: exact`, is never held in memory whole.
 
-The input is read batch by batch and mapped onto the corpus as `io.read` maps it (rows
+The input is read batch by batch and mapped onto the corpus as `read` maps it (rows
 without text are dropped at load, as there). Each batch goes to a scratch Parquet file and
 its normalised texts are hashed into partitions on disk (`find_duplicate_rows`, the first
 passes of `dedup_parquet`). Only the rows that share a normalised text with another row
@@ -33,12 +33,13 @@ import polars as pl
 from assay import corpus as corpus_mod
 from assay.cache import StepCache, step_key
 from assay.context import RunContext
-from assay.curate import io
+from assay.curate.corpus_map import mapped_columns, source_names, to_corpus
 from assay.curate.dedup import DedupFilter
 from assay.curate.dedup_exact import DuplicateRows, find_duplicate_rows
+from assay.curate.read_files import parquet_dir_hash, parquet_files
+from assay.curate.read_options import Loaded, ReadOptions
 from assay.errors import InputError, StepError
 from assay.ids import disambiguate
-from assay.recipes.schema import Recipe
 from assay.step import DROP_COLUMNS, Step, StepResult, check_accounting
 
 log = logging.getLogger(__name__)
@@ -54,33 +55,32 @@ _REPEAT_SUFFIX = r"\.\d+$"  # what `disambiguate` appends to the k-th repeat of 
 class StreamedStart:
     """The input as read (its corpus: the rows the first step kept) and that step's result."""
 
-    loaded: io.Loaded
+    loaded: Loaded
     result: StepResult
     key: str  # the cache key of the corpus after the first step
 
 
-def streamed_source(recipe: Recipe, steps: list[Step]) -> Path | None:
+def streamed_source(options: ReadOptions, steps: list[Step]) -> Path | None:
     """The Parquet directory to read while deduplicating, or None for a whole load."""
-    options = recipe.input
     if not steps or not isinstance(steps[0], DedupFilter) or steps[0].config.method != "exact":
         return None
     path = Path(options.source).expanduser()
-    if options.format not in ("auto", "parquet") or not io.parquet_files(path):
+    if options.format not in ("auto", "parquet") or not parquet_files(path):
         return None
     return path
 
 
 def dedup_while_reading(
-    recipe: Recipe, steps: list[Step], ctx: RunContext, cache: StepCache
+    options: ReadOptions, steps: list[Step], ctx: RunContext, cache: StepCache
 ) -> StreamedStart | None:
-    """Read the input and run its first step (exact dedup) out of core, if the recipe is
-    shaped for it (see `streamed_source`); None otherwise."""
-    path = streamed_source(recipe, steps)
+    """Read the input `options` name and run the first of `steps` (exact dedup) on it out of
+    core, if they are shaped for it (see `streamed_source`); None otherwise."""
+    path = streamed_source(options, steps)
     if path is None:
         return None
-    step, options = steps[0], recipe.input
+    step = steps[0]
     started = time.perf_counter()
-    input_key = io.parquet_dir_hash(path, options)
+    input_key = parquet_dir_hash(path, options)
     key = step_key(input_key, step, ctx.seed, 0)
     reader = _CorpusBatches(path, options)
     log.info(
@@ -110,7 +110,7 @@ def dedup_while_reading(
         report.n_added,
         " [cached]" if report.cached else "",
     )
-    loaded = io.Loaded(
+    loaded = Loaded(
         corpus=result.corpus,
         dropped=reader.load_dropped(),
         rows_read=reader.rows_read,
@@ -121,21 +121,21 @@ def dedup_while_reading(
 
 
 class _CorpusBatches:
-    """The input's rows mapped onto the corpus batch by batch, as `io.read` maps them;
+    """The input's rows mapped onto the corpus batch by batch, as `read` maps them;
     rows without text are set aside (`load_dropped`), ids are checked across batches."""
 
-    def __init__(self, path: Path, options: io.ReadOptions) -> None:
+    def __init__(self, path: Path, options: ReadOptions) -> None:
         import pyarrow.parquet as pq
 
         self.path, self.options = path, options
-        self.files = io.parquet_files(path)
+        self.files = parquet_files(path)
         try:
             names = list(pl.read_parquet_schema(self.files[0]))
             self._rows = [pq.read_metadata(f).num_rows for f in self.files]
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise InputError(f"cannot read {str(path)!r} as parquet: {exc}") from None
-        self.columns = io.mapped_columns(path, names, options)
-        mapped = io.source_names(options)
+        self.columns = mapped_columns(path, names, options)
+        mapped = source_names(options)
         self.sourced = {mapped[c] for c in self.columns if c in mapped}  # corpus columns read
         total = sum(self._rows)
         self.max_rows = total if options.limit is None else min(total, options.limit)
@@ -147,7 +147,7 @@ class _CorpusBatches:
         self.rows_read, self._dropped, self._id_hashes = 0, [], []
         lenient = self.options.model_copy(update={"strict": False})
         for raw in self._raw_batches():
-            corpus, dropped = io.to_corpus(raw, lenient)
+            corpus, dropped = to_corpus(raw, lenient)
             if self.options.strict and dropped.height:
                 text = raw[self.options.text_column].cast(pl.String)
                 empty = text.is_null() | (text.str.strip_chars() == "")

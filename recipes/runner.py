@@ -26,12 +26,12 @@ from assay.books import LINEAGE_SCHEMA
 from assay.cache import StepCache, step_key
 from assay.context import RunContext
 from assay.curate import io
+from assay.curate.streaming_read import dedup_while_reading
 from assay.errors import RecipeError, StepError, redact_data, shorten
 from assay.hashing import frame_hash
 from assay.progress import Progress, SilentProgress
 from assay.recipes.results import RunResult
 from assay.recipes.schema import Recipe, StepSpec, dump_recipe, load_recipe
-from assay.recipes.streaming_input import dedup_while_reading
 from assay.recipes.tracking import check_tracking, track_run
 from assay.rundir import (
     CORPUS,
@@ -291,7 +291,7 @@ def _build_run(
         cache = StepCache(enabled=recipe.cache)
     cache = _usable_cache(cache)
     # A Parquet directory whose first step is exact dedup is deduplicated while it is read.
-    streamed = None if given is not None else dedup_while_reading(recipe, steps, ctx, cache)
+    streamed = None if given is not None else dedup_while_reading(recipe.input, steps, ctx, cache)
     if streamed is not None:
         loaded = streamed.loaded
     else:

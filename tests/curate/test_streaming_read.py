@@ -1,4 +1,4 @@
-"""A Parquet directory whose recipe begins with exact dedup is deduplicated while it is
+"""A Parquet directory read for a first step of exact dedup is deduplicated while it is
 read: the run equals the run on the same rows loaded whole."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 
 from assay import run
 from assay.cache import StepCache
+from assay.curate import streaming_read
 from assay.errors import InputError
-from assay.recipes import streaming_input
 from assay.recipes.runner import run_recipe
 from assay.recipes.schema import load_recipe
 
@@ -101,17 +101,17 @@ CONFIGS = [
 def test_a_streamed_parquet_directory_gives_the_run_a_whole_load_gives(
     tmp_path, caplog, monkeypatch, dedup, id_column
 ):
-    monkeypatch.setattr(streaming_input, "BATCH_ROWS", 7)  # many batches per file
+    monkeypatch.setattr(streaming_read, "BATCH_ROWS", 7)  # many batches per file
     rows = planted_rows() if id_column else planted_rows().drop("ref")
     shards = write_shards(rows, tmp_path / "shards", [25, 20, 24])
     whole = tmp_path / "whole.parquet"  # one small file, read whole
     rows.write_parquet(whole)
     options = {"id_column": id_column} if id_column else {}
-    with caplog.at_level(logging.INFO, logger="assay.recipes.streaming_input"):
+    with caplog.at_level(logging.INFO, logger="assay.curate.streaming_read"):
         streamed = run(recipe(shards, dedup, **options), tmp_path / "streamed")
     assert any(STREAMED in r.getMessage() for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="assay.recipes.streaming_input"):
+    with caplog.at_level(logging.INFO, logger="assay.curate.streaming_read"):
         loaded = run(recipe(whole, dedup, **options), tmp_path / "loaded")
     assert not any(STREAMED in r.getMessage() for r in caplog.records)
 
@@ -136,7 +136,7 @@ def test_a_cached_streamed_dedup_is_not_recomputed(tmp_path, caplog):
     spec = {**recipe(shards, {}), "cache": True}
     cache = StepCache(tmp_path / "cache")
     first = run_recipe(load_recipe(spec), tmp_path / "one", cache=cache)
-    with caplog.at_level(logging.INFO, logger="assay.recipes.streaming_input"):
+    with caplog.at_level(logging.INFO, logger="assay.curate.streaming_read"):
         second = run_recipe(load_recipe(spec), tmp_path / "two", cache=cache)
     assert any("[cached]" in r.getMessage() for r in caplog.records)
     assert second.manifest["cached_steps"] == ["dedup", "split"]
@@ -178,6 +178,25 @@ def test_the_step_decides_on_text_keys_unless_it_compares_lengths(tmp_path, monk
     assert examples and all(expected[e["id"]] == e["text"] for e in examples)
 
 
+def test_only_a_parquet_directory_read_for_exact_dedup_is_streamed(tmp_path):
+    from assay.curate.clean import CleanTransform
+    from assay.curate.dedup import DedupFilter
+    from assay.curate.read_options import ReadOptions
+    from assay.curate.streaming_read import streamed_source
+
+    shards = write_shards(planted_rows(), tmp_path / "shards", [30, 39])
+    single = tmp_path / "one.parquet"
+    planted_rows().write_parquet(single)
+    exact, near = DedupFilter(method="exact"), DedupFilter(method="minhash")
+    assert streamed_source(ReadOptions(source=str(shards)), [exact]) == shards
+    assert streamed_source(ReadOptions(source=str(shards), format="parquet"), [exact]) == shards
+    assert streamed_source(ReadOptions(source=str(shards)), [near]) is None
+    assert streamed_source(ReadOptions(source=str(shards)), [CleanTransform(), exact]) is None
+    assert streamed_source(ReadOptions(source=str(shards)), []) is None
+    assert streamed_source(ReadOptions(source=str(shards), format="hf"), [exact]) is None
+    assert streamed_source(ReadOptions(source=str(single)), [exact]) is None
+
+
 def test_ids_repeated_across_files_are_a_one_line_input_error(tmp_path):
     rows = planted_rows().with_columns(
         ref=pl.when(pl.int_range(pl.len()) == 40).then(pl.lit("r002")).otherwise(pl.col("ref"))
@@ -194,7 +213,7 @@ def test_limit_and_a_dedup_after_another_step_read_like_a_whole_load(tmp_path, c
     assert limited.manifest["accounting"]["rows_read"] == 40
     spec = recipe(shards, {})
     spec["steps"].insert(0, {"clean": {}})
-    with caplog.at_level(logging.INFO, logger="assay.recipes.streaming_input"):
+    with caplog.at_level(logging.INFO, logger="assay.curate.streaming_read"):
         after = run(spec, tmp_path / "after")
     assert not any(STREAMED in r.getMessage() for r in caplog.records)
     manifest = json.loads((tmp_path / "after" / "manifest.json").read_text())
