@@ -17,12 +17,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from assay.errors import InputError, ResourceError, require
+from assay.errors import InputError, ResourceError, require, shorten
 from assay.progress import Progress, SilentProgress
 from assay.train import batching
 from assay.train.device import DeviceSetup, ThreadTuner, select_device
 from assay.train.embedding import sliced_embedding
-from assay.train.fast import EstimatorProtocol, class_array, fit_classes
+from assay.train.fast import EstimatorProtocol, class_array, fit_classes, not_fitted
 from assay.train.metrics import classification_report, encode
 from assay.train.model_adaptation import LoraSettings, apply_lora, extend_vocabulary, freeze
 
@@ -80,6 +80,25 @@ class FineTuneConfig(BaseModel):
     threads: int | None = Field(None, ge=1, description="CPU threads (free cores if unset)")
 
 
+class ParamsError(InputError, ValueError):
+    """A bad EncoderModel param: assay's input error, and the ValueError that scikit-learn's
+    tools expect from a constructor or `set_params` that validates."""
+
+
+def _validated(params: dict[str, Any]) -> FineTuneConfig:
+    """The FineTuneConfig of `params`, or one InputError naming each bad param."""
+    from pydantic import ValidationError
+
+    try:
+        return FineTuneConfig(**params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {shorten(e.get('input'))})"
+            for e in exc.errors()
+        )
+        raise ParamsError(f"EncoderModel got bad params: {problems}") from None
+
+
 class EncoderModel(EstimatorProtocol):
     """Fine-tunes a sequence-classification encoder; `fit` then `predict_proba`/`predict`.
 
@@ -96,7 +115,7 @@ class EncoderModel(EstimatorProtocol):
     ) -> None:
         if config is not None and options:
             raise TypeError("pass either a FineTuneConfig or keyword options, not both")
-        self.config = config if config is not None else FineTuneConfig(**options)
+        self.config = config if config is not None else _validated(options)
         # The values as given (not as validated), so scikit-learn's clone finds them back.
         self._params = {
             name: options[name] if name in options else getattr(self.config, name)
@@ -135,12 +154,13 @@ class EncoderModel(EstimatorProtocol):
                 f"EncoderModel got unknown params {unknown}; expected seed, progress or a "
                 f"FineTuneConfig field ({sorted(FineTuneConfig.model_fields)})"
             )
+        merged = {**self._params, **{k: v for k, v in params.items() if k in self._params}}
+        self.config = _validated(merged)  # first, so a bad value changes nothing
+        self._params = merged
         if "progress" in params:
-            self._progress = params.pop("progress")
+            self._progress = params["progress"]
             self.progress = self._progress or SilentProgress()
-        self.seed = params.pop("seed", self.seed)
-        self._params = {**self._params, **params}
-        self.config = FineTuneConfig(**self._params)
+        self.seed = params.get("seed", self.seed)
         return self
 
     @property
@@ -149,7 +169,7 @@ class EncoderModel(EstimatorProtocol):
 
     # -- building ---------------------------------------------------------------------------
 
-    def _build(self, n_classes: int) -> None:
+    def _build(self, classes: np.ndarray) -> None:
         require("torch", "train", "fine-tuning")
         require("transformers", "train", "fine-tuning")
         import torch
@@ -161,13 +181,13 @@ class EncoderModel(EstimatorProtocol):
         self.setup = select_device(cfg.device, cfg.threads)
         torch.manual_seed(self.seed)
         path = encoder(cfg.model)
-        labels = {i: str(c) for i, c in enumerate(self.classes_)}
+        labels = {i: str(c) for i, c in enumerate(classes)}
         try:
             with quiet_model_loading():
                 self.tokenizer = AutoTokenizer.from_pretrained(path)
                 self.model = AutoModelForSequenceClassification.from_pretrained(
                     path,
-                    num_labels=n_classes,
+                    num_labels=len(classes),
                     id2label=labels,
                     label2id={c: i for i, c in labels.items()},
                     problem_type=(
@@ -212,17 +232,24 @@ class EncoderModel(EstimatorProtocol):
                 f"fine-tuning needs as many labels as texts (got {len(texts)} texts, "
                 f"{len(labels)} labels) and at least one example"
             )
-        self.multilabel = isinstance(labels[0], (list, tuple))
-        if self.multilabel:
+        multilabel = isinstance(labels[0], (list, tuple))
+        if multilabel:
             names = sorted({str(x) for lab in labels for x in lab})
-            self.classes_ = class_array(names)
+            classes = class_array(names)
         else:
-            labels, names, self.classes_ = fit_classes(labels)
+            labels, names, classes = fit_classes(labels)
             if dev_labels is not None:
                 dev_labels = [str(x.item() if isinstance(x, np.generic) else x) for x in dev_labels]
-        if len(names) < 2 and not self.multilabel:
+        if len(names) < 2 and not multilabel:
             raise InputError(f"fine-tuning needs at least two classes; found {names}")
-        self._build(len(names))
+        # A refit starts unfitted, so a fit that fails below leaves no half-fitted model that
+        # check_is_fitted would pass.
+        self.__dict__.pop("classes_", None)
+        self.model = None
+        self.multilabel = multilabel
+        self.history, self.steps, self.train_examples, self.train_seconds = [], 0, 0, 0.0
+        self._build(classes)
+        self.classes_ = classes
         cfg = self.config
         rng = np.random.default_rng(self.seed)
         train = batching.Encoded(
@@ -390,10 +417,9 @@ class EncoderModel(EstimatorProtocol):
         return classification_report(labels, pred, classes)["macro_f1"]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        self._check_fitted()  # before torch loads: an unfitted model needs none
         import torch
 
-        if self.model is None:
-            raise InputError("this EncoderModel is not fitted yet: call fit(texts, labels) first")
         texts = list(texts)
         out = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
         if not texts:
@@ -415,6 +441,10 @@ class EncoderModel(EstimatorProtocol):
                 out[index] = p.cpu().numpy()
         return out
 
+    def _check_fitted(self) -> None:
+        if self.model is None or not hasattr(self, "classes_"):
+            raise not_fitted("EncoderModel")
+
     def predict(self, texts: Sequence[str]) -> list[Any]:
         proba = self.predict_proba(texts)
         if not self.multilabel:
@@ -424,6 +454,7 @@ class EncoderModel(EstimatorProtocol):
 
     def save(self, directory: str | Path) -> Path:
         """Write the model (or only the LoRA adapter) and the tokenizer."""
+        self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(directory)

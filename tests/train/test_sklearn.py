@@ -11,15 +11,14 @@ equivalence on dense rows), which a text model cannot read. Run here, on each mo
   `check_estimator_tags_renamed`, `check_valid_tag_types`, `check_mixin_order`,
   `check_parameters_default_constructible`, `check_get_params_invariance`,
   `check_set_params` (they construct, clone and introspect; no data), and
-  `check_estimators_unfitted` for the fast and probe models (predicting before fit raises
-  scikit-learn's NotFittedError, which is also assay's InputError);
+  `check_estimators_unfitted` (predicting before fit raises scikit-learn's NotFittedError,
+  which is also assay's InputError);
 - apply but are not met, by design: `check_no_attributes_set_in_init` and
   `check_do_not_raise_errors_in_init_or_set_params`. The models take their options as
   keywords (`**options`, checked against `DEFAULTS` so a misspelt option is an error) and
   keep them in `options` (`config` for the encoder), so scikit-learn's introspection sees a
   parameter named `options`; `get_params`, `set_params` and `clone` work from the option
-  names. The encoder also raises assay's InputError, not NotFittedError, when it predicts
-  before fit, and keeps its training record (`history`, `steps`) from `__init__` on.
+  names. The encoder also keeps its training record (`history`, `steps`) from `__init__` on.
 - everything else feeds numbers: not applicable. The behaviours they stand for are
   tested here on text instead (fit returns self, pickling, scoring, `check_is_fitted`).
 """
@@ -289,7 +288,7 @@ def test_estimator_checks_that_apply_to_text_input_pass(check):
 def test_predicting_before_fit_is_scikit_learns_not_fitted_error():
     from sklearn.utils.estimator_checks import check_estimators_unfitted
 
-    for model in _models()[:2]:  # fast and probe (the encoder: see the docstring)
+    for model in _models():
         check_estimators_unfitted(type(model).__name__, model)
 
 
