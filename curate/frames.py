@@ -12,6 +12,7 @@ Nothing here imports pandas, pyarrow or datasets unless the object passed in com
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,18 @@ def from_frame(
     return corpus
 
 
-def read(source: str, **options: Any) -> pl.DataFrame:
-    """A validated corpus from a file, a directory, a dataset name or a Hugging Face id.
+def read(source: Any, **options: Any) -> pl.DataFrame:
+    """A validated corpus from a file, a directory, a dataset name or a Hugging Face id,
+    or from a table already in memory (what `from_frame` takes: pandas, polars, Arrow or a
+    Hugging Face dataset).
 
     Keyword options are those of a recipe's `input:` (`text_column`, `label_column`,
     `format`, `encoding`...). Rows without text are left out and logged. A run folder, or a
     parquet file that holds a corpus (a run's corpus.parquet), is read back as that corpus,
     splits and all.
     """
+    if not isinstance(source, (str, os.PathLike)):
+        return from_frame(source, **_frame_options(options))
     saved = _saved_corpus(Path(source).expanduser()) if set(options) <= {"labels"} else None
     if saved is not None:
         corpus = corpus_mod.conform(pl.read_parquet(saved))
@@ -122,3 +127,10 @@ def _saved_corpus(path: Path) -> Path | None:
     except (OSError, pl.exceptions.PolarsError):
         return None  # the raw reader says what is wrong with it
     return path if all(c in columns for c in corpus_mod.REQUIRED) else None
+
+
+def _frame_options(options: dict[str, Any]) -> dict[str, Any]:
+    """`read`'s column options (`text_column`...) under `from_frame`'s names (`text`...)."""
+    names = {"text_column": "text", "label_column": "label", "id_column": "id",
+             "split_column": "split", "group_column": "group"}  # fmt: skip
+    return {names.get(key, key): value for key, value in options.items()}

@@ -192,3 +192,16 @@ def test_a_step_takes_a_corpus_back_from_pandas_and_arrow():
         assert result.corpus["id"].to_list() == corpus["id"].head(1).to_list()
     with pytest.raises(SchemaError, match=r"got a pandas.DataFrame with the columns \['t'\]"):
         CleanTransform().apply(pd.DataFrame({"t": ["a"]}))
+
+
+def test_read_takes_a_table_in_memory_like_from_frame():
+    frame = pl.DataFrame(
+        {"review": ["a fine film", "a dull film", "   "], "y": ["pos", "neg", "neg"]}
+    )
+    arrow = frame.to_arrow()
+    reader = pa.RecordBatchReader.from_batches(arrow.schema, arrow.to_batches())
+    for given in (frame.to_pandas(), reader):
+        corpus = assay.read(given, text_column="review", label_column="y")
+        expected = assay.from_frame(frame, text="review", label="y")
+        assert corpus["id"].to_list() == expected["id"].to_list()
+        assert corpus["text"].to_list() == ["a fine film", "a dull film"]  # the blank row left out
