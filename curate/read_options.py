@@ -74,7 +74,8 @@ class ReadOptions(BaseModel):
     )
     data_files: str | list[str] | dict[str, str | list[str]] | None = Field(
         None,
-        description="data files for a Hugging Face builder source (csv, json, parquet, text)",
+        description="data files for a Hugging Face builder source (csv, json, parquet, text) "
+        "or of a local folder, e.g. {train: a.parquet, test: b.parquet}",
     )
 
     def hub_options(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from assay.curate.read_files import (
     parquet_files,
     read_file,
 )
-from assay.curate.read_hf import HF_MARKERS, read_hf
+from assay.curate.read_hf import HF_MARKERS, read_hf, saved_dataset, split_layout
 from assay.curate.read_options import Loaded, ReadOptions
 from assay.errors import InputError
 from assay.hashing import file_hash, json_hash
@@ -36,13 +36,7 @@ def read(options: ReadOptions) -> Loaded:
         path = datasets.cached_path(options.source)
         if options.id_column is None:  # the datasets carry their source keys as ids
             options = options.model_copy(update={"id_column": "id"})
-    fmt = (
-        options.format
-        if options.format != "auto"
-        else "hf"
-        if options.hub_options() and not path.exists()
-        else guess_format(path, options.source)
-    )
+    fmt = source_format(path, options)
     notes: list[str] = []
     raw = read_raw(path if path.exists() else Path(options.source), fmt, options, notes)
     if options.limit is not None:
@@ -92,6 +86,26 @@ def read_corpus(path: str | os.PathLike[str]) -> pl.DataFrame:
         if "id" in frame.columns:  # already a corpus (a run's output), not raw data
             return corpus_mod.conform(frame)
     return read(ReadOptions(source=str(path))).corpus
+
+
+def source_format(path: Path, options: ReadOptions) -> str:
+    """The format `read` reads `path` (the source, resolved) as. A folder whose data files
+    name splits (`train.parquet`, `data/test-00000-of-00001.parquet`), or that the options
+    give Hugging Face data_files or a split to read, is read by `datasets` (format `hf`)
+    with its splits, whatever the format of its files."""
+    hf_folder = options.data_files is not None or options.source_split is not None
+    if (
+        options.format in ("auto", "parquet")
+        and path.is_dir()
+        and not saved_dataset(path)
+        and (hf_folder or split_layout(path))
+    ):
+        return "hf"
+    if options.format != "auto":
+        return options.format
+    if options.hub_options() and not path.exists():
+        return "hf"
+    return guess_format(path, options.source)
 
 
 def guess_format(path: Path, source: str) -> str:

@@ -38,6 +38,7 @@ from assay.curate.dedup import DedupFilter
 from assay.curate.dedup_exact import DuplicateRows, find_duplicate_rows
 from assay.curate.read_files import parquet_dir_hash, parquet_files
 from assay.curate.read_options import Loaded, ReadOptions
+from assay.curate.reader import source_format
 from assay.errors import InputError, StepError
 from assay.ids import disambiguate
 from assay.step import DROP_COLUMNS, Step, StepResult, check_accounting
@@ -65,8 +66,8 @@ def streamed_source(options: ReadOptions, steps: list[Step]) -> Path | None:
     if not steps or not isinstance(steps[0], DedupFilter) or steps[0].config.method != "exact":
         return None
     path = Path(options.source).expanduser()
-    if options.format not in ("auto", "parquet") or not parquet_files(path):
-        return None
+    if not parquet_files(path) or source_format(path, options) != "parquet":
+        return None  # not a Parquet directory, or one `read` reads by its splits
     return path
 
 
