@@ -161,7 +161,7 @@ def t_on_seeds(variant, base, y, k) -> dict:
 
 def pool_chunk(args, draws: list[int]) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """Test predictions of pool draws `draws`: each draw as drawn and with 10% flipped."""
-    from assay.recipes.ablation import train_draw_seed
+    from assay.recipes.ablation_cells import train_draw_seed
     from assay.train.ablation_data import subsample_train
 
     pool, test_texts, test_labels = load_pool()

@@ -241,7 +241,7 @@ def test_encoder_arms_warn_when_step_counts_differ(toy_csv, tiny_bert, tmp_path)
 
 
 def test_terms_chosen_by_a_step_are_handed_to_the_encoder():
-    from assay.recipes.ablation import domain_terms
+    from assay.recipes.ablation_cells import domain_terms
     from assay.step import StepReport
 
     reports = [
@@ -255,7 +255,7 @@ def test_terms_chosen_by_a_step_are_handed_to_the_encoder():
 
 
 def test_variants_add_remove_and_reconfigure_steps(tmp_path):
-    from assay.recipes.ablation import plan_arms
+    from assay.recipes.ablation_arms import plan_arms
 
     path = tmp_path / "toy.csv"
     pl.DataFrame({"text": ["a b"], "label": ["x"]}).write_csv(path)
@@ -290,7 +290,7 @@ def test_variants_add_remove_and_reconfigure_steps(tmp_path):
 
 
 def test_baseline_until_leaves_the_pipelines_later_steps_to_the_variants(tmp_path):
-    from assay.recipes.ablation import plan_arms
+    from assay.recipes.ablation_arms import plan_arms
 
     path = tmp_path / "toy.csv"
     pl.DataFrame({"text": ["a b"], "label": ["x"]}).write_csv(path)
@@ -354,7 +354,7 @@ def test_each_seed_draws_its_own_train_rows_shared_by_every_arm(tmp_path):
 
 
 def test_seeds_draw_different_rows_and_arms_of_a_seed_the_same(tmp_path):
-    from assay.recipes.ablation import train_draw_seed
+    from assay.recipes.ablation_cells import train_draw_seed
     from assay.train.ablation_data import subsample_train
 
     corpus = pl.read_csv(_toy(tmp_path)).with_columns(id=pl.format("r{}", pl.int_range(pl.len())))
@@ -516,7 +516,7 @@ def test_cells_trained_elsewhere_give_the_local_table(toy_csv, tiny_bert, tmp_pa
 
 def test_auto_model_is_the_fast_model_without_a_gpu(toy_csv, tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
-    from assay.recipes.ablation import resolve_auto
+    from assay.recipes.ablation_judge import resolve_auto
     from assay.recipes.ablation_spec import AblationSpec
 
     spec = AblationSpec.model_validate({"model": "auto", "seeds": 3, "variants": NOOP})
