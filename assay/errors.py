@@ -49,10 +49,18 @@ def redact_data(value: Any) -> Any:
     return value
 
 
+# The exit codes of the `assay` command, one rule: 2 when what was given is wrong (the command
+# line, the recipe, the input data: fix it and run again), 1 when the work could not be done
+# with what was given (a step failed, a model or package is missing, an output cannot be
+# written, a service is unreachable). Click's own usage errors exit 2 as well.
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
 class AssayError(Exception):
     """Base of every error assay raises on purpose."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
     def __str__(self) -> str:
         text = super().__str__()
@@ -64,15 +72,19 @@ class AssayError(Exception):
 class SchemaError(AssayError):
     """A corpus does not satisfy the corpus schema."""
 
+    exit_code = EXIT_BAD_INPUT
+
 
 class InputError(AssayError):
     """Input data cannot be read as asked: missing column, bad encoding, empty file..."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 class RecipeError(AssayError):
     """A recipe is malformed: bad YAML, unknown step or key, wrong value."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
 
 class StepError(AssayError):

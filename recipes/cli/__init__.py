@@ -16,6 +16,9 @@ from typing import Any
 
 import click
 
+from assay.errors import EXIT_BAD_INPUT, EXIT_FAILED
+from assay.recipes.cli.completion import DatasetName, complete_step_names
+from assay.recipes.cli.examples import examples
 from assay.recipes.cli.group import AssayGroup
 from assay.recipes.cli.options import (
     QUIET_HELP,
@@ -36,7 +39,31 @@ def _console(quiet: bool):
     return Console(stderr=True, quiet=quiet)
 
 
-@click.group(cls=AssayGroup, context_settings={"help_option_names": ["-h", "--help"]})
+MAIN_EPILOG = "\n\n".join(
+    [
+        examples(
+            "assay data get vader-movies",
+            "assay run recipes/quickstart.yaml --out runs/quickstart",
+            "assay steps show synonyms",
+        ),
+        "\b\nExit codes:\n"
+        "  0  success\n"
+        f"  {EXIT_FAILED}  the work failed: a step, a missing model or package, an output that\n"
+        "     cannot be written, an unreachable service\n"
+        f"  {EXIT_BAD_INPUT}  what was given is wrong: the command line, a bad recipe, missing or\n"
+        "     unreadable input data",
+        "\b\nShell completion (bash; zsh and fish: docs/cli.md):\n"
+        '  eval "$(_ASSAY_COMPLETE=bash_source assay)"',
+        "Environment variables (ASSAY_HOME, ASSAY_CACHE_DIR, ASSAY_LS_*...): docs/cli.md.",
+    ]
+)
+
+
+@click.group(
+    cls=AssayGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=MAIN_EPILOG,
+)
 @click.version_option(package_name="assay")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 @click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
@@ -48,7 +75,12 @@ def main(verbose: int, quiet: bool) -> None:
     )
 
 
-@main.command()
+@main.command(
+    epilog=examples(
+        "assay run recipes/quickstart.yaml --out runs/quickstart",
+        "assay run recipes/quickstart.yaml --no-ablation --seed 7 -q",
+    )
+)
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @out_dir_option("runs/<name>")
 @seed_option()
@@ -132,7 +164,7 @@ def _print_run_summary(console, manifest: dict[str, Any], path: Path) -> None:
             console.print(headline, markup=False, highlight=False, soft_wrap=True)
 
 
-@main.command()
+@main.command(epilog=examples("assay validate recipes/quickstart.yaml"))
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 def validate(recipe: Path) -> None:
     """Check a recipe without running it."""
@@ -144,12 +176,12 @@ def validate(recipe: Path) -> None:
     )
 
 
-@main.group()
+@main.group(epilog=examples("assay steps list", "assay steps show synonyms"))
 def steps() -> None:
     """List registered steps and show their parameters."""
 
 
-@steps.command("list")
+@steps.command("list", epilog=examples("assay steps list"))
 def steps_list() -> None:
     """List every registered step with its kind and summary."""
     from assay import registry
@@ -162,8 +194,8 @@ def steps_list() -> None:
         click.echo(f"{name:<{width}}  {cls.kind:<9}  {registry.summary(cls)}")
 
 
-@steps.command("show")
-@click.argument("name")
+@steps.command("show", epilog=examples("assay steps show split", "assay steps show dedup --json"))
+@click.argument("name", shell_complete=complete_step_names)
 @json_option
 def steps_show(name: str, as_json: bool) -> None:
     """Show a step's documentation and the JSON schema of its Config."""
@@ -198,12 +230,12 @@ def _type_name(prop: dict[str, Any]) -> str:
     return str(prop.get("type", "any"))
 
 
-@main.group()
+@main.group(epilog=examples("assay data list", "assay data get vader-movies"))
 def data() -> None:
     """Real labelled datasets that assay can fetch."""
 
 
-@data.command("list")
+@data.command("list", epilog=examples("assay data list"))
 def data_list() -> None:
     """List the datasets `assay data get` can fetch."""
     from assay.curate.datasets import list_datasets
@@ -213,8 +245,8 @@ def data_list() -> None:
         click.echo(f"{d['name']:<14} {d['rows']:>6,} rows  {mark:<6}  {d['description']}")
 
 
-@data.command("get")
-@click.argument("name")
+@data.command("get", epilog=examples("assay data get vader-movies"))
+@click.argument("name", type=DatasetName())
 @click.option("--force", is_flag=True, help="Download again even if cached.")
 def data_get(name: str, force: bool) -> None:
     """Fetch and cache a dataset; prints the path of its parquet file."""
@@ -223,12 +255,15 @@ def data_get(name: str, force: bool) -> None:
     click.echo(str(get(name, force=force)))
 
 
-@main.group()
+@main.group(epilog=examples("assay recipe schema --out recipe.schema.json"))
 def recipe() -> None:
     """Recipe tools."""
 
 
-@recipe.command("schema")
+@recipe.command(
+    "schema",
+    epilog=examples("assay recipe schema", "assay recipe schema --out recipe.schema.json"),
+)
 @out_file_option("the schema (instead of stdout)")
 def recipe_schema(out: Path | None) -> None:
     """Print the JSON Schema of recipes (for editor completion)."""
@@ -243,7 +278,7 @@ def recipe_schema(out: Path | None) -> None:
         click.echo(text)
 
 
-@main.command()
+@main.command(epilog=examples("assay doctor", "assay doctor --ray-address auto"))
 @click.option(
     "--ray-address", help="Report this Ray cluster (default: $RAY_ADDRESS or a local one)."
 )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from assay.recipes.cli.examples import examples
 from assay.recipes.cli.options import (
     mlflow_options,
     model_option,
@@ -15,7 +16,13 @@ from assay.recipes.cli.options import (
 )
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "assay ablate recipes/ablation.yaml",
+        "assay ablate recipes/ablation.yaml --model probe --seeds 5",
+        "assay ablate recipes/ablation.yaml --confirm minilm --mlflow sqlite:///mlruns.db",
+    )
+)
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @out_dir_option("runs/<name>-ablation, or runs/<name> if the name ends so")
 @model_option()

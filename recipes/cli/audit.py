@@ -10,16 +10,31 @@ import click
 
 from assay.audits.leakage_methods import METHODS
 from assay.context import DEFAULT_SEED
+from assay.recipes.cli.examples import examples
 from assay.recipes.cli.group import AssayGroup
 from assay.recipes.cli.options import json_option, model_option, quiet_option, seed_option
 
 
-@click.group("audit", cls=AssayGroup)
+@click.group(
+    "audit",
+    cls=AssayGroup,
+    epilog=examples(
+        "assay audit leakage runs/quickstart",
+        "assay audit quality runs/quickstart --json",
+        "assay audit model runs/quickstart --slice origin",
+    ),
+)
 def audit() -> None:
     """Audit a corpus without a recipe: leaks between splits, data quality, a model's errors."""
 
 
-@audit.command("leakage")
+@audit.command(
+    "leakage",
+    epilog=examples(
+        "assay audit leakage runs/quickstart",
+        "assay audit leakage data/splits/ --method exact --benchmark test.jsonl --json",
+    ),
+)
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--method",
@@ -82,7 +97,13 @@ def leakage_cmd(
     Console().print(table)
 
 
-@audit.command("quality")
+@audit.command(
+    "quality",
+    epilog=examples(
+        "assay audit quality runs/quickstart",
+        "assay audit quality corpus.parquet --min-words 5 --json",
+    ),
+)
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
 @click.option("--min-words", type=click.IntRange(min=1), default=3, show_default=True,
               help="Rows with fewer words are short.")  # fmt: skip
@@ -117,7 +138,13 @@ def quality_cmd(
         Console().print(card.rich())
 
 
-@audit.command("model")
+@audit.command(
+    "model",
+    epilog=examples(
+        "assay audit model runs/quickstart",
+        "assay audit model runs/quickstart --slice origin --terms terms.txt --json",
+    ),
+)
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
 @model_option("fast")
 @click.option(

@@ -7,16 +7,21 @@ import json
 import click
 
 from assay.errors import InputError
+from assay.recipes.cli.examples import examples
 from assay.recipes.cli.group import AssayGroup
 from assay.recipes.cli.options import json_option, quiet_option
 
 
-@click.group("cache", cls=AssayGroup)
+@click.group(
+    "cache",
+    cls=AssayGroup,
+    epilog=examples("assay cache info", "assay cache prune --older-than 30d"),
+)
 def cache() -> None:
     """Inspect and prune the step cache (set ASSAY_CACHE_DIR to move it)."""
 
 
-@cache.command("info")
+@cache.command("info", epilog=examples("assay cache info", "assay cache info --json"))
 @json_option
 def info_cmd(as_json: bool) -> None:
     """Where the cache is, its size, entries, and the ages of the oldest and newest entry."""
@@ -33,7 +38,10 @@ def info_cmd(as_json: bool) -> None:
     click.echo(f"newest   {format_age(info['newest_age_s'])}")
 
 
-@cache.command("prune")
+@cache.command(
+    "prune",
+    epilog=examples("assay cache prune --older-than 30d", "assay cache prune --all"),
+)
 @click.option(
     "--older-than", metavar="AGE", help="Remove entries not used for AGE (e.g. 12h, 30d, 2w)."
 )

@@ -17,6 +17,7 @@ import click
 
 from assay.curate.active import STRATEGIES
 from assay.errors import InputError
+from assay.recipes.cli.examples import examples
 from assay.recipes.cli.group import AssayGroup
 from assay.recipes.cli.options import (
     batch_option,
@@ -103,12 +104,26 @@ def _progress(quiet: bool):
     return RichProgress(Console(stderr=True))
 
 
-@click.group("ls", cls=AssayGroup)
+@click.group(
+    "ls",
+    cls=AssayGroup,
+    epilog=examples(
+        "assay ls init corpus.parquet -p reviews",
+        "assay ls push corpus.parquet -p reviews --only-unlabeled",
+        "assay ls pull -p reviews --corpus corpus.parquet --out labelled.parquet",
+    ),
+)
 def ls() -> None:
     """Sync a corpus with a Label Studio project: init, push, pull, status, round, review."""
 
 
-@ls.command("init")
+@ls.command(
+    "init",
+    epilog=examples(
+        "assay ls init corpus.parquet -p reviews",
+        "assay ls init -p reviews --labels negative,positive --url http://localhost:8080",
+    ),
+)
 @corpus_argument(required=False)
 @_connection_options
 @click.option("--labels", help="Comma-separated label set (default: the corpus's labels).")
@@ -145,7 +160,13 @@ def init_cmd(
     )
 
 
-@ls.command("push")
+@ls.command(
+    "push",
+    epilog=examples(
+        "assay ls push corpus.parquet -p reviews --only-unlabeled",
+        "assay ls push corpus.parquet -p reviews --strategy hybrid --batch 100",
+    ),
+)
 @corpus_argument()
 @_connection_options
 @click.option("--only-unlabeled", is_flag=True, help="Push only rows without a label.")
@@ -252,7 +273,13 @@ def push_cmd(
     )
 
 
-@ls.command("pull")
+@ls.command(
+    "pull",
+    epilog=examples(
+        "assay ls pull -p reviews --corpus corpus.parquet --out labelled.parquet",
+        "assay ls pull -p reviews --corpus corpus.parquet --out labelled.parquet --full",
+    ),
+)
 @_connection_options
 @_corpus_option(
     "Apply resolved labels to this corpus (default: a corpus of the project's tasks).",
@@ -337,7 +364,9 @@ def pull_cmd(
     click.echo(f"sync directory: {directory}")
 
 
-@ls.command("status")
+@ls.command(
+    "status", epilog=examples("assay ls status -p reviews", "assay ls status -p reviews --json")
+)
 @_connection_options
 @json_option
 def status_cmd(
@@ -381,7 +410,12 @@ def _rounds_table(rounds: list[dict]) -> str:
     return "\n".join(lines)
 
 
-@ls.command("round")
+@ls.command(
+    "round",
+    epilog=examples(
+        "assay ls round -p reviews --corpus corpus.parquet --strategy hybrid --batch 100"
+    ),
+)
 @_connection_options
 @_corpus_option(
     "The corpus: labelled train rows, unlabelled rows to choose from, dev rows to score."
@@ -449,7 +483,13 @@ def round_cmd(
     click.echo(f"sync directory: {directory}")
 
 
-@ls.command("review")
+@ls.command(
+    "review",
+    epilog=examples(
+        "assay ls review -p doubts --corpus runs/curate",
+        "assay ls review -p doubts --corpus runs/curate --pull --out runs/reviewed",
+    ),
+)
 @_connection_options
 @_corpus_option("The corpus with the rows in doubt (a run directory or its corpus.parquet).")
 @click.option(

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from assay.recipes.cli.examples import examples
 
-@click.command("report")
+
+@click.command("report", epilog=examples("assay report runs/quickstart"))
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
     """Rebuild report.html and report.md of RUN_DIR (a run directory or an ablation's

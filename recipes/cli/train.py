@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from assay.recipes.cli.examples import examples
 from assay.recipes.cli.options import (
     corpus_argument,
     model_option,
@@ -15,7 +16,12 @@ from assay.recipes.cli.options import (
 )
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "assay train runs/quickstart",
+        "assay train runs/quickstart/corpus.parquet --model minilm --slice origin --save-model",
+    )
+)
 @corpus_argument()
 @model_option(default="fast")
 @seed_option(default=0, of="the training run")

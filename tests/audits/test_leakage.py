@@ -311,7 +311,7 @@ def test_cli_reads_a_folder_of_split_files_and_fails_in_one_line(tmp_path):
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
     result = runner.invoke(main, ["audit", "leakage", str(empty_dir)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 

@@ -36,7 +36,7 @@ def test_report_command_rebuilds_both_files_and_prints_their_paths(tmp_path):
 
 def test_report_command_says_what_a_run_folder_holds_when_given_another(tmp_path):
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "manifest.json" in lines[0] and "ablation.json" in lines[0]
     assert "Traceback" not in result.output

@@ -64,7 +64,7 @@ def test_bad_input_is_one_clear_line(runner, tmp_path, content, message):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"input: {{source: {data}}}\n")
     result = runner.invoke(main, ["run", str(recipe), "--out", str(tmp_path / "run"), "-q"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
 
@@ -84,7 +84,7 @@ def test_data_list_recipe_schema_and_doctor(runner, tmp_path):
     result = runner.invoke(main, ["data", "list"])
     assert result.exit_code == 0 and "vader-movies" in result.output and "10,605" in result.output
     result = runner.invoke(main, ["data", "get", "nope"])
-    assert result.exit_code == 1 and "unknown dataset" in result.output
+    assert result.exit_code == 2 and "unknown dataset" in result.output
     out = tmp_path / "schema.json"
     result = runner.invoke(main, ["recipe", "schema", "--out", str(out)])
     assert result.exit_code == 0 and json.loads(out.read_text())["title"] == "assay recipe"
@@ -119,7 +119,7 @@ def test_train_reports_metrics_with_intervals(runner, tmp_path):
     assert ci["estimate"] == 1.0 and ci["low"] <= ci["estimate"] <= ci["high"]
     assert (run / "train-fast" / "predictions_test.parquet").exists()
     result = runner.invoke(main, ["train", str(tmp_path)])
-    assert result.exit_code == 1 and "neither a corpus parquet" in result.output
+    assert result.exit_code == 2 and "neither a corpus parquet" in result.output
 
 
 def test_shared_options_have_one_help_text_everywhere():
@@ -178,7 +178,7 @@ def test_cache_info_and_prune(runner, tmp_path, monkeypatch):
         (["cache", "prune", "--older-than", "3y"], "12h, 30d or 2w"),
     ]:
         result = runner.invoke(main, args)
-        assert result.exit_code == 1 and message in result.output
+        assert result.exit_code == 2 and message in result.output
         assert len(result.output.strip().splitlines()) == 1
     result = runner.invoke(main, ["cache", "prune", "--all"])
     assert result.exit_code == 0 and "removed 2 entries" in result.output
@@ -236,7 +236,7 @@ def test_missing_relative_path_is_one_line_and_quick(runner, tmp_path, monkeypat
     started = time.perf_counter()
     result = runner.invoke(main, ["run", str(recipe), "-q"])
     assert time.perf_counter() - started < 5
-    assert result.exit_code == 1 and "does not exist" in result.output
+    assert result.exit_code == 2 and "does not exist" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 
