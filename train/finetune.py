@@ -169,7 +169,7 @@ class EncoderModel(EstimatorProtocol):
 
     # -- building ---------------------------------------------------------------------------
 
-    def _build(self, classes: np.ndarray) -> None:
+    def _build(self, n_classes: int) -> None:
         require("torch", "train", "fine-tuning")
         require("transformers", "train", "fine-tuning")
         import torch
@@ -181,13 +181,13 @@ class EncoderModel(EstimatorProtocol):
         self.setup = select_device(cfg.device, cfg.threads)
         torch.manual_seed(self.seed)
         path = encoder(cfg.model)
-        labels = {i: str(c) for i, c in enumerate(classes)}
+        labels = {i: str(c) for i, c in enumerate(self.classes_)}
         try:
             with quiet_model_loading():
                 self.tokenizer = AutoTokenizer.from_pretrained(path)
                 self.model = AutoModelForSequenceClassification.from_pretrained(
                     path,
-                    num_labels=len(classes),
+                    num_labels=n_classes,
                     id2label=labels,
                     label2id={c: i for i, c in labels.items()},
                     problem_type=(
@@ -242,14 +242,16 @@ class EncoderModel(EstimatorProtocol):
                 dev_labels = [str(x.item() if isinstance(x, np.generic) else x) for x in dev_labels]
         if len(names) < 2 and not multilabel:
             raise InputError(f"fine-tuning needs at least two classes; found {names}")
-        # A refit starts unfitted, so a fit that fails below leaves no half-fitted model that
-        # check_is_fitted would pass.
-        self.__dict__.pop("classes_", None)
+        # A refit starts afresh, and a model that fails to load leaves no half-fitted model
+        # that check_is_fitted would pass.
         self.model = None
-        self.multilabel = multilabel
+        self.multilabel, self.classes_ = multilabel, classes
         self.history, self.steps, self.train_examples, self.train_seconds = [], 0, 0, 0.0
-        self._build(classes)
-        self.classes_ = classes
+        try:
+            self._build(len(names))
+        except BaseException:
+            del self.classes_
+            raise
         cfg = self.config
         rng = np.random.default_rng(self.seed)
         train = batching.Encoded(
