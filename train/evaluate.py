@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,8 @@ from assay import corpus as corpus_mod
 from assay.errors import InputError
 from assay.progress import Progress
 from assay.train.metrics import classification_report, slice_metrics
+
+log = logging.getLogger(__name__)
 
 FAST = "fast"
 PROBE = "probe"  # frozen sentence embeddings + logistic regression (train/probe.py)
@@ -311,13 +314,17 @@ def _train_group(jobs, model: str, evals: pl.DataFrame, progress) -> list[TrainO
                           None if np.allclose(weights, 1.0) else weights))  # fmt: skip
         rows.append(train.height)
     dev = evals.filter(pl.col("split") == "dev")
-    results = train_stack(
-        cells,
-        config,
-        evals["text"].to_list(),
-        (dev["text"].to_list(), dev["label"].to_list()) if dev.height else None,
-        progress=progress,
-    )
+    results, shared = [], []
+    for members in _stacks(config, len(cells)):
+        stack = train_stack(
+            [cells[i] for i in members],
+            config,
+            evals["text"].to_list(),
+            (dev["text"].to_list(), dev["label"].to_list()) if dev.height else None,
+            progress=progress,
+        )
+        results += stack
+        shared += [len(members)] * len(stack)
     return [
         outcome_from_proba(
             model,
@@ -328,13 +335,30 @@ def _train_group(jobs, model: str, evals: pl.DataFrame, progress) -> list[TrainO
             result.classes,
             None,
             (),
-            seconds=result.train_seconds / len(jobs),
+            seconds=result.train_seconds / size,
             steps=result.steps,
             examples_per_s=result.examples_per_s,
             history=result.history,
         )
-        for job, n, result in zip(jobs, rows, results, strict=True)
+        for job, n, result, size in zip(jobs, rows, results, shared, strict=True)
     ]
+
+
+def _stacks(config: Any, n: int) -> list[range]:
+    """The cells of a group in stacks: one on a GPU, as many as memory needs on a CPU."""
+    from assay.train import stack_memory
+    from assay.train.device import describe_device
+    from assay.train.finetune import base_encoder
+
+    if describe_device(config.device)[0] != "cpu":
+        return [range(n)]
+    _, hf_config, state = base_encoder(config.model)
+    parameters = sum(int(t.numel()) for t in state.values())
+    per_cell = stack_memory.cell_bytes(hf_config, parameters, config.batch_size, config.max_length)
+    size = stack_memory.cells_per_stack(per_cell)
+    if size < n:
+        log.info("%d cells in stacks of at most %d (CPU memory)", n, size)
+    return stack_memory.chunks(n, size)
 
 
 LEAKED = "leaked"
