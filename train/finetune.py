@@ -12,91 +12,44 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from assay.errors import InputError, ResourceError, require, shorten
+from assay.errors import InputError, ResourceError, require
 from assay.progress import Progress, SilentProgress
 from assay.train import batching
+from assay.train.base_encoder import (
+    TokenCache,
+    base_encoder,
+    head_init,
+    set_head,
+    token_cache,
+)
 from assay.train.device import DeviceSetup, ThreadTuner, select_device
 from assay.train.embedding import sliced_embedding
 from assay.train.fast import EstimatorProtocol, class_array, fit_classes, not_fitted
+from assay.train.finetune_config import FineTuneConfig, ParamsError, validated_config
+from assay.train.finetune_schedule import eval_points, loss_weights, lr_factor
 from assay.train.metrics import classification_report, encode
 from assay.train.model_adaptation import LoraSettings, apply_lora, extend_vocabulary, freeze
 
 log = logging.getLogger(__name__)
 
-
-class FineTuneConfig(BaseModel):
-    """Settings of the fine-tune loop. One default per setting, defined here."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model: str | None = Field(
-        None, description="encoder: HF id or path; unset = the packaged all-MiniLM-L6-v2"
-    )
-    max_length: int = Field(128, ge=8, description="tokens per example (longer is truncated)")
-    batch_size: int = Field(
-        16,
-        ge=1,
-        description="examples per optimiser micro-batch, the same on every device (a step "
-        "budget then means the same examples seen on CPU and GPU)",
-    )
-    eval_batch_size: int = Field(64, ge=1, description="examples per inference batch")
-    epochs: float = Field(3.0, gt=0, description="passes over the training set")
-    max_steps: int | None = Field(
-        None, ge=1, description="fixed number of optimiser steps (overrides epochs)"
-    )
-    learning_rate: float = Field(5e-5, gt=0, description="peak learning rate (AdamW)")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases/norms)")
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps of linear warmup")
-    grad_accum: int = Field(1, ge=1, description="micro-batches per optimiser step")
-    max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping norm")
-    class_weights: Literal["balanced"] | dict[str, float] | None = Field(
-        None, description="loss weight per class: 'balanced' (inverse frequency) or a mapping"
-    )
-    sample_weights: bool = Field(True, description="scale each example's loss by its weight")
-    early_stopping_patience: int | None = Field(
-        2, ge=1, description="evaluations without dev macro-F1 gain before stopping"
-    )
-    evals_per_epoch: int = Field(1, ge=1, description="dev evaluations per epoch")
-    lora: LoraSettings | None = Field(None, description="train LoRA adapters instead")
-    freeze_embeddings: bool = Field(False, description="keep the embedding layer fixed")
-    freeze_layers: int = Field(0, ge=0, description="keep the first N transformer layers fixed")
-    domain_terms: list[str] = Field(
-        default_factory=list,
-        description="words added to the tokenizer as whole tokens (embedding = mean of pieces)",
-    )
-    bucket_by_length: bool = Field(True, description="length-bucketed batches (less padding)")
-    slice_embeddings: bool = Field(
-        True,
-        description="train only the embedding rows of tokens in the training set "
-        "(same weights, less work per step)",
-    )
-    threshold: float = Field(0.5, gt=0, lt=1, description="multi-label decision threshold")
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    threads: int | None = Field(None, ge=1, description="CPU threads (free cores if unset)")
-
-
-class ParamsError(InputError, ValueError):
-    """A bad EncoderModel param: assay's input error, and the ValueError that scikit-learn's
-    tools expect from a constructor or `set_params` that validates."""
-
-
-def _validated(params: dict[str, Any]) -> FineTuneConfig:
-    """The FineTuneConfig of `params`, or one InputError naming each bad param."""
-    from pydantic import ValidationError
-
-    try:
-        return FineTuneConfig(**params)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {shorten(e.get('input'))})"
-            for e in exc.errors()
-        )
-        raise ParamsError(f"EncoderModel got bad params: {problems}") from None
+# The names importers have taken from here; each lives in the module named for it.
+__all__ = [
+    "EncoderModel",
+    "FineTuneConfig",
+    "LoraSettings",
+    "ParamsError",
+    "TokenCache",
+    "base_encoder",
+    "eval_points",
+    "head_init",
+    "loss_weights",
+    "lr_factor",
+    "token_cache",
+]
 
 
 class EncoderModel(EstimatorProtocol):
@@ -115,7 +68,7 @@ class EncoderModel(EstimatorProtocol):
     ) -> None:
         if config is not None and options:
             raise TypeError("pass either a FineTuneConfig or keyword options, not both")
-        self.config = config if config is not None else _validated(options)
+        self.config = config if config is not None else validated_config(options)
         # The values as given (not as validated), so scikit-learn's clone finds them back.
         self._params = {
             name: options[name] if name in options else getattr(self.config, name)
@@ -155,7 +108,7 @@ class EncoderModel(EstimatorProtocol):
                 f"FineTuneConfig field ({sorted(FineTuneConfig.model_fields)})"
             )
         merged = {**self._params, **{k: v for k, v in params.items() if k in self._params}}
-        self.config = _validated(merged)  # first, so a bad value changes nothing
+        self.config = validated_config(merged)  # first, so a bad value changes nothing
         self._params = merged
         if "progress" in params:
             self._progress = params["progress"]
@@ -205,7 +158,7 @@ class EncoderModel(EstimatorProtocol):
                 f"cannot load the encoder {cfg.model!r} ({path}): {str(exc).splitlines()[0]}; "
                 "give a local model directory, or leave model unset for the packaged MiniLM"
             ) from None
-        _set_head(self.model, self.seed, path)
+        set_head(self.model, self.seed, path)
         if cfg.domain_terms:
             self.added_terms = extend_vocabulary(self.tokenizer, self.model, cfg.domain_terms)
         if cfg.freeze_embeddings or cfg.freeze_layers:
@@ -478,163 +431,6 @@ def _snapshot(model) -> dict[str, Any]:
 
 def _to(tensor, setup: DeviceSetup):
     return None if tensor is None else tensor.to(setup.device)
-
-
-def eval_points(per_epoch: int, total: int, per_epoch_evals: int) -> set[int]:
-    """The optimiser steps after which dev is evaluated: a function of the data and the
-    configuration only, so the same on every device."""
-    every = max(1, per_epoch // per_epoch_evals)
-    return set(range(every, total + 1, every)) | {total}
-
-
-def lr_factor(total: int, warmup_ratio: float):
-    """The learning-rate multiplier at optimiser step `step` (0-based): linear warmup over
-    `warmup_ratio` of the steps, then linear decay to zero."""
-    warmup = int(total * warmup_ratio)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
-
-
-def loss_weights(
-    labels: list[Any],
-    weights,
-    classes: Sequence[str],
-    cfg: FineTuneConfig,
-    multilabel: bool = False,
-) -> np.ndarray:
-    """Each example's loss weight: its sample weight times its class weight, mean 1."""
-    n = len(labels)
-    w = np.ones(n, dtype=np.float32)
-    if weights is not None and cfg.sample_weights:
-        w = np.asarray(weights, dtype=np.float32).copy()
-        if w.shape != (n,):
-            raise InputError(f"got {w.shape[0]} weights for {n} training examples")
-    if cfg.class_weights is not None and not multilabel:
-        w *= _class_weight_vector(labels, classes, cfg)[encode(labels, classes)]
-    # Mean 1: weights change the balance between examples, not the learning rate.
-    return w / w.mean() if w.mean() > 0 else w
-
-
-def _class_weight_vector(labels: list[Any], classes: Sequence[str], cfg) -> np.ndarray:
-    if cfg.class_weights == "balanced":
-        counts = np.bincount(encode(labels, classes), minlength=len(classes))
-        return (len(labels) / (len(classes) * np.maximum(counts, 1))).astype(np.float32)
-    assert isinstance(cfg.class_weights, dict)
-    unknown = sorted(set(cfg.class_weights) - set(classes))
-    if unknown:
-        raise InputError(
-            f"class_weights names {unknown}, which are not training classes {list(classes)}"
-        )
-    return np.array([cfg.class_weights.get(c, 1.0) for c in classes], dtype=np.float32)
-
-
-# -- the encoder, loaded once per process ----------------------------------------------------
-
-_ENCODERS: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
-_TOKENS: dict[tuple[int, int], TokenCache] = {}
-
-
-def base_encoder(model: str | None):
-    """(tokenizer, config, fp32 state dict of the base encoder) for `model`, loaded once
-    per process. A pooler the checkpoint lacks is left out of the state (`head_init`
-    draws it from the seed)."""
-    require("torch", "train", "fine-tuning")
-    require("transformers", "train", "fine-tuning")
-    from assay.resources import encoder
-
-    path = str(encoder(model))
-    if path not in _ENCODERS:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        from assay.resources import quiet_model_loading
-
-        try:
-            with quiet_model_loading():
-                tokenizer = AutoTokenizer.from_pretrained(path)
-                base, info = AutoModel.from_pretrained(
-                    path, dtype=torch.float32, output_loading_info=True
-                )
-        except (OSError, ValueError) as exc:
-            raise ResourceError(
-                f"cannot load the encoder {model!r} ({path}): {str(exc).splitlines()[0]}; "
-                "give a local model directory, or leave model unset for the packaged MiniLM"
-            ) from None
-        missing = set(info.get("missing_keys", []))
-        state = {k: v.detach() for k, v in base.state_dict().items() if k not in missing}
-        _ENCODERS[path] = (tokenizer, base.config, state)
-    return _ENCODERS[path]
-
-
-class TokenCache:
-    """Token ids of each distinct text, computed once per process and tokenizer."""
-
-    def __init__(self, tokenizer, max_length: int) -> None:
-        self.tokenizer, self.max_length = tokenizer, max_length
-        self.ids: dict[str, list[int]] = {}
-
-    def add(self, texts: Sequence[str]) -> None:
-        new = list(dict.fromkeys(t for t in texts if t not in self.ids))
-        if new:
-            self.ids.update(zip(new, batching.tokenize(self.tokenizer, new, self.max_length),
-                                strict=True))  # fmt: skip
-
-    def __call__(self, text: str) -> list[int]:
-        if text not in self.ids:
-            self.add([text])
-        return self.ids[text]
-
-
-def token_cache(tokenizer, max_length: int) -> TokenCache:
-    key = (id(tokenizer), max_length)
-    if key not in _TOKENS:
-        _TOKENS[key] = TokenCache(tokenizer, max_length)
-    return _TOKENS[key]
-
-
-def head_init(seed: int, config, n_classes: int, state: dict[str, Any]):
-    """(pooler weight, pooler bias, classifier weight, classifier bias) of a BERT-family
-    classifier for `seed`, in the (out, in) layout of `nn.Linear`: the checkpoint's pooler
-    where it has one, else drawn like the classifier (normal, std `initializer_range`, zero
-    bias) from the seed's own generator. The stacked trainer and `EncoderModel` both start
-    from it, so a cell starts from the same weights in either."""
-    import torch
-
-    g = torch.Generator().manual_seed(int(seed))
-    hidden, std = config.hidden_size, config.initializer_range
-    if "pooler.dense.weight" in state:
-        pool_w = state["pooler.dense.weight"].float().clone()
-        pool_b = state["pooler.dense.bias"].float().clone()
-    else:
-        pool_w = torch.randn((hidden, hidden), generator=g) * std
-        pool_b = torch.zeros(hidden)
-    cls_w = torch.randn((n_classes, hidden), generator=g) * std
-    return pool_w, pool_b, cls_w, torch.zeros(n_classes)
-
-
-def _set_head(model, seed: int, path) -> None:
-    """Give a BERT classifier the head `head_init` draws for this seed."""
-    import torch
-
-    if getattr(model.config, "model_type", None) != "bert" or not hasattr(model, "bert"):
-        return
-    pooler = model.bert.pooler
-    state = {}
-    if pooler is not None:
-        _, _, base_state = base_encoder(str(path))
-        state = base_state
-    pw, pb, cw, cb = head_init(seed, model.config, model.classifier.out_features, state)
-    with torch.no_grad():
-        if pooler is not None:
-            pooler.dense.weight.copy_(pw)
-            pooler.dense.bias.copy_(pb)
-        model.classifier.weight.copy_(cw)
-        model.classifier.bias.copy_(cb)
 
 
 def _autocast(setup: DeviceSetup | None):
