@@ -385,7 +385,7 @@ def render_html(findings: pl.DataFrame, summary: dict[str, Any]) -> str:
 
 def render_markdown(findings: pl.DataFrame, summary: dict[str, Any]) -> str:
     """The model audit as Markdown."""
-    from assay.audits.quality import markdown_table
+    from assay.audits.quality_render import markdown_table
 
     parts = [
         "### Model audit\n",
@@ -402,7 +402,7 @@ def rich_tables(findings: pl.DataFrame, summary: dict[str, Any]):
     from rich.console import Group
     from rich.table import Table
 
-    from assay.audits.quality import cell_text
+    from assay.audits.quality_render import cell_text
 
     tables = []
     for title, rows in _sections(findings, summary):
