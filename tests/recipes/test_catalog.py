@@ -1,16 +1,20 @@
-"""The catalog knows every step module, and the README's step table names every step."""
+"""The catalog finds every step module by itself, and the README's step table names every
+step."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from assay import registry
-from assay.recipes.catalog import BUILTIN_STEP_MODULES, load_steps
+from assay.recipes.catalog import BUILTIN_STEP_MODULES, builtin_step_modules, load_steps
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = {"curate": "assay.curate", "augment": "assay.augment", "train": "assay.train",
-            "audits": "assay.audits", "recipes": "assay.recipes"}  # fmt: skip
+PACKAGES = {"assay": "assay", "curate": "assay.curate", "augment": "assay.augment",
+            "train": "assay.train", "audits": "assay.audits",
+            "recipes": "assay.recipes"}  # fmt: skip
 REGISTERS = re.compile(r"^@register\(", re.MULTILINE)
 
 
@@ -28,16 +32,29 @@ def registering_modules() -> set[str]:
     return found
 
 
-def test_every_module_that_registers_a_step_is_in_the_catalog():
-    missing = registering_modules() - set(BUILTIN_STEP_MODULES)
-    assert not missing, (
-        f"{sorted(missing)} register steps but are missing from "
-        "recipes/catalog.py BUILTIN_STEP_MODULES: recipes cannot use their steps"
+def test_discovery_finds_exactly_the_modules_that_register_steps():
+    assert set(builtin_step_modules()) == registering_modules()
+    assert list(builtin_step_modules()) == sorted(builtin_step_modules())
+    assert list(builtin_step_modules()) == BUILTIN_STEP_MODULES
+
+
+def test_every_registered_step_comes_from_a_discovered_module():
+    load_steps()
+    discovered = set(builtin_step_modules())
+    modules = {registry.get(n).__module__ for n in registry.names()}
+    builtin = {m for m in modules if m.startswith("assay.")}
+    assert builtin <= discovered, f"{sorted(builtin - discovered)} register steps unseen"
+    assert discovered <= modules, f"{sorted(discovered - modules)} register no step"
+
+
+def test_discovery_imports_no_step_module():
+    code = (
+        "import sys\n"
+        "from assay.recipes.catalog import builtin_step_modules\n"
+        "found = builtin_step_modules()\n"
+        "assert found and not any(m in sys.modules for m in found), sorted(sys.modules)\n"
     )
-
-
-def test_catalog_lists_only_modules_that_register_steps():
-    assert set(BUILTIN_STEP_MODULES) <= registering_modules()
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 def readme_step_names() -> set[str]:
@@ -53,7 +70,7 @@ def readme_step_names() -> set[str]:
 
 def test_every_registered_step_is_in_the_readme_step_table():
     load_steps()
-    builtin = {n for n in registry.names() if registry.get(n).__module__ in BUILTIN_STEP_MODULES}
+    builtin = {n for n in registry.names() if registry.get(n).__module__ in builtin_step_modules()}
     missing = builtin - readme_step_names()
     assert not missing, f"steps {sorted(missing)} are missing from the README's step table"
     unknown = readme_step_names() - builtin
