@@ -37,7 +37,7 @@ class WordNetSynonyms:
 
     def __init__(self, wordnet=None) -> None:
         if wordnet is None:
-            from assay.resources import wordnet as load
+            from assay.wordnet_data import wordnet as load
 
             wordnet = load()
         self.wn = wordnet
@@ -167,7 +167,7 @@ class WordNetIndex:
     def __init__(self, corpus: Path | None = None) -> None:
         if corpus is None:
             from assay.errors import ResourceError
-            from assay.resources import wordnet_dir, wordnet_source
+            from assay.wordnet_data import wordnet_dir, wordnet_source
 
             # Debian's files serve as they are (only NLTK needs the prepared copy).
             try:

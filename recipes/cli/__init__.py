@@ -285,7 +285,7 @@ def recipe_schema(out: Path | None) -> None:
 @click.option("--start-ray", is_flag=True, help="Start a local Ray cluster if none is running.")
 def doctor(ray_address: str | None, start_ray: bool) -> None:
     """Show which optional resources are installed, with the command to add each."""
-    from assay.resources import doctor as run_doctor
+    from assay.resource_checks import doctor as run_doctor
 
     missing = 0
     for check in run_doctor(ray_address, start_ray):

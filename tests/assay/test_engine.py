@@ -113,17 +113,17 @@ def test_ray_engine_keeps_the_same_ids_on_100k_rows(ray_cluster):
 def test_doctor_says_when_ray_is_missing_or_no_cluster_runs_without_starting_one(
     monkeypatch, tmp_path
 ):
-    from assay import resources
+    from assay import resource_checks
 
-    monkeypatch.setattr(resources, "_has_module", lambda name: name != "ray")
-    check = resources.ray_cluster()
+    monkeypatch.setattr(resource_checks, "has_module", lambda name: name != "ray")
+    check = resource_checks.ray_cluster()
     assert not check.ok and "not installed" in check.detail and "assay[ray]" in check.fix
     monkeypatch.undo()
     if not HAS_RAY or ("ray" in sys.modules and sys.modules["ray"].is_initialized()):
         return
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setattr(resources, "Path", lambda p: tmp_path / "no-cluster-file")
-    check = resources.ray_cluster()
+    monkeypatch.setattr(resource_checks, "Path", lambda p: tmp_path / "no-cluster-file")
+    check = resource_checks.ray_cluster()
     assert not check.ok and "no Ray cluster running" in check.detail
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
 
