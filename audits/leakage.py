@@ -5,7 +5,7 @@ For every pair of splits (train x dev, train x test, dev x test) it reports:
 - `exact`: the same text byte for byte; `normalized`: the same text only after the dedup
   step's normalisation (an exact copy is not repeated here);
 - `ngram`: an eval row sharing a word n-gram with a row of the earlier split (13 words, or
-  8 for eval rows under 26 words; see `leakage_methods.ngram_overlap`), with the span;
+  8 for eval rows under 26 words; see `leakage_ngrams.ngram_overlap`), with the span;
 - `minhash`: near duplicates by the dedup step's MinHash-LSH, verified by true Jaccard;
 - `lineage`: a row derived (via `parent_id` chains) from a row of a later split, such as
   a train row augmented from a test row; `group`: a group with rows in both splits;
@@ -40,6 +40,7 @@ import polars as pl
 from pydantic import Field, model_validator
 
 from assay.audits import leakage_methods as methods
+from assay.audits import leakage_ngrams
 from assay.context import RunContext
 from assay.corpus import EVAL_SPLITS
 from assay.curate.dedup_exact import Normalization, label_key, normalize_series
@@ -296,7 +297,7 @@ def _run(
     if method == "normalized":
         return methods.normalized(rows)
     if method == "ngram":
-        return methods.ngram_overlap(
+        return leakage_ngrams.ngram_overlap(
             rows, pairs, cfg.ngram, cfg.short_ngram, cfg.short_below, engine
         )
     if method == "minhash":
