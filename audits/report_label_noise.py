@@ -17,6 +17,8 @@ N_FINDINGS = 10
 GATE_TEXT = {
     "refused": "refused: the out-of-fold model's accuracy CI lies under min_oof_accuracy, so "
     "the flagged rows were kept, flagged, instead",
+    "refused_held_out": "refused: models trained with the change scored lower on rows that "
+    "played no part in choosing it, so the flagged rows were kept, flagged, instead",
     "capped": "capped: acted on the lowest-quality rows up to the estimate's upper bound",
     "forced": "forced (force: true): acted on every flagged row whatever the evidence",
     "acted": "passed: acted on every flagged row",
@@ -50,6 +52,22 @@ def _judge(summary: dict[str, Any]) -> str:
     return f"{name} model (model: auto tried {accs}: accuracy against the given labels)"
 
 
+def _decision(gate: dict[str, Any]) -> str:
+    decision = gate.get("decision", "")
+    return f"{decision}_held_out" if gate.get("refused_on") == "held_out" else decision
+
+
+def _held_out(gate: dict[str, Any]) -> str:
+    effect = gate.get("held_out_accuracy_effect")
+    if not effect:
+        return ""
+    return (
+        f" Held-out check: models trained with the change scored {100 * effect['estimate']:+.2f} "
+        f"points of accuracy ({100 * effect['low']:+.2f} to {100 * effect['high']:+.2f}) on rows "
+        "that played no part in choosing it."
+    )
+
+
 def evidence_blocks(summary: dict[str, Any]) -> list[Block]:
     """The evidence table, the gate's decision and the score chart of one step's summary
     (nothing for a summary written before the evidence was measured)."""
@@ -72,8 +90,9 @@ def evidence_blocks(summary: dict[str, Any]) -> list[Block]:
         Text(
             f"Judged by the out-of-fold {_judge(summary)}. "
             f"Gate ({summary.get('action')}, min_oof_accuracy {gate.get('min_oof_accuracy')}): "
-            f"{GATE_TEXT.get(gate.get('decision', ''), gate.get('decision', ''))}. Accuracy is "
-            "against the given labels, noise included; intervals are bootstrap 95% over rows."
+            f"{GATE_TEXT.get(_decision(gate), gate.get('decision', ''))}."
+            f"{_held_out(gate)} Accuracy is against the given labels, noise included; "
+            "intervals are bootstrap 95% over rows."
         ),
     ]
     histogram = summary.get("score_histogram")

@@ -18,8 +18,10 @@ estimate of how many labels are wrong. So every label_noise run measures:
   (docs/label-noise.md).
 
 `gate` turns that evidence into what a destructive action may do: nothing when the
-accuracy interval's lower bound is under the floor (the rows are flagged instead), and at
-most the estimate's upper bound of rows otherwise (lowest label quality first).
+accuracy interval's lower bound is under the floor (the rows are flagged instead), nothing
+when the change did not help a model on rows that played no part in choosing it
+(`assay.curate.label_check`), and otherwise at most the estimate's upper bound of rows
+(lowest label quality first).
 """
 
 from __future__ import annotations
@@ -194,13 +196,17 @@ class GateDecision:
     min_oof_accuracy: float
     accuracy_low: float
     errors_high: float
+    # The change's held-out accuracy effect, where it was measured; a negative estimate
+    # refuses the action (`reason` "held_out"), a low accuracy bound refuses it first.
+    held_out: Interval | None = None
+    reason: str | None = None
 
     @property
     def refused(self) -> bool:
         return self.decision == "refused"
 
     def to_summary(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "decision": self.decision,
             "n_flagged": self.n_flagged,
             "n_acted": self.n_allowed,
@@ -208,6 +214,11 @@ class GateDecision:
             "oof_accuracy_low": round(self.accuracy_low, 4),
             "estimated_errors_high": round(self.errors_high, 1),
         }
+        if self.reason is not None:
+            out["refused_on"] = self.reason
+        if self.held_out is not None:
+            out["held_out_accuracy_effect"] = _rounded(self.held_out)
+        return out
 
 
 def gate(
@@ -217,32 +228,57 @@ def gate(
     *,
     min_oof_accuracy: float,
     force: bool,
+    held_out: Interval | None = None,
 ) -> GateDecision:
     """What a `drop` or `relabel` may do on this evidence; `flag`/`review` pass untouched.
 
-    Refused when the accuracy interval's lower bound is under `min_oof_accuracy`; otherwise
-    at most floor(upper bound of the estimated error count) rows. `force` lets every
-    flagged row through and is recorded as such."""
+    Refused when the accuracy interval's lower bound is under `min_oof_accuracy`, or when
+    the change's measured `held_out` accuracy effect (`assay.curate.label_check`) is below
+    zero; otherwise at most floor(upper bound of the estimated error count) rows. `force`
+    lets every flagged row through and is recorded as such."""
     low, high = evidence.accuracy.low, evidence.errors.high
     cap = min(n_flagged, int(np.floor(high + 1e-9)))
     decision: Decision
+    reason = None
     if action not in ("drop", "relabel"):
         decision, allowed = "not_destructive", 0
     elif force:
         decision, allowed = "forced", n_flagged
     elif low < min_oof_accuracy:
-        decision, allowed = "refused", 0
+        decision, allowed, reason = "refused", 0, "accuracy"
+    elif held_out is not None and held_out.estimate < 0:
+        decision, allowed, reason = "refused", 0, "held_out"
     elif cap < n_flagged:
         decision, allowed = "capped", cap
     else:
         decision, allowed = "acted", n_flagged
-    return GateDecision(decision, n_flagged, allowed, min_oof_accuracy, low, high)
+    return GateDecision(decision, n_flagged, allowed, min_oof_accuracy, low, high, held_out,
+                        reason)  # fmt: skip
+
+
+def allowed_rows(evidence: Evidence, n_flagged: int, min_oof_accuracy: float) -> int:
+    """The rows a gated action would change before its held-out check: none under the
+    accuracy floor, else the flags up to the estimate's upper bound."""
+    if evidence.accuracy.low < min_oof_accuracy:
+        return 0
+    return min(n_flagged, int(np.floor(evidence.errors.high + 1e-9)))
 
 
 def refusal_message(step: str, action: str, evidence: Evidence, decision: GateDecision) -> str:
     """The one warning line a refused drop or relabel emits: the numbers and the remedies."""
     acc = evidence.accuracy
     verb = "drop" if action == "drop" else "relabel"
+    if decision.reason == "held_out" and decision.held_out is not None:
+        effect = decision.held_out
+        return (
+            f"{step}: did not {verb} any row: models trained with the "
+            f"{min(decision.n_flagged, int(decision.errors_high)):,} rows it would {verb} "
+            f"{'dropped' if action == 'drop' else 'relabelled'} scored "
+            f"{100 * effect.estimate:+.2f} points of held-out accuracy (95% CI "
+            f"{100 * effect.low:+.2f} to {100 * effect.high:+.2f}) against the models trained "
+            f"on the given labels, so its {decision.n_flagged:,} flags were kept as flags "
+            "instead; review them (action: review), or force: true to act anyway"
+        )
     return (
         f"{step}: did not {verb} any row: the out-of-fold model's accuracy is {acc.estimate:.3f} "
         f"(95% CI {acc.low:.3f}-{acc.high:.3f} over {evidence.n_scored:,} rows), under "

@@ -27,7 +27,7 @@ def note_refusals(
     for (arm, step, action), draws in sorted(refused.items()):
         note = (
             f"{step}'s gate refused to {action} in {len(draws)} of {n_draws} cells "
-            "(out-of-fold model too weak); the rows were kept"
+            "(a weak out-of-fold model, or no gain on held-out rows); the rows were kept"
         )
         warn_once(report["warnings"], f"{arm}: {note}, so the arm measures little or nothing")
         for row in report["arms"]:

@@ -242,7 +242,7 @@ def test_auto_tries_the_probe_and_the_average_when_the_fast_model_is_weak():
     summary = run(noise_corpus(), action="flag").reports[0].summary
     judged = summary["judged_by"]
     assert list(judged["auto"]) == ["fast", "probe", "fast+probe"]
-    assert judged["auto"]["fast"]["low"] < 0.75  # why it looked further
+    assert judged["auto"]["fast"]["low"] < 0.6  # why it looked further
     best = max(a["estimate"] for a in judged["auto"].values())
     assert judged["auto"][judged["model"]]["estimate"] == best
     assert summary["oof_accuracy"]["estimate"] == pytest.approx(best, abs=1e-4)
@@ -273,7 +273,7 @@ def test_drop_with_a_weak_model_flags_instead_with_one_warning(tmp_path, caplog)
     lines = [r.getMessage() for r in caplog.records if r.name == "assay.curate.label_noise"]
     assert len(lines) == 1, lines
     assert lines[0].startswith("label_noise: did not drop any row: the out-of-fold model's ")
-    assert "under min_oof_accuracy 0.75" in lines[0]
+    assert "under min_oof_accuracy 0.60" in lines[0]
     for remedy in ("model: probe", "label more rows", "action: review", "force: true"):
         assert remedy in lines[0]
     run_dir = tmp_path / "run"
@@ -284,7 +284,7 @@ def test_drop_with_a_weak_model_flags_instead_with_one_warning(tmp_path, caplog)
     gate = step["summary"]["gate"]
     assert gate["decision"] == "refused" and gate["n_acted"] == 0
     assert gate["n_flagged"] == corpus["label_noise__is_issue"].sum()
-    assert gate["oof_accuracy_low"] < 0.75
+    assert gate["oof_accuracy_low"] < 0.6
     doc = (run_dir / "report.html").read_text()
     assert "refused: the out-of-fold model" in doc and "estimated errors, 95% CI" in doc
 
@@ -314,7 +314,7 @@ def test_force_drops_anyway_and_is_recorded():
     res = run(noise_corpus(), action="drop", force=True)
     summary = res.reports[0].summary
     assert summary["gate"]["decision"] == "forced"
-    assert summary["gate"]["oof_accuracy_low"] < 0.75
+    assert summary["gate"]["oof_accuracy_low"] < 0.6
     assert res.dropped.height == summary["n_flagged"] > 0
     assert "(force: true)" in summary["headline"]
 
@@ -336,3 +336,42 @@ def test_the_estimates_interval_covers_the_planted_count():
         errors = run(corpus, action="flag").reports[0].summary["estimated_errors"]
         covered.append(errors["low"] <= len(flips) <= errors["high"])
     assert np.mean(covered) >= 0.8, covered
+
+
+def _draw(shared_data, name: str, rate: float, n: int = 2000):
+    """`n` rows of a real data set with `rate` of their labels flipped to the other class."""
+    folder = shared_data / name
+    source = folder / "train.csv" if (folder / "train.csv").is_file() else folder / "all.csv"
+    frame = pl.read_csv(source).sample(n, seed=1)
+    labels = frame["label"].cast(pl.String).to_list()
+    classes = sorted(set(labels))
+    rng = np.random.default_rng(0)
+    flip = rng.random(n) < rate
+    noisy = [rng.choice([c for c in classes if c != y]) if f else y
+             for y, f in zip(labels, flip, strict=True)]  # fmt: skip
+    return from_records(frame["text"].to_list(), noisy, split="train")
+
+
+@pytest.mark.slow
+def test_a_drop_that_hurts_held_out_rows_is_refused_and_one_that_helps_is_made(shared_data, caplog):
+    # Clean SST-2: the flags are hard sentences with right labels, and a model trained
+    # without them scores lower on rows it never saw; the drop also cost 1.5 points of
+    # test macro-F1 in bench/label_noise_small_n.py. SUBJ with 20% flipped labels: the
+    # drop helps held-out rows (and gained 3.2 test points there).
+    with caplog.at_level("WARNING"):
+        clean = run(_draw(shared_data, "sst2", 0.0), action="drop", model="fast")
+    gate = clean.reports[0].summary["gate"]
+    assert gate["oof_accuracy_low"] >= 0.6  # past the accuracy floor: the check decided
+    assert gate["decision"] == "refused" and gate["refused_on"] == "held_out"
+    effect = gate["held_out_accuracy_effect"]
+    assert effect["low"] <= effect["estimate"] < 0
+    assert clean.dropped.height == 0
+    warned = [r.getMessage() for r in caplog.records if r.name == "assay.curate.label_noise"]
+    assert len(warned) == 1 and warned[0].startswith(
+        "label_noise: did not drop any row: models trained with the "
+    )
+    noisy = run(_draw(shared_data, "subj", 0.2), action="drop", model="fast")
+    gate = noisy.reports[0].summary["gate"]
+    assert gate["decision"] in ("acted", "capped") and "refused_on" not in gate
+    assert gate["held_out_accuracy_effect"]["estimate"] > 0
+    assert noisy.dropped.height == gate["n_acted"] > 0

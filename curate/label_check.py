@@ -1,0 +1,108 @@
+"""The held-out check of a drop or relabel: would the change help a model on rows that
+played no part in choosing it?
+
+For each fold of label_noise's cross-fit, the rows of the other folds are cross-fitted
+again on their own, flagged and capped by the step's rule, and changed (the chosen rows
+left out of training, or given their suggested label); a model trained on them scores the
+fold's rows. The fold's out-of-fold probabilities of the step's own cross-fit are the same
+model without the change. The check is the paired difference of held-out accuracy
+against the given labels: uniform label noise lowers every model's score against noisy
+labels alike, so the better model on clean labels is the better one here too.
+
+Nested, because the flags of the step's own cross-fit were chosen by models that saw every
+other fold: on 2,000 clean SST-2 rows, dropping those flags scored +0.8 points on the same
+folds while the drop cost 1.5 points of macro-F1 on the test set. Costs about folds x
+(folds + 1) model fits, only for a gated `drop` or `relabel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from assay.train import crossfit
+from assay.train.bootstrap import CONFIDENCE, Interval
+
+N_RESAMPLES = 1000
+# (rows of the other folds, their out-of-fold probabilities) -> the change the step would
+# make there: `id`, and `label` (the new label; null where the row is left out).
+Select = Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]
+
+
+def held_out_effect(
+    rows: pl.DataFrame,
+    before: np.ndarray,
+    classes: list[str],
+    select: Select,
+    *,
+    models: Sequence[str],
+    options: dict[str, dict[str, Any]] | None,
+    folds: int,
+    seed: int,
+    rng: np.random.Generator,
+) -> Interval:
+    """Held-out accuracy (against the given labels) of models trained with the change
+    minus without it, with a paired percentile bootstrap interval over rows.
+
+    `rows` has `id`, `text`, `label` and `weight`; `before` is the step's out-of-fold
+    probabilities of those rows in `classes` order, cross-fitted with `seed` (so the folds
+    here are its folds)."""
+    labels = rows["label"].to_list()
+    fold_of = crossfit.stratified_folds(labels, folds, np.random.default_rng(seed))
+    after = np.zeros_like(before)
+    for fold in np.unique(fold_of):
+        inner = rows.filter(pl.Series(fold_of != fold))
+        oof = crossfit.cross_fit(
+            inner["text"].to_list(),
+            inner["label"].to_list(),
+            ids=inner["id"].to_list(),
+            folds=folds,
+            seed=seed + 1 + int(fold),
+            model=list(models) if len(models) > 1 else models[0],
+            options=options,
+            weights=inner["weight"].to_numpy(),
+        )
+        change = select(inner, oof.to_frame())
+        changed = inner.join(change.rename({"label": "_new"}), on="id", how="left")
+        acted = changed["id"].is_in(change["id"].implode())
+        train = changed.filter(~acted | pl.col("_new").is_not_null()).with_columns(
+            label=pl.when(pl.col("_new").is_not_null()).then("_new").otherwise("label")
+        )
+        held = np.flatnonzero(fold_of == fold)
+        texts = [rows["text"][int(i)] for i in held]
+        after[held] = _fit_and_score(train, texts, classes, models, options, seed)
+    y = np.array([classes.index(str(v)) for v in labels])
+    diff = (after.argmax(axis=1) == y).astype(np.float64) - (before.argmax(axis=1) == y)
+    return Interval(float(diff.mean()), *_bootstrap(diff, rng))
+
+
+def _fit_and_score(
+    train: pl.DataFrame,
+    texts: list[str],
+    classes: list[str],
+    models: Sequence[str],
+    options: dict[str, dict[str, Any]] | None,
+    seed: int,
+) -> np.ndarray:
+    """The mean probabilities of `models` fitted on `train`, for `texts`, in `classes` order."""
+    out = np.zeros((len(texts), len(classes)))
+    for name in models:
+        model = crossfit.model_factory(name, (options or {}).get(name))(seed)
+        model.fit(train["text"].to_list(), train["label"].to_list(), train["weight"].to_numpy())
+        proba = np.asarray(model.predict_proba(texts), dtype=np.float64)
+        for j, c in enumerate(model.classes_):
+            out[:, classes.index(str(c))] += proba[:, j]
+    return out / len(models)
+
+
+def _bootstrap(diff: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    means = []
+    for start in range(0, N_RESAMPLES, 100):
+        picks = rng.integers(0, len(diff), size=(min(100, N_RESAMPLES - start), len(diff)))
+        means.append(diff[picks].mean(axis=1))
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(np.concatenate(means), [tail, 100 - tail])
+    return float(low), float(high)
