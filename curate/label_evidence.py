@@ -271,11 +271,10 @@ def refusal_message(step: str, action: str, evidence: Evidence, decision: GateDe
     if decision.reason == "held_out" and decision.held_out is not None:
         effect = decision.held_out
         return (
-            f"{step}: did not {verb} any row: models trained with the "
-            f"{min(decision.n_flagged, int(decision.errors_high)):,} rows it would {verb} "
-            f"{'dropped' if action == 'drop' else 'relabelled'} scored "
+            f"{step}: did not {verb} any row: with the rows it would {verb} "
+            f"{'left out' if action == 'drop' else 'relabelled'}, models scored "
             f"{100 * effect.estimate:+.2f} points of held-out accuracy (95% CI "
-            f"{100 * effect.low:+.2f} to {100 * effect.high:+.2f}) against the models trained "
+            f"{100 * effect.low:+.2f} to {100 * effect.high:+.2f}) against models trained "
             f"on the given labels, so its {decision.n_flagged:,} flags were kept as flags "
             "instead; review them (action: review), or force: true to act anyway"
         )
