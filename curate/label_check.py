@@ -55,17 +55,23 @@ def held_out_effect(
     after = np.zeros_like(before)
     for fold in np.unique(fold_of):
         inner = rows.filter(pl.Series(fold_of != fold))
+        # A label with fewer rows here than folds is cross-fitted over fewer folds; one
+        # with a single row is trained on but not flagged (it cannot be held out).
+        counts = inner.group_by("label").len()
+        scored = inner.filter(
+            pl.col("label").is_in(counts.filter(pl.col("len") >= 2)["label"].implode())
+        )
         oof = crossfit.cross_fit(
-            inner["text"].to_list(),
-            inner["label"].to_list(),
-            ids=inner["id"].to_list(),
-            folds=folds,
+            scored["text"].to_list(),
+            scored["label"].to_list(),
+            ids=scored["id"].to_list(),
+            folds=max(2, min(folds, int(counts["len"].filter(counts["len"] >= 2).min()))),
             seed=seed + 1 + int(fold),
             model=list(models) if len(models) > 1 else models[0],
             options=options,
-            weights=inner["weight"].to_numpy(),
+            weights=scored["weight"].to_numpy(),
         )
-        change = select(inner, oof.to_frame())
+        change = select(scored, oof.to_frame())
         changed = inner.join(change.rename({"label": "_new"}), on="id", how="left")
         acted = changed["id"].is_in(change["id"].implode())
         train = changed.filter(~acted | pl.col("_new").is_not_null()).with_columns(

@@ -246,11 +246,12 @@ class LabelNoiseEdit(Edit):
         rng = ctx.rng("held-out")
 
         def select(inner: pl.DataFrame, probs: pl.DataFrame) -> pl.DataFrame:
+            present = [c for c in classes if c in probs.columns]
             found = label_errors.find_label_errors(
-                inner.select("id", "label"), probs, cfg.ranker_config(), classes=classes
+                inner.select("id", "label"), probs, cfg.ranker_config(), classes=present
             )
             flagged = found.filter("is_issue").sort(["score", "id"])
-            y, p, _ = label_errors.encoded(inner.select("id", "label"), probs, classes)
+            y, p, _ = label_errors.encoded(inner.select("id", "label"), probs, present)
             errors, _ = label_evidence.estimate_errors(y, p, False, rng=rng, n_resamples=200)
             acting = flagged.head(min(flagged.height, int(np.floor(errors.high + 1e-9))))
             new = pl.col("suggested") if cfg.action == "relabel" else pl.lit(None, pl.String)

@@ -375,3 +375,21 @@ def test_a_drop_that_hurts_held_out_rows_is_refused_and_one_that_helps_is_made(s
     assert gate["decision"] in ("acted", "capped") and "refused_on" not in gate
     assert gate["held_out_accuracy_effect"]["estimate"] > 0
     assert noisy.dropped.height == gate["n_acted"] > 0
+
+
+def test_the_held_out_check_copes_with_a_label_rarer_than_the_folds():
+    # 5 rows of label "c" and 5 folds: each fold's other folds hold 4, cross-fitted over
+    # 4 folds there instead of failing the step.
+    rng = np.random.default_rng(0)
+    words = {"a": ["good", "great", "fine"], "b": ["bad", "awful", "poor"], "c": ["odd", "rare"]}
+    labels = ["c" if i < 5 else ("a" if i % 2 else "b") for i in range(120)]
+    texts = [f"{rng.choice(words[y])} movie {i} {' '.join(rng.choice(['x', 'y', 'z'], 3))}"
+             for i, y in enumerate(labels)]  # fmt: skip
+    for i in range(10, 20):
+        labels[i] = "a" if labels[i] == "b" else "b"
+    res = run(from_records(texts, labels, split="train"), action="drop", model="fast")
+    gate = res.reports[0].summary["gate"]
+    effect = gate["held_out_accuracy_effect"]
+    assert effect["low"] <= effect["estimate"] <= effect["high"]
+    assert gate["decision"] in ("acted", "capped", "refused")
+    assert res.dropped.height == gate["n_acted"]
