@@ -75,13 +75,16 @@ def ablation(
     })  # fmt: skip
     started = time.perf_counter()
     report = run_ablation(recipe, out).report
+    # Every train size is in the learning curve (the arms' rows hold the largest only);
+    # an arm's gate note counts its refusals over all sizes.
+    gates = {r["arm"]: r.get("gate") for r in report["arms"]}
     rows = []
-    for r in report["arms"]:
+    for r in report.get("learning_curve") or report["arms"]:
         rows.append({
             "arm": r["arm"], "train_rows_cap": r.get("train_rows_cap"),
             "train_rows": r.get("train_rows"), "score": r.get("score"),
             **{k: r.get(k) for k in ("delta", "delta_low", "delta_high", "significant")},
-            "gate": r.get("gate"),
+            "gate": gates.get(r["arm"]),
         })  # fmt: skip
     return {"rows": rows, "seconds": round(time.perf_counter() - started, 1)}
 
