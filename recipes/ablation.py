@@ -66,6 +66,7 @@ from assay.train.evaluate import (
     TRAIN_VERSION,
     Job,
     TrainMany,
+    TrainOutcome,
     evaluation_rows,
     train_and_evaluate_many,
     trainer_of,
@@ -281,22 +282,29 @@ def run_ablation(
                             pipeline_seconds,
                         )
                     )
-        # Every cell's corpus is ready: train the missing ones together (a GPU stacks them).
-        outcomes = (train or train_and_evaluate_many)(
-            [Job(p.frame, p.seed, p.options, p.key) for p in pending],
-            model=model,
-            eval_corpus=eval_frame,
-            progress=progress,
-        )
-        for p, outcome in zip(pending, outcomes, strict=True):
+
+        # Every cell's corpus is ready: train the missing ones together (a GPU stacks them),
+        # keeping each cell as soon as it is trained so an interrupted run resumes.
+        def keep(i: int, outcome: TrainOutcome) -> None:
+            p = pending[i]
             summary = cell_summary(outcome, p.pipeline_seconds)
             summary["trainer"] = p.trainer
             if model in LINEAR:
                 summary["C"] = float(p.options.get("C", default_c(model)))
             preds = outcome.predictions.select("id", "split", "pred")
             cells_store.put(p.key, summary, preds)
-            cells.append(Cell(p.arm, p.seed, p.key, summary, preds, size=p.size))
+            trained[i] = Cell(p.arm, p.seed, p.key, summary, preds, size=p.size)
             task.advance(1)
+
+        trained: dict[int, Cell] = {}
+        (train or train_and_evaluate_many)(
+            [Job(p.frame, p.seed, p.options, p.key) for p in pending],
+            model=model,
+            eval_corpus=eval_frame,
+            progress=progress,
+            on_outcome=keep,
+        )
+        cells += [trained[i] for i in range(len(pending))]  # the order they were asked in
 
     report = build_report(recipe, spec, model, options, arms, cells, eval_frame, warnings)
     note_refusals(report, refused, n_draws=len(jobs))

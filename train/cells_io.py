@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,8 +163,8 @@ class CellsElsewhere:
         model: str,
         eval_corpus: pl.DataFrame,
         progress: Progress | None = None,
+        on_outcome: Callable[[int, TrainOutcome], None] | None = None,
     ) -> list[TrainOutcome]:
-
         from assay.train.evaluate import evaluation_rows, outcome_from_proba, training_rows
 
         if not jobs:
@@ -180,7 +180,7 @@ class CellsElsewhere:
             )
         evals = evaluation_rows(eval_corpus)
         outcomes = []
-        for job in jobs:
+        for i, job in enumerate(jobs):
             a = answers[job.key]
             outcomes.append(
                 outcome_from_proba(
@@ -198,4 +198,6 @@ class CellsElsewhere:
                     history=a["history"],
                 )
             )
+            if on_outcome is not None:
+                on_outcome(i, outcomes[-1])
         return outcomes

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -243,6 +243,7 @@ class TrainMany(Protocol):
         model: str,
         eval_corpus: pl.DataFrame,
         progress: Progress | None = None,
+        on_outcome: Callable[[int, TrainOutcome], None] | None = None,
     ) -> list[TrainOutcome]: ...
 
 
@@ -272,11 +273,20 @@ def train_and_evaluate_many(
     model: str,
     eval_corpus: pl.DataFrame,
     progress: Progress | None = None,
+    on_outcome: Callable[[int, TrainOutcome], None] | None = None,
 ) -> list[TrainOutcome]:
     """`train_and_evaluate` for many jobs sharing one evaluation set: encoder jobs that can
     share a stack (same options and classes) train together (`assay.train.stacked`), the
-    others one by one. Outcomes come back in the order of `jobs`."""
+    others one by one. Outcomes come back in the order of `jobs`; `on_outcome(i, outcome)`
+    hears of each as soon as it is ready, so a caller can keep it before the rest finish
+    (hours of CPU cells survive an interruption)."""
     outcomes: list[TrainOutcome | None] = [None] * len(jobs)
+
+    def done(i: int, outcome: TrainOutcome) -> None:
+        outcomes[i] = outcome
+        if on_outcome is not None:
+            on_outcome(i, outcome)
+
     groups: dict[str, list[int]] = {}
     for i, job in enumerate(jobs):
         multilabel = corpus_mod.is_multilabel(job.corpus)
@@ -284,23 +294,24 @@ def train_and_evaluate_many(
             model in (FAST, PROBE)
             or trainer_of(model, job.options, multilabel)["trainer"] != "stacked"
         ):
-            outcomes[i] = train_and_evaluate(
+            done(i, train_and_evaluate(
                 job.corpus, model=model, seed=job.seed, options=job.options,
                 eval_corpus=eval_corpus, progress=progress,
-            )  # fmt: skip
+            ))  # fmt: skip
             continue
         classes = corpus_mod.label_set(training_rows(job.corpus))
         key = json.dumps([job.options, sorted(classes)], sort_keys=True, default=str)
         groups.setdefault(key, []).append(i)
     evals = evaluation_rows(eval_corpus)
     for members in groups.values():
-        for i, outcome in zip(members, _train_group([jobs[i] for i in members], model, evals,
-                                                    progress), strict=True):  # fmt: skip
-            outcomes[i] = outcome
+        _train_group([jobs[i] for i in members], model, evals, progress,
+                     lambda k, outcome, members=members: done(members[k], outcome))  # fmt: skip
     return [o for o in outcomes if o is not None]
 
 
-def _train_group(jobs, model: str, evals: pl.DataFrame, progress) -> list[TrainOutcome]:
+def _train_group(jobs, model: str, evals: pl.DataFrame, progress, done) -> None:
+    """Train a group's cells stack by stack; `done(k, outcome)` for each cell of a stack
+    as soon as its stack has trained."""
     from assay.train.finetune import FineTuneConfig
     from assay.train.stacked import Cell, train_stack
 
@@ -314,7 +325,6 @@ def _train_group(jobs, model: str, evals: pl.DataFrame, progress) -> list[TrainO
                           None if np.allclose(weights, 1.0) else weights))  # fmt: skip
         rows.append(train.height)
     dev = evals.filter(pl.col("split") == "dev")
-    results, shared = [], []
     for members in _stacks(config, len(cells)):
         stack = train_stack(
             [cells[i] for i in members],
@@ -323,25 +333,12 @@ def _train_group(jobs, model: str, evals: pl.DataFrame, progress) -> list[TrainO
             (dev["text"].to_list(), dev["label"].to_list()) if dev.height else None,
             progress=progress,
         )
-        results += stack
-        shared += [len(members)] * len(stack)
-    return [
-        outcome_from_proba(
-            model,
-            job.seed,
-            n,
-            evals,
-            result.proba,
-            result.classes,
-            None,
-            (),
-            seconds=result.train_seconds / size,
-            steps=result.steps,
-            examples_per_s=result.examples_per_s,
-            history=result.history,
-        )
-        for job, n, result, size in zip(jobs, rows, results, shared, strict=True)
-    ]
+        for k, result in zip(members, stack, strict=True):
+            done(k, outcome_from_proba(
+                model, jobs[k].seed, rows[k], evals, result.proba, result.classes, None, (),
+                seconds=result.train_seconds / len(members), steps=result.steps,
+                examples_per_s=result.examples_per_s, history=result.history,
+            ))  # fmt: skip
 
 
 def _stacks(config: Any, n: int) -> list[range]:

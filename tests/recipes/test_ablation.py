@@ -136,7 +136,7 @@ def test_ablation_flags_planted_harm_and_not_a_noop(shared_data, tmp_path):
     assert again.report["arms"] == result.report["arms"]
 
 
-def test_duplicate_control_arm_and_step_budget_in_report(tmp_path):
+def _toy_csv(tmp_path) -> str:
     rng = np.random.default_rng(0)
     words = {"pos": ["good", "great", "fine"], "neg": ["bad", "awful", "poor"]}
     texts, labels, splits = [], [], []
@@ -147,9 +147,13 @@ def test_duplicate_control_arm_and_step_budget_in_report(tmp_path):
         splits.append("train" if i < 160 else "test" if i < 220 else "dev")
     path = tmp_path / "toy.csv"
     pl.DataFrame({"text": texts, "label": labels, "split": splits}).write_csv(path)
+    return str(path)
+
+
+def test_duplicate_control_arm_and_step_budget_in_report(tmp_path):
     recipe = load_recipe(
         _recipe(
-            str(path),
+            _toy_csv(tmp_path),
             [{"name": "twice", "add": ["test_twice"], "controls": ["duplicate"]}],
             seeds=2,
             train_rows=100,
@@ -163,6 +167,39 @@ def test_duplicate_control_arm_and_step_budget_in_report(tmp_path):
     assert "vs_control_delta" in arms["twice"]
     data = json.loads((tmp_path / "out" / "ablation.json").read_text())
     assert data["arms"][2]["control_of"] == "twice"
+
+
+def test_an_interrupted_run_keeps_the_cells_trained_before_it_stopped(tmp_path):
+    from assay.train.evaluate import train_and_evaluate_many
+
+    source = _toy_csv(tmp_path)
+    recipe = load_recipe(_recipe(source, [{"name": "noop", "add": ["test_noop"]}], seeds=2))
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_three(jobs, *, on_outcome, **kwargs):
+        heard = []
+
+        def hear(i, outcome):
+            on_outcome(i, outcome)
+            heard.append(i)
+            if len(heard) == 3:
+                raise Interrupted
+
+        return train_and_evaluate_many(jobs, on_outcome=hear, **kwargs)
+
+    with pytest.raises(Interrupted):
+        run_ablation(recipe, tmp_path / "out", train=stop_after_three)
+    resumed = run_ablation(recipe, tmp_path / "out")
+    assert resumed.report["cells"] == 4
+    assert resumed.report["cells_cached"] == 3
+    fresh = run_ablation(recipe, tmp_path / "fresh")
+
+    def scores(report):  # everything but the timings
+        return [{k: v for k, v in arm.items() if k != "seconds"} for arm in report["arms"]]
+
+    assert scores(resumed.report) == scores(fresh.report)
 
 
 def test_variant_errors_name_the_variant_and_step(tmp_path):
