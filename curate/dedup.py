@@ -129,8 +129,15 @@ class SemanticDedupConfig(DedupConfig):
         description="similarity threshold: Jaccard for minhash, cosine for semantic",
     )
     model: str | None = Field(None, description="sentence embedding model (default: MiniLM)")
-    neighbours: Literal["exact", "blocked"] = Field(
-        "exact", description="exact all-pairs or SimHash-blocked neighbours"
+    neighbours: Literal["exact", "blocked", "ann"] = Field(
+        "exact",
+        description="exact all-pairs, SimHash-blocked, or approximate (faiss IVF) neighbours",
+    )
+    nlist: int | None = Field(
+        None, ge=1, description="ann: k-means cells of the IVF index (default about 4*sqrt(n))"
+    )
+    nprobe: int | None = Field(
+        None, ge=1, description="ann: cells scanned per query (default 16: recall >= 0.99)"
     )
     batch_size: int = Field(64, ge=1, description="embedding batch size")
 
@@ -269,11 +276,19 @@ def semantic_pairs(
     from assay.curate import dedup_semantic
 
     texts = corpus["text"].to_list()
-    vectors = dedup_semantic.embed(texts, cfg.model, cfg.batch_size, run_engine(ctx))
+    engine = run_engine(ctx)
+    vectors = dedup_semantic.embed(texts, cfg.model, cfg.batch_size, engine)
+    stats: dict[str, Any] = {"model": cfg.model or "all-MiniLM-L6-v2", "neighbours": cfg.neighbours}
     a, b, _ = dedup_semantic.similar_pairs(
-        vectors, cfg.similarity, cfg.neighbours, rng=ctx.rng("semantic")
+        vectors,
+        cfg.similarity,
+        cfg.neighbours,
+        rng=ctx.rng("semantic"),
+        nlist=cfg.nlist,
+        nprobe=cfg.nprobe,
+        engine=engine,
+        stats=stats,
     )
-    stats = {"model": cfg.model or "all-MiniLM-L6-v2", "neighbours": cfg.neighbours}
     return a, b, {**stats, "threshold": cfg.similarity}
 
 

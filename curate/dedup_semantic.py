@@ -2,9 +2,11 @@
 
 Embeddings come from sentence-transformers (the packaged MiniLM by default, any model by
 name or path). Neighbours are found exactly (blocked matrix products, O(n^2) work in
-memory-bounded blocks) or through random-hyperplane blocking (SimHash bands: only rows
-that share a band signature are compared), which scales to large corpora at a small loss
-of recall. Either way every reported pair has a true cosine similarity >= the threshold.
+memory-bounded blocks), through random-hyperplane blocking (SimHash bands: only rows
+that share a band signature are compared), or through an approximate range search in a
+faiss IVF index (`dedup_ann`, its query shards as engine tasks); the last two scale to
+large corpora at a small loss of recall. Every reported pair has a true cosine
+similarity >= the threshold.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from assay.errors import InputError
+from assay.errors import InputError, require
 
 log = logging.getLogger(__name__)
 
-Neighbours = Literal["exact", "blocked"]
+Neighbours = Literal["exact", "blocked", "ann"]
 BLOCK = 2048
 MAX_BUCKET = 256  # larger SimHash buckets are linked as stars
 
@@ -43,8 +45,15 @@ def similar_pairs(
     rng: np.random.Generator | None = None,
     bits: int | None = None,
     tables: int = 8,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    engine: Any = None,
+    stats: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(a, b, cosine) for every pair a < b with cosine >= threshold, sorted by (a, b)."""
+    """(a, b, cosine) for every pair a < b with cosine >= threshold, sorted by (a, b).
+
+    `nlist`, `nprobe` and `engine` are for "ann"; `stats`, when given, receives what the
+    search did (for the step's report)."""
     if vectors.ndim != 2:
         raise InputError(f"expected a 2-d array of embeddings, got shape {vectors.shape}")
     vectors = _unit(vectors)
@@ -54,8 +63,12 @@ def similar_pairs(
         if rng is None:
             raise InputError("blocked neighbours need a random generator (ctx.rng(...))")
         a, b, s = _blocked(vectors, threshold, rng, bits, tables)
+    elif neighbours == "ann":
+        a, b, s, done = _ann(vectors, threshold, rng, nlist, nprobe, engine)
+        if stats is not None:
+            stats.update(done)
     else:
-        raise InputError(f"neighbours must be 'exact' or 'blocked', got {neighbours!r}")
+        raise InputError(f"neighbours must be 'exact', 'blocked' or 'ann', got {neighbours!r}")
     order = np.lexsort((b, a))
     return a[order], b[order], s[order]
 
@@ -64,6 +77,26 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms == 0, 1, norms)
+
+
+def _ann(
+    vectors: np.ndarray,
+    threshold: float,
+    rng: np.random.Generator | None,
+    nlist: int | None,
+    nprobe: int | None,
+    engine: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    from assay.curate import dedup_ann
+
+    require("faiss", "dedup", "ann neighbours")  # the same error at any size
+    if len(vectors) < dedup_ann.MIN_ROWS:
+        return (*_exact(vectors, threshold), {"search": f"exact (n < {dedup_ann.MIN_ROWS})"})
+    if rng is None:
+        raise InputError("ann neighbours need a random generator (ctx.rng(...))")
+    return dedup_ann.range_pairs(
+        vectors, threshold, rng, nlist=nlist, nprobe=nprobe or dedup_ann.NPROBE, engine=engine
+    )
 
 
 def _exact(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
