@@ -19,7 +19,7 @@ about 5-20 examples per label.
     .venv/bin/python bench/study.py [--datasets sst2 trec] [--seeds 5] [--encoder-seeds 3]
                                     [--no-encoder] [--smoke] [--json]
 
-`--smoke` is one seed at 100 rows on SST-2 with a 300-sentence test slice, an encoder pass
+`--smoke` is one seed at 100 rows on SST-2 with 200-sentence dev and test slices, an encoder pass
 of a few steps, and no LM paraphrase (loading the generator alone takes minutes on a busy
 CPU): it checks that the study runs, not what it finds.
 """
@@ -47,15 +47,16 @@ PARAPHRASE_UP_TO = 100
 METRICS = ("macro_f1", "accuracy")
 
 
-def write_dataset(name: str, folder: Path, test_rows: int | None = None) -> Path:
-    """One CSV (text, label, split) from the dataset's per-split files."""
+def write_dataset(name: str, folder: Path, eval_rows: int | None = None) -> Path:
+    """One CSV (text, label, split) from the dataset's per-split files; `eval_rows` caps
+    the dev and test slices (a seeded sample of each)."""
     frames = []
     for split in ("train", "dev", "test"):
         path = DATA / name / f"{split}.csv"
         if path.exists():
             frame = pl.read_csv(path).select("text", "label")
-            if split == "test" and test_rows:
-                frame = frame.sample(n=min(test_rows, frame.height), seed=0)
+            if split != "train" and eval_rows:
+                frame = frame.sample(n=min(eval_rows, frame.height), seed=0)
             frames.append(frame.with_columns(split=pl.lit(split)))
     out = folder / f"{name}.csv"
     pl.concat(frames).write_csv(out)
@@ -173,11 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     if not DATA.exists():
         print(f"no data at {DATA}; nothing to measure", file=sys.stderr)
         return 0
-    sizes, test_rows, skip = SIZES, None, ()
+    sizes, eval_rows, skip = SIZES, None, ()
     if args.smoke:
         skip = ("+paraphrase",)
         args.datasets, args.seeds, args.encoder_seeds, args.encoder_steps = ["sst2"], 1, 1, 4
-        sizes, test_rows = [100], 300
+        sizes, eval_rows = [100], 200
     encoder_size = sizes[0] if args.smoke else ENCODER_SIZE
 
     def skipped(size: int) -> tuple[str, ...]:
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path(tmp)
         rows: list[dict] = []
         for name in args.datasets:
-            source = write_dataset(name, args.data_dir or Path(tmp), test_rows)
+            source = write_dataset(name, args.data_dir or Path(tmp), eval_rows)
             for size in sizes:
                 reports = run_cells(source, "fast", size, args.seeds, out, None, skipped(size))
                 rows += cell_rows(name, "fast", size, reports)
