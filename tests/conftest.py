@@ -1,12 +1,64 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ASSAY_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+# Session fixtures that cost tens of seconds each: under pytest-xdist the files that name one
+# run on one worker, so each is built once.
+SHARED_FIXTURES = {
+    "quickstart_runs": "quickstart",
+    "ls_server": "labelstudio",
+    "ls_env": "labelstudio",
+}
+FILE_GROUPS: dict[str, str] = {}
+
+
+def _group_of(path: str) -> str:
+    """A test file's xdist group: the first costly session fixture its text names, or
+    itself. Read as text, as the controller collects no tests."""
+    if path not in FILE_GROUPS:
+        try:
+            text = (REPO / path).read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        named = [g for f, g in SHARED_FIXTURES.items() if re.search(rf"\b{f}\b", text)]
+        FILE_GROUPS[path] = named[0] if named else path
+    return FILE_GROUPS[path]
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook; without it, never called
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` (`scripts/test.sh`) with one change: files that use the same costly
+    session fixture (the quickstart runs, the Label Studio server) share a worker. A file's
+    tests stay together, so its module fixtures (a Ray cluster) are built once."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group_of(nodeid.split("::")[0])
+
+    return SharedFixtureScheduling(config, log)
+
+
+# Tests that start a server, a Ray cluster or the whole quickstart are slow by what they use.
+SLOW_FIXTURES = ("ls_server", "quickstart_runs", "ray_cluster")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark `slow` every test that uses a fixture of SLOW_FIXTURES: the quick tier
+    (`-m "not slow"`) leaves them out without a mark on each."""
+    for item in items:
+        if any(f in getattr(item, "fixturenames", ()) for f in SLOW_FIXTURES):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

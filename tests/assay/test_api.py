@@ -123,6 +123,7 @@ def test_step_report_table_escapes_text():
     assert "<td>3</td><td>1</td><td>2</td>" in html and "dropped as too_short: 2" in html
 
 
+@pytest.mark.slow
 def test_import_assay_stays_light_and_entry_points_load_on_use():
     code = (
         "import sys, assay; "

@@ -113,6 +113,7 @@ def _dists(module: str) -> list[str]:
     return [_name(d) for d in _distributions().get(module, [module])]
 
 
+@pytest.mark.slow
 def test_every_third_party_import_is_declared():
     declared = _declared()
     missing = []
@@ -122,6 +123,7 @@ def test_every_third_party_import_is_declared():
     assert missing == []
 
 
+@pytest.mark.slow
 def test_require_names_an_extra_that_installs_the_module():
     """`require("pandas", "hf")` for CROWDLAB sent users to an extra that did not bring it."""
     declared = _declared()
@@ -144,6 +146,7 @@ def test_one_feature_needs_one_extra():
     assert {p: e for p, e in extras.items() if len(e) > 1} == {}
 
 
+@pytest.mark.slow
 def test_what_only_tests_import_is_declared_in_dev_and_in_no_runtime_extra():
     declared = _declared()
     sources = {d for m in _imported() for d in _dists(m)}
@@ -187,11 +190,12 @@ def test_the_default_generator_weights_are_declared_and_kept_out_of_all():
     assert "--no-deps" in (ROOT / "scripts" / "setup.sh").read_text()
 
 
+@pytest.mark.slow
 def test_every_declared_dependency_is_used():
     imported_dists = {d for module in _imported() for d in _dists(module)}
     test_imports = {d for module in _imported(("tests",)) for d in _dists(module)}
     # Run, loaded as a plugin or imported by bench/, not imported by the package or tests.
-    tools = {"ruff", "pytest-timeout", "nlpaug"}
+    tools = {"ruff", "pytest-timeout", "pytest-xdist", "nlpaug"}
     unused = [
         name
         for name in _declared()

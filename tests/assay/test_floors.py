@@ -167,6 +167,7 @@ def floor_violations(root: Path) -> list[str]:
     )
 
 
+@pytest.mark.slow
 def test_every_import_points_down_the_floors():
     wrong = floor_violations(ROOT)
     assert not wrong, "imports that point up a floor:\n" + "\n".join(wrong)

@@ -57,6 +57,7 @@ def test_light_imports_load_no_heavy_libraries(module):
     assert out.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_every_registered_step_has_docstring_and_config_schema():
     from assay import registry
     from assay.recipes.catalog import load_steps

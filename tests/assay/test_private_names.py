@@ -61,6 +61,7 @@ def private_imports(root: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_no_module_imports_a_private_name_from_another_folder():
     wrong = private_imports(ROOT)
     assert not wrong, "private names imported across folders:\n" + "\n".join(wrong)
@@ -75,6 +76,7 @@ def tree(tmp_path: Path) -> Path:
     return copy_python(tmp_path, FOLDERS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("folder", "code", "found"),
     [
@@ -95,6 +97,7 @@ def test_a_planted_private_import_fails_the_check_naming_the_file(tree, folder, 
     assert wrong[0].endswith(f" {found}"), wrong
 
 
+@pytest.mark.slow
 def test_private_names_within_a_folder_future_and_dunders_pass(tree):
     plant(tree, "curate", "from assay.curate.dedup_minhash import _band_hashes")
     plant(tree, "train", "from __future__ import annotations\nfrom assay import __version__")

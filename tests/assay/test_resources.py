@@ -23,6 +23,7 @@ def test_packaged_minilm_is_found_offline():
     assert resources.encoder("all-MiniLM-L6-v2") == str(path)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not (resources.WORDNET_SOURCE / "data.noun").exists(),
     reason="Debian wordnet-base not installed",

@@ -191,6 +191,7 @@ def write_entries(root, barrier, n, queue):
 """
 
 
+@pytest.mark.slow
 def test_two_processes_writing_the_same_entries_do_not_fail(tmp_path, monkeypatch):
     helper = tmp_path / "helper"
     helper.mkdir()

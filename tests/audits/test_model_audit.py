@@ -202,6 +202,7 @@ def test_encoder_audit_explains_sampled_mistakes_by_occlusion(tiny_encoder):
         assert sorted(rows["detail"].to_list()) == sorted(texts[i].split())
 
 
+@pytest.mark.slow
 def test_probe_audit_explains_mistakes_by_occlusion(tiny_encoder):
     pytest.importorskip("sentence_transformers")
     cfg = ModelAuditConfig(

@@ -168,6 +168,7 @@ def test_eval_rows_cannot_be_augmented_into():
         run_steps(corpus(), [step], RunContext(seed=7))
 
 
+@pytest.mark.slow
 @needs_apertium
 def test_apertium_back_translation_is_deterministic_and_differs_from_parents():
     texts = [

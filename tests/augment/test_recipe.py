@@ -37,12 +37,22 @@ GENERATING: dict[str, dict] = {
 }
 
 
+# Augmenters that load a language model or a translator: seconds to a minute each.
+MODEL_AUGMENTERS = {"generate", "translate_train"}
+
+
 def registered_augmenters() -> list[str]:
     load_steps()
     return [n for n in registry.names() if issubclass(registry.get(n), Augmenter)]
 
 
-@pytest.mark.parametrize("name", registered_augmenters())
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in MODEL_AUGMENTERS else n
+        for n in registered_augmenters()
+    ],
+)
 def test_every_augmenter_is_deterministic_and_leaves_originals_and_eval_alone(name, tmp_path):
     texts = [
         "the remarkable cast carries an otherwise ordinary thriller . Then it ends.",

@@ -46,6 +46,7 @@ def test_unfetched_and_unknown_datasets_say_what_to_do():
         datasets.info("vader-movie")
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_fetch_real_vader_sets_from_the_package_index():
     try:

@@ -42,6 +42,7 @@ def _planted(seed: int, n: int = 1000, k: int = 2, rate: float = 0.15):
     return given, p, len(flips)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [2, 4])
 def test_the_estimates_interval_covers_the_planted_count(k):
     # Measured: 20/20 for both k (and at 10% and 20% flipped), estimate within 3% of planted.

@@ -237,6 +237,7 @@ def test_every_run_reports_its_evidence(planted):
     assert sum(histogram["flagged"]) + sum(histogram["kept"]) == 300
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_auto_tries_the_probe_and_the_average_when_the_fast_model_is_weak():
     summary = run(noise_corpus(), action="flag").reports[0].summary

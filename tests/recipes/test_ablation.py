@@ -105,6 +105,7 @@ def _recipe(source: str, variants: list, **ablation) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_ablation_flags_planted_harm_and_not_a_noop(shared_data, tmp_path):
     source = _write_sst2(shared_data, tmp_path, 1500)
     recipe = load_recipe(
@@ -631,6 +632,7 @@ def test_probe_judge_takes_no_budget_and_scales_its_own_c(tmp_path):
     assert per_seed[control] == pytest.approx(per_seed["baseline"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_an_arm_whose_label_noise_gate_refused_says_so_in_the_table(shared_data, tmp_path):
     # 200 SST-2 rows: the out-of-fold TF-IDF model is too weak for its flags to be acted on.
     source = _write_sst2(shared_data, tmp_path, 200)

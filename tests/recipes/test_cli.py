@@ -261,6 +261,7 @@ def test_quiet_and_verbose_are_accepted_before_the_command(runner, tmp_path):
     assert loud.exit_code == 0 and "split" in loud.output  # the summary table
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_train_takes_the_probe_model(runner, tmp_path):
     pytest.importorskip("sentence_transformers")

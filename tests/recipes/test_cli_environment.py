@@ -7,6 +7,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ("assay", "curate", "augment", "train", "audits", "recipes")
 NAME = re.compile(r"(ASSAY|LABEL_STUDIO)_[A-Z0-9_]+")
@@ -36,6 +38,7 @@ def _documented() -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_every_variable_the_library_reads_is_in_the_table():
     read = _names_in_code()
     # The scan finds the names it must (it would pass vacuously if it found none).

@@ -30,6 +30,7 @@ def test_the_notebook_is_stored_without_outputs():
     assert all(c.outputs == [] and c.execution_count is None for c in code)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_notebook_runs_on_real_data(shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv("ASSAY_SHARED_DATA", str(shared_data))  # the kernel inherits it

@@ -386,6 +386,7 @@ def test_long_values_are_cut_in_errors(tmp_path):
     assert len(str(info.value)) < 300 and "more characters" in str(info.value)
 
 
+@pytest.mark.slow
 def test_deeply_nested_values_are_one_error(tmp_path):
     path = tmp_path / "deep.yaml"
     path.write_text("name: " + "[" * 3000 + "]" * 3000 + "\ninput: {source: x.csv}\n")

@@ -89,6 +89,7 @@ def _inputs(run) -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow
 def test_an_ablation_is_a_run_with_a_run_per_arm_and_per_seed_under_it(tmp_path, store):
     uri, _ = store
     # The ablation's own `tracking:` (the recipe has none).
@@ -134,6 +135,7 @@ def test_an_ablation_is_a_run_with_a_run_per_arm_and_per_seed_under_it(tmp_path,
     assert "uri" not in json.dumps(spec["tracking"])
 
 
+@pytest.mark.slow
 def test_a_run_without_an_ablation_is_logged_with_its_books_files_and_datasets(tmp_path, store):
     uri, _ = store
     data = _toy_recipe(tmp_path, top=_settings(store, "runs"))
@@ -248,6 +250,7 @@ def test_the_cli_exits_0_with_one_warning_when_tracking_fails(tmp_path, caplog):
     assert str(tmp_path / "not-a-folder") not in res.stdout
 
 
+@pytest.mark.slow
 def test_mlflow_prints_nothing_of_its_own_in_the_library(tmp_path, capfd):
     uri = f"sqlite:///{tmp_path / 'fresh.db'}"  # a new store: MLflow logs its table creation
     data = _toy_recipe(tmp_path, top={"mlflow": {"uri": uri}})

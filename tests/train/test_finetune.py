@@ -144,6 +144,7 @@ def test_domain_terms_become_single_tokens_with_mean_embedding(tiny_encoder):
     torch.testing.assert_close(new_row, expected)
 
 
+@pytest.mark.slow
 def test_multilabel_targets_train_with_sigmoid_outputs(tiny_encoder):
     texts, labels = separable(200, 9)
     multi = [

@@ -90,6 +90,7 @@ def test_integer_labels_come_back_as_integers_in_numeric_order():
     assert model.score(texts, y) > 0.9
 
 
+@pytest.mark.slow
 def test_encoder_model_clones_and_cross_validates(tiny_encoder):
     pytest.importorskip("torch")
     from assay.train.finetune import EncoderModel

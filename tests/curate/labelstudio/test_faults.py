@@ -31,6 +31,7 @@ def assay_ids(client, project_id: int) -> list[str]:
     return [t["data"]["assay_id"] for t in client.tasks(project_id)]
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_server_killed_mid_push_then_rerun_converges_to_one_task_per_example(tmp_path, monkeypatch):
     mod = installed_server_module()
