@@ -50,10 +50,12 @@ def text_bars(values: Mapping[str, float], title: str = "") -> str:
 
 def judge_label(report: dict) -> str:
     """The model that gave the verdicts and how it ran: 'minilm (stacked, cuda bfloat16,
-    batch 16)', or the model alone (the fast model, older reports)."""
+    batch 16)'; a cheap judge with its measured agreement with the fine-tuned encoder where
+    the study measured it; or the model alone (older reports)."""
     judge = report.get("judge") or {}
     if "device" not in judge:
-        return str(report["model"])
+        measured = judge.get("measured")
+        return f"{report['model']} ({measured})" if measured else str(report["model"])
     return (
         f"{report['model']} ({judge['trainer']}, {judge['device']} {judge['dtype']}, "
         f"batch {judge['batch_size']})"

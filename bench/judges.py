@@ -116,11 +116,14 @@ def judge(source: Path, model: str, size: int, seeds: int, out: Path, train=None
     result = run_ablation(recipe_for(source, model, size, seeds), out, train=train,
                           device=device)  # fmt: skip
     seconds = time.perf_counter() - started
+    # A cell's own training and scoring seconds, as stored with it: the cost of the judge,
+    # the same whether this run trained the cell or read it back (the pipelines are shared).
+    trained = [json.loads(p.read_text())["seconds"] for p in (out / "cells").glob("*.json")]
     return {
         "model": model,
         "cells": result.report["cells"],
         "seconds": round(seconds, 1),
-        "seconds_per_cell": round(seconds / max(result.report["cells"], 1), 3),
+        "seconds_per_cell": round(float(np.mean(trained)) if trained else 0.0, 3),
         "arms": [
             {k: r.get(k) for k in ("arm", "kind", "score", "delta", "delta_low", "delta_high",
                                    "significant", "verdict")}
@@ -236,11 +239,12 @@ def _ship(rows: list[dict], seeds: int) -> None:
         for judge_name, a in (row.get("agreement") or {}).items():
             key = (judge_name, task_kind(n_classes), row["train_rows"])
             p = pooled.setdefault(key, {"same": 0, "no detectable change": 0, "opposite": 0,
-                                        "rho": [], "datasets": []})  # fmt: skip
+                                        "rho": [], "cost": [], "datasets": []})  # fmt: skip
             for k in ("same", "no detectable change", "opposite"):
                 p[k] += a[k]
             if a["spearman_deltas"] is not None:
                 p["rho"].append(a["spearman_deltas"])
+            p["cost"].append(a["cost_per_cell_vs_reference"])
             p["datasets"].append(row["dataset"])
     records = []
     for (judge_name, kind, size), p in sorted(pooled.items()):
@@ -252,6 +256,7 @@ def _ship(rows: list[dict], seeds: int) -> None:
             "decision_agreement": p["same"] / n if n else None,
             "opposite_rate": p["opposite"] / n if n else None,
             "spearman_deltas_mean": float(np.mean(p["rho"])) if p["rho"] else None,
+            "cost_per_cell_vs_reference": float(np.mean(p["cost"])),
         })  # fmt: skip
     path = REPO / "recipes" / "data" / "judge_agreement.json"
     path.parent.mkdir(parents=True, exist_ok=True)

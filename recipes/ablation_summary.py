@@ -105,9 +105,13 @@ def build_report(
         "warnings": warnings,
     }
     from assay.audits.ablation_report import language_rows
-    from assay.recipes.judge_record import caution
+    from assay.recipes.judge_record import agreement, caution, measured
 
     report["judge"]["caution"] = caution(model, len(classes), rows[0]["train_rows"])
+    # The study's record for this judge at the nearest size and task kind (None: unmeasured).
+    record = agreement(model, len(classes), rows[0]["train_rows"])
+    report["judge"]["agreement"] = record
+    report["judge"]["measured"] = measured(record) if record else None
 
     # Metric per eval language (translated dev/test copies carry their own `lang`).
     report["by_lang"] = language_rows(

@@ -42,6 +42,19 @@ def agreement(model: str, n_classes: int, train_rows: float) -> dict[str, Any] |
     return min(mine, key=lambda r: abs(math.log(r["train_rows"] / max(train_rows, 1))))
 
 
+def measured(record: dict[str, Any]) -> str:
+    """One line of a record: how often the judge gave the encoder's verdict, and where."""
+    n = record["reference_significant_arms"]
+    where = f"at {record['train_rows']:,} train rows on {record['task']} tasks"
+    if not n:
+        return f"the fine-tuned encoder separated none of the study's arms {where}: unmeasured"
+    same = round(record["decision_agreement"] * n)
+    return (
+        f"same verdict as the fine-tuned encoder on {same} of the {n} arms it separated "
+        f"({record['decision_agreement']:.0%}, {record['opposite_rate']:.0%} opposite) {where}"
+    )
+
+
 def caution(model: str, n_classes: int, train_rows: float) -> str | None:
     """A caution for a cheap judge's better/worse calls, with the command that confirms them
     with the fine-tuned encoder; None for the encoder or a well-measured judge."""
@@ -56,9 +69,4 @@ def caution(model: str, n_classes: int, train_rows: float) -> str | None:
         )
     if record["decision_agreement"] is not None and record["decision_agreement"] >= TRUSTED:
         return None
-    return (
-        f"judge {model}: at {record['train_rows']:,} train rows on {record['task']} tasks it "
-        f"gave the fine-tuned encoder's verdict on {record['decision_agreement']:.0%} of the "
-        f"arms the encoder separated ({record['opposite_rate']:.0%} opposite); confirm the "
-        f"arms that matter with `{confirm}`"
-    )
+    return f"judge {model}: {measured(record)}; confirm the arms that matter with `{confirm}`"

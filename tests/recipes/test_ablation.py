@@ -11,9 +11,12 @@ from pydantic import Field
 from assay import registry
 from assay.context import RunContext
 from assay.errors import RecipeError
+from assay.recipes import judge_record
 from assay.recipes.ablation import run_ablation
 from assay.recipes.schema import load_recipe
 from assay.step import Step, StepConfig, StepResult
+
+JUDGE_RECORD = ("caution", "agreement", "measured")  # what the judge study says of a judge
 
 
 class FlipLabels(Step):
@@ -498,7 +501,7 @@ def test_encoder_cells_train_as_stacks_and_the_report_names_the_judge(toy_csv, t
     report = run_ablation(recipe, tmp_path / "stacked").report
     assert report["judge"] == {"model": tiny_bert, "seeds": 2, "trainer": "stacked",
                                "device": "cpu", "dtype": "float32", "batch_size": 16,
-                               "caution": None}  # fmt: skip
+                               "caution": None, "agreement": None, "measured": None}  # fmt: skip
     cells = [json.loads(p.read_text()) for p in (tmp_path / "stacked" / "cells").glob("*.json")]
     assert len(cells) == 4 and all(c["trainer"]["trainer"] == "stacked" for c in cells)
     html = (tmp_path / "stacked" / "ablation.html").read_text()
@@ -565,10 +568,12 @@ def test_auto_model_is_the_fast_model_without_a_gpu(toy_csv, tmp_path, monkeypat
     assert model == "minilm" and gpu_spec.seed_list == list(range(10))
     assert resolve_auto(spec, seeds_given=True)[1].seed_list == [0, 1, 2]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(judge_record, "_records", lambda: [])  # as if nothing was measured
     recipe = load_recipe(_recipe(toy_csv, NOOP, seeds=2, model="auto"))
     report = run_ablation(recipe, tmp_path / "auto").report
     assert report["model"] == "fast"
-    assert {k: v for k, v in report["judge"].items() if k != "caution"} == {
+    assert report["judge"]["agreement"] is None
+    assert {k: v for k, v in report["judge"].items() if k not in JUDGE_RECORD} == {
         "model": "fast", "seeds": 2, "trainer": "fast"}  # fmt: skip
     # No measured agreement for this judge: its verdicts carry a caution and the remedy.
     assert "assay ablate RECIPE --confirm" in report["judge"]["caution"]
@@ -619,7 +624,7 @@ def test_probe_judge_takes_no_budget_and_scales_its_own_c(tmp_path):
                             fast_regularisation="scale_c")),
         tmp_path / "out",
     ).report  # fmt: skip
-    assert {k: v for k, v in report["judge"].items() if k != "caution"} == {
+    assert {k: v for k, v in report["judge"].items() if k not in JUDGE_RECORD} == {
         "model": "probe",
         "seeds": 2,
         "trainer": "probe",
