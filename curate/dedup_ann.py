@@ -93,7 +93,7 @@ def range_pairs(
         "search": "faiss IVF",
         "nlist": cells,
         "nprobe": probes,
-        "shards": -(-n // shard_rows),
+        "shard_rows": shard_rows,
         "candidate_pairs": len(a),
     }
     log.debug("ann neighbours: %s, %d pairs above threshold", stats, keep.sum())

@@ -65,7 +65,7 @@ def test_ann_finds_exactly_the_exact_pairs_on_planted_clusters(planted):
         "search": "faiss IVF",
         "nlist": 153,
         "nprobe": 16,
-        "shards": 1,
+        "shard_rows": 16384,
         "candidate_pairs": len(a),
     }
 
@@ -128,7 +128,7 @@ def test_shards_on_an_engine_find_the_same_pairs(planted):
         vectors, 0.7, np.random.default_rng(5), nprobe=8, engine=engine, shard_rows=1000
     )
     assert engine.batches == [1000] * 6
-    assert sharded[3]["shards"] == 6 and local[3]["shards"] == 1
+    assert sharded[3]["shard_rows"] == 1000 and local[3]["shard_rows"] == 16384
     for here, there in zip(local[:3], sharded[:3], strict=True):
         assert np.array_equal(here, there)
 
