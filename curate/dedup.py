@@ -145,6 +145,17 @@ class SemanticDedupConfig(DedupConfig):
     def similarity(self) -> float:
         return self.threshold
 
+    @model_validator(mode="after")
+    def _index_options_need_ann(self) -> SemanticDedupConfig:
+        given = [k for k in ("nlist", "nprobe") if getattr(self, k) is not None]
+        if given and self.neighbours != "ann":
+            raise ValueError(
+                f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to "
+                f"neighbours: ann (got neighbours: "
+                f"{self.neighbours}); set neighbours: ann or remove them"
+            )
+        return self
+
 
 DedupConfig.variants = {
     "exact": ExactDedupConfig,

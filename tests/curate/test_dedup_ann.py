@@ -153,6 +153,12 @@ def test_unknown_neighbours_are_rejected_with_the_choices():
         dedup_semantic.similar_pairs(np.eye(3, dtype=np.float32), 0.9, "hnsw")  # type: ignore[arg-type]
 
 
+def test_index_options_without_ann_are_rejected_by_name():
+    with pytest.raises(Exception, match="nprobe applies only to neighbours: ann"):
+        DedupFilter(method="semantic", neighbours="exact", nprobe=4)
+    assert DedupFilter(method="semantic", neighbours="ann", nprobe=4).config.nprobe == 4
+
+
 def test_dedup_step_with_ann_drops_the_same_rows_as_exact(monkeypatch, planted):
     vectors, pairs = planted
     monkeypatch.setattr(
