@@ -35,8 +35,9 @@ MARGIN = 1e-4  # faiss keeps scores > radius in float32; the exact check decides
 
 
 def index_options(n: int, nlist: int | None, nprobe: int) -> tuple[int, int]:
-    """(nlist, nprobe) for `n` rows: about 4 * sqrt(n) cells by default (the cost of
-    finding a query's cells and of scanning them balance there), nprobe at most nlist."""
+    """(nlist, nprobe) for `n` rows: about 4 * sqrt(n) cells by default (a query meets
+    nlist centroids and about nprobe * n / nlist rows: at nprobe 16 the two balance
+    there), never more cells than k-means has 39 training rows for, nprobe at most nlist."""
     if (nlist is not None and nlist < 1) or nprobe < 1:
         raise InputError(f"nlist and nprobe must be >= 1, got nlist={nlist}, nprobe={nprobe}")
     cells = nlist or max(1, round(4 * math.sqrt(n)))
