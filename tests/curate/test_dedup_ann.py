@@ -182,6 +182,7 @@ def test_dedup_step_with_ann_drops_the_same_rows_as_exact(monkeypatch, planted):
     assert ann.report.summary["neighbours"] == "ann"
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.skipif(
     importlib.util.find_spec("sentence_transformers") is None
