@@ -2,7 +2,8 @@
 computes it, `assay.audits.quality_render` renders it in the run report).
 
 The findings table has one row per flagged row and issue (`id`, `split`, `label`, `issue`,
-`detail`); flagged rows get `quality__issues` (comma-joined). Nothing is changed.
+`detail`); flagged rows get `quality__issues` (comma-joined). Nothing is changed. On an
+engine other than the local one, the per-row flags are computed in batches on it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from assay.audits.quality_render import (
     rich_tables,
 )
 from assay.context import RunContext
+from assay.engine_steps import run_engine
 from assay.registry import register
 from assay.step import Audit, Findings
 
@@ -47,7 +49,7 @@ class QualityAudit(Audit):
 
     def score(self, corpus: pl.DataFrame, ctx: RunContext) -> Findings:
         with ctx.task("quality card", total=1) as task:
-            card = quality_card(corpus, self.config)
+            card = quality_card(corpus, self.config, run_engine(ctx))
             task.advance(1)
         per_row = card.findings.group_by("id").agg(
             pl.col("issue").unique().sort().str.join(",").alias(f"{self.name}__issues")

@@ -103,8 +103,12 @@ class QualityCard:
         return render_html(self.findings, self.sections)
 
 
-def quality_card(corpus: pl.DataFrame, cfg: QualityConfig | None = None) -> QualityCard:
-    """The quality card of a corpus (every split, labelled or not)."""
+def quality_card(
+    corpus: pl.DataFrame, cfg: QualityConfig | None = None, engine: Any = None
+) -> QualityCard:
+    """The quality card of a corpus (every split, labelled or not). With an `engine`, the
+    per-row flags (language identification is most of the card's time) are computed in
+    batches on it; the rest are group-bys on the driver. The card is the same."""
     cfg = cfg or QualityConfig()
     missing = [c for c in ("id", "text", "label", "split") if c not in corpus.columns]
     if missing:
@@ -123,7 +127,7 @@ def quality_card(corpus: pl.DataFrame, cfg: QualityConfig | None = None) -> Qual
         _words=pl.col("text").str.extract_all(r"\S+").list.len().cast(pl.Int64),
     )
     per_label = _explode_labels(frame)
-    flagged, flag_counts, lang_checked = _flags(frame, cfg)
+    flagged, flag_counts, lang_checked = _flags(frame, cfg, engine)
     dup_findings, duplicates = _duplicates(frame, cfg.normalization)
     findings = (
         pl.concat([flagged, dup_findings], how="vertical_relaxed")
@@ -209,8 +213,28 @@ def _lengths(per_label: pl.DataFrame) -> list[dict[str, Any]]:
 # -- flagged rows ----------------------------------------------------------------------------
 
 
-def _flags(frame: pl.DataFrame, cfg: QualityConfig) -> tuple[pl.DataFrame, dict[str, int], bool]:
+def _flags(
+    frame: pl.DataFrame, cfg: QualityConfig, engine: Any = None
+) -> tuple[pl.DataFrame, dict[str, int], bool]:
+    # Decided once on the driver, so every batch checks languages or none does.
+    checked = cfg.check_language and _has_langid()
     base = frame.select("id", "split", pl.col("_label").alias("label"), "text", "_words", "lang")
+    if engine is None:
+        flagged = flagged_rows(base, cfg, checked)
+    else:
+        # Row order differs between engines; the counts and the sorted findings do not.
+        batch = functools.partial(_flagged_batch, cfg=cfg, checked=checked)
+        got = pl.from_arrow(engine.map_batches(base.to_arrow(), batch))
+        assert isinstance(got, pl.DataFrame)
+        flagged = got
+    counts = {issue: 0 for issue in ISSUES[:5]}
+    counts.update(dict(flagged.group_by("issue").len().iter_rows()))
+    return flagged, {k: int(v) for k, v in counts.items()}, checked
+
+
+def flagged_rows(base: pl.DataFrame, cfg: QualityConfig, checked: bool) -> pl.DataFrame:
+    """One row per flagged row and issue (id, split, label, issue, detail): each row's flags
+    depend on that row alone, so any batch of rows can be flagged on its own."""
     empty = pl.col("text").str.strip_chars() == ""
     symbols = ~empty & ~pl.col("text").str.contains(r"\p{L}")
     parts = [
@@ -223,19 +247,19 @@ def _flags(frame: pl.DataFrame, cfg: QualityConfig) -> tuple[pl.DataFrame, dict[
         ),
         base.filter(symbols).with_columns(issue=pl.lit("symbols_only"), detail=pl.lit("")),
     ]
-    checked = cfg.check_language and _has_langid()
     if checked:
         candidates = base.filter(
             ~empty & ~symbols & (pl.col("text").str.len_chars() >= cfg.lang_min_chars)
         )
         parts.append(_other_language(candidates, cfg.lang_confidence))
-    flagged = pl.concat(
-        [p.select("id", "split", "label", "issue", "detail") for p in parts],
-        how="vertical_relaxed",
-    )
-    counts = {issue: 0 for issue in ISSUES[:5]}
-    counts.update(dict(flagged.group_by("issue").len().iter_rows()))
-    return flagged, {k: int(v) for k, v in counts.items()}, checked
+    schema = {c: FINDINGS_SCHEMA[c] for c in ("id", "split", "label", "issue", "detail")}
+    return pl.concat([p.select(list(schema)).cast(schema) for p in parts], how="vertical_relaxed")
+
+
+def _flagged_batch(batch: Any, cfg: QualityConfig, checked: bool) -> Any:
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    return flagged_rows(frame, cfg, checked).to_arrow()
 
 
 def _has_langid() -> bool:

@@ -119,6 +119,28 @@ def test_other_language_rows_by_langid():
     assert card.to_dict()["flags"]["language_checked"] is True
 
 
+def test_flags_in_batches_on_an_engine_give_the_same_card(actors_engine):
+    pytest.importorskip("py3langid")
+    cfg = QualityConfig(min_words=3, max_words=30)
+    local = quality_card(corpus(), cfg)
+    actors_engine.map_batches = _in_batches_of(actors_engine, 5)
+    remote = quality_card(corpus(), cfg, engine=actors_engine)
+    assert actors_engine.batches == [5, 5, 5, 1]  # the flags ran batch by batch
+    assert remote.findings.equals(local.findings)
+    assert remote.to_dict() == local.to_dict()
+    found = remote.findings.filter(pl.col("issue").is_in(["other_language", "long"]))
+    assert sorted(found["id"].to_list()) == ["a12", "a9"]
+
+
+def _in_batches_of(engine, size):
+    plain = engine.map_batches
+
+    def map_batches(table, fn, **kw):
+        return plain(table, fn, **{**kw, "batch_size": size})
+
+    return map_batches
+
+
 def test_vocabulary_and_typical_words_per_label():
     vocab = quality_card(corpus(), CFG).to_dict()["vocabulary"]
     assert vocab["tokens"] > vocab["types"] > 0
