@@ -15,10 +15,16 @@ predicts the rows of `split` (test by default). On those predictions it reports:
 The findings table holds the rows behind the summary (`section`: `mistake`,
 `counterfactual_flip`, `occlusion`); the summary holds the tables. Rows of `split` get
 `model_audit__pred` and `model_audit__correct`.
+
+The model is fitted once on the driver. On an engine other than the local one, the rows of
+`split` and the counterfactual texts are scored in batches in an actor pool (the fitted
+model ships once per actor, `assay.audits.model_scoring`); the slices, flip rates and
+error tables are then computed on the driver from those scores, as in-process.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +34,7 @@ from pydantic import Field
 
 from assay import corpus as corpus_mod
 from assay.context import RunContext
+from assay.engine_steps import run_engine
 from assay.errors import InputError
 from assay.registry import register
 from assay.step import Audit, Findings, StepConfig
@@ -131,10 +138,16 @@ def _text(value: Any) -> str:
 
 
 def fit_and_predict(
-    corpus: pl.DataFrame, cfg: ModelAuditConfig, seed: int, progress: Any = None
+    corpus: pl.DataFrame,
+    cfg: ModelAuditConfig,
+    seed: int,
+    progress: Any = None,
+    engine: Any = None,
 ) -> tuple[Any, pl.DataFrame, list[str]]:
     """The fitted model, its predictions of `cfg.split` (id, split, text, label, pred,
-    proba and the corpus's other columns), and the classes."""
+    proba and the corpus's other columns), and the classes. With an `engine`, the model is
+    fitted here and the rows are scored in its actor pool."""
+    from assay.audits.model_scoring import predict_proba
     from assay.train.evaluate import FAST, PROBE, make_model, training_rows
 
     train = training_rows(corpus)
@@ -156,7 +169,7 @@ def fit_and_predict(
     if cfg.model not in (FAST, PROBE) and dev.height:  # only the fine-tune loop reads dev
         kwargs = {"dev_texts": dev["text"].to_list(), "dev_labels": dev["label"].to_list()}
     model.fit(train["text"].to_list(), train["label"].to_list(), weights, **kwargs)
-    proba = np.asarray(model.predict_proba(evals["text"].to_list()))
+    proba = predict_proba(model, evals["text"].to_list(), engine, _gpus(cfg, engine))
     classes = [str(c) for c in model.classes_]
     if corpus_mod.is_multilabel(evals):
         threshold = getattr(getattr(model, "config", None), "threshold", None) or getattr(
@@ -176,20 +189,27 @@ def fit_and_predict(
     return model, predictions, classes
 
 
+def _gpus(cfg: ModelAuditConfig, engine: Any) -> float | None:
+    """The engine's GPUs per actor for a model that can use them (not the fast model)."""
+    from assay.train.evaluate import FAST
+
+    return None if cfg.model == FAST else getattr(engine, "gpus_per_actor", None)
+
+
 def audit_model(
     corpus: pl.DataFrame, cfg: ModelAuditConfig | None = None, ctx: RunContext | None = None
 ) -> tuple[pl.DataFrame, dict[str, Any], pl.DataFrame]:
     """Findings, summary and predictions of the model audit (what the step and the CLI use)."""
-    from assay.audits.counterfactual import counterfactual_report
     from assay.audits.error_analysis import error_report
     from assay.audits.slices import slice_report
 
     cfg = cfg or ModelAuditConfig()
     ctx = ctx or RunContext().for_step(0, "model_audit")
+    engine = run_engine(ctx)
     scored_labels = sorted(set(corpus_mod.label_set(corpus.filter(pl.col("split") == cfg.split))))
     with ctx.task(f"model_audit: training {cfg.model}", total=3) as task:
         model, predictions, classes = fit_and_predict(
-            corpus, cfg, ctx.step_seed("model"), ctx.progress
+            corpus, cfg, ctx.step_seed("model"), ctx.progress, engine
         )
         task.advance(1)
         everything = sorted(set(classes) | set(scored_labels))
@@ -205,9 +225,7 @@ def audit_model(
         )
         cf = None
         if cfg.counterfactual:
-            cf = counterfactual_report(
-                model, predictions["text"].to_list(), predictions["id"].to_list(), cfg.terms
-            )
+            cf = _counterfactuals(model, predictions, cfg, engine)
         task.advance(1)
         train_texts = corpus.filter(pl.col("split") == "train")["text"].to_list()
         errors = error_report(
@@ -236,6 +254,20 @@ def audit_model(
         "errors": errors.to_dict(k=cfg.top_k),
     }
     return _findings(errors, cf), _json_ready(summary), predictions
+
+
+def _counterfactuals(
+    model: Any, predictions: pl.DataFrame, cfg: ModelAuditConfig, engine: Any
+) -> Any:
+    from assay.audits.counterfactual import counterfactual_report
+    from assay.audits.model_scoring import EngineScorer
+
+    texts, ids = predictions["text"].to_list(), predictions["id"].to_list()
+    if engine is None:
+        return counterfactual_report(model, texts, ids, cfg.terms)
+    # Every swapped text in one call, which the engine splits in batches.
+    scorer = EngineScorer(model, engine, _gpus(cfg, engine))
+    return counterfactual_report(scorer, texts, ids, cfg.terms, batch_size=sys.maxsize)
 
 
 def _findings(errors: Any, cf: Any) -> pl.DataFrame:

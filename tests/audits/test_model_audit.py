@@ -94,6 +94,26 @@ def test_errors_name_the_pronoun_and_the_web_rows(audited):
     json.dumps(summary)  # JSON-ready
 
 
+def test_scoring_in_batches_on_an_engine_gives_the_same_audit(audited, actors_engine):
+    plain = actors_engine.map_batches
+
+    def in_batches_of_7(table, fn, **kw):
+        assert isinstance(fn, type)  # an actor pool: the fitted model ships once per actor
+        return plain(table, fn, **{**kw, "batch_size": 7})
+
+    actors_engine.map_batches = in_batches_of_7
+    ctx = RunContext(seed=3, engine=actors_engine).for_step(0, "model_audit")
+    findings, summary, predictions = audit_model(biased_corpus(), CFG, ctx)
+    # 60 test rows, then the texts with a pronoun swapped (every one) and their originals
+    assert actors_engine.batches[:9] == [7] * 8 + [4]
+    assert sum(actors_engine.batches) > 60
+    assert findings.equals(audited[0])
+    assert summary == audited[1]
+    assert predictions.equals(audited[2])
+    pairs = {p["pair"]: p for p in summary["counterfactual"]["pairs"]}
+    assert pairs["he/she"]["texts"] == 60 and pairs["he/she"]["flip_rate"] > 0.9
+
+
 def test_step_is_deterministic_and_marks_only_the_audited_split():
     step = ModelAudit(min_size=10, n_resamples=200, counterfactual=False)
     first = run_steps(biased_corpus(), [step], RunContext(seed=5))
