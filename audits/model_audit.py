@@ -146,8 +146,9 @@ def fit_and_predict(
 ) -> tuple[Any, pl.DataFrame, list[str]]:
     """The fitted model, its predictions of `cfg.split` (id, split, text, label, pred,
     proba and the corpus's other columns), and the classes. With an `engine`, the model is
-    fitted here and the rows are scored in its actor pool."""
-    from assay.audits.model_scoring import predict_proba
+    fitted here, the rows are scored in its actor pool, and the model comes back as an
+    `EngineScorer` (it scores there and remembers these rows)."""
+    from assay.audits.model_scoring import EngineScorer
     from assay.train.evaluate import FAST, PROBE, make_model, training_rows
 
     train = training_rows(corpus)
@@ -169,7 +170,9 @@ def fit_and_predict(
     if cfg.model not in (FAST, PROBE) and dev.height:  # only the fine-tune loop reads dev
         kwargs = {"dev_texts": dev["text"].to_list(), "dev_labels": dev["label"].to_list()}
     model.fit(train["text"].to_list(), train["label"].to_list(), weights, **kwargs)
-    proba = predict_proba(model, evals["text"].to_list(), engine, _gpus(cfg, engine))
+    if engine is not None:
+        model = EngineScorer(model, engine, _gpus(cfg, engine))
+    proba = np.asarray(model.predict_proba(evals["text"].to_list()))
     classes = [str(c) for c in model.classes_]
     if corpus_mod.is_multilabel(evals):
         threshold = getattr(getattr(model, "config", None), "threshold", None) or getattr(
@@ -201,6 +204,7 @@ def audit_model(
 ) -> tuple[pl.DataFrame, dict[str, Any], pl.DataFrame]:
     """Findings, summary and predictions of the model audit (what the step and the CLI use)."""
     from assay.audits.error_analysis import error_report
+    from assay.audits.model_scoring import EngineScorer
     from assay.audits.slices import slice_report
 
     cfg = cfg or ModelAuditConfig()
@@ -225,13 +229,13 @@ def audit_model(
         )
         cf = None
         if cfg.counterfactual:
-            cf = _counterfactuals(model, predictions, cfg, engine)
+            cf = _counterfactuals(model, predictions, cfg)
         task.advance(1)
         train_texts = corpus.filter(pl.col("split") == "train")["text"].to_list()
         errors = error_report(
             predictions,
             classes,
-            model=model,
+            model=model.model if isinstance(model, EngineScorer) else model,
             train_texts=train_texts,
             rng=ctx.rng("occlusion"),
             k=cfg.top_k,
@@ -256,18 +260,15 @@ def audit_model(
     return _findings(errors, cf), _json_ready(summary), predictions
 
 
-def _counterfactuals(
-    model: Any, predictions: pl.DataFrame, cfg: ModelAuditConfig, engine: Any
-) -> Any:
+def _counterfactuals(model: Any, predictions: pl.DataFrame, cfg: ModelAuditConfig) -> Any:
     from assay.audits.counterfactual import counterfactual_report
     from assay.audits.model_scoring import EngineScorer
 
     texts, ids = predictions["text"].to_list(), predictions["id"].to_list()
-    if engine is None:
+    if not isinstance(model, EngineScorer):
         return counterfactual_report(model, texts, ids, cfg.terms)
     # Every swapped text in one call, which the engine splits in batches.
-    scorer = EngineScorer(model, engine, _gpus(cfg, engine))
-    return counterfactual_report(scorer, texts, ids, cfg.terms, batch_size=sys.maxsize)
+    return counterfactual_report(model, texts, ids, cfg.terms, batch_size=sys.maxsize)
 
 
 def _findings(errors: Any, cf: Any) -> pl.DataFrame:

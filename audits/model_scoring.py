@@ -42,16 +42,25 @@ def predict_proba(
 
 
 class EngineScorer:
-    """A fitted model whose `predict_proba` runs on an engine; everything else (classes,
-    the multi-label flag) is the model's own."""
+    """A fitted model whose `predict_proba` runs on an engine and remembers what it scored
+    (the counterfactual audit asks again for the audited texts: they are not sent twice,
+    and each call starts an actor pool); everything else is the model's own."""
 
     def __init__(self, model: Any, engine: Any, num_gpus: float | None = None) -> None:
         self.model = model
         self.engine = engine
         self.num_gpus = num_gpus
+        self.known: dict[str, np.ndarray] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["model"], name)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return predict_proba(self.model, texts, self.engine, self.num_gpus)
+        texts = list(texts)
+        new = [t for t in dict.fromkeys(texts) if t not in self.known]
+        if new:
+            proba = predict_proba(self.model, new, self.engine, self.num_gpus)
+            self.known.update(zip(new, proba, strict=True))
+        if not texts:
+            return np.zeros((0, len(self.model.classes_)))
+        return np.stack([self.known[t] for t in texts])

@@ -104,9 +104,9 @@ def test_scoring_in_batches_on_an_engine_gives_the_same_audit(audited, actors_en
     actors_engine.map_batches = in_batches_of_7
     ctx = RunContext(seed=3, engine=actors_engine).for_step(0, "model_audit")
     findings, summary, predictions = audit_model(biased_corpus(), CFG, ctx)
-    # 60 test rows, then the texts with a pronoun swapped (every one) and their originals
-    assert actors_engine.batches[:9] == [7] * 8 + [4]
-    assert sum(actors_engine.batches) > 60
+    # the 60 test rows; each of them with its pronoun swapped is another test row, already
+    # scored, so the counterfactuals send nothing more
+    assert actors_engine.batches == [7] * 8 + [4]
     assert findings.equals(audited[0])
     assert summary == audited[1]
     assert predictions.equals(audited[2])
@@ -239,3 +239,22 @@ def test_probe_audit_explains_mistakes_by_occlusion(tiny_encoder):
     assert "features" not in summary["errors"]
     assert predictions.height == 60 and predictions["pred"].is_in(["neg", "pos"]).all()
     assert findings.filter(pl.col("section") == "occlusion").height > 0
+
+
+def test_an_engine_scorer_sends_each_new_text_once(actors_engine):
+    from assay.audits.model_scoring import EngineScorer
+
+    class Lengths:
+        classes_ = ("short", "long")
+
+        def predict_proba(self, texts):
+            return [[1.0 / (1 + len(t)), 1 - 1.0 / (1 + len(t))] for t in texts]
+
+    scorer = EngineScorer(Lengths(), actors_engine)
+    first = scorer.predict_proba(["a", "abc", "a"])
+    assert actors_engine.batches == [2]  # "a" once
+    again = scorer.predict_proba(["abc", "abcd"])
+    assert actors_engine.batches == [2, 1]  # only the new text
+    assert first.tolist() == [[0.5, 0.5], [0.25, 0.75], [0.5, 0.5]]
+    assert again[0].tolist() == [0.25, 0.75] and again[1].tolist() == [0.2, 0.8]
+    assert scorer.classes_ == ("short", "long")
