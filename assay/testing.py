@@ -34,9 +34,10 @@ def tiny_bert(
     positions: int = 64,
     classifier: bool = True,
 ) -> Path:
-    """A BERT with a word-level vocabulary of `words` (lower-cased), two attention heads;
-    with a sequence-classification head, or bare (what sentence-transformers loads with
-    mean pooling) when `classifier` is false."""
+    """A seeded BERT with a word-level vocabulary of `words` (lower-cased), two attention
+    heads; with a sequence-classification head, or bare (what sentence-transformers loads
+    with mean pooling) when `classifier` is false."""
+    import torch
     from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
 
     path.mkdir(parents=True, exist_ok=True)
@@ -51,7 +52,11 @@ def tiny_bert(
         intermediate_size=2 * hidden,
         max_position_embeddings=positions,
     )
-    (BertForSequenceClassification if classifier else BertModel)(config).save_pretrained(path)
+    # Seeded: tests that train it must not pass or fail with the initialisation's luck.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = (BertForSequenceClassification if classifier else BertModel)(config)
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
