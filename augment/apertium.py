@@ -12,26 +12,31 @@ with its error messages in its output, which names the sentences that change the
 (about 1.5% of movie-review sentences), then over runs of sentences that each end at such
 a sentence, one process per run, so that every sentence starts on the model as it was
 loaded. Taggers that keep no such state (the perceptron tagger of eng-cat) print nothing
-and run once. The batch goes through in chunks: the analysis and tagging of a chunk run
-while the rest of the chain translates the chunk before it.
+and run once. The rest of the chain (transfer, generation: most of the work) runs as one
+pipe beside the taggers, fed each run as it is tagged.
+
+The batch is cut into one contiguous shard per core, each through its own chain, when
+shards of at least `_MIN_SHARD` sentences are left: every shard pays a start of every
+program (its dictionaries loaded).
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
 import shlex
 import shutil
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from assay.engine import cpu_budget
 from assay.errors import ResourceError
 
 # What the HMM tagger prints (with -d) when it meets an unseen ambiguity class, the event
 # that changes its open class for the rest of the process.
 NEW_CLASS = "A new ambiguity class was found"
-_CHUNK = 256  # sentences analysed and tagged ahead of the rest of the chain
+_MIN_SHARD = 1000  # sentences: smaller shards cost more in program starts than they save
 
 
 def mode_file(src: str, tgt: str) -> Path:
@@ -65,46 +70,35 @@ class ApertiumPipeline:
         self.tagger = _flushing(parts[at])
         self.probe = [*self.tagger[:2], "-d", *self.tagger[2:]]  # -d: say what it meets
         self.rest = [_flushing(p) for p in parts[at + 1 :]]
-        self.processes = 0  # tagger processes started, probes included
 
     def translate(self, segments: list[str]) -> list[str]:
         """Each segment (stream-format text, escaped) through the whole chain."""
         if not segments:
             return []
-        chunks: queue.Queue[list[str] | BaseException | None] = queue.Queue(maxsize=2)
+        shards = max(1, min(cpu_budget(), len(segments) // _MIN_SHARD))
+        size = -(-len(segments) // shards)
+        parts = [segments[i : i + size] for i in range(0, len(segments), size)]
+        if len(parts) <= 1:
+            return self._shard(segments)
+        with ThreadPoolExecutor(len(parts)) as pool:
+            return [out for part in pool.map(self._shard, parts) for out in part]
 
-        def produce() -> None:
-            try:
-                for start in range(0, len(segments), _CHUNK):
-                    chunk = segments[start : start + _CHUNK]
-                    chunks.put(self.tag(_run(self.analysis, chunk)))
-                chunks.put(None)
-            except BaseException as exc:  # handed to the caller's thread
-                chunks.put(exc)
-
-        producer = threading.Thread(target=produce, daemon=True)
-        producer.start()
+    def _shard(self, segments: list[str]) -> list[str]:
+        """`segments` analysed and probed, then the taggers' runs fed to the rest of the
+        chain as they come: the rest, most of the work, runs beside the taggers."""
+        analysed = _run(self.analysis, segments)
         with _Chain(self.rest) as chain:
-            while (item := chunks.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                chain.write(item)
-        producer.join()
+            for run in self.runs(analysed):
+                chain.write(_run([self.tagger], run))
         return chain.output(len(segments))
 
-    def tag(self, analysed: list[str]) -> list[str]:
-        """Tagged segments, each as a tagger fresh from its model file would tag it."""
+    def runs(self, analysed: list[str]) -> list[list[str]]:
+        """`analysed` cut after each sentence that changes the tagger's state: each run
+        tagged by a tagger fresh from its model file tags every sentence as if alone."""
         probe = _run([self.probe], analysed, merge_errors=True)
-        self.processes += 1
-        # A run ends at each sentence that changes the tagger's state.
         ends = [i + 1 for i, out in enumerate(probe) if NEW_CLASS in out]
-        if ends and ends[-1] == len(analysed):
-            ends.pop()
-        out: list[str] = []
-        for start, stop in zip([0, *ends], [*ends, len(analysed)], strict=True):
-            out += _run([self.tagger], analysed[start:stop])
-            self.processes += 1
-        return out
+        bounds = zip([0, *ends], [*ends, len(analysed)], strict=True)
+        return [analysed[a:b] for a, b in bounds if b > a]
 
 
 def _run(commands: list[list[str]], segments: list[str], merge_errors: bool = False) -> list[str]:
