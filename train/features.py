@@ -11,6 +11,7 @@ L2-normalised on its own, as a FeatureUnion of two TfidfVectorizers would be.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +24,11 @@ _MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier for polynomial ha
 _SEP = 0x1  # document separator code point (never in normalised text)
 _SPACE = 0x20
 _TOKEN_HASHES: dict[str, int] = {}  # token -> hash; tokens are few, texts are many
+# The sorted n-grams of recent `transform` inputs, by content: an ablation's cells each fit
+# a model and transform the same eval texts with it, and the n-grams do not depend on the fit.
+_EVAL_GRAMS: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+_EVAL_GRAMS_KEPT = 4
+_EVAL_GRAMS_MAX = 4_000_000  # n-grams: larger inputs are not kept (about 24 bytes each)
 
 
 def _token_hash(token: str) -> int:
@@ -135,8 +141,27 @@ class HashedTfidf:
 
     def transform(self, texts: Sequence[str]):
         assert self.vocabulary_ is not None
+        docs, hashes, order = self._sorted_grams(texts)
+        return self._weight(_counts(docs, hashes, len(texts), self.vocabulary_, order=order))
+
+    def _sorted_grams(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(document, hash, hash order) of every n-gram, kept for the last few inputs."""
+        digest = xxhash.xxh3_128()
+        for text in texts:
+            digest.update(text.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x00")
+        key = (self.kind, self.ngrams, len(texts), digest.intdigest())
+        got = _EVAL_GRAMS.get(key)
+        if got is not None:
+            _EVAL_GRAMS.move_to_end(key)
+            return got
         docs, hashes = self._grams(texts)
-        return self._weight(_counts(docs, hashes, len(texts), self.vocabulary_))
+        got = (docs, hashes, np.argsort(hashes))
+        if len(hashes) <= _EVAL_GRAMS_MAX:
+            _EVAL_GRAMS[key] = got
+            while len(_EVAL_GRAMS) > _EVAL_GRAMS_KEPT:
+                _EVAL_GRAMS.popitem(last=False)
+        return got
 
     def _weight(self, counts):
         from scipy import sparse
@@ -157,15 +182,17 @@ def _counts(
     n_docs: int,
     vocab: np.ndarray,
     col: np.ndarray | None = None,
+    order: np.ndarray | None = None,
 ):
-    """Term counts (n_docs, len(vocab)); grams outside the vocabulary are ignored."""
+    """Term counts (n_docs, len(vocab)); grams outside the vocabulary are ignored. `order`
+    is `np.argsort(hashes)` where the caller has it."""
     from scipy import sparse
 
     if len(vocab) == 0:
         return sparse.csr_matrix((n_docs, 0), dtype=np.float32)
     if col is None:
         # Searching sorted needles is cache-friendly: twice as fast as random order.
-        order = np.argsort(hashes)
+        order = np.argsort(hashes) if order is None else order
         col = np.empty(len(hashes), dtype=np.int64)
         col[order] = np.searchsorted(vocab, hashes[order])
         col = np.minimum(col, len(vocab) - 1)

@@ -47,3 +47,22 @@ def test_blocks_are_normalised_separately():
     m = x.fit_transform(TEXTS[:3])
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     np.testing.assert_allclose(norms, np.sqrt(2), rtol=1e-5)
+
+
+def test_eval_texts_transformed_by_another_fit_reuse_their_ngrams_with_the_same_result():
+    from assay.train import features
+
+    features._EVAL_GRAMS.clear()
+    first, second = HashedTfidf("char", (2, 4)), HashedTfidf("char", (2, 4))
+    first.fit_transform(TEXTS[:3])
+    second.fit_transform(TEXTS[1:4])
+    a = first.transform(TEXTS).toarray()
+    assert len(features._EVAL_GRAMS) == 1
+    b = second.transform(TEXTS).toarray()  # the same texts: their n-grams come back
+    assert len(features._EVAL_GRAMS) == 1
+    features._EVAL_GRAMS.clear()
+    np.testing.assert_array_equal(b, second.transform(TEXTS).toarray())
+    # Another text list (one text changed) is not mistaken for the first.
+    changed = [*TEXTS[:-1], "b"]
+    np.testing.assert_array_equal(first.transform(changed)[:-1].toarray(), a[:-1])
+    assert not np.array_equal(first.transform(changed)[-1].toarray(), a[-1:])
