@@ -22,4 +22,4 @@ else
     fi
 fi
 .venv/bin/ruff check --quiet .
-exec .venv/bin/python -m pytest -n "${ASSAY_TEST_WORKERS:-auto}" --maxprocesses 4 --dist loadfile "$@"
+exec .venv/bin/python -m pytest -n "${ASSAY_TEST_WORKERS:-auto}" --maxprocesses 4 --dist loadfile --durations=15 "$@"
