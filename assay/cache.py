@@ -156,15 +156,29 @@ def _module_source(name: str) -> bytes:
         return b""
 
 
+# (module, hash of its source) -> every module it imports: each source is parsed once per
+# process, not once per step class whose code reaches it.
+_IMPORTS: dict[tuple[str, int], frozenset[str]] = {}
+
+
 def _imported_modules(name: str, roots: set[str]) -> set[str]:
     """Modules under `roots` that module `name` imports, as written in its source."""
     source = _module_source(name)
     if not source:
         return set()
+    key = (name, xxhash.xxh3_64_intdigest(source))
+    found = _IMPORTS.get(key)
+    if found is None:
+        found = _IMPORTS[key] = _imports_in(name, source)
+    return {m for m in found if m.split(".")[0] in roots and _module_file(m) is not None}
+
+
+def _imports_in(name: str, source: bytes) -> frozenset[str]:
+    """Every module the source of module `name` names in an import statement."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return set()
+        return frozenset()
     module = sys.modules.get(name)
     package = getattr(module, "__package__", None) or name.rpartition(".")[0]
     found: set[str] = set()
@@ -180,7 +194,7 @@ def _imported_modules(name: str, roots: set[str]) -> set[str]:
             found.add(base)
             # `from pkg import module` names a module; `from module import name` does not
             found.update(f"{base}.{alias.name}" for alias in node.names)
-    return {m for m in found if m.split(".")[0] in roots and _module_file(m) is not None}
+    return frozenset(found)
 
 
 # -- the store --------------------------------------------------------------------------------
