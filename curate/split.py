@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from assay import corpus as corpus_mod
 from assay.context import RunContext
+from assay.engine import Engine
+from assay.engine_steps import run_engine
 from assay.registry import register
 from assay.step import Changes, Edit, StepConfig
 
@@ -55,7 +60,9 @@ class SplitStep(Edit):
         if cfg.clusters != "none":
             frame = frame.with_columns(group=cluster_units(frame, cfg.clusters, ctx, by_group))
             by_group = True
-        assigned = assign_splits(frame, cfg.dev, cfg.test, ctx, cfg.stratify, by_group)
+        assigned = assign_splits(
+            frame, cfg.dev, cfg.test, ctx, cfg.stratify, by_group, run_engine(ctx)
+        )
         changed = corpus["split"].ne_missing(assigned)
         counts = assigned.value_counts().sort("split")
         summary = {"splits": dict(counts.iter_rows()), "assigned": int(changed.sum())}
@@ -95,45 +102,71 @@ def assign_splits(
     ctx: RunContext,
     stratify: bool = True,
     by_group: bool = True,
+    engine: Engine | None = None,
 ) -> pl.Series:
-    """The split of every row: given splits kept, the rest assigned by seeded, stratified units."""
+    """The split of every row: given splits kept, the rest assigned by seeded, stratified units.
+
+    In three stages: each unit (group, or row) summarised from its own rows; one seeded draw
+    over the units still to assign (the only global decision: a unit's place in its
+    stratum); each row given its unit's split. With an `engine`, the first and the last run
+    on it, in a shuffle by unit; the assignment is the same as in-process.
+    """
     label = pl.col("label").list.first() if corpus_mod.is_multilabel(corpus) else pl.col("label")
     unit = pl.coalesce(pl.col("group"), pl.col("id")) if by_group else pl.col("id")
     rows = corpus.select(
-        pl.col("id"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
         pl.col("split"),
         label.alias("_label"),
         unit.alias("_unit"),
     )
-    # Unsplit rows of a group that already has a split follow it (its most common one).
+    units = _by_unit(engine, rows, unit_summary)
+    drawn = _draw(units.filter(pl.col("size") > 0), dev, test, ctx, stratify)
+    decisions = pl.concat(
+        [units.filter(pl.col("size") == 0).select("_unit", "_group_split"), drawn],
+        how="diagonal",
+    )
+    if engine is None:
+        return assign_rows(rows, decisions)["split"]
+    both = pl.concat([rows, decisions], how="diagonal")
+    return _by_unit(engine, both, unit_splits).sort("_row")["split"]
+
+
+def unit_summary(rows: pl.DataFrame) -> pl.DataFrame:
+    """The units of `rows` (which hold every row of their units) that need a decision: one
+    with split rows gets the split they mostly have (`_group_split`, ties to the first name;
+    `size` 0), one with rows still to assign their count (`size`) and most common label."""
     known = (
         rows.filter(pl.col("split").is_not_null())
         .group_by("_unit", "split")
         .len()
         .sort(["_unit", "len", "split"], descending=[False, True, False])
         .unique("_unit", keep="first", maintain_order=True)
-        .select("_unit", pl.col("split").alias("_group_split"))
+        .select("_unit", pl.col("split").alias("_group_split"), pl.lit(0, pl.Int64).alias("size"))
     )
-    rows = rows.join(known, on="_unit", how="left", maintain_order="left")
-    rows = rows.with_columns(
-        split=pl.coalesce(
-            pl.col("split"),
-            pl.when(pl.col("_label").is_null()).then(pl.lit("unlabeled")),
-            pl.col("_group_split"),
+    # Unsplit rows of a unit that already has a split follow it; unlabelled rows go to
+    # `unlabeled`: the rest are to assign.
+    todo = (
+        rows.filter(pl.col("split").is_null() & pl.col("_label").is_not_null())
+        .join(known, on="_unit", how="anti")
+        .group_by("_unit")
+        .agg(
+            pl.len().cast(pl.Int64).alias("size"),
+            pl.col("_label").mode().sort().first().alias("_label"),
         )
     )
-    todo = rows.filter(pl.col("split").is_null())
-    if todo.height == 0:
-        return rows["split"]
-    units = (
-        todo.group_by("_unit")
-        .agg(pl.len().alias("size"), pl.col("_label").mode().sort().first().alias("_label"))
-        .sort("_unit")
-    )
-    key = ctx.rng("split").random(units.height)
+    return pl.concat([known, todo], how="diagonal")
+
+
+def _draw(
+    todo: pl.DataFrame, dev: float, test: float, ctx: RunContext, stratify: bool
+) -> pl.DataFrame:
+    """Each unit to assign (`_unit`, `size`, `_label`) with its split (`_split`): units in a
+    seeded random order per stratum, cut at the test and dev shares of its rows."""
+    todo = todo.sort("_unit")
+    key = ctx.rng("split").random(todo.height)
     stratum = pl.col("_label") if stratify else pl.lit("")
-    units = (
-        units.with_columns(_key=pl.Series(key), _stratum=stratum)
+    return (
+        todo.with_columns(_key=pl.Series(key), _stratum=stratum)
         .sort(["_stratum", "_key"])
         .with_columns(
             _pos=(pl.col("size").cum_sum() - pl.col("size") / 2).over("_stratum")
@@ -148,5 +181,42 @@ def assign_splits(
         )
         .select("_unit", "_split")
     )
-    rows = rows.join(units, on="_unit", how="left", maintain_order="left")
-    return rows.select(pl.coalesce("split", "_split").alias("split"))["split"]
+
+
+def unit_splits(both: pl.DataFrame) -> pl.DataFrame:
+    """`_row` and `split` of the rows in `both` (rows, with a `_row`, and the decisions of
+    their units, without)."""
+    rows = both.filter(pl.col("_row").is_not_null()).select("_row", "split", "_label", "_unit")
+    decisions = both.filter(pl.col("_row").is_null()).select("_unit", "_group_split", "_split")
+    return assign_rows(rows, decisions)
+
+
+def assign_rows(rows: pl.DataFrame, decisions: pl.DataFrame) -> pl.DataFrame:
+    """`_row` and `split` of each row, in the order of `rows`: its given split, else
+    `unlabeled`, else its unit's."""
+    return rows.join(decisions, on="_unit", how="left", maintain_order="left").select(
+        "_row",
+        pl.coalesce(
+            pl.col("split"),
+            pl.when(pl.col("_label").is_null()).then(pl.lit("unlabeled")),
+            pl.col("_group_split"),
+            pl.col("_split"),
+        ).alias("split"),
+    )
+
+
+def _by_unit(
+    engine: Engine | None, frame: pl.DataFrame, fn: Callable[[pl.DataFrame], pl.DataFrame]
+) -> pl.DataFrame:
+    """`fn` over `frame`, whole in-process, or on the engine in partitions of whole units."""
+    if engine is None:
+        return fn(frame)
+    out = pl.from_arrow(engine.shuffle_map(frame.to_arrow(), "_unit", partial(_on_arrow, fn)))
+    assert isinstance(out, pl.DataFrame)
+    return out
+
+
+def _on_arrow(fn: Callable[[pl.DataFrame], pl.DataFrame], table: pa.Table) -> pa.Table:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return fn(frame).to_arrow()

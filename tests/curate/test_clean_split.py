@@ -93,6 +93,35 @@ def test_split_keeps_existing_and_puts_unlabelled_aside():
     }
 
 
+def test_split_on_partitions_of_whole_units_assigns_what_the_whole_corpus_does(actors_engine):
+    from assay.curate.split import assign_splits
+
+    rng = np.random.default_rng(7)
+    n = 300
+    c = from_records(
+        [f"text {i}" for i in range(n)],
+        rng.choice(["a", "b", "c", None], n, p=[0.5, 0.3, 0.15, 0.05]).tolist(),
+        ids=[f"r{i}" for i in range(n)],
+        split=rng.choice(["train", "dev", "test", None, None, None, None], n).tolist(),
+        group=[f"g{x}" if x < 40 else None for x in rng.integers(0, 80, n)],
+    )
+    for stratify in (True, False):
+        for by_group in (True, False):
+            here = assign_splits(c, 0.1, 0.2, RunContext(seed=5), stratify, by_group)
+            there = assign_splits(
+                c, 0.1, 0.2, RunContext(seed=5), stratify, by_group, actors_engine
+            )
+            assert here.to_list() == there.to_list()
+    # Per setting, the summaries and the assignments each went through a shuffle by unit.
+    assert actors_engine.shuffles == ["_unit"] * 8
+    # Given splits were kept on the engine too.
+    out = c.with_columns(new=there)
+    assert out.filter(pl.col("split").is_not_null())["new"].equals(
+        out.filter(pl.col("split").is_not_null())["split"], check_names=False
+    )
+    assert set(out["new"].to_list()) <= {"train", "dev", "test", "unlabeled"}
+
+
 def test_split_is_an_edit_whose_assignments_are_in_the_lineage():
     c = from_records(
         ["a", "b", "c"], ["x", None, "y"], ids=["1", "2", "3"], split=["test", None, None]
