@@ -10,6 +10,7 @@ Holm-adjusted together; verdicts read the adjusted p, the raw p is kept beside i
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,15 @@ import polars as pl
 from assay.train.bootstrap import PairedComparison, paired_bootstrap
 
 STEP_RATIO_WARNING = 2.0
+
+
+def comparison_rng(base: int, *names: str) -> np.random.Generator:
+    """The resampling stream of one comparison, keyed by the arms it compares: an arm's
+    interval does not depend on which arms were compared before it, so it survives a
+    rerun with arms added, removed or reordered."""
+    keys = [int.from_bytes(hashlib.blake2b(n.encode(), digest_size=8).digest(), "little")
+            for n in names]  # fmt: skip
+    return np.random.default_rng(np.random.SeedSequence([base, *keys]))
 
 
 @dataclasses.dataclass
@@ -46,6 +56,7 @@ def compare_arms(
     """One row per arm (the first arm is the baseline) and the warnings they raise."""
     by_name = {a.name: a for a in arms}
     baseline = arms[0]
+    base = int(rng.integers(2**63))
 
     def compare(a: ArmRuns, b: ArmRuns) -> PairedComparison:
         return paired_bootstrap(
@@ -54,7 +65,7 @@ def compare_arms(
             b.predictions,
             k,
             metric,
-            rng=rng,
+            rng=comparison_rng(base, a.name, b.name),
             n_resamples=n_resamples,
             confidence=1 - alpha,
             n_permutations=n_permutations,
@@ -114,6 +125,7 @@ def subset_fields(
     """Each arm's score and delta against the baseline on the examples `keep` selects (the
     clean subset of a leaked eval split), with their CIs; one dict per arm, in order."""
     baseline = [p[keep] for p in arms[0].predictions]
+    base = int(rng.integers(2**63))
     out = []
     for arm in arms:
         cmp = paired_bootstrap(
@@ -122,7 +134,7 @@ def subset_fields(
             baseline,
             k,
             metric,
-            rng=rng,
+            rng=comparison_rng(base, arm.name, arms[0].name),
             n_resamples=n_resamples,
             confidence=1 - alpha,
             n_permutations=0,

@@ -43,6 +43,33 @@ def test_variant_no_better_than_its_duplicate_control_says_so():
     assert variant["p_value"] >= variant["p_value_raw"]
 
 
+def test_an_arms_interval_does_not_depend_on_the_arms_compared_before_it():
+    rng = np.random.default_rng(3)
+    n, seeds = 800, 3
+    y = rng.integers(0, 2, n)
+    preds = {acc: [np.where(rng.random(n) < acc, y, 1 - y) for _ in range(seeds)]
+             for acc in (0.70, 0.74, 0.78)}  # fmt: skip
+    base = ArmRuns("baseline", "baseline", preds[0.70], _runs(seeds))
+    a = ArmRuns("+a", "variant", preds[0.74], _runs(seeds))
+    b = ArmRuns("+b", "variant", preds[0.78], _runs(seeds))
+
+    def rows(arms):
+        got, _ = compare_arms(arms, y, 2, metric="macro_f1", eval_split="test",
+                              rng=np.random.default_rng(11), n_resamples=200,
+                              n_permutations=200, alpha=0.05)  # fmt: skip
+        return {r["arm"]: r for r in got}
+
+    alone, after, before = rows([base, b]), rows([base, a, b]), rows([base, b, a])
+    for key in ("delta_low", "delta_high", "p_value_raw", "score_low", "score_high"):
+        assert alone["+b"][key] == after["+b"][key] == before["+b"][key], key
+    assert after["+a"]["delta_low"] == before["+a"]["delta_low"]
+    # Another run seed draws other resamples.
+    other, _ = compare_arms([base, b], y, 2, metric="macro_f1", eval_split="test",
+                            rng=np.random.default_rng(12), n_resamples=200,
+                            n_permutations=200, alpha=0.05)  # fmt: skip
+    assert other[1]["delta_low"] != alone["+b"]["delta_low"]
+
+
 def test_holm_turns_a_borderline_call_into_no_detectable_change():
     rows = [{"arm": f"v{i}", "delta": 0.01, "p_value_raw": p} for i, p in
             enumerate([0.03, 0.5, 0.6])]  # fmt: skip
