@@ -42,6 +42,11 @@ def pytest_xdist_make_scheduler(config, log):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    # Hand out files in collection order, where the slow ones come first (see
+    # pytest_collection_modifyitems), not by their count of tests: a minute-long file
+    # handed out last is a minute with one worker busy and the others idle.
+    config.option.loadscopereorder = False
+
     class SharedFixtureScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return _group_of(nodeid.split("::")[0])
@@ -49,16 +54,42 @@ def pytest_xdist_make_scheduler(config, log):
     return SharedFixtureScheduling(config, log)
 
 
+# Files (or groups) that took 20 s or more on 2 cores (`--durations`), longest first, those
+# that start Ray between those that do not: xdist workers take them before the rest.
+HEAVY_FIRST = (
+    "tests/recipes/test_engine_recipe.py",
+    "tests/recipes/test_study.py",
+    "quickstart",
+    "tests/recipes/test_engine_cluster.py",
+    "tests/augment/test_recipe.py",
+    "tests/recipes/test_device_check.py",
+    "tests/augment/test_generate.py",
+)
+
 # Tests that start a server, a Ray cluster or the whole quickstart are slow by what they use.
 SLOW_FIXTURES = ("ls_server", "quickstart_runs", "ray_cluster")
 
 
 def pytest_collection_modifyitems(config, items):
     """Mark `slow` every test that uses a fixture of SLOW_FIXTURES: the quick tier
-    (`-m "not slow"`) leaves them out without a mark on each."""
+    (`-m "not slow"`) leaves them out without a mark on each. On xdist workers, the files
+    (or groups of files) with the most slow tests come first."""
     for item in items:
         if any(f in getattr(item, "fixturenames", ()) for f in SLOW_FIXTURES):
             item.add_marker(pytest.mark.slow)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Every worker sorts alike, so their collections still match.
+        slow: dict[str, int] = {}
+        for item in items:
+            group = _group_of(item.nodeid.split("::")[0])
+            slow[group] = slow.get(group, 0) + (item.get_closest_marker("slow") is not None)
+
+        def first(item) -> tuple[int, int]:
+            group = _group_of(item.nodeid.split("::")[0])
+            heavy = HEAVY_FIRST.index(group) if group in HEAVY_FIRST else len(HEAVY_FIRST)
+            return heavy, -slow[group]
+
+        items.sort(key=first)
 
 
 @pytest.fixture(scope="session")
