@@ -205,3 +205,23 @@ def test_read_takes_a_table_in_memory_like_from_frame():
         expected = assay.from_frame(frame, text="review", label="y")
         assert corpus["id"].to_list() == expected["id"].to_list()
         assert corpus["text"].to_list() == ["a fine film", "a dull film"]  # the blank row left out
+
+
+def test_any_arrow_stream_producer_is_read_like_a_table():
+    import pyarrow.dataset as ds
+
+    frame = pl.DataFrame({"review": ["a fine film", "a dull film"], "y": ["pos", "neg"]})
+    arrow = frame.to_arrow()
+
+    class Producer:  # only the Arrow PyCapsule stream interface, as other libraries offer
+        def __arrow_c_stream__(self, requested_schema=None):
+            return arrow.__arrow_c_stream__(requested_schema)
+
+    expected = assay.from_frame(frame, text="review", label="y")
+    producers = {"dataset": ds.dataset(arrow), "capsule": Producer()}
+    datasets = pytest.importorskip("datasets")
+    producers["iterable"] = datasets.Dataset.from_polars(frame).to_iterable_dataset()
+    for name, given in producers.items():
+        corpus = assay.from_frame(given, text="review", label="y")
+        assert corpus["id"].to_list() == expected["id"].to_list(), name
+        assert corpus["label"].to_list() == ["pos", "neg"], name
