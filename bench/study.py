@@ -19,7 +19,7 @@ about 5-20 examples per label.
     .venv/bin/python bench/study.py [--datasets sst2 trec] [--seeds 5] [--encoder-seeds 3]
                                     [--no-encoder] [--smoke] [--json]
 
-`--smoke` is one seed at 100 rows on SST-2 with 200-sentence dev and test slices, an encoder pass
+`--smoke` is one seed at 100 rows on SST-2 with 100-sentence dev and test slices, an encoder pass
 of a few steps, and no LM paraphrase (loading the generator alone takes minutes on a busy
 CPU): it checks that the study runs, not what it finds.
 """
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         skip = ("+paraphrase",)
         args.datasets, args.seeds, args.encoder_seeds, args.encoder_steps = ["sst2"], 1, 1, 4
-        sizes, eval_rows = [100], 200
+        sizes, eval_rows = [100], 100
     encoder_size = sizes[0] if args.smoke else ENCODER_SIZE
 
     def skipped(size: int) -> tuple[str, ...]:
