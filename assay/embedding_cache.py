@@ -89,11 +89,15 @@ class EmbeddingCache:
             log.debug("loaded %d cached embeddings from %s", len(self._vectors), shards)
 
     def embed(
-        self, texts: Sequence[str], engine: Any = None, purpose: str | None = None
+        self,
+        texts: Sequence[str],
+        engine: Any = None,
+        purpose: str | None = None,
+        batch_size: int | None = None,
     ) -> np.ndarray:
         """(len(texts), dim) embeddings; texts not seen before are embedded in one batched
         call (on `engine`'s actor pool when one is given; `purpose` names the caller in a
-        missing-encoder error)."""
+        missing-encoder error; `batch_size` overrides the cache's)."""
         if not self._loaded:
             self._load()
         keys = [text_key(t) for t in texts]
@@ -105,7 +109,7 @@ class EmbeddingCache:
             fresh = embeddings.embed(
                 [by_key[k] for k in missing],
                 self.model,
-                batch_size=self.batch_size,
+                batch_size=batch_size or self.batch_size,
                 engine=engine,
                 purpose=purpose or self.purpose,
             )

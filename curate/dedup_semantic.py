@@ -24,17 +24,26 @@ log = logging.getLogger(__name__)
 Neighbours = Literal["exact", "blocked", "ann"]
 BLOCK = 2048
 MAX_BUCKET = 256  # larger SimHash buckets are linked as stars
+# Texts: above this many, vectors are not kept between steps (1.7 KB each at 384 dimensions).
+CACHED_UP_TO = 200_000
 
 
 def embed(
     texts: Sequence[str], model: str | None = None, batch_size: int = 64, engine: Any = None
 ) -> np.ndarray:
-    """Unit-length float32 embeddings of `texts` (n, dim); on an engine, in its actor pool."""
-    from assay import embeddings
+    """Unit-length float32 embeddings of `texts` (n, dim); on an engine, in its actor pool.
 
-    return embeddings.embed(
-        texts, model, batch_size=batch_size, engine=engine, purpose="semantic dedup"
-    )
+    Up to `CACHED_UP_TO` texts, each distinct text is embedded once per process
+    (`assay.embedding_cache.shared`): the semantic dedup and leakage steps of a run, which
+    read mostly the same texts, share their vectors."""
+    from assay import embedding_cache, embeddings
+
+    if not texts or len(texts) > CACHED_UP_TO:
+        return embeddings.embed(
+            texts, model, batch_size=batch_size, engine=engine, purpose="semantic dedup"
+        )
+    cache = embedding_cache.shared(model)
+    return cache.embed(texts, engine=engine, purpose="semantic dedup", batch_size=batch_size)
 
 
 def similar_pairs(

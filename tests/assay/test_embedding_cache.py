@@ -91,3 +91,20 @@ def test_embedding_cache_reads_the_earlier_single_file(tmp_path, calls):
     cache = EmbeddingCache(tmp_path)
     assert cache.embed(["old"]).tolist() == [[1.0, 1.0]]
     assert calls == []
+
+
+def test_the_semantic_steps_of_a_run_embed_each_text_once(calls, monkeypatch):
+    from assay.curate import dedup_semantic
+
+    embedding_cache.clear_shared()
+    try:
+        leakage = dedup_semantic.embed(["a plot", "a cast", "a plot"])
+        dedup = dedup_semantic.embed(["a cast", "a score"], batch_size=8)
+        assert calls == [["a plot", "a cast"], ["a score"]]
+        assert leakage[:, 0].tolist() == [6, 6, 6] and dedup[:, 0].tolist() == [6, 7]
+        # Past CACHED_UP_TO texts the vectors are not kept: every text is embedded.
+        monkeypatch.setattr(dedup_semantic, "CACHED_UP_TO", 2)
+        dedup_semantic.embed(["a plot", "a cast", "a score"])
+        assert calls[-1] == ["a plot", "a cast", "a score"]
+    finally:
+        embedding_cache.clear_shared()
