@@ -66,6 +66,11 @@ class EmbeddingCache:
     def __len__(self) -> int:
         return len(self._vectors)
 
+    def forget(self) -> None:
+        """Drop the vectors held in memory (files on disk stay and load again on use)."""
+        self._vectors.clear()
+        self._loaded = False
+
     def _shard_dir(self) -> Path | None:
         if self.dir is None:
             return None

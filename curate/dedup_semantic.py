@@ -33,9 +33,10 @@ def embed(
 ) -> np.ndarray:
     """Unit-length float32 embeddings of `texts` (n, dim); on an engine, in its actor pool.
 
-    Up to `CACHED_UP_TO` texts, each distinct text is embedded once per process
-    (`assay.embedding_cache.shared`): the semantic dedup and leakage steps of a run, which
-    read mostly the same texts, share their vectors."""
+    Each distinct text is embedded once per process (`assay.embedding_cache.shared`): the
+    semantic dedup and leakage steps of a run, which read mostly the same texts, share
+    their vectors. The cache holds at most `CACHED_UP_TO` of them: a call that would pass
+    it starts it afresh, and a larger call goes uncached."""
     from assay import embedding_cache, embeddings
 
     if not texts or len(texts) > CACHED_UP_TO:
@@ -43,6 +44,8 @@ def embed(
             texts, model, batch_size=batch_size, engine=engine, purpose="semantic dedup"
         )
     cache = embedding_cache.shared(model)
+    if len(cache) + len(texts) > CACHED_UP_TO:
+        cache.forget()
     return cache.embed(texts, engine=engine, purpose="semantic dedup", batch_size=batch_size)
 
 

@@ -102,9 +102,14 @@ def test_the_semantic_steps_of_a_run_embed_each_text_once(calls, monkeypatch):
         dedup = dedup_semantic.embed(["a cast", "a score"], batch_size=8)
         assert calls == [["a plot", "a cast"], ["a score"]]
         assert leakage[:, 0].tolist() == [6, 6, 6] and dedup[:, 0].tolist() == [6, 7]
-        # Past CACHED_UP_TO texts the vectors are not kept: every text is embedded.
-        monkeypatch.setattr(dedup_semantic, "CACHED_UP_TO", 2)
-        dedup_semantic.embed(["a plot", "a cast", "a score"])
-        assert calls[-1] == ["a plot", "a cast", "a score"]
+        # The cache holds at most CACHED_UP_TO vectors: a call past it starts it afresh,
+        # a larger call goes uncached.
+        monkeypatch.setattr(dedup_semantic, "CACHED_UP_TO", 4)
+        dedup_semantic.embed(["a plot", "the end"])
+        assert calls[-1] == ["a plot", "the end"]
+        assert len(embedding_cache.shared()) == 2
+        dedup_semantic.embed(["a plot", "a cast", "a score", "the end", "a shot"])
+        assert calls[-1] == ["a plot", "a cast", "a score", "the end", "a shot"]
+        assert len(embedding_cache.shared()) == 2
     finally:
         embedding_cache.clear_shared()
