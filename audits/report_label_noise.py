@@ -58,12 +58,13 @@ def _decision(gate: dict[str, Any]) -> str:
 
 
 def _held_out(gate: dict[str, Any]) -> str:
-    effect = gate.get("held_out_accuracy_effect")
+    effect = gate.get("held_out_effect")
     if not effect:
         return ""
     return (
         f" Held-out check: models trained with the change scored {100 * effect['estimate']:+.2f} "
-        f"points of accuracy ({100 * effect['low']:+.2f} to {100 * effect['high']:+.2f}) on rows "
+        "points of accuracy or macro-F1, the worse "
+        f"({100 * effect['low']:+.2f} to {100 * effect['high']:+.2f}) on rows "
         "that played no part in choosing it."
     )
 

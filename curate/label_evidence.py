@@ -196,8 +196,9 @@ class GateDecision:
     min_oof_accuracy: float
     accuracy_low: float
     errors_high: float
-    # The change's held-out accuracy effect, where it was measured; a negative estimate
-    # refuses the action (`reason` "held_out"), a low accuracy bound refuses it first.
+    # The change's held-out effect (the worse of accuracy and macro-F1), where it was
+    # measured; a negative estimate refuses the action (`reason` "held_out"), a low
+    # accuracy bound refuses it first.
     held_out: Interval | None = None
     reason: str | None = None
 
@@ -217,7 +218,7 @@ class GateDecision:
         if self.reason is not None:
             out["refused_on"] = self.reason
         if self.held_out is not None:
-            out["held_out_accuracy_effect"] = _rounded(self.held_out)
+            out["held_out_effect"] = _rounded(self.held_out)
         return out
 
 
@@ -273,7 +274,7 @@ def refusal_message(step: str, action: str, evidence: Evidence, decision: GateDe
         return (
             f"{step}: did not {verb} any row: with the rows it would {verb} "
             f"{'left out' if action == 'drop' else 'relabelled'}, models scored "
-            f"{100 * effect.estimate:+.2f} points of held-out accuracy (95% CI "
+            f"{100 * effect.estimate:+.2f} points of held-out accuracy or macro-F1, the worse (95% CI "
             f"{100 * effect.low:+.2f} to {100 * effect.high:+.2f}) against models trained "
             f"on the given labels, so its {decision.n_flagged:,} flags were kept as flags "
             "instead; review them (action: review), or force: true to act anyway"

@@ -240,7 +240,7 @@ class LabelNoiseEdit(Edit):
         ctx: RunContext,
         judge: str,
     ) -> Interval:
-        """The held-out accuracy effect of the change (`assay.curate.label_check`), the
+        """The held-out effect of the change (`assay.curate.label_check`), the
         rows of each fold's other folds flagged and capped by this step's own rule."""
         cfg = self.config
         rng = ctx.rng("held-out")
@@ -388,7 +388,7 @@ def _headline(
     effect = decision.held_out
     if effect is not None:
         check = (
-            f"held-out accuracy {100 * effect.estimate:+.2f} points "
+            f"held-out accuracy or macro-F1 (the worse) {100 * effect.estimate:+.2f} points "
             f"(95% CI {100 * effect.low:+.2f} to {100 * effect.high:+.2f})"
         )
         outcome = (

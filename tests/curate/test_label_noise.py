@@ -364,7 +364,7 @@ def test_a_drop_that_hurts_held_out_rows_is_refused_and_one_that_helps_is_made(s
     gate = clean.reports[0].summary["gate"]
     assert gate["oof_accuracy_low"] >= 0.6  # past the accuracy floor: the check decided
     assert gate["decision"] == "refused" and gate["refused_on"] == "held_out"
-    effect = gate["held_out_accuracy_effect"]
+    effect = gate["held_out_effect"]
     assert effect["low"] <= effect["estimate"] < 0
     assert clean.dropped.height == 0
     warned = [r.getMessage() for r in caplog.records if r.name == "assay.curate.label_noise"]
@@ -374,7 +374,7 @@ def test_a_drop_that_hurts_held_out_rows_is_refused_and_one_that_helps_is_made(s
     noisy = run(_draw(shared_data, "subj", 0.2), action="drop", model="fast")
     gate = noisy.reports[0].summary["gate"]
     assert gate["decision"] in ("acted", "capped") and "refused_on" not in gate
-    assert gate["held_out_accuracy_effect"]["estimate"] > 0
+    assert gate["held_out_effect"]["estimate"] > 0
     assert noisy.dropped.height == gate["n_acted"] > 0
 
 
@@ -390,7 +390,7 @@ def test_the_held_out_check_copes_with_a_label_rarer_than_the_folds():
         labels[i] = "a" if labels[i] == "b" else "b"
     res = run(from_records(texts, labels, split="train"), action="drop", model="fast")
     gate = res.reports[0].summary["gate"]
-    effect = gate["held_out_accuracy_effect"]
+    effect = gate["held_out_effect"]
     assert effect["low"] <= effect["estimate"] <= effect["high"]
     assert gate["decision"] in ("acted", "capped", "refused")
     assert res.dropped.height == gate["n_acted"]
