@@ -57,6 +57,7 @@ class StepReport:
     n_modified: int = 0
     n_rejected: int = 0
     seconds: float = 0.0
+    engine_seconds: float = 0.0  # of `seconds`, waiting on the Ray engine
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int | None = None
     cached: bool = False

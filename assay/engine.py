@@ -20,9 +20,11 @@ and is the optional extra `assay[ray]`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -36,6 +38,27 @@ TableFn = Callable[[pa.Table], pa.Table]
 ENGINES = ("local", "ray")
 MAX_PARTITION_ROWS = 2_000_000
 RAY_SETTINGS = ("address", "num_cpus", "gpus_per_actor", "batch_size", "actors")
+
+
+_waited = [0.0]
+
+
+def engine_seconds() -> float:
+    """Wall seconds this process has waited on the Ray engine so far: the difference
+    around a step is the part of the step that ran on the cluster (the rest ran here)."""
+    return _waited[0]
+
+
+def _timed(method: Callable[..., pa.Table]) -> Callable[..., pa.Table]:
+    @functools.wraps(method)
+    def timed(*args: Any, **kwargs: Any) -> pa.Table:
+        started = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _waited[0] += time.perf_counter() - started
+
+    return timed
 
 
 class Engine(Protocol):
@@ -144,6 +167,7 @@ class RayEngine:
             return like() if like is not None else pa.table({})
         return pa.concat_tables(tables, promote_options="default")
 
+    @_timed
     def map_batches(
         self,
         table: pa.Table,
@@ -178,6 +202,7 @@ class RayEngine:
     def _cpus(self, ray: Any) -> int:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
+    @_timed
     def shuffle_map(self, table: pa.Table, key: str, fn: TableFn) -> pa.Table:
         ray = self._ray()
         if table.num_rows == 0:

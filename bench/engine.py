@@ -169,6 +169,7 @@ def run_once(
     corpus = pl.read_parquet(Path(out) / "corpus.parquet")
     digest = corpus.sort("id").hash_rows(seed=1).sum()
     steps = {f"{s['index']}:{s['step']}": s["seconds"] for s in result.manifest["steps"]}
+    on_engine = {f"{s['index']}:{s['step']}": s["engine_seconds"] for s in result.manifest["steps"]}
     if engine == "ray":
         import ray
 
@@ -179,7 +180,9 @@ def run_once(
         "rows_out": corpus.height,
         "corpus_hash": int(digest),
         "steps": steps,
+        "engine_steps": on_engine,
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "corpus_mb": round(corpus.estimated_size() / 2**20, 1),
     }
 
 
@@ -229,13 +232,15 @@ def estimate(
     """Seconds per step at `nodes` x `node_cpus` CPUs for `scale` times the rows. A
     row-local step: its first task (loading) plus its batches in waves over the CPUs, plus
     the scheduling overhead measured here (its Ray time minus the same model at `cpus`
-    CPUs). Other steps run on the driver: as measured here, times `scale`."""
+    CPUs). Another step: the part of it the driver waited on the engine (its
+    `engine_seconds`) divided over the CPUs and times `scale` (fixed costs included, so
+    pessimistic), the rest on the driver, times `scale`."""
 
     def model(t: dict, n_cpus: int, times: float = 1.0) -> float:
         batches = max(1, round(t["batches"] * times))
         return t["first_task_s"] + -(-batches // n_cpus) * t["task_s_median"]
 
-    total = 0.0
+    total = driver = 0.0
     per_step = {}
     for key, ray_s in remote["steps"].items():
         task = tasks.get(key)
@@ -243,12 +248,17 @@ def estimate(
             overhead = max(0.0, ray_s - model(task, cpus))
             est = overhead + model(task, nodes * node_cpus, scale)
         else:
-            est = ray_s * scale
+            waited = min(ray_s, remote.get("engine_steps", {}).get(key, 0.0))
+            here = (ray_s - waited) * scale
+            est = here + waited * scale * cpus / (nodes * node_cpus)
+            driver += here
         per_step[key] = round(est, 2)
         total += est
     return {
         "steps": per_step,
         "seconds": round(total, 2),
+        "driver_seconds": round(driver, 2),
+        "driver_share": round(driver / total, 3) if total else None,
         "nodes": nodes,
         "node_cpus": node_cpus,
         "rows_scale": scale,
@@ -305,6 +315,10 @@ def main() -> None:
         )
         scale = args.estimate_rows / args.rows
         results["estimate"] = estimate(speed_r, tasks, args.cpus, args.nodes, args.node_cpus, scale)
+        targets.append(target("estimate_seconds", results["estimate"]["seconds"], 2500, "<="))
+        targets.append(
+            target("estimate_driver_share", results["estimate"]["driver_share"], 0.2, "<=")
+        )
         # the same model on this machine's CPUs, for the ratio
         here = estimate(speed_r, tasks, args.cpus, 1, args.cpus, scale)
         results["estimate_rows_here"] = here["seconds"]
@@ -312,6 +326,9 @@ def main() -> None:
     if "peak_rss_mb" in mem_l and "peak_rss_mb" in mem_r:
         results["driver_rss_ray_over_local"] = round(mem_r["peak_rss_mb"] / mem_l["peak_rss_mb"], 2)
         results["memory_same_corpus"] = mem_l["corpus_hash"] == mem_r["corpus_hash"]
+        for engine, got in (("local", mem_l), ("ray", mem_r)):
+            ratio = got["peak_rss_mb"] / got["corpus_mb"]
+            targets.append(target(f"driver_rss_over_corpus_{engine}", ratio, 1.2, "<="))
 
     report = {
         "bench": "engine",

@@ -27,6 +27,7 @@ from assay.cache import StepCache, step_key
 from assay.context import RunContext
 from assay.curate import io
 from assay.curate.streaming_read import dedup_while_reading
+from assay.engine import engine_seconds
 from assay.errors import RecipeError, StepError, redact_data, shorten
 from assay.hashing import frame_hash
 from assay.progress import Progress, SilentProgress
@@ -111,7 +112,7 @@ def run_steps(
         use_cache = cache is not None and step.cacheable
         result = cache.get(key) if use_cache else None
         if result is None:
-            started = time.perf_counter()
+            started, waited = time.perf_counter(), engine_seconds()
             result = step.apply(corpus, sctx)
             check_accounting(corpus, result)
             check_eval_protected(corpus, result, step, protect_eval)
@@ -120,6 +121,7 @@ def run_steps(
             except corpus_mod.SchemaError as exc:
                 raise StepError(f"step {step.name!r} produced an invalid corpus: {exc}") from None
             result.report.seconds = round(time.perf_counter() - started, 4)
+            result.report.engine_seconds = round(engine_seconds() - waited, 4)
             if use_cache:
                 _cache_put(cache, key, result)
             elif not step.cacheable:

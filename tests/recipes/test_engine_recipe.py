@@ -135,6 +135,11 @@ def test_every_offline_step_gives_the_same_run_on_ray_as_locally(tmp_path):
     assert remote.manifest["engine"] == "ray"
     ran = [s["step"] for s in remote.manifest["steps"]]
     assert len(ran) == len(recipe(lexicon, "local", lm)["steps"])
+    # the manifest says how much of each step ran on the cluster (none in-process)
+    waited = {s["step"]: s["engine_seconds"] for s in remote.manifest["steps"]}
+    assert all(0 <= s["engine_seconds"] <= s["seconds"] for s in remote.manifest["steps"])
+    assert waited["clean"] > 0 and waited["split"] > 0
+    assert all(s["engine_seconds"] == 0 for s in local.manifest["steps"])
     mine, theirs = _outputs(tmp_path / "local"), _outputs(tmp_path / "ray")
     assert sorted(mine) == sorted(theirs)
     assert any("dropped" in name for name in mine)
