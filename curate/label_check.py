@@ -8,9 +8,9 @@ fold's rows. The fold's out-of-fold probabilities of the step's own cross-fit ar
 model without the change. The check is the paired difference of held-out accuracy and of
 macro-F1 against the given labels, the worse of the two (per bootstrap resample too):
 uniform label noise lowers every model's score against noisy labels alike, so the better
-model on clean labels is the better one here too; macro-F1 catches a change that buys a
-little accuracy with a rare class (on 500 TREC questions, a drop the accuracy check let
-through lost 13.6 points of test macro-F1).
+model on clean labels is the better one here too; macro-F1 refuses a change that buys a
+little accuracy with a rare class. The check speaks for this step's models only: another
+model trained on the changed rows can fare otherwise (docs/label-noise.md).
 
 Nested, because the flags of the step's own cross-fit were chosen by models that saw every
 other fold: on 2,000 clean SST-2 rows, dropping those flags scored +0.8 points on the same

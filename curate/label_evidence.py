@@ -234,8 +234,8 @@ def gate(
     """What a `drop` or `relabel` may do on this evidence; `flag`/`review` pass untouched.
 
     Refused when the accuracy interval's lower bound is under `min_oof_accuracy`, or when
-    the change's measured `held_out` accuracy effect (`assay.curate.label_check`) is below
-    zero; otherwise at most floor(upper bound of the estimated error count) rows. `force`
+    the change's measured `held_out` effect (`assay.curate.label_check`: the worse of
+    accuracy and macro-F1) is below zero; otherwise at most floor(upper bound of the estimated error count) rows. `force`
     lets every flagged row through and is recorded as such."""
     low, high = evidence.accuracy.low, evidence.errors.high
     cap = min(n_flagged, int(np.floor(high + 1e-9)))
