@@ -43,9 +43,10 @@ from judges import DATA, write_dataset  # noqa: E402  (also registers planted_la
 GATED = ("drop, gated", "relabel, gated")
 
 
-def arms(judge: str) -> list[dict]:
-    """The label_noise arms, its out-of-fold model `judge` (fast, probe or auto)."""
-    step = {"model": judge}
+def arms(judge: str, check: str | None = None) -> list[dict]:
+    """The label_noise arms, its out-of-fold model `judge` (fast, probe or auto), the
+    gated arms' held-out check on `check` (default: the judge)."""
+    step = {"model": judge} | ({"check_model": check} if check else {})
     return [
         {"name": "drop, gated", "add": [{"label_noise": {**step, "action": "drop"}}]},
         {"name": "drop, no gate",
@@ -58,7 +59,13 @@ CLEAN = {"name": "clean labels", "remove": ["planted_label_flip"]}
 
 
 def ablation(
-    source: Path, rate: float, sizes: list[int], seeds: int, judge: str, out: Path
+    source: Path,
+    rate: float,
+    sizes: list[int],
+    seeds: int,
+    judge: str,
+    out: Path,
+    check: str | None = None,
 ) -> dict:
     from assay.recipes.ablation import run_ablation
     from assay.recipes.schema import load_recipe
@@ -70,7 +77,7 @@ def ablation(
         "steps": [{"planted_label_flip": {"fraction": rate}}] if rate else [],
         "ablation": {
             "model": "fast", "seeds": seeds, "train_rows": sizes, "metric": "macro_f1",
-            "bootstrap": 500, "variants": arms(judge) + ([CLEAN] if rate else []),
+            "bootstrap": 500, "variants": arms(judge, check) + ([CLEAN] if rate else []),
         },
     })  # fmt: skip
     started = time.perf_counter()
@@ -144,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=["fast", "probe", "auto"],
         help="label_noise's out-of-fold model (the ablation's judge stays fast)",
     )
+    ap.add_argument(
+        "--check-model",
+        default=None,
+        help="the model label_noise's held-out check trains (check_model; default: the judge)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "label-noise-small-n")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -154,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.datasets:
         source = write_dataset(name, args.out / "data")
         for rate in args.rates:
+            tag = args.judge + (f"-check-{args.check_model}" if args.check_model else "")
             res = ablation(source, rate, args.sizes, args.seeds, args.judge,
-                           args.out / f"{name}-{rate}-{args.judge}")  # fmt: skip
+                           args.out / f"{name}-{rate}-{tag}", args.check_model)  # fmt: skip
             res.update(dataset=name, rate=rate,
                        by_size=_by_size(res.pop("rows")))  # fmt: skip
             results.append(res)

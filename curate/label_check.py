@@ -46,6 +46,7 @@ def held_out_effect(
     folds: int,
     seed: int,
     rng: np.random.Generator,
+    check: tuple[Sequence[str], dict[str, dict[str, Any]] | None] | None = None,
 ) -> Interval:
     """The held-out effect of the change against the given labels: of accuracy and of
     macro-F1 (models trained with the change minus without it), the worse, with a paired
@@ -53,7 +54,10 @@ def held_out_effect(
 
     `rows` has `id`, `text`, `label` and `weight`; `before` is the step's out-of-fold
     probabilities of those rows in `classes` order, cross-fitted with `seed` (so the folds
-    here are its folds)."""
+    here are its folds). `models` choose the change (flag and cap) in each fold; `check`,
+    when given, is the (models, options) trained with the change instead, and `before`
+    is then theirs."""
+    trained, trained_options = check or (models, options)
     labels = rows["label"].to_list()
     fold_of = crossfit.stratified_folds(labels, folds, np.random.default_rng(seed))
     after = np.zeros_like(before)
@@ -83,7 +87,7 @@ def held_out_effect(
         )
         held = np.flatnonzero(fold_of == fold)
         texts = [rows["text"][int(i)] for i in held]
-        after[held] = _fit_and_score(train, texts, classes, models, options, seed)
+        after[held] = _fit_and_score(train, texts, classes, trained, trained_options, seed)
     y = np.array([classes.index(str(v)) for v in labels])
     return worse_effect(y, before.argmax(axis=1), after.argmax(axis=1), len(classes), rng)
 

@@ -120,6 +120,12 @@ class LabelNoiseEdit(Edit):
             description="drop/relabel every flagged row whatever the evidence (recorded in "
             "the summary's gate)",
         )
+        check_model: str | list[str] | None = Field(
+            None,
+            description="the model the held-out check trains with and without the change "
+            "(default: the model that judged the labels); name the model that will be "
+            "trained on the result, e.g. fast when the labels are judged by the probe",
+        )
 
         @field_validator("ranker")
         @classmethod
@@ -232,6 +238,13 @@ class LabelNoiseEdit(Edit):
             and label_evidence.allowed_rows(evidence, n_flagged, cfg.min_oof_accuracy) > 0
         )
 
+    def _check_name(self, judged_by: dict[str, Any]) -> str:
+        """The model the held-out check trained (`check_model`, or the labels' judge)."""
+        check = self.config.check_model
+        if check is None:
+            return judged_by["model"]
+        return check if isinstance(check, str) else "+".join(check)
+
     def _held_out(
         self,
         rows: pl.DataFrame,
@@ -257,17 +270,30 @@ class LabelNoiseEdit(Edit):
             new = pl.col("suggested") if cfg.action == "relabel" else pl.lit(None, pl.String)
             return acting.select("id", new.cast(pl.String).alias("label"))
 
+        def options(names: list[str]) -> dict[str, dict[str, Any]] | None:
+            return {k: v for k, v in cfg.model_options.items() if k in names} or None
+
         models = judge.split("+")
+        check = None
+        if cfg.check_model is not None:
+            names = [cfg.check_model] if isinstance(cfg.check_model, str) else cfg.check_model
+            if names != models:
+                # The check model's own out-of-fold probabilities (the same folds) are
+                # "without the change".
+                oof = self._cross_fit(rows, ctx, names)
+                _, proba, _ = label_errors.encoded(rows.select("id", "label"), oof, classes)
+                check = (names, options(names))
         return label_check.held_out_effect(
             rows.select("id", "text", "label", "weight"),
             proba,
             classes,
             select,
             models=models,
-            options={k: v for k, v in cfg.model_options.items() if k in models} or None,
+            options=options(models),
             folds=cfg.folds,
             seed=ctx.step_seed("crossfit"),
             rng=rng,
+            check=check,
         )
 
     def edit(self, corpus: pl.DataFrame, ctx: RunContext) -> Changes:
@@ -329,7 +355,10 @@ class LabelNoiseEdit(Edit):
             "ranker": cfg.ranker,
             "judged_by": judged_by,
             **evidence.to_summary(),
-            "gate": decision.to_summary(),
+            "gate": {
+                **decision.to_summary(),
+                **({"held_out_model": self._check_name(judged_by)} if held_out is not None else {}),
+            },
             "headline": _headline(self.name, cfg.action, evidence, decision, judged_by["model"]),
             "score_histogram": label_evidence.score_histogram(
                 found["score"].to_numpy(), found["is_issue"].to_numpy(), evidence.errors

@@ -394,3 +394,21 @@ def test_the_held_out_check_copes_with_a_label_rarer_than_the_folds():
     assert effect["low"] <= effect["estimate"] <= effect["high"]
     assert gate["decision"] in ("acted", "capped", "refused")
     assert res.dropped.height == gate["n_acted"]
+
+
+@pytest.mark.integration
+def test_the_held_out_check_trains_the_check_model_when_one_is_named():
+    # The labels judged by the fast model, the change checked on the probe: the check
+    # trains the probe with and without the change (its own out-of-fold scores "without").
+    corpus = noise_corpus()
+    params = {"action": "drop", "model": "fast", "min_oof_accuracy": 0.0}
+    plain = run(corpus, **params).reports[0].summary["gate"]
+    same = run(corpus, **params, check_model="fast").reports[0].summary
+    assert same["gate"] == plain and plain["held_out_model"] == "fast"
+    probe = run(corpus, **params, check_model="probe").reports[0].summary
+    gate = probe["gate"]
+    assert probe["judged_by"] == {"model": "fast"} and gate["n_flagged"] == plain["n_flagged"]
+    assert gate["held_out_model"] == "probe"
+    effect = gate["held_out_effect"]
+    assert effect["low"] <= effect["estimate"] <= effect["high"]
+    assert effect != plain["held_out_effect"]
