@@ -250,12 +250,17 @@ def counterfactual_report(
         else load_terms(terms)  # type: ignore[arg-type]
     )
     jobs: list[tuple[str, str, int, str]] = []  # (pair, group, text index, swapped text)
+    combined = combined_swapper(pairs)
+    # A text no pair's pattern matches is one the combined pattern does not match either:
+    # one search per text picks the few each pair's pattern is tried on.
+    candidates = [i for i, text in enumerate(texts) if combined.affects(text)]
     for name, group, swap in [
         *((p.name, p.group, pair_swapper(p)) for p in pairs),
-        (ALL_PAIRS, "all", combined_swapper(pairs)),
+        (ALL_PAIRS, "all", combined),
     ]:
-        for i, text in enumerate(texts):
-            if swap.affects(text):
+        for i in candidates:
+            text = texts[i]
+            if swap is combined or swap.affects(text):
                 swapped = swap(text)
                 if swapped != text:
                     jobs.append((name, group, i, swapped))
