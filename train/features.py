@@ -29,6 +29,14 @@ _TOKEN_HASHES: dict[str, int] = {}  # token -> hash; tokens are few, texts are m
 _EVAL_GRAMS: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
 _EVAL_GRAMS_KEPT = 4
 _EVAL_GRAMS_MAX = 4_000_000  # n-grams: larger inputs are not kept (about 24 bytes each)
+# Each text's n-gram hashes, by (kind, ngrams) and lowercased text: cross-fitting and the
+# checks built on it fit many models on overlapping subsets of the same rows, and a text's
+# n-grams do not depend on its neighbours. Bounded in n-grams (8 bytes each); inputs of
+# more texts than _TEXT_GRAMS_TEXTS skip it.
+_TEXT_GRAMS: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
+_TEXT_GRAMS_MAX = 6_000_000
+_TEXT_GRAMS_TEXTS = 50_000
+_text_grams_held = [0]
 
 
 def _token_hash(token: str) -> int:
@@ -117,9 +125,34 @@ class HashedTfidf:
         self.idf_: np.ndarray | None = None
 
     def _grams(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(document, hash) of every n-gram of `texts` (lowercased), each text's n-grams
+        together: a document's grams may come in any order (they are counted)."""
         texts = [t.lower() for t in texts]
         fn = word_ngrams if self.kind == "word" else char_ngrams
-        return fn(texts, *self.ngrams)
+        if len(texts) > _TEXT_GRAMS_TEXTS:
+            return fn(texts, *self.ngrams)
+        store = _TEXT_GRAMS.setdefault((self.kind, *self.ngrams), {})
+        missing = list(dict.fromkeys(t for t in texts if t not in store))
+        if missing:
+            docs, hashes = fn(missing, *self.ngrams)
+            if _text_grams_held[0] + len(hashes) > _TEXT_GRAMS_MAX:
+                # Full: start afresh, and keep this input's texts whole.
+                for kept in _TEXT_GRAMS.values():
+                    kept.clear()
+                _text_grams_held[0] = 0
+                missing = list(dict.fromkeys(texts))
+                docs, hashes = fn(missing, *self.ngrams)
+            order = np.argsort(docs, kind="stable")
+            bounds = np.searchsorted(docs[order], np.arange(len(missing) + 1))
+            by_doc = hashes[order]
+            for j, text in enumerate(missing):
+                store[text] = by_doc[bounds[j] : bounds[j + 1]]
+            _text_grams_held[0] += len(hashes)
+        parts = [store[t] for t in texts]
+        lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        docs = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+        hashes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+        return docs, hashes.astype(np.uint64, copy=False)
 
     def fit_transform(self, texts: Sequence[str]):
         docs, hashes = self._grams(texts)

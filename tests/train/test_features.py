@@ -66,3 +66,29 @@ def test_eval_texts_transformed_by_another_fit_reuse_their_ngrams_with_the_same_
     changed = [*TEXTS[:-1], "b"]
     np.testing.assert_array_equal(first.transform(changed)[:-1].toarray(), a[:-1])
     assert not np.array_equal(first.transform(changed)[-1].toarray(), a[-1:])
+
+
+@pytest.mark.parametrize("kind", ["word", "char"])
+def test_each_texts_ngrams_are_kept_and_give_the_same_features(kind, monkeypatch):
+    from assay.train import features
+
+    def fresh(texts):
+        features._TEXT_GRAMS.clear()
+        features._text_grams_held[0] = 0
+        return HashedTfidf(kind, (1, 3)).fit_transform(texts).toarray()
+
+    rng = np.random.default_rng(0)
+    words = ["good", "bad", "film", "plot", "very", "not", "!", "?", "ça", "a"]
+    texts = [" ".join(rng.choice(words, rng.integers(1, 9))) for _ in range(60)]
+    order = [int(i) for i in rng.permutation(60)[:40]]
+    expected = fresh([texts[i] for i in order])
+    HashedTfidf(kind, (1, 3)).fit_transform(texts)  # every text's n-grams now kept
+    assert features._text_grams_held[0] > 0
+    again = HashedTfidf(kind, (1, 3)).fit_transform([texts[i] for i in order]).toarray()
+    np.testing.assert_array_equal(again, expected)
+    # Full: the store starts afresh and the answer is still the same.
+    monkeypatch.setattr(features, "_TEXT_GRAMS_MAX", 50)
+    after = HashedTfidf(kind, (1, 3)).fit_transform([texts[i] for i in order] + ["new text"])
+    np.testing.assert_array_equal(
+        after.toarray()[:40], fresh([texts[i] for i in order] + ["new text"])[:40]
+    )
