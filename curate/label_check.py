@@ -116,11 +116,11 @@ def _effects(
     macro-F1 differences, after minus before."""
     yy = y[picks]
     accuracy = (after[picks] == yy).mean(axis=1) - (before[picks] == yy).mean(axis=1)
-    f1 = _macro_f1(yy, after[picks], k) - _macro_f1(yy, before[picks], k)
+    f1 = macro_f1_rows(yy, after[picks], k) - macro_f1_rows(yy, before[picks], k)
     return np.minimum(accuracy, f1)
 
 
-def _macro_f1(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+def macro_f1_rows(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
     """Macro-F1 of each row of (resamples, n) labels and predictions, over the classes
     present in that resample's labels or predictions (as scikit-learn averages)."""
     b = y.shape[0]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import f1_score
 
-from assay.curate.label_check import _macro_f1, worse_effect
+from assay.curate.label_check import macro_f1_rows, worse_effect
 
 
 def test_macro_f1_per_resample_matches_scikit_learn():
@@ -13,7 +13,7 @@ def test_macro_f1_per_resample_matches_scikit_learn():
         pred = np.where(rng.random((8, 40)) < 0.7, y, rng.integers(0, k, size=(8, 40)))
         pred[0] = 0  # one resample predicting a single class
         expected = [f1_score(y[i], pred[i], average="macro") for i in range(8)]
-        np.testing.assert_allclose(_macro_f1(y, pred, k), expected, atol=1e-12)
+        np.testing.assert_allclose(macro_f1_rows(y, pred, k), expected, atol=1e-12)
 
 
 def test_a_change_that_buys_accuracy_with_a_rare_class_has_a_negative_effect():
