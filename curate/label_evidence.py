@@ -235,8 +235,9 @@ def gate(
 
     Refused when the accuracy interval's lower bound is under `min_oof_accuracy`, or when
     the change's measured `held_out` effect (`assay.curate.label_check`: the worse of
-    accuracy and macro-F1) is below zero; otherwise at most floor(upper bound of the estimated error count) rows. `force`
-    lets every flagged row through and is recorded as such."""
+    accuracy and macro-F1) is below zero; otherwise at most floor(upper bound of the
+    estimated error count) rows. `force` lets every flagged row through and is recorded
+    as such."""
     low, high = evidence.accuracy.low, evidence.errors.high
     cap = min(n_flagged, int(np.floor(high + 1e-9)))
     decision: Decision
@@ -274,7 +275,8 @@ def refusal_message(step: str, action: str, evidence: Evidence, decision: GateDe
         return (
             f"{step}: did not {verb} any row: with the rows it would {verb} "
             f"{'left out' if action == 'drop' else 'relabelled'}, models scored "
-            f"{100 * effect.estimate:+.2f} points of held-out accuracy or macro-F1, the worse (95% CI "
+            f"{100 * effect.estimate:+.2f} points of held-out accuracy or macro-F1, the "
+            "worse (95% CI "
             f"{100 * effect.low:+.2f} to {100 * effect.high:+.2f}) against models trained "
             f"on the given labels, so its {decision.n_flagged:,} flags were kept as flags "
             "instead; review them (action: review), or force: true to act anyway"

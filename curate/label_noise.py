@@ -355,10 +355,8 @@ class LabelNoiseEdit(Edit):
             "ranker": cfg.ranker,
             "judged_by": judged_by,
             **evidence.to_summary(),
-            "gate": {
-                **decision.to_summary(),
-                **({"held_out_model": self._check_name(judged_by)} if held_out is not None else {}),
-            },
+            "gate": decision.to_summary()
+            | ({"held_out_model": self._check_name(judged_by)} if held_out is not None else {}),
             "headline": _headline(self.name, cfg.action, evidence, decision, judged_by["model"]),
             "score_histogram": label_evidence.score_histogram(
                 found["score"].to_numpy(), found["is_issue"].to_numpy(), evidence.errors
