@@ -126,22 +126,32 @@ def ngram_overlap(
             if hit.is_empty():
                 continue
             totals = ev.group_by("row").agg(total=pl.len())
+            # Runs of consecutive shared positions per (eval row, other row): sorted once,
+            # a run starts where the pair changes or a position is skipped (no window
+            # functions: millions of hits where sentences repeat across rows).
+            new_run = (
+                (pl.col("row") != pl.col("row").shift())
+                | (pl.col("o_row") != pl.col("o_row").shift())
+                | (pl.col("pos").diff() != 1)
+            ).fill_null(True)
             runs = (
-                hit.unique(["row", "o_row", "pos"])
+                hit.select("row", "o_row", "pos")
+                .unique()
                 .sort("row", "o_row", "pos")
-                .with_columns(
-                    run=(pl.col("pos").diff().over("row", "o_row").fill_null(0) != 1)
-                    .cum_sum()
-                    .over("row", "o_row")
+                .with_columns(run=new_run.cum_sum())
+                .group_by("run", maintain_order=True)
+                .agg(
+                    pl.col("row").first(),
+                    pl.col("o_row").first(),
+                    start=pl.col("pos").first(),
+                    length=pl.len(),
                 )
-                .group_by("row", "o_row", "run")
-                .agg(start=pl.col("pos").min(), length=pl.len())
-                .sort("row", "o_row", "length", "start", descending=[False, False, True, False])
             )
+            # matched words, and the longest run (the earliest of equal length)
             per_pair = runs.group_by("row", "o_row", maintain_order=True).agg(
                 matched=pl.col("length").sum(),
-                start=pl.col("start").first(),
-                length=pl.col("length").first(),
+                start=pl.col("start").sort_by("length", "start", descending=[True, False]).first(),
+                length=pl.col("length").max(),
             )
             found.append(per_pair.join(totals, on="row").with_columns(n=pl.lit(n)))
     if not found:
