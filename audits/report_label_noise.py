@@ -61,8 +61,10 @@ def _held_out(gate: dict[str, Any]) -> str:
     effect = gate.get("held_out_effect")
     if not effect:
         return ""
+    which = f" ({gate['held_out_model']})" if gate.get("held_out_model") else ""
     return (
-        f" Held-out check: models trained with the change scored {100 * effect['estimate']:+.2f} "
+        f" Held-out check: models{which} trained with the change scored "
+        f"{100 * effect['estimate']:+.2f} "
         "points of accuracy or macro-F1, the worse "
         f"({100 * effect['low']:+.2f} to {100 * effect['high']:+.2f}) on rows "
         "that played no part in choosing it."

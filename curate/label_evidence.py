@@ -201,6 +201,7 @@ class GateDecision:
     # accuracy bound refuses it first.
     held_out: Interval | None = None
     reason: str | None = None
+    held_out_model: str | None = None  # the model the held-out check trained
 
     @property
     def refused(self) -> bool:
@@ -219,6 +220,7 @@ class GateDecision:
             out["refused_on"] = self.reason
         if self.held_out is not None:
             out["held_out_effect"] = _rounded(self.held_out)
+            out["held_out_model"] = self.held_out_model
         return out
 
 
@@ -230,6 +232,7 @@ def gate(
     min_oof_accuracy: float,
     force: bool,
     held_out: Interval | None = None,
+    held_out_model: str | None = None,
 ) -> GateDecision:
     """What a `drop` or `relabel` may do on this evidence; `flag`/`review` pass untouched.
 
@@ -255,7 +258,7 @@ def gate(
     else:
         decision, allowed = "acted", n_flagged
     return GateDecision(decision, n_flagged, allowed, min_oof_accuracy, low, high, held_out,
-                        reason)  # fmt: skip
+                        reason, held_out_model)  # fmt: skip
 
 
 def allowed_rows(evidence: Evidence, n_flagged: int, min_oof_accuracy: float) -> int:
@@ -272,9 +275,10 @@ def refusal_message(step: str, action: str, evidence: Evidence, decision: GateDe
     verb = "drop" if action == "drop" else "relabel"
     if decision.reason == "held_out" and decision.held_out is not None:
         effect = decision.held_out
+        which = f" ({decision.held_out_model})" if decision.held_out_model else ""
         return (
             f"{step}: did not {verb} any row: with the rows it would {verb} "
-            f"{'left out' if action == 'drop' else 'relabelled'}, models scored "
+            f"{'left out' if action == 'drop' else 'relabelled'}, models{which} scored "
             f"{100 * effect.estimate:+.2f} points of held-out accuracy or macro-F1, the "
             "worse (95% CI "
             f"{100 * effect.low:+.2f} to {100 * effect.high:+.2f}) against models trained "

@@ -339,6 +339,7 @@ class LabelNoiseEdit(Edit):
             min_oof_accuracy=cfg.min_oof_accuracy,
             force=cfg.force,
             held_out=held_out,
+            held_out_model=self._check_name(judged_by) if held_out is not None else None,
         )
         given = rows.select("id", pl.col("label").alias("given"))
         top = (
@@ -355,8 +356,7 @@ class LabelNoiseEdit(Edit):
             "ranker": cfg.ranker,
             "judged_by": judged_by,
             **evidence.to_summary(),
-            "gate": decision.to_summary()
-            | ({"held_out_model": self._check_name(judged_by)} if held_out is not None else {}),
+            "gate": decision.to_summary(),
             "headline": _headline(self.name, cfg.action, evidence, decision, judged_by["model"]),
             "score_histogram": label_evidence.score_histogram(
                 found["score"].to_numpy(), found["is_issue"].to_numpy(), evidence.errors

@@ -370,6 +370,7 @@ def test_a_drop_that_hurts_held_out_rows_is_refused_and_one_that_helps_is_made(s
     warned = [r.getMessage() for r in caplog.records if r.name == "assay.curate.label_noise"]
     assert len(warned) == 1 and warned[0].startswith(
         "label_noise: did not drop any row: with the rows it would drop left out, models "
+        "(fast) scored "
     )
     noisy = run(_draw(shared_data, "subj", 0.2), action="drop", model="fast")
     gate = noisy.reports[0].summary["gate"]
