@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from assay.train import crossfit
-from assay.train.bootstrap import CONFIDENCE, Interval
+from assay.train.bootstrap import CONFIDENCE, Interval, example_weights, resampled_scores
 
 N_RESAMPLES = 1000
 # (rows of the other folds, their out-of-fold probabilities) -> the change the step would
@@ -98,38 +98,28 @@ def worse_effect(
     """min(accuracy effect, macro-F1 effect) of predictions `after` against `before` on
     labels `y` (class indices < k), with a percentile bootstrap interval over rows (the
     minimum taken in each resample)."""
-    everything = np.arange(len(y))[None, :]
-    estimate = float(_effects(y, before, after, k, everything)[0])
-    draws = []
-    for start in range(0, N_RESAMPLES, 100):
-        picks = rng.integers(0, len(y), size=(min(100, N_RESAMPLES - start), len(y)))
-        draws.append(_effects(y, before, after, k, picks))
+    estimate = float(_effects(y, before, after, k, np.ones((1, len(y))))[0])
+    draws = [
+        _effects(y, before, after, k, example_weights(rng, len(y), min(100, N_RESAMPLES - s)))
+        for s in range(0, N_RESAMPLES, 100)
+    ]
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(np.concatenate(draws), [tail, 100 - tail])
     return Interval(estimate, float(low), float(high))
 
 
 def _effects(
-    y: np.ndarray, before: np.ndarray, after: np.ndarray, k: int, picks: np.ndarray
+    y: np.ndarray, before: np.ndarray, after: np.ndarray, k: int, weights: np.ndarray
 ) -> np.ndarray:
-    """Per row of `picks` (a resample of row indices): the worse of the accuracy and
-    macro-F1 differences, after minus before."""
-    yy = y[picks]
-    accuracy = (after[picks] == yy).mean(axis=1) - (before[picks] == yy).mean(axis=1)
-    f1 = macro_f1_rows(yy, after[picks], k) - macro_f1_rows(yy, before[picks], k)
-    return np.minimum(accuracy, f1)
-
-
-def macro_f1_rows(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
-    """Macro-F1 of each row of (resamples, n) labels and predictions, over the classes
-    present in that resample's labels or predictions (as scikit-learn averages)."""
-    b = y.shape[0]
-    codes = (np.arange(b)[:, None] * k * k + y * k + pred).ravel()
-    confusion = np.bincount(codes, minlength=b * k * k).reshape(b, k, k)
-    tp = np.diagonal(confusion, axis1=1, axis2=2)
-    denom = confusion.sum(axis=2) + confusion.sum(axis=1)  # 2 tp + fp + fn
-    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
-    return f1.sum(axis=1) / np.maximum((denom > 0).sum(axis=1), 1)
+    """Per row of `weights` (a resample's row multiplicities): the worse of the accuracy
+    and macro-F1 differences, after minus before."""
+    return np.minimum(
+        *(
+            resampled_scores(y, after, k, weights, metric)
+            - resampled_scores(y, before, k, weights, metric)
+            for metric in ("accuracy", "macro_f1")
+        )
+    )
 
 
 def _fit_and_score(

@@ -92,7 +92,7 @@ def resampled_scores(
     return scores_from_multilabel(summed, subset)[metric]
 
 
-def _example_weights(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
+def example_weights(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
     """Multiplicities (b, n) of b resamples of n examples drawn with replacement."""
     picks = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
     return np.bincount(picks.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
@@ -126,7 +126,7 @@ def bootstrap_ci(
     scores = np.concatenate(
         [
             resampled_scores(
-                y_true, y_pred, k, _example_weights(rng, n, min(rows, n_resamples - s)), metric
+                y_true, y_pred, k, example_weights(rng, n, min(rows, n_resamples - s)), metric
             )
             for s in range(0, n_resamples, rows)
         ]
@@ -210,7 +210,7 @@ def paired_bootstrap(
     rows = _chunk_rows(n, chunk_elements)
     for start in range(0, n_resamples, rows):
         stop = min(start + rows, n_resamples)
-        ex_w = _example_weights(rng, n, stop - start)
+        ex_w = example_weights(rng, n, stop - start)
         var_res[start:stop] = per_seed(variant_preds, ex_w)
         base_res[start:stop] = per_seed(baseline_preds, ex_w)
 

@@ -3,17 +3,23 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import f1_score
 
-from assay.curate.label_check import macro_f1_rows, worse_effect
+from assay.curate.label_check import worse_effect
+from assay.train.bootstrap import resampled_scores
 
 
 def test_macro_f1_per_resample_matches_scikit_learn():
+    # The check's per-resample macro-F1 (row multiplicities) is scikit-learn's on the
+    # resampled rows, averaged over the classes present.
     rng = np.random.default_rng(0)
     for k in (2, 3, 6):
-        y = rng.integers(0, k, size=(8, 40))
-        pred = np.where(rng.random((8, 40)) < 0.7, y, rng.integers(0, k, size=(8, 40)))
-        pred[0] = 0  # one resample predicting a single class
-        expected = [f1_score(y[i], pred[i], average="macro") for i in range(8)]
-        np.testing.assert_allclose(macro_f1_rows(y, pred, k), expected, atol=1e-12)
+        y = rng.integers(0, k, size=40)
+        pred = np.where(rng.random(40) < 0.7, y, rng.integers(0, k, size=40))
+        picks = rng.integers(0, 40, size=(8, 40))
+        picks[0] = np.flatnonzero(y == y[0])[0]  # one resample of a single row (one class)
+        weights = np.stack([np.bincount(p, minlength=40) for p in picks]).astype(np.float64)
+        expected = [f1_score(y[p], pred[p], average="macro") for p in picks]
+        got = resampled_scores(y, pred, k, weights, "macro_f1")
+        np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
 def test_a_change_that_buys_accuracy_with_a_rare_class_has_a_negative_effect():
