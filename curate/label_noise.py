@@ -238,12 +238,12 @@ class LabelNoiseEdit(Edit):
             and label_evidence.allowed_rows(evidence, n_flagged, cfg.min_oof_accuracy) > 0
         )
 
-    def _check_name(self, judged_by: dict[str, Any]) -> str:
-        """The model the held-out check trained (`check_model`, or the labels' judge)."""
+    def _check_models(self, judge: str) -> list[str]:
+        """The models the held-out check trains: `check_model`, or the labels' judge."""
         check = self.config.check_model
         if check is None:
-            return judged_by["model"]
-        return check if isinstance(check, str) else "+".join(check)
+            return judge.split("+")
+        return [check] if isinstance(check, str) else list(check)
 
     def _held_out(
         self,
@@ -274,15 +274,14 @@ class LabelNoiseEdit(Edit):
             return {k: v for k, v in cfg.model_options.items() if k in names} or None
 
         models = judge.split("+")
+        names = self._check_models(judge)
         check = None
-        if cfg.check_model is not None:
-            names = [cfg.check_model] if isinstance(cfg.check_model, str) else cfg.check_model
-            if names != models:
-                # The check model's own out-of-fold probabilities (the same folds) are
-                # "without the change".
-                oof = self._cross_fit(rows, ctx, names)
-                _, proba, _ = label_errors.encoded(rows.select("id", "label"), oof, classes)
-                check = (names, options(names))
+        if names != models:
+            # The check model's own out-of-fold probabilities (the same folds) are
+            # "without the change".
+            oof = self._cross_fit(rows, ctx, names)
+            _, proba, _ = label_errors.encoded(rows.select("id", "label"), oof, classes)
+            check = (names, options(names))
         return label_check.held_out_effect(
             rows.select("id", "text", "label", "weight"),
             proba,
@@ -329,9 +328,10 @@ class LabelNoiseEdit(Edit):
         flagged = found.filter("is_issue").sort(["score", "id"])
         given_y, proba, _ = label_errors.encoded(rows.select("id", "label"), probs, classes)
         evidence = label_evidence.measure(given_y, proba, multilabel, rng=ctx.rng("evidence"))
-        held_out = None
+        held_out = held_out_model = None
         if self._checks(evidence, flagged.height, multilabel):
             held_out = self._held_out(rows, proba, classes, ctx, judged_by["model"])
+            held_out_model = "+".join(self._check_models(judged_by["model"]))
         decision = label_evidence.gate(
             cfg.action,
             evidence,
@@ -339,7 +339,7 @@ class LabelNoiseEdit(Edit):
             min_oof_accuracy=cfg.min_oof_accuracy,
             force=cfg.force,
             held_out=held_out,
-            held_out_model=self._check_name(judged_by) if held_out is not None else None,
+            held_out_model=held_out_model,
         )
         given = rows.select("id", pl.col("label").alias("given"))
         top = (
